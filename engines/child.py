@@ -1,0 +1,93 @@
+"""The traced child process: connects a recorder, arms the engines, then runs the program as __main__."""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import sys
+import threading
+import types
+
+from concurview.engines.events import CLOSE, RUN, WAIT
+from concurview.engines.recorder import ENV_CHANNEL, ENV_T0, LaneWriter, _get_ident, connect, error_event
+from concurview.engines.where import Where
+
+
+def _compile(args: argparse.Namespace):
+    path = os.path.abspath(args.path)
+    if args.scenario:
+        from concurview.scenarios import with_params
+
+        tree = with_params(path, json.loads(args.params or "{}"))
+        return path, compile(tree, path, "exec")
+    with open(path, "rb") as f:
+        return path, compile(f.read(), path, "exec")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="concurview-child")
+    ap.add_argument("--scenario", action="store_true", help="PATH is a scenario; apply --params")
+    ap.add_argument("--params", default="{}")
+    ap.add_argument("path")
+    ap.add_argument("args", nargs=argparse.REMAINDER)
+    args = ap.parse_args(argv)
+
+    rec = connect(os.environ[ENV_CHANNEL], int(os.environ[ENV_T0]))
+    path, code = _compile(args)
+    where = Where(os.path.dirname(path))
+
+    main_lane = rec.new_lane("main", threading.main_thread().name, tid=_get_ident())
+    rec.main_lane = main_lane
+    rec.bind_thread(main_lane)
+    rec.record(main_lane, RUN, "program starts", where.of_code(code))
+    rec.start_flusher()
+
+    from concurview.engines.asyncio_engine import AsyncioEngine
+
+    AsyncioEngine(rec, where).install()
+
+    stdout = LaneWriter(rec, "stdout")
+    stderr = LaneWriter(rec, "stderr", error=True)
+    sys.stdout, sys.stderr = stdout, stderr
+
+    def _last_flush() -> None:
+        # Registered before the program's own atexit hooks, so it runs after them.
+        stdout.flush()
+        stderr.flush()
+        rec.close()
+
+    atexit.register(_last_flush)
+
+    module = types.ModuleType("__main__")
+    module.__file__ = path
+    module.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    sys.modules["__main__"] = module
+    sys.argv = [path, *args.args]
+    sys.path[0] = os.path.dirname(path)
+
+    exit_code = 0
+    try:
+        exec(code, module.__dict__)
+    except SystemExit as e:
+        exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if e.code is not None and not isinstance(e.code, int):
+            print(e.code, file=sys.stderr)
+    except BaseException as e:  # noqa: BLE001 - the program's failure is an event, not our crash
+        e.__traceback__ = e.__traceback__.tb_next if e.__traceback__ else None  # drop our exec() frame
+        error_event(rec, rec.current_lane(), e, where.of_traceback(e.__traceback__))
+        exit_code = 1
+    stdout.flush()
+    stderr.flush()
+    if threading.active_count() > 1:
+        rec.record(main_lane, WAIT, "interpreter exit: joining non-daemon threads")
+        threading._shutdown()  # type: ignore[attr-defined]  # what Py_Finalize does next anyway
+        rec.record(main_lane, RUN, "threads joined")
+    rec.record(main_lane, CLOSE, f"exit code {exit_code}")
+    rec.flush()
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

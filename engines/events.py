@@ -1,0 +1,110 @@
+"""The event contract: lanes, events, trace header/footer and wire frames as msgspec Structs."""
+
+from __future__ import annotations
+
+import msgspec
+
+FORMAT_NAME = "concurview-trace"
+FORMAT_VERSION = 1
+
+# Lane kinds (design.md, "Event model").
+LANE_KINDS = (
+    "main", "thread", "process", "greenlet", "hub", "task",
+    "generator", "timer", "loop", "kernel", "peer",
+)
+
+# Event kinds in a fixed order: the wire and the store carry the index.
+EVENT_KINDS = ("open", "run", "wait", "ready", "log", "error", "close", "phase", "mark")
+KIND_CODE = {k: i for i, k in enumerate(EVENT_KINDS)}
+OPEN, RUN, WAIT, READY, LOG, ERROR, CLOSE, PHASE, MARK = range(len(EVENT_KINDS))
+
+# Lanes that take turns inside one OS thread: their scheduling domain is that
+# thread. Every other lane competes with the other threads of its process.
+COOPERATIVE_KINDS = frozenset({"greenlet", "hub", "task", "generator", "loop"})
+
+
+class Lane(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="type", tag="lane"):
+    """One row of the diagram: a thread, process, greenlet, task, ..."""
+
+    id: int
+    kind: str
+    name: str
+    parent: int | None = None
+    pid: int | None = None
+    tid: int | None = None
+
+
+class Event(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Something that happened to a lane at `t` (ns since trace start, monotonic clock)."""
+
+    seq: int
+    t: int
+    lane: int
+    kind: str
+    reason: str | None = None
+    where: str | None = None
+    cause: int | None = None
+    text: str | None = None
+
+
+class Header(msgspec.Struct, omit_defaults=True):
+    """First line of a trace file: what was run, where and when."""
+
+    format: str = FORMAT_NAME
+    version: int = FORMAT_VERSION
+    scenario: str | None = None
+    program: str | None = None
+    params: dict[str, object] = {}
+    python: str | None = None
+    platform: str | None = None
+    start_time: str | None = None  # ISO 8601 wall clock, for people; `t` is monotonic
+    source: str | None = None  # path of the program shown in the source pane
+
+
+class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer"):
+    """Last line of a trace file: how the run ended. Missing footer = incomplete trace."""
+
+    complete: bool = True
+    exit_code: int | None = None
+    reason: str | None = None  # "timeout after 5.0 s", "interrupted", "killed by SIGSEGV", ...
+    events: int = 0
+    lanes: int = 0
+    dropped: int = 0
+    duration: int = 0  # ns
+
+
+# --- wire -------------------------------------------------------------------
+# Child -> parent: a 4-byte little-endian length, then one msgpack Frame.
+# Lanes and events travel as arrays (field order below), about 25 bytes per
+# event. Lane ids on the wire are (pid << 24 | n): unique across every process
+# of a run without coordination; the runner renumbers them densely.
+
+WIRE_LANE_SHIFT = 24
+
+
+class WireLane(msgspec.Struct, array_like=True, frozen=True):
+    id: int
+    kind: str
+    name: str
+    parent: int | None = None
+    pid: int | None = None
+    tid: int | None = None
+
+
+class WireEvent(msgspec.Struct, array_like=True, frozen=True):
+    t: int
+    lane: int
+    kind: int  # index into EVENT_KINDS
+    reason: str | None = None
+    where: str | None = None
+    cause: int | None = None
+    text: str | None = None
+
+
+class Frame(msgspec.Struct, array_like=True):
+    """One batch from one process: its new lanes, then its events, then its drop counter."""
+
+    pid: int
+    lanes: list[WireLane] = []
+    events: list[WireEvent] = []
+    dropped: int = 0

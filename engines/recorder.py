@@ -1,0 +1,220 @@
+"""The child-side recorder: cheap record(), batched msgpack frames to the runner, per-lane stdout/stderr capture."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import socket
+import threading
+import time
+from collections import deque
+
+import msgspec
+
+from concurview.engines.events import ERROR, LOG, OPEN, WIRE_LANE_SHIFT, Frame
+
+# Captured at import, before any engine or gevent patches them: the recorder
+# must use real OS threads, real locks and real sleeps whatever the program does.
+_allocate_lock = _thread.allocate_lock
+_start_new_thread = _thread.start_new_thread
+_get_ident = _thread.get_ident
+_sleep = time.sleep
+_monotonic_ns = time.monotonic_ns
+_write = os.write
+_getpid = os.getpid
+
+BATCH_EVENTS = 256
+FLUSH_INTERVAL = 0.016
+DEFAULT_CAP = 1_000_000  # events pending in the child before new ones are dropped
+
+ENV_CHANNEL = "CONCURVIEW_CHANNEL"
+ENV_T0 = "CONCURVIEW_T0"
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+class Recorder:
+    """Collects lanes and events of one process and streams them to the runner.
+
+    `record()` is the hot path: one tuple appended to a deque. The thread that
+    fills a batch writes it (blocking: backpressure); threads arriving while a
+    write is under way keep appending, and past `cap` pending events new ones
+    are dropped and counted instead of blocking.
+    """
+
+    def __init__(self, fd: int, t0: int, cap: int = DEFAULT_CAP) -> None:
+        self.fd = fd
+        self.t0 = t0
+        self.cap = cap
+        self.pid = _getpid()
+        self.dropped = 0
+        self._base = self.pid << WIRE_LANE_SHIFT
+        self._n_lanes = 0
+        self._lanes: deque = deque()
+        self._events: deque = deque()
+        self._write_lock = _allocate_lock()
+        self._lane_lock = _allocate_lock()
+        self._closed = False
+        self._tls = threading.local()
+        self._thread_lanes: dict[int, int] = {}
+
+    # -- hot path ------------------------------------------------------------
+
+    def now(self) -> int:
+        return _monotonic_ns() - self.t0
+
+    def record(self, lane: int, kind: int, reason: str | None = None, where: str | None = None,
+               cause: int | None = None, text: str | None = None) -> None:
+        events = self._events
+        if len(events) >= BATCH_EVENTS:
+            if len(events) >= self.cap and self._write_lock.locked():
+                self.dropped += 1
+                return
+            self.flush(block=False)
+        events.append((_monotonic_ns() - self.t0, lane, kind, reason, where, cause, text))
+
+    # -- lanes ---------------------------------------------------------------
+
+    def new_lane(self, kind: str, name: str, parent: int | None = None,
+                 tid: int | None = None, cause: int | None = None, where: str | None = None) -> int:
+        """Allocate a lane, declare it and record its `open` event."""
+        with self._lane_lock:
+            lane = self._base | self._n_lanes
+            self._n_lanes += 1
+            self._lanes.append((lane, kind, name, parent, self.pid, tid))
+        self.record(lane, OPEN, where=where, cause=cause)
+        return lane
+
+    def current_lane(self) -> int:
+        """The lane now running on this OS thread (engines keep it up to date)."""
+        try:
+            return self._tls.lane
+        except AttributeError:
+            return self._thread_lanes.get(_get_ident(), self.main_lane)
+
+    def set_current(self, lane: int) -> int:
+        """Make `lane` current on this thread; returns the previous one to restore."""
+        prev = self.current_lane()
+        self._tls.lane = lane
+        return prev
+
+    def bind_thread(self, lane: int, ident: int | None = None) -> None:
+        self._thread_lanes[_get_ident() if ident is None else ident] = lane
+        self._tls.lane = lane
+
+    # -- transport -----------------------------------------------------------
+
+    def flush(self, block: bool = True) -> None:
+        lock = self._write_lock
+        if not lock.acquire(block):
+            return
+        try:
+            self._flush_locked()
+        finally:
+            lock.release()
+
+    def _flush_locked(self) -> None:
+        lanes, events = self._lanes, self._events
+        if not (lanes or events or self.dropped):
+            return
+        ll = [lanes.popleft() for _ in range(len(lanes))]
+        ee = [events.popleft() for _ in range(len(events))]
+        frame = _encoder.encode(Frame(self.pid, ll, ee, self.dropped))  # type: ignore[arg-type]
+        data = memoryview(len(frame).to_bytes(4, "little") + frame)
+        while data:
+            try:
+                n = _write(self.fd, data)
+            except InterruptedError:
+                continue
+            except OSError:
+                # The runner is gone (killed UI, closed pipe): stop talking, keep running.
+                self._closed = True
+                return
+            data = data[n:]
+
+    def start_flusher(self) -> None:
+        """Flush every ~16 ms from a real OS thread so a quiet program's events still arrive."""
+        def loop() -> None:
+            while not self._closed:
+                _sleep(FLUSH_INTERVAL)
+                if self._events or self._lanes:
+                    self.flush()
+        _start_new_thread(loop, ())
+
+    def close(self) -> None:
+        self.flush()
+        self._closed = True
+
+
+def connect(address: str, t0: int) -> Recorder:
+    """Open this process's own stream to the runner (every process gets one: frames never interleave)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(address)
+    fd = sock.detach()
+    os.set_blocking(fd, True)
+    return Recorder(fd, t0)
+
+
+class LaneWriter:
+    """A text stream that turns each printed line into a `log` event on the lane that printed it."""
+
+    def __init__(self, recorder: Recorder, name: str, error: bool = False) -> None:
+        self._rec = recorder
+        self._partial: dict[int, str] = {}
+        self._lock = _allocate_lock()
+        self.name = name
+        self.reason = name  # "stdout" / "stderr": the log event's reason
+        self.encoding = "utf-8"
+        self.errors = "replace"
+        self._error = error
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        rec = self._rec
+        lane = rec.current_lane()
+        with self._lock:
+            pending = self._partial.pop(lane, "") + s
+            *lines, rest = pending.split("\n")
+            if rest:
+                self._partial[lane] = rest
+        for line in lines:
+            rec.record(lane, LOG, self.reason, None, None, line)
+        return len(s)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        with self._lock:
+            partial, self._partial = self._partial, {}
+        for lane, rest in partial.items():
+            self._rec.record(lane, LOG, self.reason, None, None, rest)
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError("concurview captures this stream per lane; it has no file descriptor")
+
+    def readable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+
+def error_event(recorder: Recorder, lane: int, exc: BaseException, where: str | None) -> None:
+    import traceback
+
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    recorder.record(lane, ERROR, type(exc).__name__, where, None, text)
+

@@ -1,0 +1,299 @@
+"""The runner: starts a traced child in its own process group, merges every process's frames, kills cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import msgspec
+
+from concurview.engines.events import (
+    EVENT_KINDS, LOG, WIRE_LANE_SHIFT, Event, Footer, Frame, Header, Lane,
+)
+from concurview.engines.recorder import ENV_CHANNEL, ENV_T0
+
+_frame_dec = msgspec.msgpack.Decoder(Frame)
+_EXIT_GRACE = 1.0  # s the run's other processes get to finish once the program has exited
+
+
+@dataclass
+class Target:
+    """What to run: a scenario with parameters, or a user's program with arguments."""
+
+    path: str
+    scenario: str | None = None
+    params: dict[str, object] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+
+    def header(self) -> Header:
+        return Header(
+            scenario=self.scenario,
+            program=None if self.scenario else self.path,
+            params=dict(self.params),
+            python=platform.python_version(),
+            platform=platform.platform(),
+            start_time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            source=self.path,
+        )
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "concurview.engines.child"]
+        if self.scenario:
+            cmd += ["--scenario", "--params", json.dumps(self.params)]
+        return cmd + ["--", self.path, *self.args]
+
+
+@dataclass
+class Batch:
+    """What arrived since the last batch, renumbered for the merged trace."""
+
+    lanes: list[Lane]
+    events: list[Event]
+    dropped: int  # total dropped so far, all processes
+
+
+class Run:
+    """One traced run. Iterate it for batches; it ends when every process of the run is gone.
+
+    `stop()` may be called from another thread (the UI's stop key); the
+    iteration then drains what already arrived and ends with an incomplete footer.
+    """
+
+    def __init__(self, target: Target, timeout: float | None = None) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.header = target.header()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.exit_code: int | None = None
+        self.stop_reason: str | None = None
+        self.n_events = 0
+        self.n_lanes = 0
+        self.t_last = 0
+        self._lane_ids: dict[int, int] = {}
+        self._dropped: dict[int, int] = {}
+        self._stop_requested: str | None = None
+        self._t0 = 0
+        self._output_lane: int | None = None
+
+    # -- control ---------------------------------------------------------------
+
+    def stop(self, reason: str = "stopped") -> None:
+        self._stop_requested = reason
+
+    def _kill_group(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    # -- the loop --------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Batch]:
+        tmpdir = tempfile.mkdtemp(prefix="concurview-")
+        address = os.path.join(tmpdir, "channel")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(address)
+        listener.listen(64)
+        listener.setblocking(False)
+        sel = selectors.DefaultSelector()
+        sel.register(listener, selectors.EVENT_READ, "accept")
+        self._t0 = time.monotonic_ns()
+        env = dict(os.environ, **{ENV_CHANNEL: address, ENV_T0: str(self._t0), "PYTHONUNBUFFERED": "1"})
+        try:
+            self.proc = subprocess.Popen(
+                self.target.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True, env=env,
+            )
+            self._output_lane = self.proc.pid << WIRE_LANE_SHIFT  # the root process's main lane
+            assert self.proc.stdout is not None
+            os.set_blocking(self.proc.stdout.fileno(), False)
+            sel.register(self.proc.stdout, selectors.EVENT_READ, "output")
+            yield from self._loop(sel, listener)
+        finally:
+            self._kill_group()
+            if self.proc is not None:
+                self.proc.wait()
+            for key in list(sel.get_map().values()):
+                key.fileobj.close()  # type: ignore[union-attr]
+            sel.close()
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def _loop(self, sel: selectors.BaseSelector, listener: socket.socket) -> Iterator[Batch]:
+        assert self.proc is not None
+        bufs: dict[socket.socket, bytearray] = {}
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        exited_at: float | None = None
+        output = bytearray()
+        while True:
+            lanes: list[Lane] = []
+            events: list[Event] = []
+            for key, _ in sel.select(timeout=0.02):
+                what, obj = key.data, key.fileobj
+                if what == "accept":
+                    try:
+                        conn, _addr = listener.accept()
+                    except BlockingIOError:
+                        continue
+                    conn.setblocking(False)
+                    bufs[conn] = bytearray()
+                    sel.register(conn, selectors.EVENT_READ, "frames")
+                elif what == "frames":
+                    buf = bufs[obj]  # type: ignore[index]
+                    if not self._read_into(obj, buf):  # type: ignore[arg-type]
+                        sel.unregister(obj)
+                        obj.close()  # type: ignore[union-attr]
+                        del bufs[obj]  # type: ignore[arg-type]
+                    self._frames(buf, lanes, events)
+                else:
+                    chunk = self._read_output(obj)  # type: ignore[arg-type]
+                    if chunk is None:
+                        sel.unregister(obj)
+                    else:
+                        output += chunk
+                        self._output_lines(output, lanes, events, final=False)
+            now = time.monotonic()
+            if self.exit_code is None and self.proc.poll() is not None:
+                self.exit_code = self.proc.returncode
+                exited_at = now
+            reason = self._stop_requested
+            if reason is None and deadline is not None and now > deadline:
+                reason = f"timeout after {self.timeout:g} s"
+            if reason is not None and self.stop_reason is None:
+                self.stop_reason = reason
+                self._kill_group()
+            if lanes or events:
+                yield Batch(lanes, events, sum(self._dropped.values()))
+                continue
+            open_streams = len(sel.get_map()) - 1  # the listener stays registered
+            if self.exit_code is not None and open_streams == 0:
+                break
+            if exited_at is not None and now - exited_at > _EXIT_GRACE and self.stop_reason is None:
+                # The program is gone but something of its group still holds a stream: end it.
+                self._kill_group()
+                exited_at = now
+            if self.stop_reason is not None and self.exit_code is None:
+                self.proc.wait()
+        tail_lanes: list[Lane] = []
+        tail: list[Event] = []
+        self._output_lines(output, tail_lanes, tail, final=True)
+        if tail:
+            yield Batch(tail_lanes, tail, sum(self._dropped.values()))
+
+    @staticmethod
+    def _read_into(conn: socket.socket, buf: bytearray) -> bool:
+        try:
+            data = conn.recv(1 << 20)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        buf += data
+        return bool(data)
+
+    @staticmethod
+    def _read_output(pipe) -> bytes | None:
+        try:
+            data = os.read(pipe.fileno(), 1 << 16)
+        except BlockingIOError:
+            return b""
+        except OSError:
+            return None
+        return data or None
+
+    def _frames(self, buf: bytearray, lanes: list[Lane], events: list[Event]) -> None:
+        pos = 0
+        n = len(buf)
+        while n - pos >= 4:
+            size = int.from_bytes(buf[pos:pos + 4], "little")
+            if n - pos - 4 < size:
+                break
+            frame = _frame_dec.decode(memoryview(buf)[pos + 4:pos + 4 + size])
+            pos += 4 + size
+            self._merge(frame, lanes, events)
+        del buf[:pos]
+
+    def _merge(self, frame: Frame, lanes: list[Lane], events: list[Event]) -> None:
+        ids = self._lane_ids
+        for wl in frame.lanes:
+            dense = ids[wl.id] = len(ids)
+            parent = ids.get(wl.parent) if wl.parent is not None else None
+            lanes.append(Lane(dense, wl.kind, wl.name, parent, wl.pid, wl.tid))
+        self.n_lanes = len(ids)
+        self._dropped[frame.pid] = frame.dropped
+        seq = self.n_events
+        t_last = self.t_last
+        get = ids.get
+        for we in frame.events:
+            lane = get(we.lane)
+            if lane is None:
+                continue  # a lane we never heard of: nothing to draw it on
+            t = we.t
+            events.append(Event(
+                seq, t, lane, EVENT_KINDS[we.kind] if we.kind < len(EVENT_KINDS) else "unknown",
+                we.reason, we.where, None if we.cause is None else get(we.cause), we.text,
+            ))
+            seq += 1
+            if t > t_last:
+                t_last = t
+        self.n_events = seq
+        self.t_last = t_last
+
+    def _output_lines(self, output: bytearray, lanes: list[Lane], events: list[Event], final: bool) -> None:
+        """Bytes written straight to fd 1/2 (C code, crashes, subprocesses) become log lines on the main lane."""
+        assert self.proc is not None
+        lane = self._lane_ids.get(self._output_lane)  # type: ignore[arg-type]
+        if lane is None:
+            if not final:
+                return  # keep the bytes until the main lane is declared
+            if not output:
+                return
+            # The child died before declaring its main lane (bad interpreter, import error...).
+            lane = self._lane_ids[self._output_lane] = len(self._lane_ids)  # type: ignore[index]
+            lanes.append(Lane(lane, "process", "child", None, self.proc.pid, None))
+            events.append(Event(self.n_events, self.t_last, lane, "open"))
+            self.n_events += 1
+            self.n_lanes = len(self._lane_ids)
+        while output:
+            end = output.find(b"\n")
+            if end < 0:
+                if not final:
+                    return
+                end = len(output)
+            line = output[:end].decode("utf-8", "replace")
+            del output[:end + 1]
+            t = max(self.t_last, time.monotonic_ns() - self._t0)
+            events.append(Event(self.n_events, t, lane, EVENT_KINDS[LOG], "output", None, None, line))
+            self.n_events += 1
+            self.t_last = t
+
+    def footer(self) -> Footer:
+        code = self.exit_code
+        reason = self.stop_reason
+        if reason is None and code is not None and code < 0:
+            try:
+                reason = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                reason = f"killed by signal {-code}"
+        return Footer(
+            complete=reason is None,
+            exit_code=code,
+            reason=reason,
+            events=self.n_events,
+            lanes=self.n_lanes,
+            dropped=sum(self._dropped.values()),
+            duration=self.t_last,
+        )

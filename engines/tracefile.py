@@ -1,0 +1,193 @@
+"""Trace files: JSON Lines (optionally gzipped), written atomically, read in batches without executing anything."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from concurview.engines.events import FORMAT_NAME, Event, Footer, Header, Lane
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_LANE_TAG = b'"type":"lane"'
+_FOOTER_TAG = b'"type":"footer"'
+_BATCH = 8192
+
+
+class TraceFormatError(Exception):
+    """The file is not a readable concurview trace; the message is one line for the user."""
+
+
+_encoder = msgspec.json.Encoder()
+_header_dec = msgspec.json.Decoder(Header)
+_lane_dec = msgspec.json.Decoder(Lane)
+_footer_dec = msgspec.json.Decoder(Footer)
+_event_dec = msgspec.json.Decoder(Event)
+_events_dec = msgspec.json.Decoder(list[Event])
+
+
+class TraceWriter:
+    """Streams a trace to `path.partial`, renamed to `path` on close: readers never see a torn file."""
+
+    def __init__(self, path: str | os.PathLike[str], header: Header) -> None:
+        self.path = Path(path)
+        self._tmp = self.path.with_name(self.path.name + ".partial")
+        raw = open(self._tmp, "wb")
+        self._file: io.BufferedIOBase = (
+            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if self.path.suffix == ".gz" else raw
+        )
+        self._raw = raw
+        self._write(header)
+
+    def _write(self, obj: object) -> None:
+        self._file.write(_encoder.encode(obj) + b"\n")
+
+    def lanes(self, lanes: list[Lane]) -> None:
+        for lane in lanes:
+            self._write(lane)
+
+    def events(self, events: list[Event]) -> None:
+        if events:
+            self._file.write(b"\n".join(_encoder.encode(e) for e in events) + b"\n")
+
+    def close(self, footer: Footer | None) -> Path:
+        """Write the footer (None leaves the trace marked incomplete) and move the file into place."""
+        if footer is not None:
+            self._write(footer)
+        self._file.close()
+        if self._file is not self._raw:
+            self._raw.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+
+def _open_bytes(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise TraceFormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise TraceFormatError(f"{path}: is a directory, not a trace file") from None
+    except OSError as e:
+        raise TraceFormatError(f"{path}: cannot read: {e.strerror}") from None
+    if data[:2] == _GZIP_MAGIC:
+        # A truncated gzip stream still yields its intact prefix.
+        out = bytearray()
+        dec = gzip.GzipFile(fileobj=io.BytesIO(data))
+        try:
+            while chunk := dec.read(1 << 20):
+                out += chunk
+        except (EOFError, OSError, gzip.BadGzipFile, Exception):  # zlib.error has no common base
+            pass
+        data = bytes(out)
+    return data
+
+
+class TraceReader:
+    """Reads a trace file: `header`, then `batches()` of (lanes, events), then `footer`/`truncated`.
+
+    A file cut off mid-line loads its intact prefix and sets `truncated`; any
+    other damage raises TraceFormatError naming the line.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._data = _open_bytes(self.path)
+        self.footer: Footer | None = None
+        self.truncated = False
+        self._pos = self._read_header()
+
+    @property
+    def complete(self) -> bool:
+        return self.footer is not None and self.footer.complete and not self.truncated
+
+    def _read_header(self) -> int:
+        data = self._data
+        if not data.strip():
+            raise TraceFormatError(f"{self.path}: empty file, not a concurview trace")
+        end = data.find(b"\n")
+        line = data if end < 0 else data[:end]
+        try:
+            self.header = _header_dec.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise TraceFormatError(f"{self.path}: not a concurview trace (line 1: {_short(e)})") from None
+        if self.header.format != FORMAT_NAME:
+            raise TraceFormatError(f"{self.path}: not a concurview trace (format {self.header.format!r})")
+        if end < 0:
+            self.truncated = True
+            return len(data)
+        return end + 1
+
+    def batches(self, size: int = _BATCH) -> Iterator[tuple[list[Lane], list[Event]]]:
+        data, pos, lineno = self._data, self._pos, 1
+        n = len(data)
+        while pos < n:
+            lines: list[bytes] = []
+            lanes: list[Lane] = []
+            events: list[Event] = []
+            first_line = lineno + 1
+            while pos < n and len(lines) < size:
+                end = data.find(b"\n", pos)
+                if end < 0:
+                    # Last line without a newline: complete JSON is kept, a torn one is the cut.
+                    line = data[pos:]
+                    pos = n
+                else:
+                    line = data[pos:end]
+                    pos = end + 1
+                lineno += 1
+                if not line.strip():
+                    continue
+                if _LANE_TAG in line or _FOOTER_TAG in line:
+                    events.extend(self._decode_events(lines, first_line, end < 0 and pos >= n))
+                    lines = []
+                    if not self._decode_tagged(line, lineno, lanes, last=end < 0):
+                        break
+                    first_line = lineno + 1
+                    continue
+                lines.append(line)
+            events.extend(self._decode_events(lines, first_line, pos >= n))
+            if lanes or events:
+                yield lanes, events
+        self._data = b""
+
+    def _decode_tagged(self, line: bytes, lineno: int, lanes: list[Lane], last: bool) -> bool:
+        try:
+            if _LANE_TAG in line:
+                lanes.append(_lane_dec.decode(line))
+            else:
+                self.footer = _footer_dec.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            if last and isinstance(e, msgspec.DecodeError):
+                self.truncated = True
+                return False
+            raise TraceFormatError(f"{self.path}: line {lineno}: {_short(e)}") from None
+        return True
+
+    def _decode_events(self, lines: list[bytes], first_line: int, at_end: bool) -> list[Event]:
+        if not lines:
+            return []
+        try:
+            return _events_dec.decode(b"[" + b",".join(lines) + b"]")
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        # Find the bad line: a torn last line is truncation, anything else is an error.
+        out = []
+        for i, line in enumerate(lines):
+            try:
+                out.append(_event_dec.decode(line))
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                if at_end and i == len(lines) - 1 and isinstance(e, msgspec.DecodeError):
+                    self.truncated = True
+                    break
+                raise TraceFormatError(f"{self.path}: line {first_line + i}: {_short(e)}") from None
+        return out
+
+
+def _short(e: Exception) -> str:
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__

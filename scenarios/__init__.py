@@ -1,0 +1,153 @@
+"""The scenario catalogue: each scenario is a plain program whose `SCENARIO = {...}` header is read without running it."""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# Picker order and headings.
+TOPICS = {
+    "threads": "Threads & pools",
+    "processes": "Processes",
+    "coroutines": "Coroutines & generators",
+    "greenlet": "greenlet & gevent",
+    "asyncio": "asyncio",
+    "io": "IO models",
+    "sockets": "Sockets",
+}
+
+
+class ScenarioError(Exception):
+    """A scenario or parameter problem; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    topic: str
+    description: str
+    path: Path
+    params: dict[str, object] = field(default_factory=dict)
+    facts: tuple[str, ...] = ()
+    order: int = 0
+
+    @property
+    def summary(self) -> str:
+        """The first sentence of the description, for one-line listings."""
+        first = self.description.strip().split("\n\n")[0].replace("\n", " ")
+        return first if len(first) <= 100 else first[:97] + "..."
+
+    def coerce(self, overrides: dict[str, str]) -> dict[str, object]:
+        """Turn `--set key=value` strings into typed parameters (the type of each default)."""
+        out = dict(self.params)
+        for key, raw in overrides.items():
+            if key not in self.params:
+                known = ", ".join(self.params) or "none"
+                raise ScenarioError(f"scenario {self.name!r} has no parameter {key!r} (parameters: {known})")
+            out[key] = _coerce_value(self.name, key, self.params[key], raw)
+        return out
+
+
+def _coerce_value(scenario: str, key: str, default: object, raw: str) -> object:
+    kind = type(default)
+    try:
+        if kind is bool:
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            value = float(raw)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError
+            return value
+        return raw
+    except ValueError:
+        raise ScenarioError(
+            f"scenario {scenario!r}: parameter {key!r} wants {kind.__name__}, got {raw!r}") from None
+
+
+def _header(tree: ast.Module, path: Path) -> dict:
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "SCENARIO"):
+            try:
+                header = ast.literal_eval(node.value)
+            except ValueError:
+                raise ScenarioError(f"{path.name}: SCENARIO must be a literal dict") from None
+            if not isinstance(header, dict) or "name" not in header:
+                raise ScenarioError(f"{path.name}: SCENARIO needs at least a 'name'")
+            return header
+    raise ScenarioError(f"{path.name}: no SCENARIO header")
+
+
+def load(path: str | os.PathLike[str], order: int = 0) -> Scenario:
+    path = Path(path)
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ScenarioError(f"{path}: cannot read scenario: {e}") from None
+    h = _header(tree, path)
+    return Scenario(
+        name=h["name"], title=h.get("title", h["name"]), topic=h.get("topic", "other"),
+        description=_reflow(ast.get_docstring(tree) or ""), path=path, params=dict(h.get("params", {})),
+        facts=tuple(h.get("facts", ())), order=int(h.get("order", order)),
+    )
+
+
+def _reflow(doc: str) -> str:
+    """Join each paragraph's lines, so the picker can wrap the text to its own width."""
+    return "\n\n".join(" ".join(p.split()) for p in doc.strip().split("\n\n"))
+
+
+_cache: dict[str, Scenario] | None = None
+
+
+def catalogue() -> dict[str, Scenario]:
+    """Every scenario shipped with concurview, by name, in picker order."""
+    global _cache
+    if _cache is None:
+        found = [load(p) for p in sorted(HERE.glob("*.py")) if not p.name.startswith("_")]
+        topic_rank = {t: i for i, t in enumerate(TOPICS)}
+        found.sort(key=lambda s: (topic_rank.get(s.topic, len(TOPICS)), s.order, s.name))
+        _cache = {s.name: s for s in found}
+    return _cache
+
+
+def get(name: str) -> Scenario:
+    try:
+        return catalogue()[name]
+    except KeyError:
+        names = ", ".join(catalogue())
+        raise ScenarioError(f"unknown scenario {name!r} (try one of: {names})") from None
+
+
+def with_params(path: str | os.PathLike[str], params: dict[str, object]) -> ast.Module:
+    """The scenario's syntax tree with the literal defaults in SCENARIO['params'] replaced.
+
+    Only constants change, so line numbers, tracebacks and the source pane still
+    match the file on disk.
+    """
+    path = Path(path)
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == "SCENARIO" and isinstance(node.value, ast.Dict)):
+            for k, v in zip(node.value.keys, node.value.values):
+                if isinstance(k, ast.Constant) and k.value == "params" and isinstance(v, ast.Dict):
+                    for i, pk in enumerate(v.keys):
+                        if isinstance(pk, ast.Constant) and pk.value in params:
+                            old = v.values[i]
+                            new = ast.Constant(params[pk.value])
+                            v.values[i] = ast.copy_location(new, old)
+                            new.end_lineno, new.end_col_offset = old.end_lineno, old.end_col_offset
+    return tree

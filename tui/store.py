@@ -1,0 +1,451 @@
+"""The timeline store: numpy event columns, per-lane state tracks and a switch index (pure, no Textual)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from concurview.engines.events import (
+    CLOSE, COOPERATIVE_KINDS, EVENT_KINDS, KIND_CODE, OPEN, READY, RUN, WAIT,
+    Event, Footer, Header, Lane,
+)
+
+# Lane states, as drawn.
+NONE, RUNNING, READY_S, WAITING, DONE = range(5)
+STATE_NAMES = ("not started", "running", "ready", "waiting", "done")
+_STATE_OF_KIND = {OPEN: READY_S, RUN: RUNNING, WAIT: WAITING, READY: READY_S, CLOSE: DONE}
+_NO = -1  # "no lane" / "no string" in int32 columns
+
+
+class _Column:
+    """A growable numpy array: amortised O(1) appends, zero-copy views of what is filled."""
+
+    __slots__ = ("a", "n")
+
+    def __init__(self, dtype, capacity: int = 1024) -> None:
+        self.a = np.empty(capacity, dtype=dtype)
+        self.n = 0
+
+    def extend(self, values) -> None:
+        values = np.asarray(values, dtype=self.a.dtype)
+        m = self.n + len(values)
+        if m > len(self.a):
+            grown = np.empty(max(m, 2 * len(self.a)), dtype=self.a.dtype)
+            grown[: self.n] = self.a[: self.n]
+            self.a = grown
+        self.a[self.n : m] = values
+        self.n = m
+
+    def view(self) -> np.ndarray:
+        return self.a[: self.n]
+
+    def trim(self) -> None:
+        self.a = self.a[: self.n].copy()
+
+
+class _Track:
+    """One lane's state changes: times, states and the event index of each."""
+
+    __slots__ = ("t", "state", "ev", "_prefix", "_prefix_n")
+
+    def __init__(self) -> None:
+        self.t = _Column(np.int64, 16)
+        self.state = _Column(np.uint8, 16)
+        self.ev = _Column(np.int32, 16)
+        self._prefix: np.ndarray | None = None
+        self._prefix_n = -1
+
+    def prefix(self) -> np.ndarray:
+        """prefix[s, i] = time spent in state s before the i-th change (shape 5 x n)."""
+        n = self.t.n
+        if self._prefix_n != n:
+            t, st = self.t.view(), self.state.view()
+            dur = np.diff(t)
+            pre = np.zeros((5, n), dtype=np.int64)
+            for s in range(5):
+                np.cumsum(np.where(st[:-1] == s, dur, 0), out=pre[s, 1:])
+            self._prefix, self._prefix_n = pre, n
+        return self._prefix  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Switch:
+    """Switch k: who ran, and who stopped before it in the same scheduling domain."""
+
+    index: int
+    count: int
+    event: int
+    t: int
+    lane: int
+    reason: str | None
+    where: str | None
+    cause: int | None
+    stopped: int | None
+    stopped_kind: str | None
+    stopped_reason: str | None
+    stopped_where: str | None
+    stopped_t: int | None
+
+
+class Timeline:
+    """Everything known about one trace; grows while a run streams in."""
+
+    def __init__(self, header: Header | None = None) -> None:
+        self.header = header or Header()
+        self.footer: Footer | None = None
+        self.truncated = False
+        self.dropped = 0
+        self.lanes: list[Lane] = []
+        self._tracks: list[_Track] = []
+        self._lane_kind: list[str] = []
+        self._t = _Column(np.int64)
+        self._lane = _Column(np.int32)
+        self._kind = _Column(np.uint8)
+        self._detail = _Column(np.int32)
+        self._cause = _Column(np.int32)
+        self._switches = _Column(np.int32)
+        self._details: list[tuple[str | None, str | None, str | None]] = []
+        self._detail_ids: dict[tuple[str | None, str | None, str | None], int] = {}
+        self.t_end = 0
+
+    # -- ingest -------------------------------------------------------------------
+
+    def add(self, lanes: Iterable[Lane], events: Sequence[Event]) -> None:
+        for lane in lanes:
+            if lane.id != len(self.lanes):
+                raise ValueError(f"lane ids must be dense and in order: got {lane.id}, expected {len(self.lanes)}")
+            self.lanes.append(lane)
+            self._tracks.append(_Track())
+            self._lane_kind.append(lane.kind)
+        if not events:
+            return
+        n_lanes = len(self.lanes)
+        base = self._t.n
+        ts, ls, ks, ds, cs = [], [], [], [], []
+        ids, details = self._detail_ids, self._details
+        kind_code = KIND_CODE
+        for e in events:
+            k = kind_code.get(e.kind)
+            lane = e.lane
+            if k is None or not 0 <= lane < n_lanes:
+                continue  # readers ignore kinds they do not know; lanes must be declared first
+            key = (e.reason, e.where, e.text)
+            d = ids.get(key)
+            if d is None:
+                d = ids[key] = len(details)
+                details.append(key)
+            cause = e.cause
+            ts.append(e.t)
+            ls.append(lane)
+            ks.append(k)
+            ds.append(d)
+            cs.append(cause if cause is not None and 0 <= cause < n_lanes else _NO)
+        if not ts:
+            return
+        t = np.asarray(ts, dtype=np.int64)
+        lane_a = np.asarray(ls, dtype=np.int32)
+        kind_a = np.asarray(ks, dtype=np.uint8)
+        self._t.extend(t)
+        self._lane.extend(lane_a)
+        self._kind.extend(kind_a)
+        self._detail.extend(ds)
+        self._cause.extend(cs)
+        self.t_end = max(self.t_end, int(t.max()))
+        idx = np.arange(base, base + len(t), dtype=np.int32)
+        self._switches.extend(idx[kind_a == RUN])
+        changes = np.isin(kind_a, (OPEN, RUN, WAIT, READY, CLOSE))
+        if changes.any():
+            cl, ct, ck, ci = lane_a[changes], t[changes], kind_a[changes], idx[changes]
+            states = _KIND_TO_STATE[ck]
+            order = np.argsort(cl, kind="stable")
+            cl, ct, states, ci = cl[order], ct[order], states[order], ci[order]
+            bounds = np.flatnonzero(np.diff(cl)) + 1
+            for seg in np.split(np.arange(len(cl)), bounds):
+                track = self._tracks[int(cl[seg[0]])]
+                track.t.extend(ct[seg])
+                track.state.extend(states[seg])
+                track.ev.extend(ci[seg])
+
+    def finish(self, footer: Footer | None, truncated: bool = False) -> None:
+        """The run is over: keep the footer and give back growth slack."""
+        self.footer = footer
+        self.truncated = truncated
+        if footer is not None:
+            self.dropped = footer.dropped
+        for col in (self._t, self._lane, self._kind, self._detail, self._cause, self._switches):
+            col.trim()
+
+    # -- facts ----------------------------------------------------------------------
+
+    @property
+    def n_events(self) -> int:
+        return self._t.n
+
+    @property
+    def n_switches(self) -> int:
+        return self._switches.n
+
+    @property
+    def complete(self) -> bool:
+        return self.footer is not None and self.footer.complete and not self.truncated
+
+    def event(self, i: int) -> Event:
+        reason, where, text = self._details[int(self._detail.a[i])]
+        cause = int(self._cause.a[i])
+        return Event(i, int(self._t.a[i]), int(self._lane.a[i]), EVENT_KINDS[self._kind.a[i]],
+                     reason, where, None if cause == _NO else cause, text)
+
+    def events_of_kind(self, *kinds: str) -> np.ndarray:
+        """Indices of every event of the given kinds, in order."""
+        codes = [KIND_CODE[k] for k in kinds]
+        return np.flatnonzero(np.isin(self._kind.view(), codes))
+
+    def logs(self) -> list[Event]:
+        return [self.event(int(i)) for i in self.events_of_kind("log", "error")]
+
+    def memory_bytes(self) -> int:
+        cols = (self._t, self._lane, self._kind, self._detail, self._cause, self._switches)
+        tracks = sum(tr.t.a.nbytes + tr.state.a.nbytes + tr.ev.a.nbytes for tr in self._tracks)
+        return sum(c.a.nbytes for c in cols) + tracks
+
+    # -- lane states ------------------------------------------------------------------
+
+    def state_at(self, lane: int, t: int) -> tuple[int, int | None]:
+        """(state, index of the event that put it there) of `lane` at time t."""
+        tr = self._tracks[lane]
+        i = int(np.searchsorted(tr.t.view(), t, side="right")) - 1
+        if i < 0:
+            return NONE, None
+        return int(tr.state.a[i]), int(tr.ev.a[i])
+
+    def lane_states(self, lanes: Sequence[int], t0: int, t1: int, width: int,
+                    t_now: int | None = None) -> np.ndarray:
+        """The dominant state of each lane in each of `width` equal cells of [t0, t1)."""
+        out = np.zeros((len(lanes), max(width, 0)), dtype=np.uint8)
+        if width <= 0 or t1 <= t0:
+            return out
+        edges = np.linspace(t0, t1, width + 1).astype(np.int64)
+        end = self.t_end if t_now is None else t_now
+        for row, lane in enumerate(lanes):
+            tr = self._tracks[lane]
+            if tr.t.n == 0:
+                continue
+            t, st = tr.t.view(), tr.state.view()
+            pre = tr.prefix()
+            e = np.minimum(edges, max(end, int(t[-1])))
+            i = np.searchsorted(t, e, side="right") - 1
+            valid = i >= 0
+            ic = np.clip(i, 0, None)
+            cur = st[ic]
+            since = np.where(valid, e - t[ic], 0)
+            cum = np.empty((5, len(e)), dtype=np.int64)
+            for s in range(5):
+                cum[s] = np.where(valid, pre[s, ic] + np.where(cur == s, since, 0), 0)
+            cum[NONE] += np.clip(np.minimum(e, t[0]) - t0, 0, None)  # before the lane existed
+            spent = np.diff(cum, axis=1)
+            dominant = spent.argmax(axis=0).astype(np.uint8)
+            # A cell where no time passes (past the end) shows the state it would be in.
+            empty = spent.sum(axis=0) == 0
+            dominant[empty] = np.where(valid[1:], cur[1:], NONE)[empty]
+            dominant[edges[:-1] >= end] = NONE  # not happened yet
+            out[row] = dominant
+        return out
+
+    # -- switches -----------------------------------------------------------------------
+
+    def switch_index_at(self, t: int) -> int:
+        """The last switch at or before t (-1 if none)."""
+        sw = self._switches.view()
+        return int(np.searchsorted(self._t.a[sw], t, side="right")) - 1
+
+    def switch_times(self) -> np.ndarray:
+        return self._t.a[self._switches.view()]
+
+    def _domain_mask(self, lane: int) -> np.ndarray:
+        me = self.lanes[lane]
+        coop = me.kind in COOPERATIVE_KINDS
+        mask = np.zeros(len(self.lanes), dtype=bool)
+        for other in self.lanes:
+            if other.pid != me.pid:
+                continue
+            if coop and other.tid != me.tid:
+                continue
+            mask[other.id] = True
+        return mask
+
+    def switch(self, k: int) -> Switch:
+        sw = self._switches.view()
+        if not 0 <= k < len(sw):
+            raise IndexError(f"switch {k} out of range (0..{len(sw) - 1})")
+        p = int(sw[k])
+        ran = self.event(p)
+        stopped = self._stopped_before(p, ran.lane)
+        return Switch(
+            index=k, count=len(sw), event=p, t=ran.t, lane=ran.lane, reason=ran.reason,
+            where=ran.where, cause=ran.cause,
+            stopped=None if stopped is None else stopped.lane,
+            stopped_kind=None if stopped is None else stopped.kind,
+            stopped_reason=None if stopped is None else stopped.reason,
+            stopped_where=None if stopped is None else stopped.where,
+            stopped_t=None if stopped is None else stopped.t,
+        )
+
+    def _stopped_before(self, p: int, lane: int) -> Event | None:
+        """The event that gave `lane` its turn at position p: the last stop in its scheduling domain.
+
+        Threads of a process run side by side, so for them only a wait or an
+        exit counts. Cooperative lanes (tasks, greenlets, generators) share one
+        thread: there the thread's own `run` just before (the event loop waking
+        up and dispatching) is a hand-over too.
+        """
+        mask = self._domain_mask(lane)
+        coop = self.lanes[lane].kind in COOPERATIVE_KINDS
+        kinds, lanes = self._kind.a, self._lane.a
+        window, lo = 4096, p
+        while lo > 0:
+            lo, hi = max(0, lo - window), lo
+            k_win, l_win = kinds[lo:hi], lanes[lo:hi]
+            stop = (k_win == WAIT) | (k_win == CLOSE)
+            if coop:
+                stop |= (k_win == RUN) & (l_win != lane)
+            hits = np.flatnonzero(stop & mask[l_win])
+            if len(hits):
+                return self.event(lo + int(hits[-1]))
+            window *= 2
+        return None
+
+    def explain(self, k: int) -> str:
+        """One line for switch k: `#14/63  2.003 s  a -> b: a waits (why at where); b runs (at where)`."""
+        s = self.switch(k)
+        name = self.lanes[s.lane].name
+        head = f"#{k + 1}/{s.count}  {format_time(s.t)}  "
+        ran = f"{name} runs" + (f" ({s.reason})" if s.reason else "") + (f" at {s.where}" if s.where else "")
+        if s.stopped is None:
+            return head + ran
+        who = self.lanes[s.stopped].name
+        why = s.stopped_reason or s.stopped_kind
+        at = f" at {s.stopped_where}" if s.stopped_where else ""
+        if s.stopped == s.lane:
+            waited = format_time(s.t - (s.stopped_t or s.t))
+            return head + f"{name} resumes after {waited}: it waited ({why}{at}); " + ran
+        if s.stopped_kind == "run":
+            return head + f"{who} -> {name}: {who} hands the thread to {name}; " + ran
+        verb = "waits" if s.stopped_kind == "wait" else "finished"
+        return head + f"{who} -> {name}: {who} {verb} ({why}{at}); " + ran
+
+    # -- summary -------------------------------------------------------------------------
+
+    def summary(self) -> dict:
+        """What `concurview summary` prints: totals per lane and the most lanes ever running at once."""
+        end = self.t_end
+        lanes_out = []
+        for lane in self.lanes:
+            tr = self._tracks[lane.id]
+            totals = [0] * 5
+            if tr.t.n:
+                pre = tr.prefix()
+                last = int(tr.state.a[tr.t.n - 1])
+                for s in range(5):
+                    totals[s] = int(pre[s, -1]) + (end - int(tr.t.a[tr.t.n - 1]) if s == last else 0)
+            n_runs = int(np.count_nonzero(tr.state.view() == RUNNING))
+            lanes_out.append({
+                "id": lane.id, "kind": lane.kind, "name": lane.name, "parent": lane.parent,
+                "pid": lane.pid, "tid": lane.tid, "switches": n_runs,
+                "running_s": totals[RUNNING] / 1e9, "ready_s": totals[READY_S] / 1e9,
+                "waiting_s": totals[WAITING] / 1e9,
+                "first_t_s": int(tr.t.a[0]) / 1e9 if tr.t.n else None,
+                "done_t_s": int(tr.t.a[tr.t.n - 1]) / 1e9 if tr.t.n and tr.state.a[tr.t.n - 1] == DONE else None,
+            })
+        kinds = self.events_of_kind
+        return {
+            "scenario": self.header.scenario,
+            "program": self.header.program,
+            "params": self.header.params,
+            "complete": self.complete,
+            "incomplete_reason": self._incomplete_reason(),
+            "exit_code": None if self.footer is None else self.footer.exit_code,
+            "duration_s": end / 1e9,
+            "events": self.n_events,
+            "lanes": len(self.lanes),
+            "switches": self.n_switches,
+            "dropped": self.dropped,
+            "errors": len(kinds("error")),
+            "logs": len(kinds("log")),
+            "max_running": self.max_running(),
+            "lane_totals": lanes_out,
+        }
+
+    def _incomplete_reason(self) -> str | None:
+        if self.truncated:
+            return "file is truncated"
+        if self.footer is None:
+            return "no footer: the run did not finish"
+        return self.footer.reason if not self.footer.complete else None
+
+    def max_running(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
+        """For each lane kind, the most lanes of that kind running at the same moment."""
+        out: dict[str, int] = {}
+        by_kind: dict[str, list[int]] = {}
+        for lane in self.lanes:
+            by_kind.setdefault(lane.kind, []).append(lane.id)
+        for kind, ids in by_kind.items():
+            if kinds is not None and kind not in kinds:
+                continue
+            ts, deltas = [], []
+            for i in ids:
+                tr = self._tracks[i]
+                st = tr.state.view().astype(np.int8)
+                running = (st == RUNNING).astype(np.int8)
+                change = np.diff(np.concatenate(([0], running)))
+                nz = np.flatnonzero(change)
+                ts.append(tr.t.view()[nz])
+                deltas.append(change[nz])
+            if not ts:
+                continue
+            t = np.concatenate(ts)
+            d = np.concatenate(deltas)
+            order = np.lexsort((d, t))  # at equal times, stops (-1) before starts (+1)
+            out[kind] = int(np.cumsum(d[order]).max(initial=0))
+        return out
+
+    def lane_label(self, lane: int) -> str:
+        return self.lanes[lane].name
+
+
+_KIND_TO_STATE = np.full(len(EVENT_KINDS), NONE, dtype=np.uint8)
+for _k, _s in _STATE_OF_KIND.items():
+    _KIND_TO_STATE[_k] = _s
+
+
+def format_time(ns: int) -> str:
+    """3 significant decimals: `2.003 s`, `41.2 ms`, `850 µs`."""
+    a = abs(ns)
+    if a == 0:
+        return "0"
+    if a >= 1_000_000_000:
+        return f"{ns / 1e9:.3f} s"
+    if a >= 1_000_000:
+        return f"{ns / 1e6:.1f} ms"
+    if a >= 1_000:
+        return f"{ns / 1e3:.0f} µs"
+    return f"{ns} ns"
+
+
+def load(path: str | os.PathLike[str]) -> Timeline:
+    """Read a trace file into a new Timeline (TraceFormatError for anything unreadable)."""
+    from concurview.engines.tracefile import TraceReader
+
+    reader = TraceReader(path)
+    tl = Timeline(reader.header)
+    for lanes, events in reader.batches():
+        try:
+            tl.add(lanes, events)
+        except ValueError as e:
+            from concurview.engines.tracefile import TraceFormatError
+
+            raise TraceFormatError(f"{path}: {e}") from None
+    tl.finish(reader.footer, reader.truncated)
+    return tl
