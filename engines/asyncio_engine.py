@@ -207,3 +207,9 @@ class AsyncioEngine:
                 self._reasons[code] = reason
         where = self.where.of_frame(user_frame) if user_frame is not None else None
         return reason, where
+
+
+def install(rec: Recorder, where: Where) -> AsyncioEngine:
+    engine = AsyncioEngine(rec, where)
+    engine.install()
+    return engine

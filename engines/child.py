@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import importlib
 import json
 import os
 import sys
-import threading
 import types
 
-from concurview.engines.events import CLOSE, RUN, WAIT
-from concurview.engines.recorder import ENV_CHANNEL, ENV_T0, LaneWriter, _get_ident, connect, error_event
-from concurview.engines.where import Where
+# Engines arm in this order; each module provides install(recorder, where).
+ENGINES = ("threads", "processes", "generators", "greenlet_engine", "asyncio_engine")
 
 
 def _compile(args: argparse.Namespace):
@@ -34,6 +33,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("args", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
 
+    if args.scenario:
+        from concurview.scenarios import load
+
+        if load(args.path).gevent and json.loads(args.params or "{}").get("patch", True):
+            # gevent must patch before anything imports threading or socket,
+            # the recorder included (it then asks gevent for the originals).
+            from gevent import monkey
+
+            monkey.patch_all()
+
+    import threading
+
+    from concurview.engines.events import CLOSE, RUN, WAIT
+    from concurview.engines.recorder import ENV_CHANNEL, ENV_T0, LaneWriter, _get_ident, connect, error_event
+    from concurview.engines.where import Where
+
     rec = connect(os.environ[ENV_CHANNEL], int(os.environ[ENV_T0]))
     path, code = _compile(args)
     where = Where(os.path.dirname(path))
@@ -44,9 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     rec.record(main_lane, RUN, "program starts", where.of_code(code))
     rec.start_flusher()
 
-    from concurview.engines.asyncio_engine import AsyncioEngine
-
-    AsyncioEngine(rec, where).install()
+    for name in ENGINES:
+        try:
+            module = importlib.import_module(f"concurview.engines.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"concurview.engines.{name}":
+                raise
+            continue  # not written yet
+        module.install(rec, where)
 
     stdout = LaneWriter(rec, "stdout")
     stderr = LaneWriter(rec, "stderr", error=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import _thread
 import os
 import socket
-import threading
+import sys
 import time
 from collections import deque
 
@@ -13,12 +13,23 @@ import msgspec
 
 from concurview.engines.events import ERROR, LOG, OPEN, WIRE_LANE_SHIFT, Frame
 
-# Captured at import, before any engine or gevent patches them: the recorder
-# must use real OS threads, real locks and real sleeps whatever the program does.
-_allocate_lock = _thread.allocate_lock
-_start_new_thread = _thread.start_new_thread
-_get_ident = _thread.get_ident
-_sleep = time.sleep
+
+
+def _original(module: str, name: str):
+    """The unpatched function even when gevent's monkey.patch_all() already ran."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched(module):
+        return monkey.get_original(module, name)
+    return getattr(sys.modules[module], name)
+
+
+# Captured at import, before any engine patches them (and past gevent's patches):
+# the recorder uses real OS threads, locks and sleeps whatever the program does.
+_allocate_lock = _original("_thread", "allocate_lock")
+_start_new_thread = _original("_thread", "start_new_thread")
+_get_ident = _original("_thread", "get_ident")
+_thread_local = _original("_thread", "_local")
+_sleep = _original("time", "sleep")
 _monotonic_ns = time.monotonic_ns
 _write = os.write
 _getpid = os.getpid
@@ -55,7 +66,8 @@ class Recorder:
         self._write_lock = _allocate_lock()
         self._lane_lock = _allocate_lock()
         self._closed = False
-        self._tls = threading.local()
+        self._tls = _thread_local()
+        self.main_lane = 0
         self._thread_lanes: dict[int, int] = {}
 
     # -- hot path ------------------------------------------------------------

@@ -35,6 +35,9 @@ class Scenario:
     params: dict[str, object] = field(default_factory=dict)
     facts: tuple[str, ...] = ()
     order: int = 0
+    # The child runs gevent.monkey.patch_all() before anything else (unless the
+    # scenario has a `patch` parameter and it is false).
+    gevent: bool = False
 
     @property
     def summary(self) -> str:
@@ -101,6 +104,7 @@ def load(path: str | os.PathLike[str], order: int = 0) -> Scenario:
         name=h["name"], title=h.get("title", h["name"]), topic=h.get("topic", "other"),
         description=_reflow(ast.get_docstring(tree) or ""), path=path, params=dict(h.get("params", {})),
         facts=tuple(h.get("facts", ())), order=int(h.get("order", order)),
+        gevent=bool(h.get("gevent", False)),
     )
 
 
