@@ -47,8 +47,8 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     text: str | None = None
 
 
-class Header(msgspec.Struct, omit_defaults=True):
-    """First line of a trace file: what was run, where and when."""
+class Header(msgspec.Struct):
+    """First line of a trace file: what was run, where and when (every field written)."""
 
     format: str = FORMAT_NAME
     version: int = FORMAT_VERSION

@@ -5,12 +5,13 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
-from concurview.engines.events import FORMAT_NAME, Event, Footer, Header, Lane
+from concurview.engines.events import FORMAT_NAME, FORMAT_VERSION, Event, Footer, Header, Lane
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _LANE_TAG = b'"type":"lane"'
@@ -24,6 +25,16 @@ class TraceFormatError(Exception):
 
 _encoder = msgspec.json.Encoder()
 _header_dec = msgspec.json.Decoder(Header)
+
+
+class _Magic(msgspec.Struct):
+    """What makes a first line a concurview header: both fields present."""
+
+    format: str
+    version: int
+
+
+_magic_dec = msgspec.json.Decoder(_Magic)
 _lane_dec = msgspec.json.Decoder(Lane)
 _footer_dec = msgspec.json.Decoder(Footer)
 _event_dec = msgspec.json.Decoder(Event)
@@ -76,14 +87,17 @@ def _open_bytes(path: Path) -> bytes:
     except OSError as e:
         raise TraceFormatError(f"{path}: cannot read: {e.strerror}") from None
     if data[:2] == _GZIP_MAGIC:
-        # A truncated gzip stream still yields its intact prefix.
+        # Decompress member by member; a truncated or damaged stream keeps what came out intact.
         out = bytearray()
-        dec = gzip.GzipFile(fileobj=io.BytesIO(data))
-        try:
-            while chunk := dec.read(1 << 20):
-                out += chunk
-        except (EOFError, OSError, gzip.BadGzipFile, Exception):  # zlib.error has no common base
-            pass
+        while data[:2] == _GZIP_MAGIC:
+            dec = zlib.decompressobj(wbits=31)
+            try:
+                out += dec.decompress(data)
+            except zlib.error:
+                break
+            if not dec.eof:
+                break
+            data = dec.unused_data
         data = bytes(out)
     return data
 
@@ -113,11 +127,19 @@ class TraceReader:
         end = data.find(b"\n")
         line = data if end < 0 else data[:end]
         try:
-            self.header = _header_dec.decode(line)
+            magic = _magic_dec.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             raise TraceFormatError(f"{self.path}: not a concurview trace (line 1: {_short(e)})") from None
-        if self.header.format != FORMAT_NAME:
-            raise TraceFormatError(f"{self.path}: not a concurview trace (format {self.header.format!r})")
+        if magic.format != FORMAT_NAME:
+            raise TraceFormatError(f"{self.path}: not a concurview trace (format {magic.format!r})")
+        if magic.version > FORMAT_VERSION:
+            raise TraceFormatError(
+                f"{self.path}: trace format version {magic.version} is newer than this concurview reads "
+                f"({FORMAT_VERSION}); upgrade concurview")
+        try:
+            self.header = _header_dec.decode(line)
+        except msgspec.ValidationError as e:
+            raise TraceFormatError(f"{self.path}: line 1: {_short(e)}") from None
         if end < 0:
             self.truncated = True
             return len(data)

@@ -51,10 +51,15 @@ class ConcurviewApp(App[int]):
             self.run = run
 
     def __init__(self, scenario: str | None = None, params: dict | None = None,
-                 trace: str | None = None, run_timeout: float | None = 120.0) -> None:
+                 trace: str | None = None, run_timeout: float | None = 120.0,
+                 overrides: dict[str, dict] | None = None) -> None:
         super().__init__()
         self._initial_scenario = scenario
-        self._params = params or {}
+        # Parameters per scenario name, applied whenever that scenario runs.
+        self.overrides: dict[str, dict] = dict(overrides or {})
+        if scenario and params:
+            self.overrides[scenario] = dict(params)
+        self._params: dict = {}
         self._trace_path = trace
         self.run_timeout = run_timeout
         self.timeline: Timeline | None = None
@@ -92,9 +97,10 @@ class ConcurviewApp(App[int]):
         if self._trace_path:
             self.query_one("#picker-pane").display = False
             self._open_trace(self._trace_path)
+            self.query_one("#lanes", LaneDiagram).focus()
         elif self._initial_scenario:
             picker.highlighted = picker.get_option_index(self._initial_scenario)
-            self.start(catalogue()[self._initial_scenario], self._params)
+            self.start(catalogue()[self._initial_scenario])
         else:
             first = next((i for i, o in enumerate(picker.options) if not o.disabled), None)
             picker.highlighted = first
@@ -116,26 +122,27 @@ class ConcurviewApp(App[int]):
     def _selected(self, event: OptionList.OptionSelected) -> None:
         s = catalogue().get(event.option.id or "")
         if s is not None:
-            self.start(s, {})
+            self.start(s)
 
     def action_run_selected(self) -> None:
         picker = self.query_one("#picker", OptionList)
         if picker.highlighted is not None:
             option = picker.get_option_at_index(picker.highlighted)
             if option.id in catalogue():
-                self.start(catalogue()[option.id], {})
+                self.start(catalogue()[option.id])
 
     # -- runs ------------------------------------------------------------------
 
-    def start(self, scenario: Scenario, params: dict) -> None:
-        """Run a scenario live; any run still going is stopped first."""
+    def start(self, scenario: Scenario) -> None:
+        """Run a scenario live with its overrides; any run still going is stopped first."""
         self.action_stop()
         self.scenario = scenario
-        self._params = scenario.coerce({}) | params
+        self._params = scenario.coerce({}) | self.overrides.get(scenario.name, {})
         run = Run(Target(str(scenario.path), scenario.name, self._params), timeout=self.run_timeout)
         self.current_run = run
         self._reset(Timeline(run.header))
         self.sub_title = f"{scenario.name} · live"
+        self.query_one("#lanes", LaneDiagram).focus()
         self._feed(run)
 
     @work(thread=True, exclusive=True, group="run")
@@ -167,7 +174,7 @@ class ConcurviewApp(App[int]):
 
     def action_rerun(self) -> None:
         if self.scenario is not None:
-            self.start(self.scenario, self._params)
+            self.start(self.scenario)
 
     def _open_trace(self, path: str) -> None:
         tl = load(path)
@@ -253,6 +260,7 @@ class ConcurviewApp(App[int]):
 
 
 def make_app(scenario: str | None = None, params: dict | None = None, trace: str | None = None,
-             run_timeout: float | None = 120.0) -> ConcurviewApp:
+             run_timeout: float | None = 120.0, overrides: dict[str, dict] | None = None) -> ConcurviewApp:
     """The one way to build the app, for the CLI and the tests alike."""
-    return ConcurviewApp(scenario=scenario, params=params, trace=trace, run_timeout=run_timeout)
+    return ConcurviewApp(scenario=scenario, params=params, trace=trace, run_timeout=run_timeout,
+                         overrides=overrides)

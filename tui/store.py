@@ -250,7 +250,8 @@ class Timeline:
             # A cell where no time passes (past the end) shows the state it would be in.
             empty = spent.sum(axis=0) == 0
             dominant[empty] = np.where(valid[1:], cur[1:], NONE)[empty]
-            dominant[edges[:-1] >= end] = NONE  # not happened yet
+            # Past the end: a finished lane stays done; any other is unknown yet (live runs).
+            dominant[edges[:-1] >= end] = DONE if st[-1] == DONE else NONE
             out[row] = dominant
         return out
 

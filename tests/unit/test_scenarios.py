@@ -1,0 +1,66 @@
+"""The scenario catalogue: headers read without running code, parameters typed, line numbers kept."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from concurview.scenarios import ScenarioError, catalogue, get, load, with_params
+
+
+def test_catalogue_lists_asyncio_tasks_with_its_lesson_defaults():
+    s = get("asyncio-tasks")
+    assert s.topic == "asyncio"
+    assert s.params == {"task_sleep": 3.0, "task2_sleep": 2.0}
+    assert s.summary.startswith("Two coroutines take turns on one thread")
+    assert "asyncio-tasks" in catalogue()
+
+
+def test_every_scenario_has_the_header_a_picker_needs():
+    for s in catalogue().values():
+        assert s.title and s.description and s.topic, s.name
+        assert s.path.name == s.name.replace("-", "_") + ".py", "file name follows the scenario name"
+
+
+def test_unknown_scenario_names_the_choices():
+    with pytest.raises(ScenarioError, match="unknown scenario 'nope' .*asyncio-tasks"):
+        get("nope")
+
+
+def test_coerce_types_from_defaults():
+    s = get("asyncio-tasks")
+    assert s.coerce({"task_sleep": "0.5"})["task_sleep"] == 0.5
+    with pytest.raises(ScenarioError, match="has no parameter 'x'"):
+        s.coerce({"x": "1"})
+    with pytest.raises(ScenarioError, match="wants float, got 'fast'"):
+        s.coerce({"task_sleep": "fast"})
+    with pytest.raises(ScenarioError, match="wants float"):
+        s.coerce({"task_sleep": "nan"})
+
+
+def test_with_params_changes_only_the_constants(tmp_path):
+    src = (
+        '"""Doc."""\n'
+        'SCENARIO = {\n'
+        '    "name": "demo",\n'
+        '    "params": {"n": 3, "fast": False, "label": "a"},\n'
+        '}\n'
+        'P = SCENARIO["params"]\n'
+        'RESULT = (P["n"], P["fast"], P["label"])\n'
+    )
+    p = tmp_path / "demo.py"
+    p.write_text(src)
+    assert load(p).params == {"n": 3, "fast": False, "label": "a"}
+    tree = with_params(p, {"n": 7, "fast": True})
+    ns: dict = {}
+    exec(compile(tree, str(p), "exec"), ns)
+    assert ns["RESULT"] == (7, True, "a")
+    assert ast.unparse(tree).count("\n") == ast.unparse(ast.parse(src)).count("\n")
+
+
+def test_header_must_be_a_literal(tmp_path):
+    p = tmp_path / "bad.py"
+    p.write_text("SCENARIO = dict(name=input())\n")
+    with pytest.raises(ScenarioError, match="literal"):
+        load(p)

@@ -1,0 +1,144 @@
+"""Trace files and the wire codec: round trips, forward compatibility, damage reported in one line."""
+
+from __future__ import annotations
+
+import gzip
+
+import msgspec
+import pytest
+
+from concurview.engines.events import Event, Footer, Frame, Header, Lane, WireEvent, WireLane
+from concurview.engines.tracefile import TraceFormatError, TraceReader, TraceWriter
+
+LANES = [Lane(0, "main", "MainThread", pid=10, tid=1), Lane(1, "task", "task", parent=0, pid=10, tid=1)]
+EVENTS = [
+    Event(0, 100, 0, "open"),
+    Event(1, 200, 0, "run", reason="program starts", where="x.py:1"),
+    Event(2, 300, 1, "open", cause=0),
+    Event(3, 400, 1, "run", cause=0),
+    Event(4, 500, 1, "log", reason="stdout", text="开始了"),
+    Event(5, 600, 1, "wait", reason="await sleep(3)", where="x.py:12"),
+]
+
+
+def write(path, footer=Footer(events=6, lanes=2)):
+    w = TraceWriter(path, Header(scenario="demo", params={"n": 3}))
+    w.lanes(LANES[:1])
+    w.events(EVENTS[:2])
+    w.lanes(LANES[1:])
+    w.events(EVENTS[2:])
+    return w.close(footer)
+
+
+def read_all(path):
+    r = TraceReader(path)
+    lanes, events = [], []
+    for ls, es in r.batches(size=2):
+        lanes += ls
+        events += es
+    return r, lanes, events
+
+
+@pytest.mark.parametrize("name", ["t.jsonl", "t.jsonl.gz"])
+def test_round_trip(tmp_path, name):
+    path = write(tmp_path / name)
+    assert not (tmp_path / (name + ".partial")).exists(), "the temp file is renamed into place"
+    r, lanes, events = read_all(path)
+    assert r.header.scenario == "demo" and r.header.params == {"n": 3}
+    assert lanes == LANES and events == EVENTS
+    assert r.footer == Footer(events=6, lanes=2) and r.complete
+
+
+def test_gzip_is_detected_by_content_not_name(tmp_path):
+    plain = write(tmp_path / "t.jsonl")
+    disguised = tmp_path / "t.trace"
+    disguised.write_bytes(gzip.compress(plain.read_bytes()))
+    _, lanes, events = read_all(disguised)
+    assert lanes == LANES and events == EVENTS
+
+
+def test_file_is_human_readable_json_lines(tmp_path):
+    lines = write(tmp_path / "t.jsonl").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith('{"format":"concurview-trace","version":1')
+    assert lines[1] == '{"type":"lane","id":0,"kind":"main","name":"MainThread","pid":10,"tid":1}'
+    assert '"text":"开始了"' in lines[7], "non-ASCII text stays readable"
+    assert lines[-1].startswith('{"type":"footer"')
+
+
+def test_unknown_fields_and_kinds_are_ignored(tmp_path):
+    path = write(tmp_path / "t.jsonl")
+    lines = path.read_text().splitlines()
+    lines.insert(3, '{"seq":99,"t":250,"lane":0,"kind":"teleport","future_field":[1,2]}')
+    lines[1] = lines[1][:-1] + ',"colour":"red"}'
+    path.write_text("\n".join(lines) + "\n")
+    r, lanes, events = read_all(path)
+    assert lanes == LANES
+    assert [e.kind for e in events].count("teleport") == 1  # kept by the reader; the store skips it
+
+
+def test_missing_footer_means_incomplete(tmp_path):
+    path = write(tmp_path / "t.jsonl", footer=None)
+    r, _, events = read_all(path)
+    assert events == EVENTS and r.footer is None and not r.complete and not r.truncated
+
+
+@pytest.mark.parametrize("cut", [1, 7, 40])
+def test_truncated_file_loads_its_intact_prefix(tmp_path, cut):
+    data = write(tmp_path / "t.jsonl").read_bytes()
+    torn = tmp_path / "torn.jsonl"
+    body = data[: data.rindex(b"\n", 0, len(data) - 1)]  # drop the footer
+    torn.write_bytes(body[:-cut])
+    r, lanes, events = read_all(torn)
+    assert r.truncated and not r.complete
+    assert events == EVENTS[: len(events)] and len(events) >= len(EVENTS) - 2
+
+
+def test_truncated_gzip_loads_its_prefix(tmp_path):
+    data = write(tmp_path / "t.jsonl.gz").read_bytes()
+    torn = tmp_path / "torn.jsonl.gz"
+    torn.write_bytes(data[: len(data) * 2 // 3])
+    r, lanes, events = read_all(torn)
+    assert not r.complete
+    assert events == EVENTS[: len(events)]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty file"),
+    (b"\x00\x01binary", "not a concurview trace"),
+    (b'{"format":"something-else","version":1}\n', "format 'something-else'"),
+    (b'{"scenario":"x"}\n', "not a concurview trace"),
+    (b'{"format":"concurview-trace","version":99}\n', "newer than this concurview"),
+    (b'[1,2,3]\n', "not a concurview trace"),
+])
+def test_not_a_trace(tmp_path, content, message):
+    p = tmp_path / "bad.jsonl"
+    p.write_bytes(content)
+    with pytest.raises(TraceFormatError, match=message) as e:
+        read_all(p)
+    assert "\n" not in str(e.value)
+
+
+def test_damaged_middle_line_names_the_line(tmp_path):
+    path = write(tmp_path / "t.jsonl")
+    lines = path.read_text().splitlines()
+    lines[4] = '{"seq":"three","t":1,"lane":0,"kind":"run"}'
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TraceFormatError, match=r"line 5: Expected `int`"):
+        read_all(path)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(TraceFormatError, match="no such file"):
+        TraceReader(tmp_path / "nope.jsonl")
+    with pytest.raises(TraceFormatError, match="is a directory"):
+        TraceReader(tmp_path)
+
+
+def test_wire_frames_are_compact_arrays():
+    frame = Frame(7, [WireLane(1, "task", "t", 0, 7, 1)], [WireEvent(123, 1, 1, "await sleep(1)", "x.py:3", 0)])
+    data = msgspec.msgpack.encode(frame)
+    assert msgspec.msgpack.decode(data) == [7, [[1, "task", "t", 0, 7, 1]],
+                                            [[123, 1, 1, "await sleep(1)", "x.py:3", 0, None]], 0]
+    assert msgspec.msgpack.Decoder(Frame).decode(data) == frame
+    # A bare event (no strings) costs a handful of bytes on the wire.
+    assert len(msgspec.msgpack.encode(WireEvent(1_000_000_000, 5, 1))) <= 16
