@@ -12,6 +12,8 @@ from textual.strip import Strip
 from concurview.tui.store import DONE, NONE, READY_S, RUNNING, STATE_NAMES, WAITING, Timeline, format_time
 
 GLYPHS = {NONE: " ", RUNNING: "█", READY_S: "▒", WAITING: "─", DONE: " "}
+STATE_WORDS = {NONE: "", RUNNING: "run", READY_S: "ready", WAITING: "wait", DONE: "done"}
+STATE_WIDTH = max(map(len, STATE_WORDS.values()))
 KIND_ICONS = {
     "main": "◆", "thread": "≡", "process": "▣", "greenlet": "ɡ", "hub": "✱", "task": "◇",
     "generator": "↻", "timer": "◷", "loop": "⟳", "kernel": "⌁", "peer": "⇄",
@@ -83,7 +85,7 @@ class LaneDiagram(ScrollView, can_focus=True):
 
     @property
     def plot_width(self) -> int:
-        return max(self.size.width - LABEL_WIDTH - 1, 1)
+        return max(self.size.width - LABEL_WIDTH - 1, 1)  # the label, then a │ rule
 
     def _lane_states(self) -> np.ndarray:
         tl = self.timeline
@@ -129,7 +131,7 @@ class LaneDiagram(ScrollView, can_focus=True):
                 chars[col:col + len(label)] = label
             t += step
         style = self.get_component_rich_style("lanes--ruler")
-        return Strip([Segment(" " * (LABEL_WIDTH + 1), style), Segment("".join(chars), style)], width)
+        return Strip([Segment(" " * LABEL_WIDTH + "│", style), Segment("".join(chars), style)], width)
 
     def _lane_row(self, row: int, width: int) -> Strip:
         tl = self.timeline
@@ -146,11 +148,13 @@ class LaneDiagram(ScrollView, can_focus=True):
         state_now = ""
         if self.cursor_t is not None:
             st, _ = tl.state_at(row, self.cursor_t)
-            state_now = {RUNNING: " █", READY_S: " ▒", WAITING: " ─"}.get(st, "")
+            state_now = STATE_WORDS[st]
+        room = LABEL_WIDTH - STATE_WIDTH - 1
         label = f"{'  ' * depth}{KIND_ICONS.get(lane.kind, '?')} {lane.name}"
-        label = (label[: LABEL_WIDTH - len(state_now) - 1] + "…") if len(label) + len(state_now) > LABEL_WIDTH else label
-        label = label.ljust(LABEL_WIDTH - len(state_now)) + state_now
-        segments = [Segment(label + " ", label_style)]
+        label = (label[: room - 1] + "…") if len(label) > room else label.ljust(room)
+        segments = [Segment(label + " ", label_style),
+                    Segment(state_now.ljust(STATE_WIDTH), label_style),
+                    Segment("│", self.get_component_rich_style("lanes--ruler"))]
         styles = {
             RUNNING: self.get_component_rich_style("lanes--running"),
             READY_S: self.get_component_rich_style("lanes--ready"),
