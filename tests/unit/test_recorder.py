@@ -1,0 +1,153 @@
+"""The child-side recorder over a real pipe: batching, the time-based flush, drops under a blocked write, log lines per lane."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import msgspec
+import pytest
+
+from concurview.engines.events import LOG, RUN, WAIT, WIRE_LANE_SHIFT, Frame
+from concurview.engines.recorder import BATCH_EVENTS, LaneWriter, Recorder
+
+_dec = msgspec.msgpack.Decoder(Frame)
+
+
+def read_frames(fd: int) -> list[Frame]:
+    """Everything written so far (the write end must be closed or idle)."""
+    os.set_blocking(fd, False)
+    data = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    frames, pos = [], 0
+    while pos < len(data):
+        size = int.from_bytes(data[pos:pos + 4], "little")
+        frames.append(_dec.decode(data[pos + 4:pos + 4 + size]))
+        pos += 4 + size
+    assert pos == len(data), "frames are whole"
+    return frames
+
+
+@pytest.fixture
+def pipe():
+    r, w = os.pipe()
+    yield r, w
+    for fd in (r, w):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def test_lanes_are_unique_per_process_and_declared_before_their_events(pipe):
+    r, w = pipe
+    rec = Recorder(w, time.monotonic_ns())
+    a = rec.new_lane("main", "MainThread", tid=1)
+    b = rec.new_lane("task", "t", parent=a)
+    assert a >> WIRE_LANE_SHIFT == os.getpid() and b == a + 1
+    rec.record(b, RUN, "go", "x.py:1", a)
+    rec.flush()
+    (frame,) = read_frames(r)
+    assert [lane.name for lane in frame.lanes] == ["MainThread", "t"]
+    assert [(e.lane, e.kind) for e in frame.events][-1] == (b, RUN)
+    assert frame.events[-1].cause == a and frame.events[-1].reason == "go"
+
+
+def test_full_batches_are_written_without_being_asked(pipe):
+    r, w = pipe
+    rec = Recorder(w, time.monotonic_ns())
+    lane = rec.new_lane("main", "m")
+    for i in range(3 * BATCH_EVENTS):
+        rec.record(lane, WAIT if i % 2 else RUN)
+    frames = read_frames(r)
+    assert len(frames) >= 2, "batches went out while recording"
+    assert all(len(f.events) <= BATCH_EVENTS for f in frames)
+    times = [e.t for f in frames for e in f.events]
+    assert times == sorted(times)
+
+
+def test_the_flusher_sends_a_quiet_programs_events(pipe):
+    r, w = pipe
+    rec = Recorder(w, time.monotonic_ns())
+    rec.start_flusher()
+    lane = rec.new_lane("main", "m")
+    rec.record(lane, RUN)
+    deadline = time.monotonic() + 5
+    frames = []
+    while not frames and time.monotonic() < deadline:
+        time.sleep(0.01)
+        frames = read_frames(r)
+    rec.close()
+    assert frames and frames[0].events[-1].kind == RUN
+
+
+def test_events_are_dropped_and_counted_while_a_write_is_blocked(pipe):
+    r, w = pipe
+    rec = Recorder(w, time.monotonic_ns(), cap=1000)
+    lane = rec.new_lane("main", "m")
+    rec._write_lock.acquire()  # another thread is stuck writing to a full pipe
+    try:
+        for _ in range(5000):
+            rec.record(lane, RUN)
+    finally:
+        rec._write_lock.release()
+    assert rec.dropped == 5000 + 1 - 1000  # the open event counts toward the cap too
+    rec.flush()
+    frames = read_frames(r)
+    assert frames[-1].dropped == rec.dropped, "the count travels to the runner"
+    assert sum(len(f.events) for f in frames) == 1000
+
+
+def test_a_full_pipe_blocks_the_writer_for_backpressure(pipe):
+    r, w = pipe
+    rec = Recorder(w, time.monotonic_ns())
+    lane = rec.new_lane("main", "m")
+    done = threading.Event()
+
+    def flood():
+        for _ in range(200_000):
+            rec.record(lane, LOG, "stdout", None, None, "x" * 50)
+        rec.flush()
+        done.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    assert not done.wait(0.5), "the writer waits for a reader instead of losing events"
+    total = 0
+    os.set_blocking(r, True)
+    buf = b""
+    while total < 200_001:
+        buf += os.read(r, 1 << 20)
+        while len(buf) >= 4 and len(buf) - 4 >= (size := int.from_bytes(buf[:4], "little")):
+            total += len(_dec.decode(buf[4:4 + size]).events)
+            buf = buf[4 + size:]
+    assert done.wait(5) and total == 200_001 and rec.dropped == 0
+
+
+def test_lane_writer_attributes_lines_to_the_printing_lane(pipe):
+    r, w = pipe
+    rec = Recorder(w, time.monotonic_ns())
+    rec.main_lane = rec.new_lane("main", "m")
+    other = rec.new_lane("thread", "worker")
+    out = LaneWriter(rec, "stdout")
+    out.write("hello ")
+
+    def worker():
+        rec.bind_thread(other)
+        out.write("from worker\npartial")
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    out.write("world\n")
+    out.flush()
+    rec.flush()
+    logs = [(e.lane, e.text) for f in read_frames(r) for e in f.events if e.kind == LOG]
+    assert logs == [(other, "from worker"), (rec.main_lane, "hello world"), (other, "partial")]
