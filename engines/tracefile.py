@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _LANE_TAG = b'"type":"lane"'
 _FOOTER_TAG = b'"type":"footer"'
 _BATCH = 8192
+_FLUSH_EVERY = 0.25  # s: a killed recorder loses at most this much of the .partial file
 
 
 class TraceFormatError(Exception):
@@ -52,6 +54,7 @@ class TraceWriter:
             gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if self.path.suffix == ".gz" else raw
         )
         self._raw = raw
+        self._flushed = time.monotonic()
         self._write(header)
 
     def _write(self, obj: object) -> None:
@@ -64,6 +67,12 @@ class TraceWriter:
     def events(self, events: list[Event]) -> None:
         if events:
             self._file.write(b"\n".join(_encoder.encode(e) for e in events) + b"\n")
+        # Flush when the stream has caught up (a small batch) or every _FLUSH_EVERY under a flood.
+        now = time.monotonic()
+        if len(events) < 256 or now - self._flushed > _FLUSH_EVERY:
+            self._file.flush()
+            self._raw.flush()
+            self._flushed = now
 
     def close(self, footer: Footer | None) -> Path:
         """Write the footer (None leaves the trace marked incomplete) and move the file into place."""

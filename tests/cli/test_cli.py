@@ -157,3 +157,24 @@ def test_a_scenario_that_fails_to_start_reports_through_the_trace(tmp_path):
     assert "ValueError: boom" in (errors[0].text or "")
     assert "engines/child.py" not in (errors[0].text or ""), "the traceback shows the program, not concurview"
     assert [e.text for e in tl.logs() if e.kind == "log"] == ["before"]
+
+
+def test_ctrl_c_stops_the_run_and_keeps_what_arrived(tmp_path):
+    import signal
+    import time
+
+    trace = tmp_path / "t.jsonl"
+    proc = subprocess.Popen([*EXE, "record", "asyncio-tasks", "-o", str(trace), "--set", "task_sleep=30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = tmp_path / "t.jsonl.partial"
+    deadline = time.monotonic() + 20
+    while not (partial.exists() and partial.read_text().count('"type":"lane"') == 3):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and "incomplete: interrupted" in err and "Traceback" not in err
+    reader = TraceReader(trace)
+    lanes = [lane for ls, _ in reader.batches() for lane in ls]
+    assert len(lanes) == 3 and reader.footer is not None and reader.footer.reason == "interrupted"
+    assert not Path(f"/proc/{lanes[0].pid}").exists()
