@@ -23,7 +23,8 @@ OPEN, RUN, WAIT, READY, LOG, ERROR, CLOSE, PHASE, MARK = range(len(EVENT_KINDS))
 COOPERATIVE_KINDS = frozenset({"greenlet", "hub", "task", "generator", "loop"})
 
 
-class Lane(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="type", tag="lane"):
+# Scalars and strings only: gc=False keeps a million of them out of the cycle collector.
+class Lane(msgspec.Struct, frozen=True, omit_defaults=True, gc=False, tag_field="type", tag="lane"):
     """One row of the diagram: a thread, process, greenlet, task, ..."""
 
     id: int
@@ -34,7 +35,7 @@ class Lane(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="type", ta
     tid: int | None = None
 
 
-class Event(msgspec.Struct, frozen=True, omit_defaults=True):
+class Event(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """Something that happened to a lane at `t` (ns since trace start, monotonic clock)."""
 
     seq: int
@@ -82,7 +83,7 @@ class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer")
 WIRE_LANE_SHIFT = 24
 
 
-class WireLane(msgspec.Struct, array_like=True, frozen=True):
+class WireLane(msgspec.Struct, array_like=True, frozen=True, gc=False):
     id: int
     kind: str
     name: str
@@ -91,7 +92,7 @@ class WireLane(msgspec.Struct, array_like=True, frozen=True):
     tid: int | None = None
 
 
-class WireEvent(msgspec.Struct, array_like=True, frozen=True):
+class WireEvent(msgspec.Struct, array_like=True, frozen=True, gc=False):
     t: int
     lane: int
     kind: int  # index into EVENT_KINDS

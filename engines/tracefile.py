@@ -15,9 +15,10 @@ import msgspec
 from concurview.engines.events import FORMAT_NAME, FORMAT_VERSION, Event, Footer, Header, Lane
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_TAG = b'{"type":"'  # how every tagged (non-event) line starts
 _LANE_TAG = b'"type":"lane"'
 _FOOTER_TAG = b'"type":"footer"'
-_BATCH = 8192
+_CHUNK = 4 << 20  # bytes of event lines decoded at once
 _FLUSH_EVERY = 0.25  # s: a killed recorder loses at most this much of the .partial file
 
 
@@ -154,69 +155,74 @@ class TraceReader:
             return len(data)
         return end + 1
 
-    def batches(self, size: int = _BATCH) -> Iterator[tuple[list[Lane], list[Event]]]:
-        data, pos, lineno = self._data, self._pos, 1
-        n = len(data)
+    def batches(self, chunk_bytes: int = _CHUNK) -> Iterator[tuple[list[Lane], list[Event]]]:
+        """Lanes and events in file order, about `chunk_bytes` of the file at a time.
+
+        Lane and footer lines are rare and tagged; the event lines between them
+        are decoded as one JSON array per chunk (C speed). Only a chunk that
+        fails that way is read line by line, to find the torn or damaged line.
+        """
+        data, pos, n = self._data, self._pos, len(self._data)
         while pos < n:
-            lines: list[bytes] = []
+            window = min(n, pos + chunk_bytes)
+            tag = data.find(_TAG, pos, window + len(_TAG))
+            stop = window if tag < 0 else data.rfind(b"\n", pos, tag) + 1
             lanes: list[Lane] = []
             events: list[Event] = []
-            first_line = lineno + 1
-            while pos < n and len(lines) < size:
-                end = data.find(b"\n", pos)
-                if end < 0:
-                    # Last line without a newline: complete JSON is kept, a torn one is the cut.
-                    line = data[pos:]
-                    pos = n
-                else:
-                    line = data[pos:end]
-                    pos = end + 1
-                lineno += 1
-                if not line.strip():
-                    continue
-                if _LANE_TAG in line or _FOOTER_TAG in line:
-                    events.extend(self._decode_events(lines, first_line, end < 0 and pos >= n))
-                    lines = []
-                    if not self._decode_tagged(line, lineno, lanes, last=end < 0):
-                        break
-                    first_line = lineno + 1
-                    continue
-                lines.append(line)
-            events.extend(self._decode_events(lines, first_line, pos >= n))
+            if stop > pos:  # plain event lines up to the tag, or to the first line end past the window
+                if tag < 0 and stop < n:
+                    stop = data.find(b"\n", stop) + 1 or n
+                events = self._decode_events(pos, stop)
+                pos = stop
+            else:  # the tagged line itself
+                eol = data.find(b"\n", pos)
+                line_end = n if eol < 0 else eol
+                self._decode_tagged(data[pos:line_end], pos, lanes, last=eol < 0)
+                pos = line_end + 1
             if lanes or events:
                 yield lanes, events
+            if self.truncated:
+                break
         self._data = b""
 
-    def _decode_tagged(self, line: bytes, lineno: int, lanes: list[Lane], last: bool) -> bool:
+    def _lineno(self, pos: int) -> int:
+        return self._data.count(b"\n", 0, pos) + 1
+
+    def _decode_tagged(self, line: bytes, pos: int, lanes: list[Lane], last: bool) -> None:
         try:
             if _LANE_TAG in line:
                 lanes.append(_lane_dec.decode(line))
-            else:
+            elif _FOOTER_TAG in line:
                 self.footer = _footer_dec.decode(line)
+            # any other tagged line is a record type from the future: skipped
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             if last and isinstance(e, msgspec.DecodeError):
                 self.truncated = True
-                return False
-            raise TraceFormatError(f"{self.path}: line {lineno}: {_short(e)}") from None
-        return True
+                return
+            raise TraceFormatError(f"{self.path}: line {self._lineno(pos)}: {_short(e)}") from None
 
-    def _decode_events(self, lines: list[bytes], first_line: int, at_end: bool) -> list[Event]:
-        if not lines:
+    def _decode_events(self, start: int, end: int) -> list[Event]:
+        body = self._data[start:end].rstrip(b"\n")
+        if not body:
             return []
         try:
-            return _events_dec.decode(b"[" + b",".join(lines) + b"]")
+            return _events_dec.decode(b"[" + body.replace(b"\n", b",") + b"]")
         except (msgspec.DecodeError, msgspec.ValidationError):
             pass
-        # Find the bad line: a torn last line is truncation, anything else is an error.
-        out = []
+        # Slow path, only for a chunk with a blank, torn or bad line in it.
+        out: list[Event] = []
+        at_end = end >= len(self._data)
+        lines = body.split(b"\n")
         for i, line in enumerate(lines):
+            if not line.strip():
+                continue
             try:
                 out.append(_event_dec.decode(line))
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
                 if at_end and i == len(lines) - 1 and isinstance(e, msgspec.DecodeError):
                     self.truncated = True
                     break
-                raise TraceFormatError(f"{self.path}: line {first_line + i}: {_short(e)}") from None
+                raise TraceFormatError(f"{self.path}: line {self._lineno(start) + i}: {_short(e)}") from None
         return out
 
 

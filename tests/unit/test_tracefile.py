@@ -33,7 +33,7 @@ def write(path, footer=Footer(events=6, lanes=2)):
 def read_all(path):
     r = TraceReader(path)
     lanes, events = [], []
-    for ls, es in r.batches(size=2):
+    for ls, es in r.batches(chunk_bytes=64):
         lanes += ls
         events += es
     return r, lanes, events
@@ -47,6 +47,17 @@ def test_round_trip(tmp_path, name):
     assert r.header.scenario == "demo" and r.header.params == {"n": 3}
     assert lanes == LANES and events == EVENTS
     assert r.footer == Footer(events=6, lanes=2) and r.complete
+
+
+def test_every_chunk_size_reads_the_same_trace(tmp_path):
+    """Chunk boundaries fall anywhere: inside lines, inside tags, on line ends."""
+    path = write(tmp_path / "t.jsonl")
+    for chunk in range(1, 300):
+        r = TraceReader(path)
+        got = [(ls, es) for ls, es in r.batches(chunk_bytes=chunk)]
+        assert [l for ls, _ in got for l in ls] == LANES, chunk
+        assert [e for _, es in got for e in es] == EVENTS, chunk
+        assert r.complete, chunk
 
 
 def test_gzip_is_detected_by_content_not_name(tmp_path):
