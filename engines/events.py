@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
+
+# Bounds a reader enforces: out-of-range numbers are a damaged file, not a crash.
+Time = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+LaneId = Annotated[int, msgspec.Meta(ge=0, lt=2**31)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 FORMAT_NAME = "concurview-trace"
 FORMAT_VERSION = 1
@@ -27,10 +34,10 @@ COOPERATIVE_KINDS = frozenset({"greenlet", "hub", "task", "generator", "loop"})
 class Lane(msgspec.Struct, frozen=True, omit_defaults=True, gc=False, tag_field="type", tag="lane"):
     """One row of the diagram: a thread, process, greenlet, task, ..."""
 
-    id: int
+    id: LaneId
     kind: str
     name: str
-    parent: int | None = None
+    parent: LaneId | None = None
     pid: int | None = None
     tid: int | None = None
 
@@ -38,13 +45,13 @@ class Lane(msgspec.Struct, frozen=True, omit_defaults=True, gc=False, tag_field=
 class Event(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """Something that happened to a lane at `t` (ns since trace start, monotonic clock)."""
 
-    seq: int
-    t: int
-    lane: int
+    seq: Count
+    t: Time
+    lane: LaneId
     kind: str
     reason: str | None = None
     where: str | None = None
-    cause: int | None = None
+    cause: LaneId | None = None
     text: str | None = None
 
 

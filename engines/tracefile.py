@@ -22,6 +22,11 @@ _CHUNK = 4 << 20  # bytes of event lines decoded at once
 _FLUSH_EVERY = 0.25  # s: a killed recorder loses at most this much of the .partial file
 
 
+# msgspec reports invalid UTF-8 as UnicodeDecodeError; for a reader it is damage like any other.
+_BAD = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+_TORN = (msgspec.DecodeError, UnicodeDecodeError)  # what a line cut short raises
+
+
 class TraceFormatError(Exception):
     """The file is not a readable concurview trace; the message is one line for the user."""
 
@@ -138,7 +143,7 @@ class TraceReader:
         line = data if end < 0 else data[:end]
         try:
             magic = _magic_dec.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        except _BAD as e:
             raise TraceFormatError(f"{self.path}: not a concurview trace (line 1: {_short(e)})") from None
         if magic.format != FORMAT_NAME:
             raise TraceFormatError(f"{self.path}: not a concurview trace (format {magic.format!r})")
@@ -148,7 +153,7 @@ class TraceReader:
                 f"({FORMAT_VERSION}); upgrade concurview")
         try:
             self.header = _header_dec.decode(line)
-        except msgspec.ValidationError as e:
+        except _BAD as e:
             raise TraceFormatError(f"{self.path}: line 1: {_short(e)}") from None
         if end < 0:
             self.truncated = True
@@ -195,8 +200,8 @@ class TraceReader:
             elif _FOOTER_TAG in line:
                 self.footer = _footer_dec.decode(line)
             # any other tagged line is a record type from the future: skipped
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            if last and isinstance(e, msgspec.DecodeError):
+        except _BAD as e:
+            if last and isinstance(e, _TORN):
                 self.truncated = True
                 return
             raise TraceFormatError(f"{self.path}: line {self._lineno(pos)}: {_short(e)}") from None
@@ -207,7 +212,7 @@ class TraceReader:
             return []
         try:
             return _events_dec.decode(b"[" + body.replace(b"\n", b",") + b"]")
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except _BAD:
             pass
         # Slow path, only for a chunk with a blank, torn or bad line in it.
         out: list[Event] = []
@@ -218,8 +223,8 @@ class TraceReader:
                 continue
             try:
                 out.append(_event_dec.decode(line))
-            except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                if at_end and i == len(lines) - 1 and isinstance(e, msgspec.DecodeError):
+            except _BAD as e:
+                if at_end and i == len(lines) - 1 and isinstance(e, _TORN):
                     self.truncated = True
                     break
                 raise TraceFormatError(f"{self.path}: line {self._lineno(start) + i}: {_short(e)}") from None

@@ -1,0 +1,105 @@
+"""The trace loader under hostile input: only TraceFormatError (one line) or a loaded prefix, never a crash or hang."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from concurview.engines.events import Event, Footer, Header, Lane
+from concurview.engines.tracefile import TraceFormatError, TraceWriter
+from concurview.tui.store import load
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def real_trace(path):
+    w = TraceWriter(path, Header(scenario="fuzz", params={"n": 1}))
+    w.lanes([Lane(0, "main", "MainThread", pid=1, tid=1), Lane(1, "task", "t", parent=0, pid=1, tid=1)])
+    w.events([Event(0, 0, 0, "open"), Event(1, 1, 0, "run", "go", "x.py:1"), Event(2, 5, 1, "open", cause=0),
+              Event(3, 9, 1, "run", cause=0), Event(4, 12, 1, "log", "stdout", text="héllo"),
+              Event(5, 20, 1, "wait", "await sleep(1)", "x.py:4"), Event(6, 30, 1, "close")])
+    return w.close(Footer(events=7, lanes=2))
+
+
+def check(path) -> None:
+    """Loading either works or fails with a one-line TraceFormatError."""
+    try:
+        tl = load(path)
+    except TraceFormatError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    tl.summary()
+    if tl.n_switches:
+        tl.explain(tl.n_switches - 1)
+    tl.lane_states(range(len(tl.lanes)), 0, max(tl.t_end, 1), 40)
+
+
+def test_truncation_at_every_byte_loads_a_prefix(tmp_path):
+    data = real_trace(tmp_path / "t.jsonl").read_bytes()
+    cut = tmp_path / "cut.jsonl"
+    header_end = data.index(b"\n") + 1
+    for n in range(len(data)):
+        cut.write_bytes(data[:n])
+        if n < header_end - 1:
+            try:
+                load(cut)
+            except TraceFormatError:
+                continue
+            raise AssertionError(f"a cut header must not load ({n} bytes)")
+        tl = load(cut)
+        assert n >= len(data) - 1 or not tl.complete, n  # only the last newline may go
+        assert tl.n_events <= 7
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_random_bytes(tmp_path, blob):
+    p = tmp_path / "r.jsonl"
+    p.write_bytes(blob)
+    check(p)
+
+
+@FUZZ
+@given(st.integers(0, 2000), st.binary(min_size=1, max_size=8))
+def test_bytes_spliced_into_a_real_trace(tmp_path, at, junk):
+    data = real_trace(tmp_path / "t.jsonl").read_bytes()
+    at = at % len(data)
+    p = tmp_path / "s.jsonl"
+    p.write_bytes(data[:at] + junk + data[at:])
+    check(p)
+
+
+json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+                        st.text(max_size=8))
+json_value = st.recursive(json_scalar, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=10)
+
+
+@FUZZ
+@given(st.lists(st.dictionaries(st.sampled_from(["seq", "t", "lane", "kind", "reason", "where", "cause", "text",
+                                                 "type", "id", "name", "parent", "extra"]),
+                                json_value, max_size=8), max_size=6))
+def test_wrong_types_huge_numbers_and_unknown_fields(tmp_path, records):
+    lines = [json.dumps({"format": "concurview-trace", "version": 1})]
+    lines.append('{"type":"lane","id":0,"kind":"main","name":"m"}')
+    lines += [json.dumps(r) for r in records]
+    p = tmp_path / "w.jsonl"
+    p.write_text("\n".join(lines) + "\n")
+    check(p)
+
+
+def test_deeply_nested_json_is_refused_cleanly(tmp_path):
+    p = tmp_path / "deep.jsonl"
+    p.write_text('{"format":"concurview-trace","version":1}\n' + '{"seq":0,"t":0,"lane":0,"kind":"run","text":'
+                 + "[" * 100_000 + "]" * 100_000 + "}\n")
+    check(p)
+
+
+def test_huge_times_and_lane_ids(tmp_path):
+    p = tmp_path / "huge.jsonl"
+    p.write_text('{"format":"concurview-trace","version":1}\n{"type":"lane","id":0,"kind":"main","name":"m"}\n'
+                 '{"seq":0,"t":99999999999999999999999,"lane":0,"kind":"run"}\n'
+                 '{"seq":1,"t":1,"lane":4294967296,"kind":"run"}\n{"seq":2,"t":-5,"lane":0,"kind":"run"}\n')
+    check(p)
