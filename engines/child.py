@@ -15,6 +15,25 @@ ENGINES = ("threads", "processes", "generators", "greenlet_engine", "asyncio_eng
 
 
 def _compile(args: argparse.Namespace):
+    """(file shown as the program, code to exec or None for a module run through runpy)."""
+    if args.module:
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec(args.path)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or spec.origin is None:
+            print(f"{sys.executable}: No module named {args.path}", file=sys.stderr)
+            raise SystemExit(1)
+        if spec.submodule_search_locations:  # a package: python -m runs its __main__
+            main_spec = importlib.util.find_spec(args.path + ".__main__")
+            if main_spec is None or main_spec.origin is None:
+                print(f"{sys.executable}: No module named {args.path}.__main__; '{args.path}' is a package "
+                      "and cannot be directly executed", file=sys.stderr)
+                raise SystemExit(1)
+            return main_spec.origin, None
+        return spec.origin, None
     path = os.path.abspath(args.path)
     if args.scenario:
         from concurview.scenarios import with_params
@@ -29,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="concurview-child")
     ap.add_argument("--scenario", action="store_true", help="PATH is a scenario; apply --params")
     ap.add_argument("--params", default="{}")
+    ap.add_argument("--module", action="store_true", help="PATH is a module name, as in python -m")
+    ap.add_argument("--echo", action="store_true", help="also write the program's output to our stdout/stderr")
     ap.add_argument("path")
     ap.add_argument("args", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
@@ -56,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     main_lane = rec.new_lane("main", threading.main_thread().name, tid=_get_ident())
     rec.main_lane = main_lane
     rec.bind_thread(main_lane)
-    rec.record(main_lane, RUN, "program starts", where.of_code(code))
+    rec.record(main_lane, RUN, "program starts", None if code is None else where.of_code(code))
     rec.start_flusher()
 
     for name in ENGINES:
@@ -68,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             continue  # not written yet
         module.install(rec, where)
 
-    stdout = LaneWriter(rec, "stdout")
-    stderr = LaneWriter(rec, "stderr", error=True)
+    stdout = LaneWriter(rec, "stdout", echo=sys.stdout if args.echo else None)
+    stderr = LaneWriter(rec, "stderr", echo=sys.stderr if args.echo else None)
     sys.stdout, sys.stderr = stdout, stderr
 
     def _last_flush() -> None:
@@ -80,23 +101,38 @@ def main(argv: list[str] | None = None) -> int:
 
     atexit.register(_last_flush)
 
-    module = types.ModuleType("__main__")
-    module.__file__ = path
-    module.__builtins__ = __builtins__  # type: ignore[attr-defined]
-    sys.modules["__main__"] = module
+    if code is not None:
+        module = types.ModuleType("__main__")
+        module.__file__ = path
+        module.__builtins__ = __builtins__  # type: ignore[attr-defined]
+        sys.modules["__main__"] = module
+        sys.path[0] = os.path.dirname(path)
+    else:
+        sys.path[0] = os.getcwd()  # what python -m does
     sys.argv = [path, *args.args]
-    sys.path[0] = os.path.dirname(path)
 
     exit_code = 0
     try:
-        exec(code, module.__dict__)
+        if code is not None:
+            exec(code, module.__dict__)
+        else:
+            import runpy
+
+            runpy.run_module(args.path, run_name="__main__", alter_sys=True)
     except SystemExit as e:
         exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if e.code is not None and not isinstance(e.code, int):
-            print(e.code, file=sys.stderr)
+            print(e.code, file=sys.stderr)  # what python prints for sys.exit("message")
     except BaseException as e:  # noqa: BLE001 - the program's failure is an event, not our crash
-        e.__traceback__ = e.__traceback__.tb_next if e.__traceback__ else None  # drop our exec() frame
-        error_event(rec, rec.current_lane(), e, where.of_traceback(e.__traceback__))
+        tb = e.__traceback__
+        while tb is not None and not where.is_user(tb.tb_frame.f_code):
+            tb = tb.tb_next  # drop our exec() / runpy frames, as python's own report would
+        e.__traceback__ = tb
+        error_event(rec, rec.current_lane(), e, where.of_traceback(tb))
+        if args.echo:
+            import traceback
+
+            traceback.print_exception(e, file=sys.__stderr__)
         exit_code = 1
     stdout.flush()
     stderr.flush()

@@ -170,19 +170,22 @@ def connect(address: str, t0: int) -> Recorder:
 class LaneWriter:
     """A text stream that turns each printed line into a `log` event on the lane that printed it."""
 
-    def __init__(self, recorder: Recorder, name: str, error: bool = False) -> None:
+    def __init__(self, recorder: Recorder, name: str, echo=None) -> None:
         self._rec = recorder
+        self._echo = echo  # a stream that also gets everything (headless runs in a terminal)
         self._partial: dict[int, str] = {}
         self._lock = _allocate_lock()
         self.name = name
         self.reason = name  # "stdout" / "stderr": the log event's reason
         self.encoding = "utf-8"
         self.errors = "replace"
-        self._error = error
 
     def write(self, s: str) -> int:
         if not isinstance(s, str):
             raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        if self._echo is not None:
+            self._echo.write(s)
+            self._echo.flush()
         rec = self._rec
         lane = rec.current_lane()
         with self._lock:

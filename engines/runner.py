@@ -32,10 +32,14 @@ _EXIT_GRACE = 1.0  # s the run's other processes get to finish once the program 
 class Target:
     """What to run: a scenario with parameters, or a user's program with arguments."""
 
-    path: str
+    path: str  # a file, or a module name when `module` is set
     scenario: str | None = None
     params: dict[str, object] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
+    module: bool = False
+    # Headless runs in a terminal: the program keeps the terminal's stdin, stdout
+    # and stderr (output is still recorded per lane), as under plain python.
+    echo: bool = False
 
     def header(self) -> Header:
         return Header(
@@ -52,6 +56,10 @@ class Target:
         cmd = [sys.executable, "-m", "concurview.engines.child"]
         if self.scenario:
             cmd += ["--scenario", "--params", json.dumps(self.params)]
+        if self.module:
+            cmd.append("--module")
+        if self.echo:
+            cmd.append("--echo")
         return cmd + ["--", self.path, *self.args]
 
 
@@ -114,14 +122,17 @@ class Run:
         self._t0 = time.monotonic_ns()
         env = dict(os.environ, **{ENV_CHANNEL: address, ENV_T0: str(self._t0), "PYTHONUNBUFFERED": "1"})
         try:
+            echo = self.target.echo
             self.proc = subprocess.Popen(
-                self.target.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True, env=env,
+                self.target.command(), env=env, start_new_session=True,
+                stdin=None if echo else subprocess.DEVNULL,
+                stdout=None if echo else subprocess.PIPE,
+                stderr=None if echo else subprocess.STDOUT,
             )
             self._output_lane = self.proc.pid << WIRE_LANE_SHIFT  # the root process's main lane
-            assert self.proc.stdout is not None
-            os.set_blocking(self.proc.stdout.fileno(), False)
-            sel.register(self.proc.stdout, selectors.EVENT_READ, "output")
+            if self.proc.stdout is not None:
+                os.set_blocking(self.proc.stdout.fileno(), False)
+                sel.register(self.proc.stdout, selectors.EVENT_READ, "output")
             yield from self._loop(sel, listener)
         finally:
             self._kill_group()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from concurview import __version__
 
-COMMANDS = ("list", "record", "summary", "open")
+COMMANDS = ("list", "record", "run", "summary", "open")
 
 EPILOG = """\
 commands:
@@ -18,12 +18,14 @@ commands:
   NAME                   run scenario NAME in the app
   list                   the scenarios, one line each
   record NAME -o FILE    run a scenario headless and save its trace
+  run SCRIPT [ARGS]      trace your own program (-m MODULE works too)
   summary TRACE          lanes, switches, time running/waiting, max running at once
   open TRACE             open a recorded trace in the app
 
 examples:
   concurview record asyncio-tasks -o t.jsonl --set task_sleep=0.3
   concurview summary t.jsonl --json
+  concurview run --record app.jsonl app.py --port 8080
 """
 
 
@@ -54,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("-o", "--output", required=True, metavar="FILE", help="trace file (.jsonl or .jsonl.gz)")
     rec.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
     rec.add_argument("--timeout", type=_positive_float, metavar="S", help="kill the run after S seconds")
+
+    run = sub.add_parser("run", help="trace your own program (as `python SCRIPT ARGS` would run it)")
+    run.add_argument("--record", metavar="FILE", help="save the trace headless instead of opening the app")
+    run.add_argument("--timeout", type=_positive_float, metavar="S", help="kill the run after S seconds")
+    run.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m does")
+    run.add_argument("script", nargs="?", metavar="SCRIPT")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
 
     sm = sub.add_parser("summary", help="summarise a trace file")
     sm.add_argument("trace", metavar="TRACE")
@@ -117,12 +126,16 @@ def _dispatch(argv: list[str]) -> int:
             raise UsageError(str(e)) from None
         return _run_app(scenario=scenario.name, params=params)
 
+    if argv and argv[0] == "run":
+        argv = _split_program(argv)
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
             return _list(args.json)
         if args.command == "record":
             return _record(args)
+        if args.command == "run":
+            return _run_program(args)
         if args.command == "summary":
             return _summary(args.trace, args.json)
         if args.command == "open":
@@ -133,6 +146,35 @@ def _dispatch(argv: list[str]) -> int:
         return _run_app()
     except (ScenarioError, TraceFormatError) as e:
         raise UsageError(str(e)) from None
+
+
+def _split_program(argv: list[str]) -> list[str]:
+    """`run [OPTIONS] (SCRIPT | -m MODULE) ARGS...`: everything after the program is the program's.
+
+    Marks the split with `--`, so the program's own options (`--help` too) never
+    reach concurview's parser.
+    """
+    out = ["run"]
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--record", "--timeout") and i + 1 < len(argv):
+            out += [a, argv[i + 1]]
+            i += 2
+        elif a.startswith(("--record=", "--timeout=")) or a in ("-h", "--help"):
+            out.append(a)
+            i += 1
+        elif a == "-m" and i + 1 < len(argv):
+            return out + ["-m", argv[i + 1], "--", *argv[i + 2:]]
+        elif a.startswith("-m") and len(a) > 2:
+            return out + ["-m", a[2:], "--", *argv[i + 1:]]
+        elif a == "--":
+            return out + argv[i:]
+        elif a.startswith("-"):
+            return out + argv[i:]  # an unknown option: let argparse say so
+        else:
+            return out + ["--", *argv[i:]]
+    return out
 
 
 def _scenario(name: str, sets: list[str]):
@@ -162,17 +204,21 @@ def _list(as_json: bool) -> int:
     return 0
 
 
-def _record(args: argparse.Namespace) -> int:
-    from concurview.engines.runner import Run, Target
-    from concurview.engines.tracefile import TraceWriter
-
-    scenario, params = _scenario(args.scenario, args.set)
-    out = Path(args.output)
+def _output_path(raw: str) -> Path:
+    out = Path(raw)
     if out.is_dir():
         raise UsageError(f"{out}: is a directory; give a file name like {out / 'trace.jsonl'}")
     if not out.parent.is_dir():
         raise UsageError(f"{out.parent}: no such directory")
-    run = Run(Target(str(scenario.path), scenario.name, params), timeout=args.timeout)
+    return out
+
+
+def _record_run(target, out: Path, timeout: float | None, label: str) -> int:
+    """Run `target` headless into trace file `out`; the exit status says how the run ended."""
+    from concurview.engines.runner import Run
+    from concurview.engines.tracefile import TraceWriter
+
+    run = Run(target, timeout=timeout)
     writer = TraceWriter(out, run.header)
     # Ctrl+C stops the run (the child is in its own process group) and keeps what arrived.
     previous = signal.signal(signal.SIGINT, lambda *_: run.stop("interrupted"))
@@ -184,13 +230,44 @@ def _record(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
         footer = run.footer()
         writer.close(footer)
-    line = (f"{scenario.name}: {footer.events} events, {footer.lanes} lanes, "
-            f"{footer.duration / 1e9:.3f} s -> {out}")
+    line = f"{label}: {footer.events} events, {footer.lanes} lanes, {footer.duration / 1e9:.3f} s -> {out}"
     if not footer.complete:
         print(f"{line} (incomplete: {footer.reason})", file=sys.stderr)
-        return 130 if run.stop_reason == "interrupted" else 124
+        if run.stop_reason == "interrupted":
+            return 130
+        return 124 if run.stop_reason else 128 + max(-(footer.exit_code or 0), 0)
     print(line, file=sys.stderr)
     return footer.exit_code or 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    from concurview.engines.runner import Target
+
+    scenario, params = _scenario(args.scenario, args.set)
+    out = _output_path(args.output)
+    return _record_run(Target(str(scenario.path), scenario.name, params), out, args.timeout, scenario.name)
+
+
+def _run_program(args: argparse.Namespace) -> int:
+    from concurview.engines.runner import Target
+
+    if args.args[:1] == ["--"]:
+        args.args = args.args[1:]
+    if args.module:
+        program_args = ([args.script] if args.script else []) + args.args
+        target = Target(args.module, args=program_args, module=True, echo=bool(args.record))
+        label = f"-m {args.module}"
+    elif args.script:
+        script = Path(args.script)
+        if not script.is_file():
+            raise UsageError(f"{script}: no such file" if not script.exists() else f"{script}: not a file")
+        target = Target(str(script.resolve()), args=args.args, echo=bool(args.record))
+        label = script.name
+    else:
+        raise UsageError("run wants a SCRIPT or -m MODULE")
+    if args.record:
+        return _record_run(target, _output_path(args.record), args.timeout, label)
+    raise UsageError("the live view for your own programs is not wired yet: use --record FILE")
 
 
 def _summary(path: str, as_json: bool) -> int:
