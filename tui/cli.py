@@ -10,7 +10,7 @@ from pathlib import Path
 
 from concurview import __version__
 
-COMMANDS = ("list", "record", "run", "summary", "open")
+COMMANDS = ("list", "record", "run", "summary", "open", "export")
 
 EPILOG = """\
 commands:
@@ -21,6 +21,7 @@ commands:
   run SCRIPT [ARGS]      trace your own program (-m MODULE works too)
   summary TRACE          lanes, switches, time running/waiting, max running at once
   open TRACE             open a recorded trace in the app
+  export TRACE --to F    chrome (Perfetto), txt or svg
 
 examples:
   concurview record asyncio-tasks -o t.jsonl --set task_sleep=0.3
@@ -67,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("summary", help="summarise a trace file")
     sm.add_argument("trace", metavar="TRACE")
     sm.add_argument("--json", action="store_true", help="machine-readable output")
+
+    ex = sub.add_parser("export", help="export a trace: chrome (Perfetto), txt or svg")
+    ex.add_argument("trace", metavar="TRACE")
+    ex.add_argument("--to", required=True, choices=("chrome", "txt", "svg"), help="output format")
+    ex.add_argument("-o", "--output", metavar="FILE", help="where to write ('-' for stdout); default beside TRACE")
+    ex.add_argument("--width", type=int, default=100, metavar="COLS", help="diagram width for txt and svg")
 
     op = sub.add_parser("open", help="open a trace file in the app")
     op.add_argument("trace", metavar="TRACE")
@@ -138,6 +145,8 @@ def _dispatch(argv: list[str]) -> int:
             return _run_program(args)
         if args.command == "summary":
             return _summary(args.trace, args.json)
+        if args.command == "export":
+            return _export(args)
         if args.command == "open":
             from concurview.tui.store import load
 
@@ -268,6 +277,25 @@ def _run_program(args: argparse.Namespace) -> int:
     if args.record:
         return _record_run(target, _output_path(args.record), args.timeout, label)
     raise UsageError("the live view for your own programs is not wired yet: use --record FILE")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from concurview.tui.export import SUFFIXES, export
+    from concurview.tui.store import load
+
+    if not 40 <= args.width <= 1000:
+        raise UsageError(f"--width must be between 40 and 1000 columns, got {args.width}")
+    tl = load(args.trace)
+    text = export(tl, args.to, args.width)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    src = Path(args.trace)
+    stem = src.name.split(".")[0] or "trace"
+    out = _output_path(args.output) if args.output else src.with_name(stem + SUFFIXES[args.to])
+    out.write_text(text, encoding="utf-8")
+    print(f"{args.to}: {out}", file=sys.stderr)
+    return 0
 
 
 def _summary(path: str, as_json: bool) -> int:

@@ -258,6 +258,21 @@ class Timeline:
             out[row] = dominant
         return out
 
+    def lane_intervals(self, lane: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(start, end, state, event index) of each stretch `lane` spent in one state.
+
+        The last stretch of a lane that never closed ends at the trace's end;
+        a lane's `done` stretch is left out.
+        """
+        tr = self._tracks[lane]
+        t, st, ev = tr.t.view(), tr.state.view(), tr.ev.view()
+        if not len(t):
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, empty.astype(np.uint8), empty.astype(np.int32)
+        end = np.append(t[1:], max(self.t_end, int(t[-1])))
+        keep = st != DONE
+        return t[keep], end[keep], st[keep], ev[keep]
+
     # -- switches -----------------------------------------------------------------------
 
     def switch_index_at(self, t: int) -> int:
