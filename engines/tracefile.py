@@ -91,7 +91,8 @@ class TraceWriter:
         return self.path
 
 
-def _open_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when they are gzip (a damaged stream yields its intact prefix)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -124,9 +125,9 @@ class TraceReader:
     other damage raises TraceFormatError naming the line.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], data: bytes | None = None) -> None:
         self.path = Path(path)
-        self._data = _open_bytes(self.path)
+        self._data = read_bytes(self.path) if data is None else data
         self.footer: Footer | None = None
         self.truncated = False
         self._pos = self._read_header()

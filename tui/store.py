@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+from pathlib import Path
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -262,7 +263,7 @@ class Timeline:
         """(start, end, state, event index) of each stretch `lane` spent in one state.
 
         The last stretch of a lane that never closed ends at the trace's end;
-        a lane's `done` stretch is left out.
+        a lane's `done` stretch and zero-length stretches are left out.
         """
         tr = self._tracks[lane]
         t, st, ev = tr.t.view(), tr.state.view(), tr.ev.view()
@@ -270,7 +271,7 @@ class Timeline:
             empty = np.empty(0, dtype=np.int64)
             return empty, empty, empty.astype(np.uint8), empty.astype(np.int32)
         end = np.append(t[1:], max(self.t_end, int(t[-1])))
-        keep = st != DONE
+        keep = (st != DONE) & (end > t)
         return t[keep], end[keep], st[keep], ev[keep]
 
     # -- switches -----------------------------------------------------------------------
@@ -456,10 +457,18 @@ def format_time(ns: int) -> str:
 
 
 def load(path: str | os.PathLike[str]) -> Timeline:
-    """Read a trace file into a new Timeline (TraceFormatError for anything unreadable)."""
-    from concurview.engines.tracefile import TraceReader
+    """Read a trace file into a new Timeline (TraceFormatError for anything unreadable).
 
-    reader = TraceReader(path)
+    Chrome Trace Event Format files (VizTracer, Perfetto JSON) are read too.
+    """
+    from concurview.engines.tracefile import TraceReader, read_bytes
+
+    data = read_bytes(Path(path))
+    from concurview.tui.foreign import load_chrome, looks_like_chrome
+
+    if looks_like_chrome(data):
+        return load_chrome(path, data)
+    reader = TraceReader(path, data)
     tl = Timeline(reader.header)
     # A load allocates millions of short-lived, acyclic objects: scanning them for
     # cycles over and over is most of the cost (measured ~40%), so pause the collector.

@@ -1,0 +1,98 @@
+"""Chrome Trace Event Format files from other tools open, summarise and export like our own traces."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from concurview.engines.tracefile import TraceFormatError
+from concurview.tui.store import load
+
+PROGRAM = """
+import asyncio, threading, time
+
+async def fetch(n):
+    await asyncio.sleep(0.01 * n)
+    return n
+
+async def main():
+    await asyncio.gather(*(fetch(i) for i in range(3)))
+
+def spin():
+    time.sleep(0.01)
+
+threading.Thread(target=spin, name="spinner").start()
+asyncio.run(main())
+"""
+
+
+@pytest.fixture(scope="module")
+def viztracer_trace(tmp_path_factory) -> Path:
+    """A trace made by actually running viztracer --log_async on a small program."""
+    d = tmp_path_factory.mktemp("viz")
+    (d / "prog.py").write_text(PROGRAM)
+    subprocess.run([sys.executable, "-m", "viztracer", "--log_async", "-o", str(d / "viz.json"), "prog.py"],
+                   cwd=d, check=True, capture_output=True, timeout=120)
+    return d / "viz.json"
+
+
+def test_viztracer_log_async_trace_becomes_lanes(viztracer_trace):
+    tl = load(viztracer_trace)
+    kinds = {lane.name: lane.kind for lane in tl.lanes}
+    assert kinds["MainThread"] == "main" and kinds["spinner"] == "thread"
+    tasks = [name for name, kind in kinds.items() if kind == "task"]
+    assert len(tasks) >= 4 and all(name.startswith("Task-") for name in tasks)
+    assert tl.complete and tl.n_switches >= len(tl.lanes)
+    runs = [tl.event(int(i)) for i in tl.events_of_kind("run")]
+    assert any(r.reason == "fetch" and r.where and r.where.startswith("prog.py:") for r in runs)
+
+
+def test_viztracer_trace_through_the_cli(viztracer_trace):
+    s = json.loads(subprocess.run([sys.executable, "-m", "concurview", "summary", str(viztracer_trace), "--json"],
+                                  capture_output=True, text=True, check=True).stdout)
+    assert s["program"] == "viz.json (Chrome trace)" and s["lanes"] >= 6
+    out = subprocess.run([sys.executable, "-m", "concurview", "export", str(viztracer_trace), "--to", "txt",
+                          "-o", "-"], capture_output=True, text=True, check=True).stdout
+    assert "spinner" in out and "█" in out
+
+
+def test_begin_end_pairs_and_nesting(tmp_path):
+    p = tmp_path / "be.json"
+    p.write_text(json.dumps([
+        {"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "worker"}},
+        {"ph": "B", "name": "outer", "pid": 1, "tid": 2, "ts": 10},
+        {"ph": "B", "name": "inner", "pid": 1, "tid": 2, "ts": 12},
+        {"ph": "E", "pid": 1, "tid": 2, "ts": 13},
+        {"ph": "E", "pid": 1, "tid": 2, "ts": 20},
+        {"ph": "X", "name": "later", "pid": 1, "tid": 2, "ts": 30, "dur": 5},
+        {"ph": "X", "name": "nested", "pid": 1, "tid": 2, "ts": 31, "dur": 1},
+        {"ph": "i", "name": "note", "pid": 1, "tid": 2, "ts": 25},
+        {"ph": "X", "name": "odd", "pid": 1, "tid": 2},
+        "not even an object",
+    ]))
+    tl = load(p)
+    (lane,) = tl.lanes
+    assert (lane.name, lane.kind) == ("worker", "thread")
+    runs = [tl.event(int(i)) for i in tl.events_of_kind("run")]
+    assert [(r.t, r.reason) for r in runs] == [(0, "outer"), (20_000, "later")]
+    starts, ends, states, _ = tl.lane_intervals(0)
+    assert list(zip(starts.tolist(), ends.tolist())) == [(0, 10_000), (10_000, 20_000), (20_000, 25_000)]
+    assert [tl.event(int(i)).text for i in tl.events_of_kind("log")] == ["note"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"traceEvents": [1, 2', "not a readable Chrome trace"),
+    (b'{"traceEvents": []}', "no slices or instants"),
+    (b'[{"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": "x"}}]', "no slices"),
+])
+def test_damaged_chrome_traces(tmp_path, content, message):
+    p = tmp_path / "bad.json"
+    p.write_bytes(content)
+    with pytest.raises(TraceFormatError, match=message):
+        load(p)
+    out = subprocess.run([sys.executable, "-m", "concurview", "open", str(p)], capture_output=True, text=True)
+    assert out.returncode == 2 and message in out.stderr and out.stderr.count("\n") == 1

@@ -1,0 +1,112 @@
+"""Traces written by other tools (Chrome Trace Event Format: VizTracer, Perfetto JSON) read into a Timeline."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import msgspec
+
+from concurview.engines.events import Event, Footer, Header, Lane
+from concurview.engines.tracefile import TraceFormatError
+from concurview.tui.store import Timeline
+
+_TASK_NAME = re.compile(r"Task-\d+$")
+_FUNC_WHERE = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]+):(?P<line>\d+)\)$")
+
+
+def looks_like_chrome(data: bytes) -> bool:
+    """A JSON array of events, or an object with `traceEvents`, rather than a concurview trace."""
+    head = data[:4096].lstrip()
+    return head.startswith(b"[") or (head.startswith(b"{") and b'"traceEvents"' in head
+                                     and b'"format":"concurview-trace"' not in head)
+
+
+class _Ev(msgspec.Struct, gc=False):
+    ph: str = ""
+    name: str = ""
+    pid: int | str = 0
+    tid: int | str = 0
+    ts: float = -1.0
+    dur: float = 0.0
+    args: dict = {}
+
+
+class _Doc(msgspec.Struct):
+    traceEvents: list[msgspec.Raw] = []
+
+
+_ev_dec = msgspec.json.Decoder(_Ev)
+
+
+def _events(data: bytes, path: Path) -> list[_Ev]:
+    try:
+        raw = (msgspec.json.decode(data, type=list[msgspec.Raw]) if data.lstrip().startswith(b"[")
+               else msgspec.json.decode(data, type=_Doc).traceEvents)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as e:
+        raise TraceFormatError(f"{path}: not a readable Chrome trace: {str(e).splitlines()[0][:160]}") from None
+    out = []
+    for r in raw:
+        try:
+            out.append(_ev_dec.decode(r))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue  # one odd event (another tool's extension) does not spoil the trace
+    return out
+
+
+def load_chrome(path: str | Path, data: bytes) -> Timeline:
+    """Each (pid, tid) becomes a lane; its top-level slices become running intervals, names kept."""
+    path = Path(path)
+    names: dict[tuple, str] = {}
+    slices: dict[tuple, list[tuple[float, float, str]]] = defaultdict(list)
+    opened: dict[tuple, list[tuple[float, str]]] = defaultdict(list)
+    instants: list[tuple[float, tuple, str]] = []
+    for e in _events(data, path):
+        key = (e.pid, e.tid)
+        if e.ph == "M" and e.name == "thread_name" and isinstance(e.args.get("name"), str):
+            names[key] = e.args["name"]
+        elif e.ts < 0:
+            continue
+        elif e.ph == "X":
+            slices[key].append((e.ts, e.ts + max(e.dur, 0.0), e.name))
+        elif e.ph == "B":
+            opened[key].append((e.ts, e.name))
+        elif e.ph == "E" and opened[key]:
+            start, name = opened[key].pop()
+            if not opened[key]:  # only top-level begin/end pairs
+                slices[key].append((start, e.ts, name))
+        elif e.ph in ("i", "I"):
+            instants.append((e.ts, key, e.name))
+    tracks = sorted(set(slices) | {k for _, k, _ in instants}, key=lambda k: (str(k[0]), k[0] != k[1], str(k[1])))
+    if not tracks:
+        raise TraceFormatError(f"{path}: a Chrome trace with no slices or instants to show")
+    t0 = min([s[0] for spans in slices.values() for s in spans] + [i[0] for i in instants])
+    lanes, rows = [], []
+    for lane_id, key in enumerate(tracks):
+        pid, tid = key
+        name = names.get(key) or f"tid {tid}"
+        kind = "main" if pid == tid else "task" if _TASK_NAME.match(name) else "thread"
+        lanes.append(Lane(lane_id, kind, name, None, pid if isinstance(pid, int) else None,
+                          tid if isinstance(tid, int) else None))
+        top: list[tuple[float, float, str]] = []
+        for start, end, label in sorted(slices.get(key, ()), key=lambda s: (s[0], -s[1])):
+            if top and start < top[-1][1]:
+                continue  # nested inside a top-level slice
+            top.append((start, end, label))
+        for i, (start, end, label) in enumerate(top):
+            m = _FUNC_WHERE.match(label)
+            reason, where = (m["func"], f"{Path(m['file']).name}:{m['line']}") if m else (label, None)
+            if i == 0:
+                rows.append((start, lane_id, "open", None, None))
+            rows.append((start, lane_id, "run", reason[:120], where))
+            rows.append((end, lane_id, "wait" if i < len(top) - 1 else "close", None, None))
+    lane_of = {key: i for i, key in enumerate(tracks)}
+    rows += [(ts, lane_of[key], "log", "instant", None, name) for ts, key, name in instants]  # type: ignore[misc]
+    rows.sort(key=lambda r: r[0])
+    events = [Event(seq, int(round((r[0] - t0) * 1000)), r[1], r[2], r[3], r[4], None, r[5] if len(r) > 5 else None)
+              for seq, r in enumerate(rows)]
+    tl = Timeline(Header(program=f"{path.name} (Chrome trace)", source=None))
+    tl.add(lanes, events)
+    tl.finish(Footer(events=len(events), lanes=len(lanes), duration=tl.t_end))
+    return tl
