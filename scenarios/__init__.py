@@ -18,6 +18,7 @@ TOPICS = {
     "asyncio": "asyncio",
     "io": "IO models",
     "sockets": "Sockets",
+    "compare": "Compare models",
 }
 
 

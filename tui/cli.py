@@ -10,7 +10,7 @@ from pathlib import Path
 
 from concurview import __version__
 
-COMMANDS = ("list", "record", "run", "summary", "open", "export")
+COMMANDS = ("list", "record", "run", "compare", "summary", "open", "export")
 
 EPILOG = """\
 commands:
@@ -19,6 +19,7 @@ commands:
   list                   the scenarios, one line each
   record NAME -o FILE    run a scenario headless and save its trace
   run SCRIPT [ARGS]      trace your own program (-m MODULE works too)
+  compare                one workload on five models, side by side
   summary TRACE          lanes, switches, time running/waiting, max running at once
   open TRACE             open a recorded trace in the app
   export TRACE --to F    chrome (Perfetto), txt or svg
@@ -65,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("script", nargs="?", metavar="SCRIPT")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
 
+    cmp = sub.add_parser("compare", help="one workload on several models, stacked on one time axis")
+    cmp.add_argument("--models", default=",".join(_MODELS), metavar="M,M",
+                     help=f"comma-separated, from: {', '.join(_MODELS)}")
+    cmp.add_argument("--jobs", type=_positive_int, default=8, metavar="N")
+    cmp.add_argument("--job-sleep", type=_positive_float, default=0.5, metavar="S", help="seconds each job waits")
+    cmp.add_argument("--workers", type=_positive_int, default=4, metavar="N")
+    cmp.add_argument("-o", "--output", metavar="FILE", help="save the stacked runs as one trace")
+    cmp.add_argument("--timeout", type=_positive_float, default=120.0, metavar="S", help="per model")
+    cmp.add_argument("--json", action="store_true", help="machine-readable output")
+
     sm = sub.add_parser("summary", help="summarise a trace file")
     sm.add_argument("trace", metavar="TRACE")
     sm.add_argument("--json", action="store_true", help="machine-readable output")
@@ -87,6 +98,19 @@ def _positive_float(raw: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {raw!r}")
+    return value
+
+
+_MODELS = ("sequential", "threads", "processes", "gevent", "asyncio")
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {raw!r}")
     return value
 
 
@@ -143,6 +167,8 @@ def _dispatch(argv: list[str]) -> int:
             return _record(args)
         if args.command == "run":
             return _run_program(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "summary":
             return _summary(args.trace, args.json)
         if args.command == "export":
@@ -277,6 +303,42 @@ def _run_program(args: argparse.Namespace) -> int:
     if args.record:
         return _record_run(target, _output_path(args.record), args.timeout, label)
     raise UsageError("the live view for your own programs is not wired yet: use --record FILE")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from concurview.tui.compare import merge, run_model, table
+    from concurview.tui.store import format_time
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in _MODELS]
+    if unknown or not models:
+        raise UsageError(f"unknown model {', '.join(unknown) or '(none)'}; choose from {', '.join(_MODELS)}")
+    out = _output_path(args.output) if args.output else None
+    runs = []
+    for model in models:
+        print(f"running {model} ...", file=sys.stderr)
+        runs.append(run_model(model, args.jobs, args.job_sleep, args.workers, args.timeout))
+    rows = table(runs)
+    if out is not None:
+        from concurview.engines.tracefile import TraceWriter
+
+        params = {"models": models, "jobs": args.jobs, "job_sleep": args.job_sleep, "workers": args.workers}
+        tl = merge(runs, params)
+        writer = TraceWriter(out, tl.header)
+        writer.lanes(tl.lanes)
+        writer.events([tl.event(i) for i in range(tl.n_events)])
+        writer.close(tl.footer)
+        print(f"stacked trace -> {out} (concurview open {out})", file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{args.jobs} jobs x {args.job_sleep:g} s, {args.workers} workers\n")
+        print(f"  {'model':<11} {'total':>9} {'ideal':>9} {'switches':>8} {'lanes':>5} {'most at once':>12}")
+        for r in rows:
+            total = "failed" if r["total_s"] is None else format_time(int(r["total_s"] * 1e9))
+            print(f"  {r['model']:<11} {total:>9} {format_time(int(r['ideal_s'] * 1e9)):>9} "
+                  f"{r['switches']:>8} {r['lanes']:>5} {r['max_running_workers']:>12}")
+    return 0 if all(r["complete"] and r["exit_code"] == 0 for r in rows) else 1
 
 
 def _export(args: argparse.Namespace) -> int:

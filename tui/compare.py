@@ -1,0 +1,86 @@
+"""`concurview compare`: one workload on several models, stacked on one time axis with their totals."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from concurview.engines.events import Event, Footer, Header, Lane
+from concurview.engines.runner import Run, Target
+from concurview.scenarios import get
+from concurview.tui.store import Timeline
+
+SCENARIO = "compare-models"
+MODELS = ("sequential", "threads", "processes", "gevent", "asyncio")
+_TOTAL = re.compile(r"^(\w+): \d+ jobs in ([0-9.]+) s")
+
+
+@dataclass
+class ModelRun:
+    """One model's run: its lanes and events (times from the run's own start) and what it measured."""
+
+    model: str
+    lanes: list[Lane]
+    events: list[Event]
+    footer: Footer
+    total: float | None  # seconds, as the program measured it around the jobs
+    ideal: float
+
+
+def run_model(model: str, jobs: int, job_sleep: float, workers: int, timeout: float | None) -> ModelRun:
+    scenario = get(SCENARIO)
+    params = scenario.coerce({"model": model, "jobs": str(jobs), "job_sleep": str(job_sleep),
+                              "workers": str(workers)})
+    run = Run(Target(str(scenario.path), scenario.name, params), timeout=timeout)
+    lanes: list[Lane] = []
+    events: list[Event] = []
+    for batch in run:
+        lanes += batch.lanes
+        events += batch.events
+    total = None
+    for e in events:
+        m = _TOTAL.match(e.text or "") if e.kind == "log" else None
+        if m and m.group(1) == model:
+            total = float(m.group(2))
+    ideal = (jobs if model == "sequential" else math.ceil(jobs / workers)) * job_sleep
+    return ModelRun(model, lanes, events, run.footer(), total, ideal)
+
+
+def merge(runs: list[ModelRun], params: dict) -> Timeline:
+    """One timeline: every run's lanes, named `model · lane`, each run starting at t = 0."""
+    lanes: list[Lane] = []
+    tagged: list[tuple[int, int, Event]] = []
+    for r in runs:
+        base = len(lanes)
+        for lane in r.lanes:
+            lanes.append(Lane(base + lane.id, lane.kind, f"{r.model} · {lane.name}",
+                              None if lane.parent is None else base + lane.parent, lane.pid, lane.tid))
+        t0 = min((e.t for e in r.events), default=0)
+        for e in r.events:
+            tagged.append((e.t - t0, base + e.lane, e))
+    tagged.sort(key=lambda x: x[0])
+    events = [Event(seq, t, lane, e.kind, e.reason, e.where,
+                    None if e.cause is None else e.cause + (lane - e.lane), e.text)
+              for seq, (t, lane, e) in enumerate(tagged)]
+    tl = Timeline(Header(scenario=SCENARIO, params=params))
+    tl.add(lanes, events)
+    complete = all(r.footer.complete for r in runs)
+    tl.finish(Footer(complete=complete, events=len(events), lanes=len(lanes), duration=tl.t_end,
+                     reason=None if complete else "a model's run did not finish"))
+    return tl
+
+
+def table(runs: list[ModelRun]) -> list[dict]:
+    rows = []
+    for r in runs:
+        tl = Timeline()
+        tl.add(r.lanes, r.events)
+        running = tl.max_running()
+        workers = {k: v for k, v in running.items() if k not in ("main", "hub", "loop")}
+        rows.append({
+            "model": r.model, "total_s": r.total, "ideal_s": r.ideal, "switches": tl.n_switches,
+            "lanes": len(r.lanes), "max_running_workers": max(workers.values(), default=running.get("main", 0)),
+            "complete": r.footer.complete, "exit_code": r.footer.exit_code,
+        })
+    return rows
