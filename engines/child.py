@@ -11,7 +11,7 @@ import sys
 import types
 
 # Engines arm in this order; each module provides install(recorder, where).
-ENGINES = ("threads", "processes", "generators", "greenlet_engine", "asyncio_engine")
+ENGINES = ("threads", "processes", "generators", "greenlet_engine", "asyncio_engine", "probe")
 
 
 def _compile(args: argparse.Namespace):

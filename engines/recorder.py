@@ -85,16 +85,31 @@ class Recorder:
             self.flush(block=False)
         events.append((_monotonic_ns() - self.t0, lane, kind, reason, where, cause, text))
 
+    def record_at(self, t: int, lane: int, kind: int, reason: str | None = None, where: str | None = None,
+                  cause: int | None = None, text: str | None = None) -> None:
+        """Record something that happened at trace time `t` (ns), measured by other means (a kernel stamp)."""
+        events = self._events
+        if len(events) >= BATCH_EVENTS:
+            if len(events) >= self.cap and self._write_lock.locked():
+                self.dropped += 1
+                return
+            self.flush(block=False)
+        events.append((t, lane, kind, reason, where, cause, text))
+
     # -- lanes ---------------------------------------------------------------
 
     def new_lane(self, kind: str, name: str, parent: int | None = None,
-                 tid: int | None = None, cause: int | None = None, where: str | None = None) -> int:
-        """Allocate a lane, declare it and record its `open` event."""
+                 tid: int | None = None, cause: int | None = None, where: str | None = None,
+                 t: int | None = None) -> int:
+        """Allocate a lane, declare it and record its `open` event (now, or at trace time `t`)."""
         with self._lane_lock:
             lane = self._base | self._n_lanes
             self._n_lanes += 1
             self._lanes.append((lane, kind, name, parent, self.pid, tid))
-        self.record(lane, OPEN, where=where, cause=cause)
+        if t is None:
+            self.record(lane, OPEN, where=where, cause=cause)
+        else:
+            self.record_at(t, lane, OPEN, None, where, cause)
         return lane
 
     def current_lane(self) -> int:

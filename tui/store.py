@@ -156,7 +156,15 @@ class Timeline:
         self._cause.extend(cause_a)
         self.t_end = max(self.t_end, int(t.max()))
         idx = np.arange(base, base + len(t), dtype=np.int32)
-        self._switches.extend(idx[kind_a == RUN])
+        runs = idx[kind_a == RUN]
+        if len(runs):
+            last = self._t.a[self._switches.a[self._switches.n - 1]] if self._switches.n else None
+            self._switches.extend(runs)
+            ordered = t[kind_a == RUN]
+            if (last is not None and ordered[0] < last) or (np.diff(ordered) < 0).any():
+                # Something reported late (a probe, another process's frame): keep switches in time order.
+                sw = self._switches.view()
+                sw[:] = sw[np.lexsort((sw, self._t.a[sw]))]
         changes = np.isin(kind_a, (OPEN, RUN, WAIT, READY, CLOSE))
         if changes.any():
             cl, ct, ck, ci = lane_a[changes], t[changes], kind_a[changes], idx[changes]

@@ -148,3 +148,12 @@ def test_strings_are_interned():
                                       (2_003_000_000, "2.003 s"), (12_345, "12 µs")])
 def test_format_time(ns, text):
     assert format_time(ns) == text
+
+
+def test_switches_are_in_time_order_even_when_reported_late():
+    lanes = [Lane(0, "main", "m", pid=1, tid=1), Lane(1, "kernel", "k", pid=1, tid=1)]
+    tl = Timeline()
+    tl.add(lanes, [Event(0, 10, 0, "run"), Event(1, 50, 0, "wait")])
+    tl.add([], [Event(2, 30, 1, "run", "reported late"), Event(3, 60, 0, "run")])
+    assert [tl.switch(k).t for k in range(tl.n_switches)] == [10, 30, 60]
+    assert tl.switch(1).reason == "reported late" and tl.switch_index_at(40) == 1

@@ -1,0 +1,51 @@
+"""Probe engine: a program describes what no hook can see (kernel buffers, a peer's send) via sys.audit.
+
+A scenario stays a plain program: it calls
+
+    sys.audit("concurview.event", lane, lane_kind, kind, t_ns, reason, text)
+
+which does nothing unless an audit hook listens. Here one does, and records
+`kind` ("wait", "ready", "run", "phase", "mark", ...) on the lane named `lane`
+(created on first use with `lane_kind`: "kernel", "peer", ..., or "" for the
+lane now running) at `t_ns` on the monotonic clock (0 = now). A helper that
+wraps the call should be named `probe`: its caller is the line recorded.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from concurview.engines.events import KIND_CODE
+from concurview.engines.recorder import Recorder, _monotonic_ns
+from concurview.engines.where import Where
+
+EVENT = "concurview.event"
+
+
+def install(rec: Recorder, where: Where) -> None:
+    lanes: dict[str, int] = {}
+
+    def hook(event: str, args: tuple) -> None:
+        if event != EVENT:
+            return
+        try:
+            lane_name, lane_kind, kind, t_ns, reason, text = args
+            code = KIND_CODE[kind]
+            t = (t_ns or _monotonic_ns()) - rec.t0
+            if not lane_name:
+                lane = rec.current_lane()
+            else:
+                lane = lanes.get(lane_name)
+                if lane is None:  # opened when its first event happened, not when it was reported
+                    lane = lanes[lane_name] = rec.new_lane(lane_kind or "thread", lane_name,
+                                                           parent=rec.current_lane(), t=t)
+            # The line that reported it: past sys.audit and a helper named `probe`, if any.
+            frame = sys._getframe(1)
+            while frame is not None and (frame.f_code.co_name == "probe" or not where.is_user(frame.f_code)):
+                frame = frame.f_back
+            at = None if frame is None else where.of_frame(frame)
+            rec.record_at(t, lane, code, reason or None, at, None, text or None)
+        except Exception:  # noqa: BLE001 - a malformed probe is ignored, never the program's problem
+            rec.dropped += 1
+
+    sys.addaudithook(hook)

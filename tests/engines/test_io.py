@@ -1,0 +1,51 @@
+"""IO models on real loopback sockets: which phase of a read blocks the program (tolerant bounds, real kernel stamps)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_TIMESTAMPNS and the IO models are Linux")
+
+DELAY = 0.15
+
+
+def lane_events(tl, name):
+    lane = next(lane.id for lane in tl.lanes if lane.name == name)
+    return [tl.event(i) for i in range(tl.n_events) if tl.event(i).lane == lane]
+
+
+def test_blocking_recv_waits_for_the_whole_delay_then_copies(record):
+    tl = record("io-blocking", delay=DELAY, size=64)
+    assert tl.complete and tl.footer.exit_code == 0
+    main = lane_events(tl, "MainThread")
+    wait = next(e for e in main if e.kind == "wait" and e.reason.startswith("recv(): blocked"))
+    woken = next(e for e in main if e.kind == "run" and e.reason.startswith("woken"))
+    kernel = lane_events(tl, "kernel buffer")
+    arrived = next(e for e in kernel if e.kind == "ready")
+    copied = next(e for e in kernel if e.kind == "close")
+    (sent,) = [e for e in lane_events(tl, "peer") if e.kind == "run"]
+    # Phase 1: from the call until the kernel has the data - about the peer's delay.
+    assert 0.9 * DELAY * 1e9 <= woken.t - wait.t < 10 * DELAY * 1e9
+    assert woken.t == arrived.t, "the program is woken when the kernel stamps the arrival"
+    # The data left the peer before the kernel stamped its arrival; the copy comes last.
+    assert sent.t <= arrived.t < copied.t
+    assert copied.t - arrived.t < DELAY * 1e9, "phase 2 is short next to phase 1"
+    assert arrived.text == "stamped by the kernel (SO_TIMESTAMPNS)" and sent.text == "reported by the peer"
+    assert wait.where.startswith("io_blocking.py:"), "where is the scenario line, not the probe helper"
+    from concurview.tui.store import WAITING
+
+    state, _ = tl.state_at(0, (wait.t + woken.t) // 2)
+    assert state == WAITING, "the diagram shows the program waiting through phase 1"
+
+
+def test_large_message_copy_takes_real_time(record):
+    tl = record("io-blocking", delay=0.05, size=1 << 20)
+    kernel = lane_events(tl, "kernel buffer")
+    arrived = next(e for e in kernel if e.kind == "ready")
+    copied = next(e for e in kernel if e.kind == "close")
+    assert arrived.reason == f"{1 << 20} B arrived"
+    assert copied.t > arrived.t
+    log = [e.text for e in tl.logs() if e.kind == "log"]
+    assert any("copy 1048576 B" in line for line in log)
