@@ -49,3 +49,21 @@ def test_large_message_copy_takes_real_time(record):
     assert copied.t > arrived.t
     log = [e.text for e in tl.logs() if e.kind == "log"]
     assert any("copy 1048576 B" in line for line in log)
+
+
+def test_nonblocking_polls_with_eagain_and_never_waits(record):
+    tl = record("io-nonblocking", delay=DELAY, size=64, report_every=0.05)
+    assert tl.complete and tl.footer.exit_code == 0
+    main = lane_events(tl, "MainThread")
+    marks = [e for e in main if e.kind == "mark"]
+    counts = [int(m.reason.split(" ")[0]) for m in marks if m.reason.endswith("× EAGAIN")]
+    assert len(counts) >= 2 and all(c > 0 for c in counts), "EAGAINs counted per interval, not one event each"
+    (total,) = [m for m in marks if "in all" in m.reason]
+    assert int(total.reason.split(" ")[0]) >= sum(counts) > 0 and "CPU spent polling" in total.text
+    assert not [e for e in main if e.kind == "wait"], "the program lane never blocks"
+    kernel = lane_events(tl, "kernel buffer")
+    arrived = next(e for e in kernel if e.kind == "ready")
+    copied = next(e for e in kernel if e.kind == "close")
+    assert arrived.text == "stamped by the kernel (SO_TIMESTAMPNS)"
+    first_mark = min(m.t for m in marks)
+    assert first_mark < arrived.t <= copied.t, "the polling started long before the data arrived"
