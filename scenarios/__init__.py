@@ -95,18 +95,41 @@ def _header(tree: ast.Module, path: Path) -> dict:
 
 
 def load(path: str | os.PathLike[str], order: int = 0) -> Scenario:
+    """The scenario a file defines (its variants are in load_all)."""
+    return load_all(path, order)[0]
+
+
+def load_all(path: str | os.PathLike[str], order: int = 0) -> list[Scenario]:
+    """The scenario a file defines, then its variants.
+
+    A variant (`"variants": [{"name": ..., "params": {...}}, ...]` in the
+    header) is the same program under its own name, with some parameter
+    defaults changed and optionally its own title, description and facts.
+    """
     path = Path(path)
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (OSError, SyntaxError, ValueError) as e:
         raise ScenarioError(f"{path}: cannot read scenario: {e}") from None
     h = _header(tree, path)
-    return Scenario(
+    base = Scenario(
         name=h["name"], title=h.get("title", h["name"]), topic=h.get("topic", "other"),
         description=_reflow(ast.get_docstring(tree) or ""), path=path, params=dict(h.get("params", {})),
         facts=tuple(h.get("facts", ())), order=int(h.get("order", order)),
         gevent=bool(h.get("gevent", False)),
     )
+    out = [base]
+    for i, v in enumerate(h.get("variants", ())):
+        unknown = set(v.get("params", {})) - set(base.params)
+        if "name" not in v or unknown:
+            raise ScenarioError(f"{path.name}: variant {i + 1} needs a name and known params (unknown: {unknown})")
+        out.append(Scenario(
+            name=v["name"], title=v.get("title", v["name"]), topic=base.topic,
+            description=_reflow(v["description"]) if "description" in v else base.description, path=path,
+            params={**base.params, **v.get("params", {})}, facts=tuple(v.get("facts", base.facts)),
+            order=int(v.get("order", base.order)), gevent=base.gevent,
+        ))
+    return out
 
 
 def _reflow(doc: str) -> str:
@@ -121,7 +144,7 @@ def catalogue() -> dict[str, Scenario]:
     """Every scenario shipped with concurview, by name, in picker order."""
     global _cache
     if _cache is None:
-        found = [load(p) for p in sorted(HERE.glob("*.py")) if not p.name.startswith("_")]
+        found = [s for p in sorted(HERE.glob("*.py")) if not p.name.startswith("_") for s in load_all(p)]
         topic_rank = {t: i for i, t in enumerate(TOPICS)}
         found.sort(key=lambda s: (topic_rank.get(s.topic, len(TOPICS)), s.order, s.name))
         _cache = {s.name: s for s in found}

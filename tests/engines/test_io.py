@@ -67,3 +67,35 @@ def test_nonblocking_polls_with_eagain_and_never_waits(record):
     assert arrived.text == "stamped by the kernel (SO_TIMESTAMPNS)"
     first_mark = min(m.t for m in marks)
     assert first_mark < arrived.t <= copied.t, "the polling started long before the data arrived"
+
+
+@pytest.mark.parametrize("api", ["select", "poll", "epoll"])
+def test_multiplexing_waits_in_the_readiness_call_and_recv_only_copies(record, api):
+    tl = record(f"io-{api}", delay=DELAY, idle_fds=10)
+    assert tl.complete and tl.footer.exit_code == 0
+    main = lane_events(tl, "MainThread")
+    wait = next(e for e in main if e.kind == "wait" and e.reason.startswith(f"{api}(): waiting"))
+    back = next(e for e in main if e.kind == "run" and e.reason.startswith(f"{api}() returned"))
+    copied = next(e for e in main if e.kind == "mark" and e.reason.startswith("recv() copied 64 B"))
+    arrived = next(e for e in lane_events(tl, "kernel buffer") if e.kind == "ready")
+    assert 0.7 * DELAY * 1e9 <= back.t - wait.t < 10 * DELAY * 1e9, "phase 1 is spent in the readiness call"
+    assert arrived.t <= back.t <= copied.t, "it returns after the data arrived; the copy follows"
+    assert not [e for e in main if e.kind == "wait" and e.t > back.t], "recv() never waits"
+
+
+def test_select_refuses_descriptors_past_1024_and_says_so(record):
+    tl = record("io-select", delay=0.05, idle_fds=1100)
+    assert tl.complete and tl.footer.exit_code == 0, "reported, not crashed"
+    (mark,) = [e for e in tl.logs() if e.kind == "log"]
+    assert "select() cannot watch 1101 sockets" in mark.text and "1024" in mark.text
+
+
+def test_per_call_cost_grows_with_idle_descriptors_for_poll_not_epoll(record):
+    def cost(api, n):
+        tl = record(f"io-{api}", delay=0.02, idle_fds=n)
+        (m,) = [e for e in tl.events_of_kind("mark").tolist() if "per call" in (tl.event(e).reason or "")]
+        return float(tl.event(m).reason.split(": ")[1].split(" ")[0])
+
+    poll_small, poll_big, epoll_big = cost("poll", 1), cost("poll", 2000), cost("epoll", 2000)
+    assert poll_big > 5 * poll_small, (poll_small, poll_big)
+    assert poll_big > 5 * epoll_big, (poll_big, epoll_big)

@@ -20,7 +20,8 @@ def test_catalogue_lists_asyncio_tasks_with_its_lesson_defaults():
 def test_every_scenario_has_the_header_a_picker_needs():
     for s in catalogue().values():
         assert s.title and s.description and s.topic, s.name
-        assert s.path.name == s.name.replace("-", "_") + ".py", "file name follows the scenario name"
+        base = load(s.path)
+        assert s.path.name == base.name.replace("-", "_") + ".py", "file name follows the scenario name"
 
 
 def test_unknown_scenario_names_the_choices():
@@ -64,3 +65,19 @@ def test_header_must_be_a_literal(tmp_path):
     p.write_text("SCENARIO = dict(name=input())\n")
     with pytest.raises(ScenarioError, match="literal"):
         load(p)
+
+
+def test_variants_share_a_program_with_other_defaults(tmp_path):
+    p = tmp_path / "demo.py"
+    p.write_text('SCENARIO = {"name": "demo", "title": "Demo", "params": {"api": "select", "n": 1},\n'
+                 '            "variants": [{"name": "demo-poll", "params": {"api": "poll"}}]}\n')
+    from concurview.scenarios import load_all
+
+    base, variant = load_all(p)
+    assert (variant.name, variant.params, variant.path, variant.title) == ("demo-poll", {"api": "poll", "n": 1},
+                                                                           p, "demo-poll")
+    assert base.params == {"api": "select", "n": 1}
+    p.write_text('SCENARIO = {"name": "demo", "params": {"api": "select"},\n'
+                 '            "variants": [{"name": "bad", "params": {"nope": 1}}]}\n')
+    with pytest.raises(ScenarioError, match="unknown"):
+        load_all(p)
