@@ -18,10 +18,15 @@ def test_catalogue_lists_asyncio_tasks_with_its_lesson_defaults():
 
 
 def test_every_scenario_has_the_header_a_picker_needs():
+    import re
+
+    from concurview.scenarios import TOPICS, load_all
+
+    names = [s.name for p in {s.path for s in catalogue().values()} for s in load_all(p)]
+    assert len(names) == len(set(names)) == len(catalogue()), "names are unique"
     for s in catalogue().values():
-        assert s.title and s.description and s.topic, s.name
-        base = load(s.path)
-        assert s.path.name == base.name.replace("-", "_") + ".py", "file name follows the scenario name"
+        assert s.title and s.description and s.topic in TOPICS, s.name
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", s.name), s.name
 
 
 def test_unknown_scenario_names_the_choices():
