@@ -99,3 +99,26 @@ def test_per_call_cost_grows_with_idle_descriptors_for_poll_not_epoll(record):
     poll_small, poll_big, epoll_big = cost("poll", 1), cost("poll", 2000), cost("epoll", 2000)
     assert poll_big > 5 * poll_small, (poll_small, poll_big)
     assert poll_big > 5 * epoll_big, (poll_big, epoll_big)
+
+
+def test_signal_driven_handler_drains_after_arrival_while_main_keeps_running(record):
+    tl = record("io-signal", delay=DELAY, size=64)
+    assert tl.complete and tl.footer.exit_code == 0
+    main = lane_events(tl, "MainThread")
+    handler = [e for e in main if e.kind == "mark" and e.reason.startswith("SIGIO handler ran")]
+    assert handler and handler[0].reason == "SIGIO handler ran: drained 64 B until EAGAIN"
+    arrived = next(e for e in lane_events(tl, "kernel buffer") if e.kind == "ready")
+    assert arrived.t <= handler[0].t, "the handler runs after the data reached the kernel"
+    waits = [e for e in main if e.kind == "wait"]
+    assert not waits or waits[0].t > handler[-1].t, "the main lane never waits for data"
+
+
+def test_a_long_c_call_defers_the_signal_handler(record):
+    tl = record("io-signal", delay=0.3, size=64, long_c_call=True, c_call_ms=120)
+    main = lane_events(tl, "MainThread")
+    entered = next(e for e in main if e.kind == "mark" and e.reason.startswith("enters a 120 ms C call"))
+    returned = next(e for e in main if e.kind == "mark" and e.reason == "C call returned")
+    handler = next(e for e in main if e.kind == "mark" and e.reason.startswith("SIGIO handler ran"))
+    arrived = next(e for e in lane_events(tl, "kernel buffer") if e.kind == "ready")
+    assert entered.t < arrived.t < returned.t, "the data arrived while the main thread was in C"
+    assert handler.t >= returned.t, "so the handler could only run once the C call returned"
