@@ -120,5 +120,7 @@ def test_a_long_c_call_defers_the_signal_handler(record):
     returned = next(e for e in main if e.kind == "mark" and e.reason == "C call returned")
     handler = next(e for e in main if e.kind == "mark" and e.reason.startswith("SIGIO handler ran"))
     arrived = next(e for e in lane_events(tl, "kernel buffer") if e.kind == "ready")
-    assert entered.t < arrived.t < returned.t, "the data arrived while the main thread was in C"
-    assert handler.t >= returned.t, "so the handler could only run once the C call returned"
+    assert entered.t < arrived.t < handler.t <= returned.t, "the data arrived while the main thread was in C"
+    # The pending handler runs at the first bytecode after the C call - just before the line that
+    # notes the return - and long after the data arrived.
+    assert returned.t - handler.t < (handler.t - arrived.t) / 2, (arrived.t, handler.t, returned.t)
