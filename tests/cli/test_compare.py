@@ -12,20 +12,21 @@ from concurview.tui.store import load
 def test_compare_models_side_by_side(tmp_path):
     trace = tmp_path / "cmp.jsonl"
     out = subprocess.run(
-        [sys.executable, "-m", "concurview", "compare", "--models", "sequential,threads,asyncio", "--jobs", "6",
+        [sys.executable, "-m", "concurview", "compare", "--models", "sequential,threads,gevent,asyncio", "--jobs", "6",
          "--job-sleep", "0.05", "--workers", "3", "-o", str(trace), "--json"],
         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     rows = {r["model"]: r for r in json.loads(out.stdout)}
-    assert list(rows) == ["sequential", "threads", "asyncio"]
+    assert list(rows) == ["sequential", "threads", "gevent", "asyncio"]
     assert rows["sequential"]["total_s"] >= 6 * 0.05
-    for model in ("threads", "asyncio"):
+    for model in ("threads", "gevent", "asyncio"):
         assert rows[model]["total_s"] >= 2 * 0.05, model  # ceil(6 / 3) rounds of waiting
         assert rows[model]["total_s"] < rows["sequential"]["total_s"], model
     assert rows["asyncio"]["lanes"] >= 7, "the loop thread and a lane per task"
     tl = load(trace)
     prefixes = {lane.name.split(" · ")[0] for lane in tl.lanes}
-    assert prefixes == {"sequential", "threads", "asyncio"}
+    assert prefixes == {"sequential", "threads", "gevent", "asyncio"}
+    assert rows["gevent"]["lanes"] >= 5, "the program patched itself: greenlets and the hub are still traced"
     firsts = {}
     for lane in tl.lanes:
         firsts.setdefault(lane.name.split(" · ")[0], lane.id)
