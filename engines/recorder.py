@@ -172,6 +172,40 @@ class Recorder:
         self.flush()
         self._closed = True
 
+    def reinit_after_fork(self) -> None:
+        """In a forked child: its own stream to the runner (as connect() opens), its pid and lane base, fresh locks.
+
+        What the parent had pending is the parent's to send: the queues are emptied
+        in place (engines keep references to them), and the only thread left, the
+        one that forked, keeps its thread-local lane until an engine binds another.
+        """
+        old = self.fd
+        self.pid = _getpid()
+        self._base = self.pid << WIRE_LANE_SHIFT
+        self._n_lanes = 0
+        self.dropped = 0
+        self._lanes.clear()
+        self._events.clear()
+        self._write_lock = _allocate_lock()
+        self._lane_lock = _allocate_lock()
+        self._thread_lanes.clear()
+        self.t0 = int(os.environ.get(ENV_T0, self.t0))
+        try:
+            os.close(old)  # the parent's stream: the runner must see it end when the parent's ends
+        except OSError:
+            pass
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(os.environ[ENV_CHANNEL])
+            self.fd = sock.detach()
+            os.set_blocking(self.fd, True)
+        except (OSError, KeyError):
+            self.fd = -1  # no runner to talk to: record into the void, keep running
+            self._closed = True
+            return
+        self._closed = False
+        self.start_flusher()
+
 
 def connect(address: str, t0: int) -> Recorder:
     """Open this process's own stream to the runner (every process gets one: frames never interleave)."""

@@ -1,0 +1,763 @@
+"""threads engine: a lane per thread and Timer; sleeps, contended locks, queue gets and joins as waits; pool work items as runs."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import queue
+import sys
+import threading
+
+from concurview.engines.events import CLOSE, ERROR, READY, RUN, WAIT
+from concurview.engines.recorder import BATCH_EVENTS, Recorder, _allocate_lock, _get_ident, _monotonic_ns
+from concurview.engines.where import Where
+
+_engine: ThreadsEngine | None = None  # the one engine of this process, for the lock and queue types
+
+_CRLock = getattr(threading, "_CRLock", None) or _thread.RLock
+_rlock_acquire = _CRLock.acquire
+_rlock_release = _CRLock.release
+_SimpleQueue = queue.SimpleQueue
+_sq_get = _SimpleQueue.get
+_sq_put = _SimpleQueue.put
+_Empty = queue.Empty
+_RLOCK_FACTORY_CODE = threading.RLock.__code__
+
+# Library calls a program makes that end up blocking in a lock: the outermost one met
+# on the way up from the lock names the wait (`Event.wait`, not `Condition.wait`).
+# Keyed by (file name, qualified name): only library frames are looked up.
+LABELS = {
+    ("threading.py", "Condition.wait"): "Condition.wait",
+    ("threading.py", "Condition.wait_for"): "Condition.wait_for",
+    ("threading.py", "Event.wait"): "Event.wait",
+    ("threading.py", "Semaphore.acquire"): "Semaphore.acquire",
+    ("threading.py", "Barrier.wait"): "Barrier.wait",
+    ("threading.py", "Thread.start"): "Thread.start",
+    ("threading.py", "Thread.join"): "Thread.join",
+    ("queue.py", "Queue.get"): "Queue.get",
+    ("queue.py", "Queue.put"): "Queue.put",
+    ("queue.py", "Queue.join"): "Queue.join",
+    ("_base.py", "Future.result"): "Future.result",
+    ("_base.py", "Future.exception"): "Future.exception",
+    ("_base.py", "wait"): "futures.wait",
+    ("_base.py", "as_completed"): "as_completed",
+    ("thread.py", "ThreadPoolExecutor.shutdown"): "shutdown(wait=True)",
+    ("process.py", "ProcessPoolExecutor.shutdown"): "shutdown(wait=True)",
+    ("thread.py", "_python_exit"): "interpreter exit",
+    ("process.py", "_python_exit"): "interpreter exit",
+    ("process.py", "_ExecutorManagerThread.wait_result_broken_or_wakeup"): "waiting for results",
+    ("queues.py", "Queue._feed"): "feeder: waiting for items to send",
+    ("queues.py", "Queue.get"): "multiprocessing Queue.get",
+    ("connection.py", "Connection.poll"): "Connection.poll",
+}
+_TIMER = "Timer"  # the label of the engine's own Timer.run
+_LIMIT = BATCH_EVENTS - 2  # hot paths append straight to the recorder's queue below this
+_MAX_DEPTH = 32  # frames walked looking for a label and the program's line
+_REPR_MAX = 40  # characters of one argument in `task('屌丝4')`
+_CALL_MAX = 100
+
+
+def _cut(s: str, n: int) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _seconds(value) -> str:
+    """A duration as the program wrote it: 1.0 -> `1.0s`, 2 -> `2s`."""
+    return f"{value}s" if isinstance(value, (int, float)) else f"{value!r}s"
+
+
+class TracedLock:
+    """threading.Lock() with a cheap uncontended path; only an acquire that would block is recorded.
+
+    Condition, Event, Semaphore, Barrier, queue.Queue and the executors all
+    wait through locks like this one (a Condition's waiters are plain locks),
+    so their waits show, named by the library call that blocked.
+    """
+
+    __slots__ = ("_lock", "_waiters", "_waker", "__weakref__")
+
+    def __init__(self) -> None:
+        self._lock = _allocate_lock()
+        self._waiters: list | None = None  # lanes blocked in acquire (approximate: who wakes is the OS's choice)
+        self._waker: int | None = None  # the lane whose release let a waiter in
+
+    def acquire(self, blocking=True, timeout=-1):
+        if self._lock.acquire(False):
+            return True
+        if not blocking or _engine is None:
+            return self._lock.acquire(blocking, timeout)  # the real call's answer (and its errors)
+        return _engine.block(self, self._lock.acquire, (True, timeout), timeout, "Lock.acquire")
+
+    __enter__ = acquire
+
+    def release(self) -> None:
+        if self._waiters and self._lock.locked():
+            _engine.wake(self)
+        self._lock.release()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()
+        self._waiters = None
+        self._waker = None
+
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
+
+    def __repr__(self) -> str:
+        state = "locked" if self._lock.locked() else "unlocked"
+        return f"<{state} {type(self).__module__}.{type(self).__qualname__} object at {id(self):#x}>"
+
+
+class TracedRLock(_CRLock):
+    """threading.RLock() (the C one, subclassed): recorded only when an acquire would block."""
+
+    __slots__ = ("_waiters", "_waker")
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._waiters = None
+        self._waker = None
+
+    def acquire(self, blocking=True, timeout=-1):
+        if _rlock_acquire(self, False):
+            return True
+        if not blocking or _engine is None:
+            return _rlock_acquire(self, blocking, timeout)
+        return _engine.block(self, _rlock_acquire, (self, True, timeout), timeout, "RLock.acquire")
+
+    __enter__ = acquire
+
+    def release(self) -> None:
+        if self._waiters:
+            _engine.wake(self)
+        _rlock_release(self)
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def _at_fork_reinit(self) -> None:
+        _CRLock._at_fork_reinit(self)
+        self._waiters = None
+        self._waker = None
+
+
+class TracedSimpleQueue(_SimpleQueue):
+    """queue.SimpleQueue (the C one, subclassed): a get that finds the queue empty waits, recorded.
+
+    ThreadPoolExecutor's workers take work from one of these: their idle time
+    shows as `waiting for work`.
+    """
+
+    __slots__ = ("_waiters", "_waker")
+
+    def __init__(self) -> None:
+        self._waiters = None
+        self._waker = None
+
+    def get(self, block=True, timeout=None):
+        try:
+            return _sq_get(self, False)
+        except _Empty:
+            if not block or _engine is None:
+                return _sq_get(self, block, timeout)
+        return _engine.queue_wait(self, timeout)
+
+    def put(self, item, block=True, timeout=None) -> None:
+        if self._waiters:
+            _engine.wake(self)
+        _sq_put(self, item)
+
+    def put_nowait(self, item) -> None:
+        self.put(item)
+
+
+class ThreadsEngine:
+    """Gives every thread a lane and records what blocks it.
+
+    Patched before the program runs: `Thread.start` / `_bootstrap_inner` (a lane
+    per thread, opened at start() by its creator, bound to the thread so its
+    prints land on it), `Thread.join`, `time.sleep`, `threading.Lock`,
+    `threading._allocate_lock`, `threading.RLock`, `queue.SimpleQueue` and
+    `threading.excepthook`. Patched when first used (checked at each thread
+    start): `concurrent.futures.thread._WorkItem.run` (each work item a run named
+    after its call) and `multiprocessing.connection.wait`.
+    """
+
+    def __init__(self, rec: Recorder, where: Where) -> None:
+        self.rec = rec
+        self.where = where
+        self.errors = 0
+        self._labels: dict[int, tuple[str | None, object]] = {}  # id(code) -> (label, code kept alive)
+        self._woken_by: dict[int, int] = {}  # lane -> the lane whose notify() woke it
+        self._users: dict[int, tuple[bool, object]] = {}  # id(code) -> (the program's own, code kept alive)
+        self._call_sites: dict[int, tuple[str | None, object]] = {}  # id(code) -> (where of its def, code)
+        # (id(code) << 32) + f_lasti -> (`file:line` if the program's own code else None, code kept alive)
+        self._sites: dict[int, tuple[str | None, object]] = {}
+        self._pending = {"concurrent.futures.thread": self._patch_thread_pool,
+                         "multiprocessing.connection": self._patch_connection}
+        self._worker_code = None  # concurrent.futures.thread._worker.__code__ once seen
+        self._work_item_type = None
+        self._starter_name = "_start_joinable_thread" if hasattr(threading, "_start_joinable_thread") \
+            else "_start_new_thread"
+        self._starter = getattr(threading, self._starter_name)
+
+    # -- arming ---------------------------------------------------------------------------
+
+    def install(self) -> bool:
+        global _engine
+        monkey = sys.modules.get("gevent.monkey")
+        gevent_threads = monkey is not None and monkey.is_module_patched("threading")
+        gevent_time = monkey is not None and monkey.is_module_patched("time")
+        if gevent_threads and gevent_time:
+            return False  # gevent turned threads into greenlets: the greenlet engine shows them
+        _engine = self
+        if not gevent_time:
+            self._patch_sleep()
+        if not gevent_threads:
+            self._patch_threads()
+            lock, rlock = self._lock_factories()
+            threading.Lock = lock  # type: ignore[misc, assignment]
+            self._patch_condition()
+            if getattr(threading, "_CRLock", None) is not None:
+                threading._CRLock = rlock  # type: ignore[attr-defined]
+            queue.SimpleQueue = TracedSimpleQueue  # type: ignore[misc]
+        return True
+
+    def _patch_condition(self) -> None:
+        """Condition.wait is a wait (every Event, Semaphore, Barrier, Queue and Future wait is one);
+        notify() makes the lanes it wakes ready.
+
+        The lanes waiting on a condition are kept in the order of its waiters: wait()
+        adds one, and notify() takes them from the front, both under the condition's lock.
+        """
+        engine, rec = self, self.rec
+        Condition = threading.Condition
+        orig_wait, orig_notify = Condition.wait, Condition.notify
+        getframe, tls, mono = sys._getframe, rec._tls, _monotonic_ns
+        woken_by = self._woken_by
+
+        def wait(cond, timeout=None):
+            if timeout is not None and timeout <= 0:
+                return orig_wait(cond, timeout)
+            try:
+                lane = tls.lane
+            except AttributeError:
+                lane = rec.current_lane()
+            lanes = cond.__dict__.get("_concurview_lanes")
+            if lanes is None:
+                lanes = cond._concurview_lanes = []
+            reason, at = engine.wait_reason(getframe(1), "Condition.wait", timeout)
+            lanes.append(lane)
+            rec.record(lane, WAIT, reason, at)
+            got = False
+            try:
+                got = orig_wait(cond, timeout)
+                return got
+            finally:
+                # The condition's lock is held again here: notify() took us off the list if it woke us.
+                if got:
+                    cause = woken_by.pop(lane, None)
+                    rec.record(lane, RUN, None, at, cause)
+                else:
+                    try:
+                        lanes.remove(lane)
+                    except ValueError:
+                        pass
+                    rec.record(lane, RUN, "timed out", at)
+
+        def notify(cond, n=1):
+            lanes = cond.__dict__.get("_concurview_lanes")
+            if not lanes:
+                return orig_notify(cond, n)
+            k = min(n, len(lanes))
+            result = orig_notify(cond, n)
+            # Still under the lock: the woken cannot run (and record it) before these are recorded.
+            try:
+                me = tls.lane
+            except AttributeError:
+                me = rec.current_lane()
+            events, t0 = rec._events, rec.t0
+            for lane in lanes[:k]:
+                woken_by[lane] = me
+                if len(events) < _LIMIT:
+                    events.append((mono() - t0, lane, READY, None, None, me))
+                else:
+                    rec.record(lane, READY, None, None, me)
+            del lanes[:k]
+            return result
+
+        for f, orig in ((wait, orig_wait), (notify, orig_notify)):
+            f.__doc__, f.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
+        Condition.wait, Condition.notify = wait, notify
+
+    def _lock_factories(self):
+        """threading.Lock / RLock: traced when the program itself makes them.
+
+        The library's own locks (a Queue's mutex, an executor's, a Future's condition)
+        are the C ones: held for microseconds, their Python-level wrappers would cost
+        more than they show, and every wait they stand for (Queue.get, Future.result,
+        Event.wait, ...) already shows through Condition.wait.
+        """
+        getframe, users, is_user = sys._getframe, self._users, self.where.is_user
+
+        def Lock():
+            code = getframe(1).f_code
+            entry = users.get(id(code))
+            if entry is None:
+                entry = users[id(code)] = (is_user(code), code)
+            return TracedLock() if entry[0] else _allocate_lock()
+
+        def RLock(*args, **kwargs):
+            frame = getframe(1)
+            if frame.f_code is _RLOCK_FACTORY_CODE:  # threading.RLock() called us: look one further
+                frame = frame.f_back
+            code = frame.f_code
+            entry = users.get(id(code))
+            if entry is None:
+                entry = users[id(code)] = (is_user(code), code)
+            return TracedRLock() if entry[0] else _CRLock(*args, **kwargs)
+
+        Lock.__doc__ = _allocate_lock.__doc__
+        RLock.__doc__ = _CRLock.__doc__
+        return Lock, RLock
+
+    def gevent_threads(self) -> bool:
+        """True once gevent's monkey.patch_all() (run by the program itself) made threads greenlets."""
+        return getattr(threading, self._starter_name, None) is not self._starter
+
+    def _patch_sleep(self) -> None:
+        import time
+
+        engine, rec = self, self.rec
+        real = time.sleep
+        getframe, mono, tls = sys._getframe, _monotonic_ns, rec._tls
+        sites, events, t0 = self._sites, rec._events, rec.t0
+        reasons: dict = {}  # secs -> "sleep 1.0s": formatting a float costs more than the rest of the hook
+
+        def sleep(secs, /):
+            # Once per sleep: written out rather than split into helper calls (each costs here).
+            try:
+                caller = getframe(1)
+                site = sites.get((id(caller.f_code) << 32) + caller.f_lasti)
+                if site is None:
+                    site = engine.site(caller)
+                at = site[0]
+                if at is None:
+                    # A library's polling loop (subprocess.Popen.wait(timeout) sleeps 1, 2, 4 ms...
+                    # between checks): plumbing, not a wait the program asked for.
+                    return real(secs)
+                try:
+                    lane = tls.lane
+                except AttributeError:
+                    lane = rec.current_lane()
+                reason = reasons.get(secs)
+                if reason is None:
+                    reason = f"sleep {secs}s"
+                    if len(reasons) < 1024:
+                        reasons[secs] = reason
+                if len(events) < _LIMIT:
+                    events.append((mono() - t0, lane, WAIT, reason, at))
+                else:
+                    rec.record(lane, WAIT, reason, at)
+            except Exception:  # noqa: BLE001 - a hook never raises into the program
+                engine.errors += 1
+                return real(secs)
+            try:
+                return real(secs)
+            finally:
+                if len(events) < _LIMIT:
+                    events.append((mono() - t0, lane, RUN, None, at))
+                else:
+                    rec.record(lane, RUN, None, at)
+
+        sleep.__doc__ = real.__doc__
+        sleep.__wrapped__ = real  # type: ignore[attr-defined]
+        time.sleep = sleep
+
+    def _patch_threads(self) -> None:
+        engine, rec = self, self.rec
+        Thread = threading.Thread
+        orig_start, orig_inner, orig_join = Thread.start, Thread._bootstrap_inner, Thread.join
+
+        def start(thread):
+            try:
+                if not engine.gevent_threads():
+                    thread._concurview_start = (rec.current_lane(), rec.now(), engine.where.caller(2))
+                if engine._pending:
+                    engine.patch_pending()
+            except Exception:  # noqa: BLE001
+                engine.errors += 1
+            return orig_start(thread)
+
+        def _bootstrap_inner(thread):
+            info = thread.__dict__.pop("_concurview_start", None)
+            if info is None:
+                return orig_inner(thread)  # started before we were armed, or a gevent "thread"
+            ident = _get_ident()
+            lane = engine.open_thread(thread, info, ident)
+            try:
+                return orig_inner(thread)
+            finally:
+                if lane is not None:
+                    engine.close_thread(thread, lane, ident)
+
+        def join(thread, timeout=None):
+            try:
+                blocks = (thread._started.is_set() and thread.is_alive()
+                          and thread is not threading.current_thread() and not engine.gevent_threads())
+            except Exception:  # noqa: BLE001 - let the real join raise what it raises
+                blocks = False
+            if not blocks:
+                return orig_join(thread, timeout)
+            lane = rec.current_lane()
+            try:
+                label, _, at = engine.why(sys._getframe(1))
+                reason = f"join {thread.name}" if label in (None, "Thread.join") else f"{label}: join {thread.name}"
+                if timeout is not None:
+                    reason += f" (timeout {_seconds(timeout)})"
+            except Exception:  # noqa: BLE001
+                engine.errors += 1
+                reason, at = f"join {thread.name}", None
+            rec.record(lane, WAIT, reason, at)
+            try:
+                return orig_join(thread, timeout)
+            finally:
+                done = not thread.is_alive()
+                rec.record(lane, RUN, None if done else "timed out", at,
+                           thread.__dict__.get("_concurview_lane") if done else None)
+
+        for name, f, orig in (("start", start, orig_start), ("_bootstrap_inner", _bootstrap_inner, orig_inner),
+                              ("join", join, orig_join)):
+            f.__doc__, f.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
+            setattr(Thread, name, f)
+
+        hook = threading.excepthook
+
+        def excepthook(args, /):
+            try:
+                exc = args.exc_value
+                if exc is not None and args.thread is not None:
+                    lane = args.thread.__dict__.get("_concurview_lane")
+                    if lane is not None:
+                        name = type(exc).__name__
+                        args.thread._concurview_raised = name
+                        rec.record(lane, ERROR, name, engine.where.of_traceback(args.exc_traceback), None,
+                                   f"{name}: {exc}")
+            except Exception:  # noqa: BLE001
+                engine.errors += 1
+            return hook(args)
+
+        excepthook.__doc__ = hook.__doc__
+        threading.excepthook = excepthook
+
+        Timer = threading.Timer
+        if tuple(Timer.run.__code__.co_names) == ("finished", "wait", "interval", "is_set", "function", "args",
+                                                  "kwargs", "set"):
+            # The same steps as Timer.run, plus a run event named after the call when it fires.
+            def run(timer):
+                timer.finished.wait(timer.interval)
+                if not timer.finished.is_set():
+                    engine.announce_call(timer.function, timer.args, timer.kwargs)
+                    timer.function(*timer.args, **timer.kwargs)
+                timer.finished.set()
+
+            run.__doc__, run.__wrapped__ = Timer.run.__doc__, Timer.run  # type: ignore[attr-defined]
+            Timer.run = run
+            self._labels[id(run.__code__)] = (_TIMER, run.__code__)
+
+    def patch_pending(self) -> None:
+        """Patch the library modules the program has imported since (a dict lookup per thread start until done)."""
+        for name in list(self._pending):
+            module = sys.modules.get(name)
+            if module is not None:
+                patch = self._pending.pop(name, None)
+                if patch is not None:
+                    try:
+                        patch(module)
+                    except Exception:  # noqa: BLE001
+                        self.errors += 1
+
+    def _patch_thread_pool(self, module) -> None:
+        engine, rec = self, self.rec
+        WorkItem = module._WorkItem
+        orig = WorkItem.run
+        self._worker_code = module._worker.__code__
+        self._work_item_type = WorkItem
+
+        tls, events, call_sites, mono = rec._tls, rec._events, self._call_sites, _monotonic_ns
+
+        def run(item):
+            # Once per task: the call's name is formatted here, inline (see describe_call).
+            try:
+                fn, args, kwargs = item.fn, item.args, item.kwargs
+                if kwargs:
+                    reason, at = engine.describe_call(fn, args, kwargs)
+                else:
+                    reason = f"{getattr(fn, '__name__', 'call')}({', '.join([repr(a) for a in args])})"
+                    if len(reason) > _CALL_MAX:
+                        reason = engine.describe_call(fn, args, kwargs)[0]
+                    code = getattr(fn, "__code__", None)
+                    site = call_sites.get(id(code))
+                    at = site[0] if site is not None else engine.describe_call(fn, args, kwargs)[1]
+                try:
+                    lane = tls.lane
+                except AttributeError:
+                    lane = rec.current_lane()
+                cause = item.__dict__.pop("_concurview_cause", None)
+                if len(events) < _LIMIT:
+                    events.append((mono() - rec.t0, lane, RUN, reason, at, cause))
+                else:
+                    rec.record(lane, RUN, reason, at, cause)
+            except Exception:  # noqa: BLE001
+                engine.errors += 1
+            return orig(item)
+
+        run.__doc__, run.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
+        WorkItem.run = run
+
+    def _patch_connection(self, module) -> None:
+        engine, rec = self, self.rec
+        orig = module.wait
+
+        def wait(object_list, timeout=None):
+            if timeout is not None and timeout <= 0:
+                return orig(object_list, timeout)
+            try:
+                lane = rec.current_lane()
+                label, _, at = engine.why(sys._getframe(1))
+                reason = label or f"connection.wait ({len(object_list)} objects)"
+                if timeout is not None:
+                    reason += f" (timeout {_seconds(timeout)})"
+                rec.record(lane, WAIT, reason, at)
+            except Exception:  # noqa: BLE001
+                engine.errors += 1
+                return orig(object_list, timeout)
+            ready = []
+            try:
+                ready = orig(object_list, timeout)
+                return ready
+            finally:
+                rec.record(lane, RUN, None if ready else "timed out", at)
+
+        wait.__doc__, wait.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
+        module.wait = wait
+
+    # -- lanes ----------------------------------------------------------------------------------
+
+    def open_thread(self, thread, info, ident: int) -> int | None:
+        """The new thread's first moments: its lane (opened when start() was called), bound to it."""
+        try:
+            rec = self.rec
+            parent, t, at = info
+            kind = "timer" if isinstance(thread, threading.Timer) else "thread"
+            lane = rec.new_lane(kind, thread.name, parent=parent, tid=ident, cause=parent, where=at, t=t)
+            thread._concurview_lane = lane
+            rec.bind_thread(lane, ident)
+            rec.record(lane, RUN, "thread starts", self._target_where(thread), parent)
+            return lane
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            return None
+
+    def close_thread(self, thread, lane: int, ident: int) -> None:
+        try:
+            rec = self.rec
+            raised = thread.__dict__.get("_concurview_raised")
+            rec.record(lane, CLOSE, "returned" if raised is None else "raised " + raised)
+            if rec._thread_lanes.get(ident) == lane:
+                del rec._thread_lanes[ident]
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+
+    def _target_where(self, thread) -> str | None:
+        target = getattr(thread, "_target", None) or getattr(thread, "function", None)
+        code = getattr(target, "__code__", None)
+        if code is None:
+            run = getattr(type(thread).run, "__code__", None)
+            code = run if run is not None and self.where.is_user(run) else None
+        return self._def_site(code)
+
+    def _def_site(self, code) -> str | None:
+        if code is None:
+            return None
+        entry = self._call_sites.get(id(code))
+        if entry is None:
+            at = self.where.of_code(code) if self.where.is_user(code) else None
+            entry = self._call_sites[id(code)] = (at, code)
+        return entry[0]
+
+    # -- runs named after a call ----------------------------------------------------------------
+
+    def describe_call(self, fn, args, kwargs) -> tuple[str, str | None]:
+        """(`task('屌丝4')`, where fn is defined if it is the program's)."""
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        parts = [repr(a) for a in args]
+        if kwargs:
+            parts += [f"{k}={v!r}" for k, v in kwargs.items()]
+        for i, p in enumerate(parts):
+            if len(p) > _REPR_MAX:
+                parts[i] = _cut(p, _REPR_MAX)
+        text = f"{name}({', '.join(parts)})"
+        if len(text) > _CALL_MAX:
+            text = _cut(text, _CALL_MAX)
+        code = getattr(fn, "__code__", None)
+        entry = self._call_sites.get(id(code))
+        if entry is None:
+            entry = self._call_sites[id(code)] = (self._def_site(code), code)
+        return text, entry[0]
+
+    def announce_call(self, fn, args, kwargs, cause: int | None = None) -> None:
+        """The current lane starts running a call it was handed (a pool's work item, a Timer's function)."""
+        try:
+            reason, at = self.describe_call(fn, args, kwargs)
+        except Exception:  # noqa: BLE001 - a repr() that raises
+            reason, at = "call", None
+        rec = self.rec
+        try:
+            lane = rec._tls.lane
+        except AttributeError:
+            lane = rec.current_lane()
+        events = rec._events
+        if len(events) < _LIMIT:
+            events.append((_monotonic_ns() - rec.t0, lane, RUN, reason, at, cause))
+        else:
+            rec.record(lane, RUN, reason, at, cause)
+
+    def site(self, frame) -> tuple[str | None, object]:
+        """(`file:line` of `frame` if it is the program's code, else None), cached by code and offset."""
+        code = frame.f_code
+        entry = self._sites[(id(code) << 32) + frame.f_lasti] = (
+            self.where.of_frame(frame) if self.where.is_user(code) else None, code)
+        return entry
+
+    # -- blocking --------------------------------------------------------------------------------
+
+    def why(self, frame) -> tuple[str | None, object, str | None]:
+        """(the outermost library call on the way up that names this wait, its frame, the program's line)."""
+        label = label_frame = None
+        labels, is_user = self._labels, self.where.is_user
+        for _ in range(_MAX_DEPTH):
+            if frame is None:
+                break
+            code = frame.f_code
+            entry = labels.get(id(code))
+            if entry is None:
+                user = is_user(code)
+                name = None if user else LABELS.get((os.path.basename(code.co_filename), code.co_qualname))
+                entry = labels[id(code)] = ("" if user else name, code)
+            found = entry[0]
+            if found == "":  # the program's own code: the wait happens at this line
+                site = self._sites.get((id(code) << 32) + frame.f_lasti)
+                if site is None:
+                    site = self.site(frame)
+                return label, label_frame, site[0]
+            if found is not None:
+                label, label_frame = found, frame
+            frame = frame.f_back
+        return label, label_frame, None
+
+    def wait_reason(self, frame, default: str, timeout) -> tuple[str, str | None]:
+        """(why a wait that starts at `frame` waits, the program's line): `Event.wait`, `Future.result`, ..."""
+        try:
+            label, label_frame, at = self.why(frame)
+            if label == _TIMER:
+                return f"Timer: wait {_seconds(timeout)}, then call {label_frame.f_locals['timer'].function.__name__}", at
+            reason = label or default
+            if timeout is not None and timeout >= 0:
+                reason += f" (timeout {_seconds(timeout)})"
+            return reason, at
+        except Exception:  # noqa: BLE001 - a hook never raises into the program
+            self.errors += 1
+            return default, None
+
+    def block(self, lock, acquire, args: tuple, timeout, default: str) -> bool:
+        """A lock acquire that would block: wait (named after what the program called), then run."""
+        rec = self.rec
+        lane = rec.current_lane()
+        reason, at = self.wait_reason(sys._getframe(2), default, None if timeout < 0 else timeout)
+        waiters = lock._waiters
+        if waiters is None:
+            waiters = lock._waiters = []
+        waiters.append(lane)
+        rec.record(lane, WAIT, reason, at)
+        ok = False
+        try:
+            ok = acquire(*args)
+            return ok
+        finally:
+            try:
+                waiters.remove(lane)
+            except ValueError:
+                pass
+            waker, lock._waker = lock._waker, None
+            rec.record(lane, RUN, None if ok else "timed out", at, waker if ok else None)
+
+    def wake(self, obj) -> None:
+        """A release (or put) with someone blocked on it: the first of them is ready, caused by us."""
+        try:
+            lane = obj._waiters[0]
+        except (IndexError, TypeError):
+            return
+        rec = self.rec
+        try:
+            me = rec._tls.lane
+        except AttributeError:
+            me = rec.current_lane()
+        obj._waker = me
+        events = rec._events
+        if len(events) < _LIMIT:
+            events.append((_monotonic_ns() - rec.t0, lane, READY, None, None, me))
+        else:
+            rec.record(lane, READY, None, None, me)
+
+    def queue_wait(self, q: TracedSimpleQueue, timeout) -> object:
+        """SimpleQueue.get on an empty queue: a pool worker waits for work; anyone else waits for an item."""
+        rec = self.rec
+        lane = rec.current_lane()
+        caller = sys._getframe(2)
+        worker = caller is not None and caller.f_code is self._worker_code
+        try:
+            if worker:
+                reason, at = "waiting for work", None
+            else:
+                label, _, at = self.why(caller)
+                reason = label or "SimpleQueue.get"
+                if timeout is not None:
+                    reason += f" (timeout {_seconds(timeout)})"
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            reason, at = "SimpleQueue.get", None
+        waiters = q._waiters
+        if waiters is None:
+            waiters = q._waiters = []
+        waiters.append(lane)
+        rec.record(lane, WAIT, reason, at)
+        got = False
+        item = None
+        try:
+            item = _sq_get(q, True, timeout)
+            got = True
+            return item
+        finally:
+            try:
+                waiters.remove(lane)
+            except ValueError:
+                pass
+            waker, q._waker = q._waker, None
+            if got and worker and item is not None and type(item) is self._work_item_type:
+                item._concurview_cause = waker  # its run (named after the call) is the next event
+            elif got and worker:
+                rec.record(lane, RUN, "no more work: shutting down", at, waker)
+            else:
+                rec.record(lane, RUN, None if got else "timed out", at, waker if got else None)
+
+
+def install(rec: Recorder, where: Where) -> ThreadsEngine | None:
+    engine = ThreadsEngine(rec, where)
+    return engine if engine.install() else None

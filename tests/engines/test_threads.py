@@ -1,0 +1,206 @@
+"""threads engine on real traced runs: the thread pool's shutdown facts, Timer, and what a lock wait looks like."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+from concurview.engines.runner import Run, Target
+from concurview.tui.store import Timeline
+
+SLEEP = 0.1
+TASK = re.compile(r"task\('屌丝(\d+)'\)")
+
+
+def record_program(tmp_path, source: str) -> Timeline:
+    """Trace a small program (not a scenario) in a real child process."""
+    path = tmp_path / "prog.py"
+    path.write_text(textwrap.dedent(source))
+    run = Run(Target(str(path)), timeout=60)
+    tl = Timeline(run.header)
+    for batch in run:
+        tl.add(batch.lanes, batch.events)
+    tl.finish(run.footer())
+    return tl
+
+
+def events(tl: Timeline, *kinds: str) -> list:
+    return [tl.event(int(i)) for i in tl.events_of_kind(*kinds)]
+
+
+def logs(tl: Timeline) -> list[tuple[str, str, int]]:
+    """(lane name, text, t) of every printed line, in time order."""
+    return sorted(((tl.lanes[e.lane].name, e.text, e.t) for e in events(tl, "log")), key=lambda x: x[2])
+
+
+def log_time(tl: Timeline, text: str) -> int:
+    (t,) = [t for _, line, t in logs(tl) if line == text]
+    return t
+
+
+def test_pool_of_three_runs_twenty_tasks_and_shutdown_waits(record):
+    tl = record("threadpool-shutdown", sleep=SLEEP)
+    assert tl.complete and tl.footer.exit_code == 0
+    main = tl.lanes[0]
+    workers = [lane for lane in tl.lanes if lane.kind == "thread"]
+    assert sorted(w.name for w in workers) == [f"ThreadPoolExecutor-0_{i}" for i in range(3)]
+    assert all(w.parent == main.id and w.pid == main.pid and w.tid != main.tid for w in workers)
+    assert tl.max_running(["thread"]).get("thread", 0) <= 3
+
+    # Exactly one run per task, on a worker, named after the call, at task's def line.
+    runs = [e for e in events(tl, "run") if e.reason and TASK.fullmatch(e.reason)]
+    assert sorted(int(TASK.fullmatch(e.reason).group(1)) for e in runs) == list(range(20))
+    assert {tl.lanes[e.lane].kind for e in runs} == {"thread"}
+    assert all(e.where.startswith("threadpool_shutdown.py:") for e in runs)
+    sleeps = [e for e in events(tl, "wait") if e.reason == f"sleep {SLEEP}s"]
+    assert len(sleeps) == 20 and {e.lane for e in sleeps} <= {w.id for w in workers}
+
+    # Never more than three tasks between their 开始 and 结束, and three at once happens.
+    starts = {line.split()[0]: t for _, line, t in logs(tl) if line.endswith(" 开始")}
+    ends = {line.split()[0]: t for _, line, t in logs(tl) if line.endswith(" 结束")}
+    assert len(starts) == len(ends) == 20
+    edges = sorted([(t, 1) for t in starts.values()] + [(t, -1) for t in ends.values()])
+    busy = peak = 0
+    for _, d in edges:
+        busy += d
+        peak = max(peak, busy)
+    assert peak == 3
+
+    # About ceil(20 / 3) = 7 rounds of sleeping, not 20.
+    total = max(ends.values()) - min(starts.values())
+    assert 6.5 * SLEEP * 1e9 <= total < 20 * SLEEP * 1e9
+
+    # shutdown(wait=True): MainThread waits joining the workers; '主' only after the last 结束.
+    joins = [e for e in events(tl, "wait") if e.lane == main.id and "join ThreadPoolExecutor-0_" in (e.reason or "")]
+    assert joins and joins[0].reason.startswith("shutdown(wait=True): join")
+    assert joins[0].where.startswith("threadpool_shutdown.py:")
+    assert log_time(tl, "主") > max(ends.values())
+    names = [(name, line) for name, line, _ in logs(tl)]
+    assert names[-2:] == [("MainThread", "RuntimeError: cannot schedule new futures after shutdown"),
+                          ("MainThread", "主")]
+    assert all(any(e.lane == w.id for e in events(tl, "close")) for w in workers)
+
+
+def test_shutdown_without_wait_prints_main_first_but_every_task_still_runs(record):
+    tl = record("threadpool-shutdown-nowait", sleep=0.05, n_tasks=9)
+    assert tl.complete and tl.footer.exit_code == 0
+    ends = [t for _, line, t in logs(tl) if line.endswith(" 结束")]
+    assert len(ends) == 9, "the queued tasks run after shutdown(wait=False) returned"
+    assert log_time(tl, "主") < max(ends)
+    assert any(line == "RuntimeError: cannot schedule new futures after shutdown" for _, line, _ in logs(tl))
+
+
+def test_timer_fires_after_its_interval_on_its_own_lane(record):
+    interval = 0.3
+    tl = record("timer", interval=interval)
+    assert tl.complete and tl.footer.exit_code == 0
+    (timer,) = [lane for lane in tl.lanes if lane.kind == "timer"]
+    assert timer.name != "MainThread" and timer.parent == 0 and timer.tid != tl.lanes[0].tid
+    (line,) = [e for e in events(tl, "log") if e.text == "我是大帅逼———lqz"]
+    assert line.lane == timer.id
+    (opened,) = [e for e in events(tl, "open") if e.lane == timer.id]
+    assert line.t - opened.t >= (interval - 0.005) * 1e9, "not before the interval"
+    waits = [e for e in events(tl, "wait") if e.lane == timer.id]
+    assert waits[0].reason == f"Timer: wait {interval}s, then call task"
+    assert any(e.lane == timer.id and e.reason == "task(name='lqz')" for e in events(tl, "run"))
+
+
+def test_cancelled_timer_never_runs_its_task(record):
+    tl = record("timer-cancel", interval=0.4)
+    assert tl.complete and tl.footer.exit_code == 0
+    (timer,) = [lane for lane in tl.lanes if lane.kind == "timer"]
+    assert not [e for e in events(tl, "log") if "我是大帅逼" in e.text]
+    assert ("MainThread", "取消了") in [(name, line) for name, line, _ in logs(tl)]
+    # MainThread's cancel() wakes the waiting timer early; it ends without calling task.
+    (woken,) = [e for e in events(tl, "ready") if e.lane == timer.id]
+    assert woken.cause == 0
+    (closed,) = [e for e in events(tl, "close") if e.lane == timer.id]
+    (opened,) = [e for e in events(tl, "open") if e.lane == timer.id]
+    assert closed.t - opened.t < 0.4e9
+    assert not [e for e in events(tl, "run") if e.lane == timer.id and (e.reason or "").startswith("task(")]
+
+
+def test_an_idle_worker_waits_for_work_and_the_submit_wakes_it(tmp_path):
+    tl = record_program(tmp_path, """\
+        import time
+        from concurrent.futures import ThreadPoolExecutor
+
+        def job(n):
+            return n * 2
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(job, 1).result()
+            time.sleep(0.1)
+            pool.submit(job, 2).result()
+    """)
+    assert tl.complete and tl.footer.exit_code == 0
+    (worker,) = [lane for lane in tl.lanes if lane.kind == "thread"]
+    mine = [e for e in events(tl, "wait", "ready", "run") if e.lane == worker.id]
+    i = next(i for i, e in enumerate(mine) if e.kind == "wait" and e.reason == "waiting for work")
+    ready, run = mine[i + 1], mine[i + 2]
+    assert (ready.kind, ready.cause) == ("ready", 0), "MainThread's submit() woke it"
+    assert (run.kind, run.reason, run.cause) == ("run", "job(2)", 0)
+    # MainThread's waits are named after what it called: result() on a future not done yet, the
+    # sleep, the `with` block's shutdown(wait=True) joining the worker.
+    waits = {(e.reason, e.where) for e in events(tl, "wait") if e.lane == 0}
+    assert ("sleep 0.1s", "prog.py:9") in waits
+    assert waits <= {("Thread.start", "prog.py:8"), ("Future.result", "prog.py:8"), ("Future.result", "prog.py:10"),
+                     ("sleep 0.1s", "prog.py:9"), ("shutdown(wait=True): join ThreadPoolExecutor-0_0", "prog.py:7")}
+
+
+def test_uncontended_locks_record_nothing_and_contention_is_a_named_wait(tmp_path):
+    tl = record_program(tmp_path, """\
+        import queue
+        import threading
+        import time
+
+        lock, rlock, ev = threading.Lock(), threading.RLock(), threading.Event()
+        cond = threading.Condition()
+        for _ in range(1000):
+            with lock:
+                pass
+            with rlock:
+                with rlock:
+                    pass
+            lock.acquire(); lock.release()
+        ev.set(); ev.wait()
+        print("uncontended done")
+
+        q = queue.Queue()
+        ev2 = threading.Event()
+
+        def holder():
+            with lock:
+                ev2.set()
+                time.sleep(0.1)
+            q.put("hi")
+            raise ValueError("boom")
+
+        t = threading.Thread(target=holder, name="holder")
+        t.start()
+        ev2.wait()
+        lock.acquire()
+        lock.release()
+        q.get()
+        t.join()
+    """)
+    assert tl.complete and tl.footer.exit_code == 0
+    done = log_time(tl, "uncontended done")
+    assert not [e for e in events(tl, "wait") if e.t < done], "the fast path records nothing"
+
+    holder = next(lane for lane in tl.lanes if lane.name == "holder")
+    main_waits = [e for e in events(tl, "wait") if e.lane == 0 and e.t > done]
+    (acq,) = [e for e in main_waits if e.reason == "Lock.acquire"]
+    assert acq.where == "prog.py:30"
+    after = [e for e in events(tl, "ready", "run") if e.lane == 0 and e.t > acq.t]
+    assert (after[0].kind, after[0].cause) == ("ready", holder.id), "the holder's release woke MainThread"
+    assert (after[1].kind, after[1].cause) == ("run", holder.id)
+    reasons = {e.reason for e in main_waits}
+    assert reasons <= {"Event.wait", "Lock.acquire", "Queue.get", "join holder", "Thread.start"}
+
+    # An exception escaping a thread: an error on its lane, and the lane ends with it.
+    (err,) = [e for e in events(tl, "error") if e.lane == holder.id]
+    assert err.reason == "ValueError" and err.where == "prog.py:25"
+    (closed,) = [e for e in events(tl, "close") if e.lane == holder.id]
+    assert closed.reason == "raised ValueError"
+    assert any("ValueError: boom" in (e.text or "") for e in events(tl, "log") if e.lane == holder.id)
