@@ -1,22 +1,61 @@
-"""The concurview app: scenario picker, live lane diagram, explanation line and log pane; one make_app() factory."""
+"""The concurview app: picker, lane diagram, explanation, source and log panes, keys and runs; one make_app() factory."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
-from textual.widgets import Footer, Header, OptionList, RichLog, Static
-from textual.widgets.option_list import Option
+from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 
 from concurview.engines.events import Event, Lane
 from concurview.engines.runner import Run, Target
-from concurview.scenarios import TOPICS, Scenario, catalogue
-from concurview.tui.lanes import LaneDiagram
-from concurview.tui.store import Timeline, format_time, load
+from concurview.scenarios import Scenario, catalogue
+from concurview.tui.axis import SWITCH, TIME, Window
+from concurview.tui.commands import ScenarioCommands
+from concurview.tui.keybar import KeyBar
+from concurview.tui.lanes import Cursor, LaneDiagram
+from concurview.tui.panes import InfoLine, LogView, SourceMark, SourceView
+from concurview.tui.picker import ScenarioPicker
+from concurview.tui.screens import ErrorScreen, ExportScreen, FindScreen, Found, HelpScreen
+from concurview.tui.store import DONE, NONE, RUNNING, STATE_NAMES, Timeline, format_time, load
+
+_SWITCH = Binding.Group("switch", compact=True)
+_EVENT = Binding.Group("event", compact=True)
+_LANE = Binding.Group("lane", compact=True)
+_LANE_SWITCH = Binding.Group("lane switch", compact=True)
+_ENDS = Binding.Group("first/last")
+_ZOOM = Binding.Group("zoom", compact=True)
+
+# What each key does, for the help screen (the footer shows the bindings themselves).
+KEYS = (
+    ("← →", "previous / next switch (a run of some lane)"),
+    ("shift+← →", "previous / next event of any kind"),
+    ("↑ ↓", "select a lane"),
+    ("[ ]", "previous / next switch of the selected lane"),
+    ("home end", "first / last switch (end while a run is live: follow it again)"),
+    ("space", "play / pause: step through the switches at the chosen pace"),
+    ("+ -", "zoom in / out around the cursor"),
+    ("0", "fit the whole run"),
+    ("t", "time axis ↔ switch axis (one column per switch)"),
+    ("enter", "run the scenario highlighted in the picker"),
+    ("r", "run the last scenario again"),
+    ("s", "stop the running scenario (the trace so far is kept)"),
+    ("e", "export the trace (JSON Lines) and a screenshot (SVG)"),
+    ("/", "find a lane or a log line"),
+    ("p", "show / hide the scenario picker"),
+    ("?", "this help"),
+    ("q", "quit"),
+    ("ctrl+p", "command palette: scenarios, parameters, view commands"),
+    ("mouse", "click a cell to move the cursor there; click a log line to jump to it"),
+)
+PACES = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 class ConcurviewApp(App[int]):
@@ -24,16 +63,33 @@ class ConcurviewApp(App[int]):
 
     CSS_PATH = "concurview.tcss"
     TITLE = "concurview"
+    COMMANDS = App.COMMANDS | {ScenarioCommands}
 
     BINDINGS = [
-        Binding("enter", "run_selected", "Run", show=True, priority=False),
-        Binding("left", "step(-1)", "◀ switch"),
-        Binding("right", "step(1)", "switch ▶"),
-        Binding("home", "jump('first')", "First", show=False),
-        Binding("end", "jump('last')", "Last", show=False),
-        Binding("r", "rerun", "Rerun"),
-        Binding("s", "stop", "Stop"),
-        Binding("q", "quit", "Quit"),
+        Binding("left", "step(-1)", "switch", group=_SWITCH),
+        Binding("right", "step(1)", "switch", group=_SWITCH),
+        Binding("shift+left", "event(-1)", "event", key_display="⇧←", group=_EVENT),
+        Binding("shift+right", "event(1)", "event", key_display="⇧→", group=_EVENT),
+        Binding("up", "lane(-1)", "lane", group=_LANE),
+        Binding("down", "lane(1)", "lane", group=_LANE),
+        Binding("left_square_bracket", "lane_switch(-1)", "lane switch", key_display="[", group=_LANE_SWITCH),
+        Binding("right_square_bracket", "lane_switch(1)", "lane switch", key_display="]", group=_LANE_SWITCH),
+        Binding("home", "jump('first')", "first/last", group=_ENDS),
+        Binding("end", "jump('last')", "first/last", group=_ENDS),
+        Binding("space", "play", "play"),
+        Binding("plus", "zoom(0.5)", "zoom", key_display="+", group=_ZOOM),
+        Binding("minus", "zoom(2)", "zoom", key_display="-", group=_ZOOM),
+        Binding("equals_sign", "zoom(0.5)", "zoom in", show=False),
+        Binding("0", "fit", "fit"),
+        Binding("t", "axis", "axis"),
+        Binding("enter", "run_selected", "run"),
+        Binding("r", "rerun", "rerun"),
+        Binding("s", "stop", "stop"),
+        Binding("e", "export", "export"),
+        Binding("slash", "find", "find", key_display="/"),
+        Binding("p", "toggle_picker", "picker", show=False),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("q", "quit", "quit"),
     ]
 
     class BatchArrived(Message):
@@ -52,98 +108,140 @@ class ConcurviewApp(App[int]):
 
     def __init__(self, scenario: str | None = None, params: dict | None = None,
                  trace: str | None = None, run_timeout: float | None = 120.0,
-                 overrides: dict[str, dict] | None = None) -> None:
+                 overrides: dict[str, dict] | None = None, *,
+                 scenarios: Mapping[str, Scenario] | None = None, play_interval: float = 0.5,
+                 runner: Callable[[Target, float | None], Run] | None = None) -> None:
         super().__init__()
+        self.runner = runner or (lambda target, timeout: Run(target, timeout=timeout))
+        self.scenarios: Mapping[str, Scenario] = catalogue() if scenarios is None else scenarios
         self._initial_scenario = scenario
         # Parameters per scenario name, applied whenever that scenario runs.
-        self.overrides: dict[str, dict] = dict(overrides or {})
+        self.overrides: dict[str, dict] = {k: dict(v) for k, v in (overrides or {}).items()}
         if scenario and params:
             self.overrides[scenario] = dict(params)
-        self._params: dict = {}
         self._trace_path = trace
         self.run_timeout = run_timeout
+        self.play_interval = play_interval
         self.timeline: Timeline | None = None
+        self.source_name = ""  # what the status line calls the trace
         self.scenario: Scenario | None = None
         self.current_run: Run | None = None
-        self.switch = -1  # current switch index; -1 = follow the newest while live
-        self.follow = True
-        self._logged = 0
+        self.cursor: Cursor | None = None
+        self.follow = True  # while live, the cursor stays on the newest switch until the user steps
+        self.axis = TIME
+        self.windows: dict[str, Window | None] = {TIME: None, SWITCH: None}  # None: fit everything
+        self.selected: int | None = None
+        self._play_timer: Timer | None = None
+        self._find_query = ""
+        self._bindings_key: tuple | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        yield InfoLine(id="status")
         with Horizontal(id="main"):
-            with Vertical(id="picker-pane"):
-                yield OptionList(*self._picker_options(), id="picker")
-                yield Static("", id="description")
+            yield ScenarioPicker(self.scenarios, self.overrides, id="picker-pane")
             with Vertical(id="view"):
-                yield Static("", id="status")
                 yield LaneDiagram(id="lanes")
-                yield Static("", id="explain")
-                yield RichLog(id="log", wrap=False, markup=False, highlight=False, max_lines=5000)
-        yield Footer()
-
-    def _picker_options(self) -> list[Option | None]:
-        options: list[Option | None] = []
-        topic = None
-        for s in catalogue().values():
-            if s.topic != topic:
-                topic = s.topic
-                options.append(Option(f"── {TOPICS.get(topic, topic)}", disabled=True))
-            options.append(Option(f"  {s.name}", id=s.name))
-        return options
+                yield InfoLine(id="explain")
+                with Horizontal(id="panes"):
+                    yield SourceView(id="source")
+                    yield LogView(id="log")
+        yield KeyBar()
 
     def on_mount(self) -> None:
-        picker = self.query_one("#picker", OptionList)
+        self.query_one("#source").border_title = "source"
+        self.query_one("#log").border_title = "output"
+        picker = self.query_one(ScenarioPicker)
         if self._trace_path:
-            self.query_one("#picker-pane").display = False
-            self._open_trace(self._trace_path)
-            self.query_one("#lanes", LaneDiagram).focus()
+            picker.display = False  # filled in when first shown
+            self.open_trace(self._trace_path)
+            self.query_one(LaneDiagram).focus()
         elif self._initial_scenario:
-            picker.highlighted = picker.get_option_index(self._initial_scenario)
-            self.start(catalogue()[self._initial_scenario])
+            picker.highlight(self._initial_scenario)
+            self.run_scenario(self._initial_scenario)
         else:
-            first = next((i for i, o in enumerate(picker.options) if not o.disabled), None)
-            picker.highlighted = first
-            picker.focus()
-        self._update_status()
+            picker.highlight(None)
+            self.query_one("#picker").focus()
+        self._refresh_view()
 
-    # -- picker --------------------------------------------------------------
+    # -- picker and palette --------------------------------------------------------------
 
-    @on(OptionList.OptionHighlighted, "#picker")
-    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        s = catalogue().get(event.option.id or "")
-        if s is None:
+    @on(ScenarioPicker.RunRequested)
+    def _run_requested(self, message: ScenarioPicker.RunRequested) -> None:
+        self.run_scenario(message.name)
+
+    @on(ScenarioPicker.ParamsEdited)
+    def _params_edited(self, message: ScenarioPicker.ParamsEdited) -> None:
+        self.overrides[message.name] = dict(message.params)
+
+    def edit_params(self, name: str) -> None:
+        """Show scenario `name` in the picker and put the focus in its parameters."""
+        picker = self.query_one(ScenarioPicker)
+        picker.display = True
+        picker.highlight(name)
+        self.call_after_refresh(picker.focus_params)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, ModalScreen):
             return
-        params = "  ".join(f"{k}={v}" for k, v in s.params.items())
-        self.query_one("#description", Static).update(
-            f"[b]{s.title}[/b]\n\n{s.description.strip()}\n\n[dim]parameters: {params or 'none'}[/dim]")
-
-    @on(OptionList.OptionSelected, "#picker")
-    def _selected(self, event: OptionList.OptionSelected) -> None:
-        s = catalogue().get(event.option.id or "")
-        if s is not None:
-            self.start(s)
+        yield SystemCommand("Toggle axis", "time axis <-> switch axis (one column per switch)", self.action_axis)
+        yield SystemCommand("Fit all", "show the whole run", self.action_fit)
+        yield SystemCommand("Zoom in", "around the cursor", lambda: self.action_zoom(0.5))
+        yield SystemCommand("Zoom out", "around the cursor", lambda: self.action_zoom(2))
+        yield SystemCommand("Play / pause", f"step every {self.play_interval:g} s", self.action_play)
+        for pace in PACES:
+            yield SystemCommand(f"Play pace {pace:g} s", "time between steps while playing",
+                                lambda pace=pace: self.set_pace(pace))
+        yield SystemCommand("First switch", "move the cursor to switch #1", lambda: self.action_jump("first"))
+        yield SystemCommand("Last switch", "move the cursor to the newest switch", lambda: self.action_jump("last"))
+        yield SystemCommand("Find", "a lane by name or a log line by text", self.action_find)
+        yield SystemCommand("Export", "the trace (JSON Lines) and a screenshot (SVG)", self.action_export)
+        yield SystemCommand("Toggle picker", "show or hide the scenario picker", self.action_toggle_picker)
+        yield SystemCommand("Help", "keys and glyphs", self.action_help)
+        if self.scenario is not None:
+            yield SystemCommand("Rerun", f"run {self.scenario.name} again", self.action_rerun)
+        if self.current_run is not None:
+            yield SystemCommand("Stop", "stop the running scenario", self.action_stop)
 
     def action_run_selected(self) -> None:
-        picker = self.query_one("#picker", OptionList)
-        if picker.highlighted is not None:
-            option = picker.get_option_at_index(picker.highlighted)
-            if option.id in catalogue():
-                self.start(catalogue()[option.id])
+        name = self.query_one(ScenarioPicker).highlighted
+        if name is not None:
+            self.run_scenario(name)
 
-    # -- runs ------------------------------------------------------------------
+    def action_toggle_picker(self) -> None:
+        self._show_picker(not self.query_one(ScenarioPicker).display)
 
-    def start(self, scenario: Scenario) -> None:
-        """Run a scenario live with its overrides; any run still going is stopped first."""
+    def _show_picker(self, show: bool = True) -> None:
+        picker = self.query_one(ScenarioPicker)
+        picker.display = show
+        if show and picker.highlighted is None:
+            picker.highlight(self.scenario.name if self.scenario is not None else None)
+        if show:
+            self.query_one("#picker").focus()
+        elif self.focused is None or picker in self.focused.ancestors:
+            self.query_one(LaneDiagram).focus()
+
+    # -- runs and traces -------------------------------------------------------------------
+
+    def run_scenario(self, name: str) -> None:
+        """Run scenario `name` live with its parameters; a run still going is stopped first."""
+        scenario = self.scenarios.get(name)
+        if scenario is None:
+            return
         self.action_stop()
+        self._pause()
         self.scenario = scenario
-        self._params = scenario.coerce({}) | self.overrides.get(scenario.name, {})
-        run = Run(Target(str(scenario.path), scenario.name, self._params), timeout=self.run_timeout)
+        params = scenario.params | self.overrides.get(name, {})
+        run = self.runner(Target(str(scenario.path), scenario.name, params), self.run_timeout)
         self.current_run = run
+        self.source_name = scenario.name
         self._reset(Timeline(run.header))
         self.sub_title = f"{scenario.name} · live"
-        self.query_one("#lanes", LaneDiagram).focus()
+        if self.size.width < 110:  # narrow: the diagram needs the room more than the picker
+            self.query_one(ScenarioPicker).display = False
+        self.query_one(LaneDiagram).focus()
         self._feed(run)
+        self._refresh_view()
 
     @work(thread=True, exclusive=True, group="run")
     def _feed(self, run: Run) -> None:
@@ -154,19 +252,71 @@ class ConcurviewApp(App[int]):
     def on_concurview_app_batch_arrived(self, message: BatchArrived) -> None:
         if message.run is not self.current_run or self.timeline is None:
             return
-        self.timeline.add(message.lanes, message.events)
-        self.timeline.dropped = message.dropped
-        self._refresh_view()
+        with self.batch_update():
+            self.timeline.add(message.lanes, message.events)
+            self.timeline.dropped = message.dropped
+            self._refresh_view()
 
     def on_concurview_app_run_ended(self, message: RunEnded) -> None:
         if message.run is not self.current_run or self.timeline is None:
             return
-        footer = message.run.footer()
+        run = message.run
+        footer = run.footer()
         self.timeline.finish(footer)
-        state = "recorded" if footer.complete else f"incomplete: {footer.reason}"
-        self.sub_title = f"{self.timeline.header.scenario} · {state}"
         self.current_run = None
+        state = "recorded" if footer.complete else "incomplete"
+        self.sub_title = f"{self.timeline.header.scenario} · {state}"
         self._refresh_view()
+        if run.stop_reason == "stopped by user":
+            self.notify("Stopped: the trace so far is kept, marked incomplete.", title="run stopped")
+        else:
+            self._report_problems(self.timeline)
+
+    def open_trace(self, path: str) -> None:
+        """Show a recorded trace; an unreadable file becomes an error screen."""
+        from concurview.engines.tracefile import TraceFormatError
+
+        self.action_stop()
+        self._pause()
+        try:
+            tl = load(path)
+        except (TraceFormatError, OSError, ValueError) as e:
+            self._show_picker()
+            self.push_screen(ErrorScreen("Cannot open the trace", str(e) or type(e).__name__,
+                                         "Pick a scenario instead, or open another file: concurview open TRACE"))
+            return
+        self.scenario = self.scenarios.get(tl.header.scenario or "")
+        self.source_name = Path(path).name
+        self._reset(tl, path)
+        self.follow = False
+        self.sub_title = f"{self.source_name} · {'recorded' if tl.complete else 'incomplete'}"
+        if tl.n_switches:
+            self._move(self._switch_cursor(0))
+        self._refresh_view()
+        self._report_problems(tl)
+
+    def _report_problems(self, tl: Timeline) -> None:
+        """Error screens for a run that failed: nothing recorded, killed or timed out, raised."""
+        footer = tl.footer
+        if tl.n_events == 0:
+            why = "" if footer is None or footer.reason is None else f" ({footer.reason})"
+            self.push_screen(ErrorScreen("Empty trace", f"No events were recorded{why}.",
+                                         "Nothing to step through: pick a scenario and run it."))
+            return
+        if not tl.complete:
+            reason = tl.summary()["incomplete_reason"] or "incomplete"
+            self.push_screen(ErrorScreen(
+                "The run did not finish", f"{reason}. The trace up to that point is shown, marked incomplete.",
+            ))
+            return
+        if footer is not None and footer.exit_code not in (0, None):
+            errors = tl.events_of_kind("error")
+            last = tl.event_text(int(errors[-1])) if len(errors) else None
+            summary = (last or "").strip().splitlines()[-1:] or [f"exit code {footer.exit_code}"]
+            self.push_screen(ErrorScreen(
+                "The program raised", f"{summary[0]}\nExit code {footer.exit_code}. The traceback is in the "
+                "output pane; the lanes are drawn up to the failure.", (last or "").strip(),
+            ))
 
     def action_stop(self) -> None:
         if self.current_run is not None:
@@ -174,93 +324,493 @@ class ConcurviewApp(App[int]):
 
     def action_rerun(self) -> None:
         if self.scenario is not None:
-            self.start(self.scenario)
+            self.run_scenario(self.scenario.name)
 
-    def _open_trace(self, path: str) -> None:
-        tl = load(path)
-        self.scenario = None
-        self._reset(tl)
-        state = "recorded" if tl.complete else "incomplete"
-        self.sub_title = f"{Path(path).name} · {state}"
-        self.follow = False
-        self.switch = 0 if tl.n_switches else -1
+    def on_unmount(self) -> None:
+        self.action_stop()
+
+    # -- the cursor ------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if isinstance(self.screen, ModalScreen) and action not in ("quit", "command_palette"):
+            return False
+        needs_timeline = {"step", "event", "lane", "lane_switch", "jump", "play", "zoom", "fit", "axis",
+                          "export", "find"}
+        if action in needs_timeline and (self.timeline is None or self.timeline.n_events == 0):
+            return None
+        if action == "stop" and self.current_run is None:
+            return None
+        if action == "rerun" and self.scenario is None:
+            return None
+        return True
+
+    def _switch_cursor(self, k: int) -> Cursor:
+        tl = self.timeline
+        assert tl is not None
+        i = tl.switch_event(k)
+        return Cursor(event=i, t=tl.event_time(i), switch=k, on_switch=True)
+
+    def _event_cursor(self, i: int) -> Cursor:
+        tl = self.timeline
+        assert tl is not None
+        return Cursor(event=i, t=tl.event_time(i), switch=tl.switch_position(i) - 1, on_switch=tl.is_switch(i))
+
+    def _move(self, cursor: Cursor | None, *, user: bool = True) -> None:
+        """Put the cursor somewhere; a user's move stops following the live run."""
+        if user:
+            self.follow = False
+        self.cursor = cursor
+        if cursor is not None:
+            window = self.windows[self.axis]
+            if window is not None:
+                lo, hi = self._domain()
+                self.windows[self.axis] = window.showing(self._position(cursor), lo, hi)
         self._refresh_view()
 
-    # -- stepping --------------------------------------------------------------
+    def goto_switch(self, k: int) -> None:
+        """Move the cursor to switch k (clamped; negative counts from the end)."""
+        tl = self.timeline
+        if tl is None or tl.n_switches == 0:
+            return
+        if k < 0:
+            k += tl.n_switches
+        self._move(self._switch_cursor(max(0, min(tl.n_switches - 1, k))))
+
+    def goto_event(self, i: int) -> None:
+        """Move the cursor to event i."""
+        if self.timeline is not None and 0 <= i < self.timeline.n_events:
+            self._move(self._event_cursor(i))
 
     def action_step(self, delta: int) -> None:
         tl = self.timeline
         if tl is None or tl.n_switches == 0:
             return
-        current = self.switch if self.switch >= 0 else tl.n_switches - 1
-        self.switch = max(0, min(tl.n_switches - 1, current + delta))
-        self.follow = False
+        c = self.cursor
+        if c is None:
+            k = 0 if delta > 0 else tl.n_switches - 1
+        elif c.on_switch or delta > 0:
+            k = c.switch + delta
+        else:
+            k = c.switch  # between switches: the one before is one step back
+        self._move(self._switch_cursor(max(0, min(tl.n_switches - 1, k))))
+
+    def action_event(self, delta: int) -> None:
+        tl = self.timeline
+        if tl is None or tl.n_events == 0:
+            return
+        if self.cursor is None:
+            i = tl.event_step(0, 0) if delta > 0 else tl.event_step(0, 0)
+        else:
+            i = tl.event_step(self.cursor.event, delta)
+        if i is not None:
+            self._move(self._event_cursor(i))
+
+    def action_lane(self, delta: int) -> None:
+        tl = self.timeline
+        if tl is None or not tl.lanes:
+            return
+        order = [lane for lane, _ in tl.lane_tree()]
+        if self.selected not in order:
+            row = 0 if delta > 0 else len(order) - 1
+        else:
+            row = max(0, min(len(order) - 1, order.index(self.selected) + delta))
+        self.selected = order[row]
         self._refresh_view()
+
+    def action_lane_switch(self, delta: int) -> None:
+        tl = self.timeline
+        if tl is None or tl.n_switches == 0:
+            return
+        if self.selected is None:
+            self.selected = tl.lanes[0].id if self.cursor is None else tl.event_lane(self.cursor.event)
+        c = self.cursor
+        here = -1 if c is None else c.switch
+        if delta < 0 and c is not None and not c.on_switch:
+            here += 1  # the switch just before the cursor counts as a previous one
+        k = tl.lane_switch(self.selected, here, delta)
+        if k is None:
+            name = tl.lanes[self.selected].name
+            self.notify(f"{name} has no {'later' if delta > 0 else 'earlier'} switch", timeout=2)
+            self._refresh_view()
+            return
+        self._move(self._switch_cursor(k))
 
     def action_jump(self, where: str) -> None:
         tl = self.timeline
         if tl is None or tl.n_switches == 0:
             return
-        self.switch = 0 if where == "first" else tl.n_switches - 1
-        self.follow = False
+        if where == "last" and self.current_run is not None:
+            self.follow = True  # at the newest switch of a live run: keep following it
+            self._move(self._switch_cursor(tl.n_switches - 1), user=False)
+            return
+        self._move(self._switch_cursor(0 if where == "first" else tl.n_switches - 1))
+
+    @on(LaneDiagram.CellClicked)
+    def _cell_clicked(self, message: LaneDiagram.CellClicked) -> None:
+        tl = self.timeline
+        if tl is None:
+            return
+        if message.lane is not None:
+            self.selected = message.lane
+        if message.start is None or message.end is None or tl.n_switches == 0:
+            self._refresh_view()
+            return
+        if self.axis == SWITCH:
+            k = int((message.start + message.end) / 2)
+        else:
+            k = self._switch_in(int(message.start), int(message.end), message.lane)
+        self._move(self._switch_cursor(max(0, min(tl.n_switches - 1, k))))
+
+    def _switch_in(self, t0: int, t1: int, lane: int | None) -> int:
+        """A switch in [t0, t1): the clicked lane's if it has one there, else the first; else the last before."""
+        tl = self.timeline
+        assert tl is not None
+        first = tl.switch_index_at(t0 - 1) + 1
+        last = tl.switch_index_at(t1 - 1)
+        if first <= last:
+            if lane is not None:
+                lanes = tl.switch_lanes()[first:last + 1]
+                hits = (lanes == lane).nonzero()[0]
+                if len(hits):
+                    return first + int(hits[0])
+            return first
+        return max(last, 0)
+
+    @on(LogView.LineClicked)
+    def _log_clicked(self, message: LogView.LineClicked) -> None:
+        if self.timeline is not None:
+            self.selected = self.timeline.event_lane(message.event)
+            self._move(self._event_cursor(message.event))
+
+    # -- play ---------------------------------------------------------------------------------------
+
+    def action_play(self) -> None:
+        if self._play_timer is not None:
+            self._pause()
+            self._refresh_view()
+            return
+        tl = self.timeline
+        if tl is None or tl.n_switches == 0:
+            return
+        if self.cursor is None or (self.cursor.switch >= tl.n_switches - 1 and self.current_run is None):
+            self._move(self._switch_cursor(0))  # at the end: play from the start
+        self._play_timer = self.set_interval(self.play_interval, self._play_step, name="play")
         self._refresh_view()
 
-    # -- drawing -----------------------------------------------------------------
+    def _play_step(self) -> None:
+        tl = self.timeline
+        if tl is None or self.cursor is None:
+            self._pause()
+            return
+        if self.cursor.switch >= tl.n_switches - 1:
+            if self.current_run is None:  # live: more may come
+                self._pause()
+                self._refresh_view()
+            return
+        self.action_step(1)
 
-    def _reset(self, timeline: Timeline) -> None:
+    def _pause(self) -> None:
+        if self._play_timer is not None:
+            self._play_timer.stop()
+            self._play_timer = None
+
+    @property
+    def playing(self) -> bool:
+        return self._play_timer is not None
+
+    def set_pace(self, seconds: float) -> None:
+        """Time between steps while playing."""
+        self.play_interval = seconds
+        if self._play_timer is not None:
+            self._pause()
+            self._play_timer = self.set_interval(seconds, self._play_step, name="play")
+        self.notify(f"playing at one switch every {seconds:g} s", timeout=2)
+
+    # -- zoom and axis ----------------------------------------------------------------------------------
+
+    def _domain(self, axis: str | None = None) -> tuple[float, float]:
+        """The whole extent of an axis: time from the first event to just past the last; all switches."""
+        tl = self.timeline
+        axis = axis or self.axis
+        if tl is None:
+            return 0.0, 1.0
+        if axis == SWITCH:
+            return 0.0, float(max(tl.n_switches, 1))
+        lo, hi = tl.t_first, tl.t_end
+        return float(lo), float(hi + max((hi - lo) // 50, 1))
+
+    def _position(self, cursor: Cursor) -> float:
+        return cursor.switch + 0.5 if self.axis == SWITCH else float(cursor.t)
+
+    def window(self) -> Window:
+        """The visible window of the current axis (following a live run keeps the newest end in view)."""
+        lo, hi = self._domain()
+        w = self.windows[self.axis]
+        if w is None:
+            return Window(lo, hi)
+        if self.follow and self.current_run is not None:
+            return Window(hi - w.span, hi).clamped(lo, hi)
+        return w.clamped(lo, hi)
+
+    def _min_span(self) -> float:
+        if self.axis == SWITCH:
+            return min(4.0, self._domain()[1])
+        return float(max(self.query_one(LaneDiagram).plot_width, 100))
+
+    def action_zoom(self, factor: float) -> None:
+        if self.timeline is None:
+            return
+        lo, hi = self._domain()
+        current = self.window()
+        around = self._position(self.cursor) if self.cursor is not None else (current.start + current.end) / 2
+        zoomed = current.zoomed(factor, around, lo, hi, self._min_span())
+        self.windows[self.axis] = None if zoomed.span >= hi - lo else zoomed
+        self._refresh_view()
+
+    def action_fit(self) -> None:
+        self.windows[self.axis] = None
+        self._refresh_view()
+
+    def action_axis(self) -> None:
+        self.axis = SWITCH if self.axis == TIME else TIME
+        tl = self.timeline
+        if self.axis == SWITCH and self.windows[SWITCH] is None and tl is not None:
+            width = self.query_one(LaneDiagram).plot_width
+            if tl.n_switches > width > 0:  # the teaching view: one column per switch, around the cursor
+                k = self.cursor.switch if self.cursor is not None else tl.n_switches - 1
+                lo, hi = self._domain()
+                self.windows[SWITCH] = Window(k - width / 2, k + width / 2).clamped(lo, hi)
+        self._refresh_view()
+
+    # -- help, find, export ----------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(KEYS))
+
+    def action_find(self) -> None:
+        if self.timeline is None:
+            return
+        self.push_screen(FindScreen(self._search, self._find_query), self._found)
+
+    def _search(self, query: str) -> list[Found]:
+        """Lanes whose name holds `query`, then log lines that do (the first 200)."""
+        self._find_query = query
+        tl = self.timeline
+        if tl is None:
+            return []
+        q = query.lower()
+        found = [Found(f"lane  {lane.name}  ({lane.kind})", lane.id) for lane in tl.lanes if q in lane.name.lower()]
+        for i in tl.events_of_kind("log", "error").tolist():
+            text = tl.event_text(i) or ""
+            if q in text.lower():
+                line = next(ln for ln in text.splitlines() if q in ln.lower()) if "\n" in text else text
+                who = tl.lanes[tl.event_lane(i)].name
+                found.append(Found(f"log   {format_time(tl.event_time(i)):>9}  {who}: {line.strip()}",
+                                   tl.event_lane(i), i))
+                if len(found) >= 200:
+                    break
+        return found
+
+    def _found(self, found: Found | None) -> None:
+        if found is None or self.timeline is None:
+            return
+        self.selected = found.lane
+        if found.event is not None:
+            self._move(self._event_cursor(found.event))
+        else:
+            self._refresh_view()
+
+    def action_export(self) -> None:
+        tl = self.timeline
+        if tl is None:
+            return
+        stem = (tl.header.scenario or Path(self.source_name).name.split(".")[0] or "trace")
+        self.push_screen(ExportScreen(str(Path.cwd() / f"{stem}.jsonl")), self._export_to)
+
+    def _export_to(self, path: str | None) -> None:
+        if path is None or self.timeline is None:
+            return
+        out = Path(path).expanduser()
+        if out.suffix not in (".jsonl", ".gz"):
+            out = out.with_name(out.name + ".jsonl")
+        if not out.parent.is_dir():
+            self.push_screen(ErrorScreen("Cannot export", f"{out.parent}: no such directory"))
+            return
+        svg = out.with_name(out.name.split(".")[0] + ".svg")
+        try:
+            svg.write_text(self.export_screenshot(), encoding="utf-8")
+        except OSError as e:
+            self.push_screen(ErrorScreen("Cannot export", f"{svg}: {e.strerror}"))
+            return
+        self._write_trace(self.timeline, out, svg)
+
+    @work(thread=True, group="export")
+    def _write_trace(self, tl: Timeline, out: Path, svg: Path) -> None:
+        from concurview.engines.tracefile import TraceWriter
+
+        try:
+            writer = TraceWriter(out, tl.header)
+            writer.lanes(list(tl.lanes))
+            step = 65536
+            for start in range(0, tl.n_events, step):
+                writer.events([tl.event(i) for i in range(start, min(start + step, tl.n_events))])
+            writer.close(tl.footer)
+        except OSError as e:
+            self.call_from_thread(self.push_screen, ErrorScreen("Cannot export", f"{out}: {e.strerror}"))
+            return
+        self.call_from_thread(self.notify, f"{out}\n{svg}", title="exported")
+
+    # -- drawing ------------------------------------------------------------------------------------------
+
+    def _reset(self, timeline: Timeline, trace: str | None = None) -> None:
         self.timeline = timeline
-        self.switch = -1
+        self.cursor = None
         self.follow = True
-        self._logged = 0
-        self.query_one("#log", RichLog).clear()
+        self.selected = None
+        self.windows = {TIME: None, SWITCH: None}
+        self.query_one(LaneDiagram).timeline = timeline
+        self.query_one(LogView).timeline = timeline
+        source = self._source_path(timeline, trace)
+        self.query_one(SourceView).path = source
+        self.query_one(SourceView).border_title = f"source · {Path(source).name}" if source else "source · none"
+
+    def _source_path(self, tl: Timeline, trace: str | None = None) -> str | None:
+        """The program to show: the scenario's file in this checkout, else the file the trace names
+        (as recorded, or beside the trace file)."""
+        named = tl.header.source or tl.header.program
+        scenario = self.scenarios.get(tl.header.scenario or "") or catalogue().get(tl.header.scenario or "")
+        if scenario is not None and (named is None or Path(named).name == scenario.path.name):
+            return str(scenario.path)
+        if not named:
+            return None
+        for candidate in (Path(named), *(() if trace is None else (Path(trace).parent / Path(named).name,))):
+            if candidate.is_file():
+                return str(candidate)
+        return None
 
     def _refresh_view(self) -> None:
         tl = self.timeline
+        status = self.query_one("#status", InfoLine)
+        explain = self.query_one("#explain", InfoLine)
         if tl is None:
+            status.text = Content.assemble(("concurview", "bold"), " · pick a scenario and press Enter")
+            explain.text = ""
+            self._refresh_footer()
             return
-        diagram = self.query_one("#lanes", LaneDiagram)
-        end = max(tl.t_end, 1)
-        diagram.show(tl, (0, end + end // 50 + 1))
-        explain = self.query_one("#explain", Static)
-        if tl.n_switches:
-            k = tl.n_switches - 1 if self.follow else self.switch
-            diagram.cursor_t = tl.switch(k).t
-            explain.update(tl.explain(k))
+        if self.follow and tl.n_switches:
+            self.cursor = self._switch_cursor(tl.n_switches - 1)
+        elif self.follow and tl.n_events and self.cursor is None:
+            self.cursor = self._event_cursor(tl.n_events - 1)
+        if self.selected is None and tl.lanes:
+            self.selected = tl.lanes[0].id
+        diagram = self.query_one(LaneDiagram)
+        diagram.version = tl.n_events
+        diagram.axis = self.axis
+        diagram.window = self.window()
+        diagram.cursor = self.cursor
+        diagram.selected = self.selected
+        log = self.query_one(LogView)
+        log.version = tl.n_events
+        log.cursor_t = None if (self.follow and self.current_run is not None) or self.cursor is None \
+            else self.cursor.t
+        self.query_one(SourceView).marks = self._source_marks(tl)
+        explain.text = self._explanation(tl)
+        status.text = self._status(tl)
+        self._refresh_footer()
+
+    def _refresh_footer(self) -> None:
+        """Re-check which keys apply, only when that can have changed (the footer rebuilds itself)."""
+        key = (self.timeline is None or self.timeline.n_events == 0, self.current_run is None, self.scenario is None)
+        if key != self._bindings_key:
+            self._bindings_key = key
+            self.refresh_bindings()
+
+    def _explanation(self, tl: Timeline) -> Content:
+        c = self.cursor
+        if c is None:
+            return Content("waiting for the first switch ..." if self.current_run is not None else "no switches")
+        if c.on_switch:
+            text = tl.explain(c.switch)
         else:
-            explain.update("no switches yet")
-        self._append_logs()
-        self._update_status()
+            after = f"  · after switch #{c.switch + 1}" if c.switch >= 0 else "  · before the first switch"
+            text = tl.describe_event(c.event) + after
+        line = Content(text)
+        if self.selected is not None:
+            line = Content.assemble(line, "\n", self._selected_line(tl, self.selected, c.t))
+        return line
 
-    def _append_logs(self) -> None:
-        tl = self.timeline
-        assert tl is not None
-        log = self.query_one("#log", RichLog)
-        entries = tl.events_of_kind("log", "error")
-        for i in entries[self._logged:]:
-            e = tl.event(int(i))
-            who = tl.lanes[e.lane].name
-            for line in (e.text or "").splitlines() or [""]:
-                log.write(f"{format_time(e.t):>10}  {who:<12} {line}")
-        self._logged = len(entries)
+    def _selected_line(self, tl: Timeline, lane: int, t: int) -> Content:
+        state, ev = tl.state_at(lane, t)
+        info = tl.lanes[lane]
+        words = [f"{info.name} ({info.kind})", STATE_NAMES[state]]
+        if ev is not None and state not in (NONE, DONE):
+            e = tl.event(ev)
+            if e.reason:
+                words[-1] += f": {e.reason}"
+            if e.where:
+                words[-1] += f" at {e.where}"
+            words.append(f"since {format_time(e.t)}")
+        return Content.styled("selected: " + " · ".join(words), "$text-muted")
 
-    def _update_status(self) -> None:
-        tl = self.timeline
-        status = self.query_one("#status", Static)
-        if tl is None:
-            status.update("pick a scenario and press Enter")
-            return
-        live = "live" if self.current_run is not None else ("recorded" if tl.complete else "incomplete")
-        status.update(
-            f"{tl.header.scenario or tl.header.program or ''} · {live} · {tl.n_events} events · "
-            f"{len(tl.lanes)} lanes · {tl.n_switches} switches · {tl.dropped} dropped · "
-            f"{format_time(tl.t_end)}")
+    def _status(self, tl: Timeline) -> Content:
+        if self.current_run is not None:
+            state = ("live", "bold $text-success")
+        elif tl.complete:
+            state = ("recorded", "")
+        else:
+            state = ("incomplete", "bold $text-error")
+        name = tl.header.scenario or Path(tl.header.program or self.source_name or "trace").name
+        parts: list = [(name, "bold"), " · ", state,
+                       f" · {tl.n_events} events · {len(tl.lanes)} lanes · {tl.n_switches} switches · "]
+        parts.append((f"{tl.dropped} dropped", "bold $text-warning") if tl.dropped else "0 dropped")
+        parts.append(f" · elapsed {format_time(tl.t_end)}")
+        if self.cursor is not None:
+            parts.append(f" · cursor {format_time(self.cursor.t)}")
+        parts.append(" · switch axis" if self.axis == SWITCH else " · time axis")
+        window = self.windows[self.axis]
+        if window is not None:
+            lo, hi = self._domain()
+            parts.append(f" ×{(hi - lo) / window.span:.3g}")
+        if self.playing:
+            parts.append((" · ▶ playing", "bold $text-accent"))
+        elif self.follow and self.current_run is not None:
+            parts.append((" · following", "$text-accent"))
+        return Content.assemble(*parts)
 
-    def on_unmount(self) -> None:
-        self.action_stop()
+    def _source_marks(self, tl: Timeline) -> tuple[SourceMark, ...]:
+        """Where each lane is at the cursor, for the source pane: the lane that runs now first."""
+        source = self.query_one(SourceView).path
+        c = self.cursor
+        if source is None or c is None:
+            return ()
+        name = Path(source).name
+        current = tl.event_lane(c.event) if c.on_switch else (
+            tl.switch_lanes()[c.switch] if c.switch >= 0 else None)
+        lanes = [lane.id for lane in tl.lanes[:256]]
+        if current is not None and current not in lanes:
+            lanes.insert(0, int(current))
+        marks = []
+        for lane in lanes:
+            state, where = tl.where_at(lane, c.t)
+            if where is None or state in (NONE, DONE):
+                continue
+            file, _, line = where.rpartition(":")
+            if not line.isdigit() or Path(file).name != name:
+                continue
+            marks.append(SourceMark(int(line), tl.lanes[lane].name, state, lane == current))
+        marks.sort(key=lambda m: (not m.current, m.state != RUNNING))
+        return tuple(marks)
 
 
 def make_app(scenario: str | None = None, params: dict | None = None, trace: str | None = None,
-             run_timeout: float | None = 120.0, overrides: dict[str, dict] | None = None) -> ConcurviewApp:
-    """The one way to build the app, for the CLI and the tests alike."""
+             run_timeout: float | None = 120.0, overrides: dict[str, dict] | None = None, *,
+             scenarios: Mapping[str, Scenario] | None = None, play_interval: float = 0.5,
+             runner: Callable[[Target, float | None], Run] | None = None) -> ConcurviewApp:
+    """The one way to build the app, for the CLI and the tests alike.
+
+    `scenarios` replaces the catalogue the picker shows (tests pin it); `play_interval`
+    is the time between steps while playing; `runner(target, timeout)` starts a run
+    (default: a real traced child; tests replay recorded traces).
+    """
     return ConcurviewApp(scenario=scenario, params=params, trace=trace, run_timeout=run_timeout,
-                         overrides=overrides)
+                         overrides=overrides, scenarios=scenarios, play_interval=play_interval, runner=runner)

@@ -1,193 +1,408 @@
-"""The lane diagram: one row per lane over a time ruler, rasterised from the store with the Line API."""
+"""The lane diagram: one row per lane under a ruler, rasterised from the store with the Line API."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
-from textual.geometry import Size
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from concurview.tui.store import DONE, NONE, READY_S, RUNNING, STATE_NAMES, WAITING, Timeline, format_time
+from concurview.tui.axis import SWITCH, TIME, Window, switch_ticks, time_ticks
+from concurview.tui.store import DONE, NONE, READY_S, RUNNING, WAITING, Timeline
 
-GLYPHS = {NONE: " ", RUNNING: "█", READY_S: "▒", WAITING: "─", DONE: " "}
-STATE_WORDS = {NONE: "", RUNNING: "run", READY_S: "ready", WAITING: "wait", DONE: "done"}
-STATE_WIDTH = max(map(len, STATE_WORDS.values()))
+ERROR = 5  # a cell holding an error event: drawn over the state
+GLYPHS = (" ", "█", "▒", "─", " ", "✗")
+STATE_WORDS = ("", "run", "ready", "wait", "done")
+STATE_WIDTH = max(map(len, STATE_WORDS))
 KIND_ICONS = {
     "main": "◆", "thread": "≡", "process": "▣", "greenlet": "ɡ", "hub": "✱", "task": "◇",
     "generator": "↻", "timer": "◷", "loop": "⟳", "kernel": "⌁", "peer": "⇄",
 }
-LABEL_WIDTH = 24
-RULER_ROWS = 1
+# Where the cursor crosses a cell it leaves a mark that reads without colour.
+CURSOR_GLYPHS = {" ": "│", "─": "┼"}
+SAMPLES = 8  # switches looked at per cell when a cell covers many (switch axis)
 
 
-def nice_step(span_ns: float, cells: int, min_gap: int = 12) -> int:
-    """A 1/2/5 x 10^k tick step so labels sit at least `min_gap` cells apart."""
-    if span_ns <= 0 or cells <= 0:
-        return 1
-    raw = span_ns * min_gap / cells
-    k = 10 ** int(np.floor(np.log10(raw)))
-    for m in (1, 2, 5, 10):
-        if m * k >= raw:
-            return int(m * k)
-    return int(10 * k)
+def shorten(text: str, width: int) -> str:
+    """`text` in at most `width` cells; a long one loses its middle (lane names differ at the end)."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    tail_cells = min(8, (width - 1) // 2)
+    head, tail = [], []
+    room = width - 1
+    for ch in reversed(text):
+        if cell_len("".join(tail)) + cell_len(ch) > tail_cells:
+            break
+        tail.insert(0, ch)
+    room -= cell_len("".join(tail))
+    for ch in text:
+        if cell_len("".join(head)) + cell_len(ch) > room:
+            break
+        head.append(ch)
+    return "".join(head) + "…" + "".join(tail)
 
 
-class LaneDiagram(ScrollView, can_focus=True):
-    """Draws the timeline it is given; the screen owns the cursor and the window."""
+@dataclass(frozen=True)
+class Cursor:
+    """Where the user is: an event, its time, and the switch at or before it."""
+
+    event: int
+    t: int
+    switch: int  # -1 before the first switch
+    on_switch: bool
+
+
+class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
+    """Draws the timeline it is given over a window of the time or switch axis; the app owns the cursor."""
+
+    # Arrows, home and end belong to the app (they move the cursor); pages scroll the lanes.
+    BINDINGS = [
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+    ]
 
     COMPONENT_CLASSES = {
-        "lanes--label", "lanes--label-selected", "lanes--ruler", "lanes--running", "lanes--ready",
-        "lanes--waiting", "lanes--cursor",
+        "lanes--label", "lanes--label-selected", "lanes--ruler", "lanes--cursor", "lanes--running",
+        "lanes--ready", "lanes--waiting", "lanes--error", "lanes--selected-row",
     }
 
     DEFAULT_CSS = """
-    LaneDiagram { height: 1fr; background: $surface; }
-    LaneDiagram > .lanes--label { color: $text; }
-    LaneDiagram > .lanes--label-selected { background: $accent 40%; color: $text; text-style: bold; }
-    LaneDiagram > .lanes--ruler { color: $text-muted; }
-    LaneDiagram > .lanes--running { color: $success; }
-    LaneDiagram > .lanes--ready { color: $warning; }
-    LaneDiagram > .lanes--waiting { color: $text-muted; }
-    LaneDiagram > .lanes--cursor { background: $accent 50%; }
+    LaneDiagram {
+        height: 1fr;
+        background: $surface;
+        scrollbar-size-vertical: 1;
+        & > .lanes--label { color: $text; }
+        & > .lanes--label-selected { color: $text; background: $accent 30%; text-style: bold; }
+        & > .lanes--ruler { color: $text-muted; }
+        & > .lanes--cursor { color: $text; background: $accent 60%; text-style: bold; }
+        & > .lanes--running { color: $success; }
+        & > .lanes--ready { color: $warning; }
+        & > .lanes--waiting { color: $text-muted; }
+        & > .lanes--error { color: $error; text-style: bold; }
+        & > .lanes--selected-row { background: $accent 10%; }
+    }
+    LaneDiagram:focus { background-tint: $foreground 3%; }
     """
 
-    cursor_t: reactive[int | None] = reactive(None)
-    """Time of the current switch (ns); drawn as a vertical cursor."""
+    timeline: reactive[Timeline | None] = reactive(None, always_update=True)
+    """The trace drawn (the app owns it; widgets only read)."""
 
-    selected: reactive[int] = reactive(0)
-    """Index of the selected lane."""
+    version: reactive[int] = reactive(0)
+    """How many events the timeline held when the app last said so; a change redraws what grew."""
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.timeline: Timeline | None = None
-        self.window: tuple[int, int] = (0, 1)
-        self._cache: tuple | None = None
-        self._states: np.ndarray | None = None
+    axis: reactive[str] = reactive(TIME)
+    """`time` (columns are equal stretches of time) or `switch` (columns are switches)."""
 
-    def show(self, timeline: Timeline | None, window: tuple[int, int]) -> None:
-        """Draw `timeline` over the time window [t0, t1) (ns); call again when either changed."""
-        self.timeline = timeline
-        self.window = window
-        n = 0 if timeline is None else len(timeline.lanes)
-        self.virtual_size = Size(self.size.width, n + RULER_ROWS)
-        self._cache = None
-        self.refresh()
+    window: reactive[Window] = reactive(Window(0, 1))
+    """The visible part of the axis: ns on the time axis, switch numbers on the switch axis."""
 
-    def watch_cursor_t(self) -> None:
-        self.refresh()
+    cursor: reactive[Cursor | None] = reactive(None)
+    """The current event and switch, drawn as a vertical line."""
+
+    selected: reactive[int | None] = reactive(None)
+    """The selected lane's id."""
+
+    class CellClicked(Message):
+        """The user clicked a cell: `lane` is None on the ruler; `start`/`end` is None on a label."""
+
+        def __init__(self, lane: int | None, start: float | None, end: float | None) -> None:
+            super().__init__()
+            self.lane, self.start, self.end = lane, start, end
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._frame_key: tuple | None = None
+        self._states: dict[int, np.ndarray] = {}
+        self._plots: dict[tuple[int, bool], Strip] = {}
+        self._errors: dict[int, np.ndarray] = {}
+        self._errors_seen = 0
+        self._label_key: tuple | None = None
+        self._label_width = 0
+
+    # -- watchers ------------------------------------------------------------------
+
+    def watch_timeline(self) -> None:
+        self._errors, self._errors_seen = {}, 0
+        self._frame_key = None
+        self._update_virtual_size()
+
+    def watch_version(self) -> None:
+        self._update_virtual_size()
 
     def watch_selected(self) -> None:
-        self.refresh()
+        self.scroll_to_lane(self.selected)
 
-    # -- rendering --------------------------------------------------------------
+    def on_resize(self) -> None:
+        self._update_virtual_size()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._plots.clear()  # a theme change recolours the cached rows
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        tl = self.timeline
+        if offset is None or tl is None:
+            return
+        x, y = offset
+        lane = None
+        if y >= 1:
+            rows = tl.lane_tree()
+            row = y - 1 + int(self.scroll_offset.y)
+            if row >= len(rows):
+                return
+            lane = rows[row][0]
+        label_width, plot_width = self.layout_widths()
+        col = x - label_width - 1
+        if 0 <= col < plot_width:
+            start, end = self.window.cell(col, plot_width)
+            self.post_message(self.CellClicked(lane, start, end))
+        elif lane is not None:
+            self.post_message(self.CellClicked(lane, None, None))
+
+    # -- layout -----------------------------------------------------------------------
 
     @property
     def plot_width(self) -> int:
-        return max(self.size.width - LABEL_WIDTH - 1, 1)  # the label, then a │ rule
+        """Columns the lanes get (after the labels and their rule)."""
+        return self.layout_widths()[1]
 
-    def _lane_states(self) -> np.ndarray:
+    def layout_widths(self) -> tuple[int, int]:
+        """(label columns, plot columns) at the current size."""
+        width = self.scrollable_content_region.width
         tl = self.timeline
-        assert tl is not None
-        key = (id(tl), tl.n_events, self.window, self.plot_width, len(tl.lanes))
-        if self._cache != key:
-            t0, t1 = self.window
-            self._states = tl.lane_states(range(len(tl.lanes)), t0, t1, self.plot_width)
-            self._cache = key
-        return self._states  # type: ignore[return-value]
+        key = (id(tl), 0 if tl is None else len(tl.lanes), width)
+        if key != self._label_key:
+            need = 0
+            if tl is not None:
+                need = max((2 * depth + 3 + len(tl.lanes[lane].name) for lane, depth in tl.lane_tree()),
+                           default=0)
+            need += 1 + STATE_WIDTH
+            self._label_width = max(min(need, 40, width // 3), min(8, width))
+            self._label_key = key
+        return self._label_width, max(width - self._label_width - 1, 0)
 
-    def _cursor_col(self) -> int | None:
-        if self.cursor_t is None:
-            return None
-        t0, t1 = self.window
-        if not t0 <= self.cursor_t <= t1 or t1 <= t0:
-            return None
-        return min(int((self.cursor_t - t0) * self.plot_width / (t1 - t0)), self.plot_width - 1)
+    def _update_virtual_size(self) -> None:
+        n = 0 if self.timeline is None else len(self.timeline.lanes)
+        self.virtual_size = Size(self.scrollable_content_region.width, n + 1)
+        self.refresh()
+
+    def scroll_to_lane(self, lane: int | None) -> None:
+        """Scroll the least that shows `lane`'s row (the ruler stays on top)."""
+        tl = self.timeline
+        if tl is None or lane is None:
+            return
+        row = next((i for i, (l, _) in enumerate(tl.lane_tree()) if l == lane), None)
+        if row is None:
+            return
+        visible = max(self.scrollable_content_region.height - 1, 1)
+        top = int(self.scroll_offset.y)
+        if row < top:
+            self.scroll_to(y=row, animate=False, immediate=True)
+        elif row >= top + visible:
+            self.scroll_to(y=row - visible + 1, animate=False, immediate=True)
+
+    # -- rendering ----------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.scrollable_content_region.width
         tl = self.timeline
-        if tl is None:
+        if tl is None or width <= 0:
             return Strip.blank(width, self.rich_style)
-        if y < RULER_ROWS:
-            return self._ruler(width)
-        row = y - RULER_ROWS + int(self.scroll_offset.y)
-        if row >= len(tl.lanes):
+        label_width, plot_width = self.layout_widths()
+        self._check_frame(tl, plot_width)
+        if y == 0:
+            return self._ruler(tl, label_width, plot_width)
+        rows = tl.lane_tree()
+        row = y - 1 + int(self.scroll_offset.y)
+        if row >= len(rows):
             return Strip.blank(width, self.rich_style)
-        return self._lane_row(row, width)
+        lane, depth = rows[row]
+        label = self._label(tl, lane, depth, label_width)
+        rule = Strip([Segment("│", self.get_component_rich_style("lanes--ruler"))], 1)
+        plot = self._with_cursor(self._plot(tl, row, lane, plot_width), plot_width)
+        return Strip.join([label, rule, plot]).crop(0, width)
 
-    def _ruler(self, width: int) -> Strip:
-        t0, t1 = self.window
-        pw = self.plot_width
-        chars = [" "] * pw
-        step = nice_step(t1 - t0, pw)
-        first = -(-t0 // step) * step
-        t = first
-        while t < t1:
-            col = int((t - t0) * pw / (t1 - t0))
-            label = "┬" + format_time(t).replace(" ", "")
-            if col + len(label) <= pw:
-                chars[col:col + len(label)] = label
-            t += step
+    def _check_frame(self, tl: Timeline, plot_width: int) -> None:
+        key = (id(tl), tl.n_events, self.axis, self.window, plot_width)
+        if key != self._frame_key:
+            self._frame_key = key
+            self._states.clear()
+            self._plots.clear()
+            self._sample_ks = None
+
+    def _cursor_column(self, plot_width: int) -> int | None:
+        c = self.cursor
+        if c is None:
+            return None
+        if self.axis == SWITCH:
+            return None if c.switch < 0 else self.window.switch_column(c.switch, plot_width)
+        return self.window.column(c.t, plot_width)
+
+    def _ruler(self, tl: Timeline, label_width: int, plot_width: int) -> Strip:
         style = self.get_component_rich_style("lanes--ruler")
-        return Strip([Segment(" " * LABEL_WIDTH + "│", style), Segment("".join(chars), style)], width)
+        chars = [" "] * plot_width
+        if self.axis == SWITCH:
+            ticks = switch_ticks(self.window, plot_width, tl.n_switches)
+            name = "switches"
+        else:
+            ticks = time_ticks(self.window, plot_width)
+            name = "time"
+        cursor = self._cursor_column(plot_width)
+        for col, text in ticks:
+            mark = "┬" + text
+            end = col + len(mark)
+            if cursor is not None and col < cursor < end:
+                continue  # the cursor's ▼ wins over a label it would cut
+            if end <= plot_width and all(ch == " " for ch in chars[col:end]):
+                chars[col:end] = mark
+        segments = [Segment(name[:label_width].rjust(label_width) + "│", style)]
+        if cursor is None:
+            segments.append(Segment("".join(chars), style))
+        else:
+            segments += [Segment("".join(chars[:cursor]), style),
+                         Segment("▼", style + self.get_component_rich_style("lanes--cursor")),
+                         Segment("".join(chars[cursor + 1:]), style)]
+        return Strip(segments, label_width + 1 + plot_width)
 
-    def _lane_row(self, row: int, width: int) -> Strip:
-        tl = self.timeline
-        assert tl is not None
-        lane = tl.lanes[row]
-        states = self._lane_states()[row]
-        label_style = self.get_component_rich_style(
-            "lanes--label-selected" if row == self.selected else "lanes--label")
-        depth = 0
-        parent = lane.parent
-        while parent is not None and depth < 4:
-            depth += 1
-            parent = tl.lanes[parent].parent
-        state_now = ""
-        if self.cursor_t is not None:
-            st, _ = tl.state_at(row, self.cursor_t)
-            state_now = STATE_WORDS[st]
-        room = LABEL_WIDTH - STATE_WIDTH - 1
-        label = f"{'  ' * depth}{KIND_ICONS.get(lane.kind, '?')} {lane.name}"
-        label = (label[: room - 1] + "…") if len(label) > room else label.ljust(room)
-        segments = [Segment(label + " ", label_style),
-                    Segment(state_now.ljust(STATE_WIDTH), label_style),
-                    Segment("│", self.get_component_rich_style("lanes--ruler"))]
-        styles = {
-            RUNNING: self.get_component_rich_style("lanes--running"),
-            READY_S: self.get_component_rich_style("lanes--ready"),
-            WAITING: self.get_component_rich_style("lanes--waiting"),
-        }
+    def _label(self, tl: Timeline, lane: int, depth: int, width: int) -> Strip:
+        info = tl.lanes[lane]
+        selected = lane == self.selected
+        style = self.get_component_rich_style("lanes--label-selected" if selected else "lanes--label")
+        state = NONE
+        if self.cursor is not None:
+            state, _ = tl.state_at(lane, self.cursor.t)
+        word = STATE_WORDS[state]
+        room = width - STATE_WIDTH - 1
+        if room < 4:  # too narrow for a state word: all of it for the name
+            room, word = width, ""
+        lead = f"{'▸' if selected else ' '}{'  ' * depth}{KIND_ICONS.get(info.kind, '?')} "
+        text = set_cell_size(lead + shorten(info.name, room - cell_len(lead)), room)
+        segments = [Segment(text, style)]
+        if word:
+            segments += [Segment(" ", style), Segment(word.ljust(STATE_WIDTH), style + self._state_style(state))]
+        return Strip(segments).adjust_cell_length(width, style)
+
+    def _state_style(self, state: int) -> Style:
+        name = {RUNNING: "lanes--running", READY_S: "lanes--ready", WAITING: "lanes--waiting",
+                ERROR: "lanes--error"}.get(state)
+        return self.get_component_rich_style(name) if name else Style()
+
+    def _plot(self, tl: Timeline, row: int, lane: int, plot_width: int) -> Strip:
+        selected = lane == self.selected
+        strip = self._plots.get((row, selected))
+        if strip is not None:
+            return strip
+        states = self._row_states(tl, row, lane, plot_width)
+        errors = self._error_columns(tl, lane, plot_width)
+        if errors is not None and len(errors):
+            states = states.copy()
+            states[errors] = ERROR
         base = self.rich_style
-        cursor_col = self._cursor_col()
-        cursor_style = self.get_component_rich_style("lanes--cursor")
-        # Runs of equal state become one segment each.
+        if selected:
+            base = base + self.get_component_rich_style("lanes--selected-row")
+        segments = []
         bounds = np.flatnonzero(np.diff(states)) + 1
         start = 0
-        for end in list(bounds) + [len(states)]:
+        for end in [*bounds.tolist(), len(states)]:
             st = int(states[start])
-            text = GLYPHS[st] * (end - start)
-            style = styles.get(st, base)
-            if cursor_col is not None and start <= cursor_col < end:
-                a = cursor_col - start
-                segments += [Segment(text[:a], style),
-                             Segment(text[a] if text[a] != " " else "│", style + cursor_style),
-                             Segment(text[a + 1:], style)]
-            else:
-                segments.append(Segment(text, style))
+            segments.append(Segment(GLYPHS[st] * (end - start), base + self._state_style(st)))
             start = end
-        return Strip(segments, width).crop(0, width)
+        strip = Strip(segments, plot_width)
+        self._plots[(row, selected)] = strip
+        return strip
 
+    def _with_cursor(self, plot: Strip, plot_width: int) -> Strip:
+        col = self._cursor_column(plot_width)
+        if col is None:
+            return plot
+        before, cell, after = plot.divide([col, col + 1, plot_width])
+        segments = list(cell)
+        if not segments:
+            return plot
+        seg = segments[0]
+        mark = CURSOR_GLYPHS.get(seg.text, seg.text)
+        cursor_style = self.get_component_rich_style("lanes--cursor")
+        return Strip.join([before, Strip([Segment(mark, (seg.style or Style()) + cursor_style)], 1), after])
 
-def describe_state(timeline: Timeline, lane: int, t: int) -> str:
-    st, ev = timeline.state_at(lane, t)
-    name = STATE_NAMES[st]
-    if st == WAITING and ev is not None:
-        reason = timeline.event(ev).reason
-        if reason:
-            name += f" ({reason})"
-    return name
+    def _row_states(self, tl: Timeline, row: int, lane: int, plot_width: int) -> np.ndarray:
+        states = self._states.get(row)
+        if states is not None:
+            return states
+        # Rasterise every visible row that is missing in one go.
+        rows = tl.lane_tree()
+        top = int(self.scroll_offset.y)
+        visible = range(top, min(top + self.scrollable_content_region.height, len(rows)))
+        missing = [r for r in visible if r not in self._states] or [row]
+        if row not in missing:
+            missing.append(row)
+        lanes = [rows[r][0] for r in missing]
+        if self.axis == SWITCH:
+            block = self._switch_states(tl, lanes, plot_width)
+        else:
+            w = self.window
+            block = tl.lane_states(lanes, int(w.start), max(int(w.end), int(w.start) + 1), plot_width)
+        for r, states in zip(missing, block):
+            self._states[r] = states
+        return self._states[row]
 
+    def _switch_states(self, tl: Timeline, lanes: list[int], plot_width: int) -> np.ndarray:
+        """The dominant state of each lane over the switches each column covers (sampled)."""
+        out = np.zeros((len(lanes), plot_width), dtype=np.uint8)
+        n = tl.n_switches
+        if n == 0 or plot_width == 0:
+            return out
+        w = self.window
+        per_cell = w.span / plot_width
+        m = 1 if per_cell <= 1 else min(SAMPLES, int(np.ceil(per_cell)))
+        cols = np.arange(plot_width)[:, None] + (np.arange(m)[None, :] + 0.5) / m
+        ks = np.floor(w.start + cols * per_cell).astype(np.int64)
+        valid = (ks >= 0) & (ks < n)
+        times = tl.switch_times()[np.clip(ks, 0, n - 1)]
+        for i, lane in enumerate(lanes):
+            st = tl.states_at(lane, times.ravel()).reshape(ks.shape)
+            st[~valid] = NONE
+            if m == 1:
+                out[i] = st[:, 0]
+            else:
+                counts = np.stack([(st == s).sum(axis=1) for s in range(5)])
+                out[i] = counts.argmax(axis=0)
+        return out
 
+    def _error_columns(self, tl: Timeline, lane: int, plot_width: int) -> np.ndarray | None:
+        """Columns holding one of `lane`'s `error` events (collected as events arrive)."""
+        if self._errors_seen < tl.n_events:
+            for i in tl.events_of_kind_since(self._errors_seen, "error").tolist():
+                who = tl.event_lane(i)
+                self._errors[who] = np.append(self._errors.get(who, np.empty(0, np.int64)), i)
+            self._errors_seen = tl.n_events
+        found = self._errors.get(lane)
+        if found is None:
+            return None
+        if self.axis == SWITCH:
+            positions = [tl.switch_position(int(i)) - 1 for i in found]
+            cols = [self.window.switch_column(max(k, 0), plot_width) for k in positions]
+        else:
+            cols = [self.window.column(tl.event_time(int(i)), plot_width) for i in found]
+        return np.array([c for c in cols if c is not None], dtype=np.int64)
+
+    def lane_row_region(self, lane: int) -> Region | None:
+        """Where `lane`'s row is in the widget's virtual space (for scrolling)."""
+        tl = self.timeline
+        if tl is None:
+            return None
+        for row, (l, _) in enumerate(tl.lane_tree()):
+            if l == lane:
+                return Region(0, row + 1, self.size.width, 1)
+        return None

@@ -113,6 +113,7 @@ class Timeline:
         self._details: list[tuple[str | None, str | None, str | None]] = []
         self._detail_ids: dict[tuple[str | None, str | None, str | None], int] = {}
         self.t_end = 0
+        self._view_cache: dict[str, tuple[int, object]] = {}
 
     # -- ingest -------------------------------------------------------------------
 
@@ -363,6 +364,181 @@ class Timeline:
             return head + f"{who} -> {name}: {who} hands the thread to {name}; " + ran
         verb = "waits" if s.stopped_kind == "wait" else "finished"
         return head + f"{who} -> {name}: {who} {verb} ({why}{at}); " + ran
+
+    # -- views: what the app asks per key press or per frame (nothing decodes lists) -----
+
+    def _cached(self, name: str, version: int, build):
+        """`build()` once per `version` (the event count): views stay cheap while a run streams in."""
+        hit = self._view_cache.get(name)
+        if hit is None or hit[0] != version:
+            hit = self._view_cache[name] = (version, build())
+        return hit[1]
+
+    @property
+    def t_first(self) -> int:
+        """Time of the earliest event (0 when there is none)."""
+        if not self._t.n:
+            return 0
+        return self._cached("t_first", self._t.n, lambda: int(self._t.view().min()))
+
+    def event_time(self, i: int) -> int:
+        return int(self._t.a[i])
+
+    def event_lane(self, i: int) -> int:
+        return int(self._lane.a[i])
+
+    def event_kind(self, i: int) -> str:
+        return EVENT_KINDS[self._kind.a[i]]
+
+    def is_switch(self, i: int) -> bool:
+        return self._kind.a[i] == RUN
+
+    def switch_event(self, k: int) -> int:
+        """Index of switch k's `run` event."""
+        return int(self._switches.a[k])
+
+    def switch_lanes(self) -> np.ndarray:
+        """The lane that ran at each switch, in switch order."""
+        return self._cached("switch_lanes", self._switches.n, lambda: self._lane.a[self._switches.view()])
+
+    def switch_position(self, i: int) -> int:
+        """How many switches come at or before event i, in time order (equal times: event order)."""
+        sw = self._switches.view()
+        times = self._t.a[sw]
+        t = self._t.a[i]
+        lo = int(np.searchsorted(times, t, side="left"))
+        hi = int(np.searchsorted(times, t, side="right"))
+        return lo + int(np.searchsorted(sw[lo:hi], i, side="right"))
+
+    def lane_switch(self, lane: int, k: int, step: int) -> int | None:
+        """The next (step > 0) or previous (step < 0) switch of `lane` after / before switch k."""
+        lanes = self.switch_lanes()
+        if step > 0:
+            hits = np.flatnonzero(lanes[k + 1:] == lane)
+            return k + 1 + int(hits[0]) if len(hits) else None
+        hits = np.flatnonzero(lanes[:max(k, 0)] == lane)
+        return int(hits[-1]) if len(hits) else None
+
+    def _time_rank(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(order, rank) of the events by time when they arrived out of order; None when they did not."""
+        def build():
+            t = self._t.view()
+            if len(t) < 2 or bool((np.diff(t) >= 0).all()):
+                return None
+            order = np.argsort(t, kind="stable").astype(np.int64)
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            return order, rank
+        return self._cached("time_rank", self._t.n, build)
+
+    def event_rank(self, i: int) -> int:
+        """Position of event i when all events are sorted by time."""
+        ordered = self._time_rank()
+        return i if ordered is None else int(ordered[1][i])
+
+    def event_step(self, i: int, step: int) -> int | None:
+        """The event `step` places after (or before) event i in time order; None past either end."""
+        j = self.event_rank(i) + step
+        if not 0 <= j < self._t.n:
+            return None
+        ordered = self._time_rank()
+        return j if ordered is None else int(ordered[0][j])
+
+    def event_at(self, t: int) -> int | None:
+        """The last event at or before time t (None before the first)."""
+        ordered = self._time_rank()
+        times = self._t.view() if ordered is None else self._t.a[ordered[0]]
+        j = int(np.searchsorted(times, t, side="right")) - 1
+        if j < 0:
+            return None
+        return j if ordered is None else int(ordered[0][j])
+
+    def lane_tree(self) -> list[tuple[int, int]]:
+        """(lane, depth) in drawing order: each lane followed by its children (pool -> workers,
+        process -> its threads, thread -> its tasks), siblings in the order they appeared."""
+        def build():
+            children: dict[int | None, list[int]] = defaultdict(list)
+            n = len(self.lanes)
+            for lane in self.lanes:
+                parent = lane.parent if lane.parent is not None and 0 <= lane.parent < n else None
+                children[None if parent == lane.id else parent].append(lane.id)
+            out: list[tuple[int, int]] = []
+            seen: set[int] = set()
+            stack = [(lane, 0) for lane in reversed(children[None])]
+            while stack:
+                lane, depth = stack.pop()
+                if lane in seen:
+                    continue
+                seen.add(lane)
+                out.append((lane, depth))
+                stack.extend((c, depth + 1) for c in reversed(children.get(lane, ())))
+            # Parent cycles (a damaged trace) leave lanes unreached: keep them, flat.
+            out.extend((lane.id, 0) for lane in self.lanes if lane.id not in seen)
+            return out
+        return self._cached("lane_tree", len(self.lanes), build)
+
+    def states_at(self, lane: int, times: np.ndarray) -> np.ndarray:
+        """The state of `lane` at each of `times` (vectorised state_at)."""
+        tr = self._tracks[lane]
+        out = np.full(len(times), NONE, dtype=np.uint8)
+        if tr.t.n == 0:
+            return out
+        i = np.searchsorted(tr.t.view(), times, side="right") - 1
+        ok = i >= 0
+        out[ok] = tr.state.a[i[ok]]
+        return out
+
+    def where_at(self, lane: int, t: int) -> tuple[int, str | None]:
+        """(state, `file:line`) of `lane` at time t: where it runs, or where it is suspended.
+
+        A `ready` lane is still suspended where it last waited, so this looks back
+        a few state changes for the last place known.
+        """
+        tr = self._tracks[lane]
+        i = int(np.searchsorted(tr.t.view(), t, side="right")) - 1
+        if i < 0:
+            return NONE, None
+        state = int(tr.state.a[i])
+        for j in range(i, max(i - 8, -1), -1):
+            where = self._details[int(self._detail.a[int(tr.ev.a[j])])][1]
+            if where:
+                return state, where
+        return state, None
+
+    def lane_event_times(self, lane: int, kinds: tuple[str, ...]) -> np.ndarray:
+        """Times of `lane`'s events of the given kinds (scans every event: cache the answer)."""
+        codes = [KIND_CODE[k] for k in kinds]
+        mask = np.isin(self._kind.view(), codes) & (self._lane.view() == lane)
+        return self._t.view()[mask]
+
+    def events_of_kind_since(self, start: int, *kinds: str) -> np.ndarray:
+        """Indices of the events from index `start` on that have one of the given kinds."""
+        codes = [KIND_CODE[k] for k in kinds]
+        return np.flatnonzero(np.isin(self._kind.a[start:self._t.n], codes)) + start
+
+    def event_text(self, i: int) -> str | None:
+        return self._details[int(self._detail.a[i])][2]
+
+    def describe_event(self, i: int) -> str:
+        """One line for any event: `event 15/26  398.8 ms  task2 is ready (woken by MainThread)`."""
+        e = self.event(i)
+        name = self.lanes[e.lane].name
+        at = f" at {e.where}" if e.where else ""
+        by = f" by {self.lanes[e.cause].name}" if e.cause is not None and e.cause != e.lane else ""
+        first = (e.text or "").strip().splitlines()
+        text = first[-1] if e.kind == "error" and first else (first[0] if first else "")
+        what = {
+            "open": f"{name} is created{by}{at}",
+            "run": f"{name} runs" + (f" ({e.reason})" if e.reason else "") + at,
+            "wait": f"{name} waits" + (f" ({e.reason}{at})" if e.reason else at),
+            "ready": f"{name} is ready" + (f" (woken{by})" if by else ""),
+            "log": f"{name} prints: {text}",
+            "error": f"{name} raised: {text}",
+            "close": f"{name} finished" + (f" ({e.reason}{at})" if e.reason else at),
+            "phase": f"{name}: {e.reason or text}{at}",
+            "mark": f"{name}: {e.reason or text}",
+        }.get(e.kind, f"{name}: {e.kind}")
+        return f"event {self.event_rank(i) + 1}/{self.n_events}  {format_time(e.t)}  {what}"
 
     # -- summary -------------------------------------------------------------------------
 

@@ -1,0 +1,337 @@
+"""The source pane (the program, with where each lane runs or waits) and the log pane (output per lane, dimmed after the cursor)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.content import Content
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widget import Widget
+
+from concurview.tui.lanes import shorten
+from concurview.tui.store import READY_S, RUNNING, Timeline, format_time
+
+SOURCE_MARKS = {RUNNING: "▶", READY_S: "▷"}  # any other live state: suspended
+SUSPENDED_MARK = "‖"
+
+
+class InfoLine(Widget):
+    """A line or two of text (status, explanation) that repaints without a layout pass."""
+
+    DEFAULT_CSS = """
+    InfoLine { height: 1; }
+    """
+
+    text: reactive[Content | str] = reactive(Content(""))
+    """What to show; markup is not parsed (program output and names are shown as they are)."""
+
+    def render(self) -> Content:
+        return self.text if isinstance(self.text, Content) else Content(self.text)
+
+
+@dataclass(frozen=True)
+class SourceMark:
+    """A lane at a line of the program: running there, or suspended there."""
+
+    line: int
+    lane: str
+    state: int
+    current: bool  # the lane the current switch handed control to
+
+
+class SourceView(ScrollView, can_focus=True, inherit_bindings=False):
+    """The program's source, syntax highlighted, with the lanes' lines marked; follows the current switch."""
+
+    # Up and down scroll; left, right, home and end stay the app's (they move the cursor).
+    BINDINGS = [
+        Binding("up", "scroll_up", "Scroll up", show=False),
+        Binding("down", "scroll_down", "Scroll down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+    ]
+
+    COMPONENT_CLASSES = {
+        "source--gutter", "source--current", "source--running", "source--suspended", "source--note",
+        "source--missing",
+    }
+
+    DEFAULT_CSS = """
+    SourceView {
+        background: $surface;
+        scrollbar-size-vertical: 1;
+        & > .source--gutter { color: $text-muted; }
+        & > .source--current { background: $success 25%; }
+        & > .source--running { background: $success 12%; }
+        & > .source--suspended { background: $warning 12%; }
+        & > .source--note { color: $text-accent; text-style: italic; }
+        & > .source--missing { color: $text-muted; text-style: italic; }
+    }
+    """
+
+    path: reactive[str | None] = reactive(None)
+    """The program file shown (None: nothing to show)."""
+
+    marks: reactive[tuple[SourceMark, ...]] = reactive(())
+    """The lines where lanes are at the cursor, current lane first."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._lines: list[str] = []
+        self._highlighted: list | None = None
+        self._strips: dict[int, Strip] = {}
+        self._problem = ""
+
+    def watch_path(self, path: str | None) -> None:
+        self._lines, self._highlighted, self._strips = [], None, {}
+        self._problem = ""
+        if path:
+            try:
+                self._lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError as e:
+                self._problem = f"cannot read {Path(path).name}: {e.strerror}"
+        self.virtual_size = Size(self.size.width, max(len(self._lines), 1))
+        self.scroll_to(y=0, animate=False, immediate=True)
+        self.refresh()
+
+    def watch_marks(self, marks: tuple[SourceMark, ...]) -> None:
+        if marks:
+            self.scroll_to_line(marks[0].line)
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+    def scroll_to_line(self, line: int) -> None:
+        """Bring `line` (1-based) into view with some context above it."""
+        height = self.scrollable_content_region.height
+        top = int(self.scroll_offset.y)
+        row = line - 1
+        if not top + 1 <= row <= top + height - 2:
+            self.scroll_to(y=max(row - height // 3, 0), animate=False, immediate=True)
+
+    def _code_strip(self, row: int) -> Strip:
+        strip = self._strips.get(row)
+        if strip is None:
+            if self._highlighted is None:
+                from textual.highlight import highlight  # pygments: only once a source is shown
+
+                code = "\n".join(self._lines)
+                self._highlighted = highlight(code, language="python").split("\n", allow_blank=True)
+            content = self._highlighted[row] if row < len(self._highlighted) else None
+            if content is None:
+                strip = Strip([Segment(self._lines[row])])
+            else:
+                strip = Strip(content.render_segments(self.visual_style))
+            self._strips[row] = strip
+        return strip
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        if not self._lines:
+            if y == 0 and self._problem:
+                return Strip([Segment(self._problem, self.get_component_rich_style("source--missing"))]
+                             ).adjust_cell_length(width, self.rich_style)
+            return Strip.blank(width, self.rich_style)
+        row = y + int(self.scroll_offset.y)
+        if row >= len(self._lines):
+            return Strip.blank(width, self.rich_style)
+        line = row + 1
+        here = [m for m in self.marks if m.line == line]
+        digits = len(str(len(self._lines)))
+        gutter_style = self.get_component_rich_style("source--gutter")
+        mark = " "
+        line_style: Style | None = None
+        if here:
+            first = here[0]
+            mark = SOURCE_MARKS.get(first.state, SUSPENDED_MARK)
+            name = ("source--current" if first.current else
+                    "source--running" if first.state == RUNNING else "source--suspended")
+            line_style = self.get_component_rich_style(name)
+        gutter = Strip([Segment(f"{mark}{line:>{digits}}│", gutter_style)])
+        code = self._code_strip(row)
+        parts = [gutter, code]
+        if here:
+            note = "  ◀ " + ", ".join(f"{m.lane} {_STATE_NOTE.get(m.state, 'waits')}" for m in here)
+            room = width - gutter.cell_length - cell_len(note)
+            if code.cell_length > room:  # the note matters more than the end of the line
+                parts[1] = code.crop(0, max(room, min(code.cell_length, 12)))
+            parts.append(Strip([Segment(note, self.get_component_rich_style("source--note"))]))
+        strip = Strip.join(parts).adjust_cell_length(width, self.rich_style)
+        if line_style is not None:
+            strip = strip.apply_style(line_style)
+        return strip.crop(0, width)
+
+
+_STATE_NOTE = {RUNNING: "runs", READY_S: "is ready"}
+
+
+class LogView(ScrollView, can_focus=True, inherit_bindings=False):
+    """What the program printed, line by line and lane by lane; lines after the cursor are dim."""
+
+    # Up and down scroll; left, right, home and end stay the app's (they move the cursor).
+    BINDINGS = [
+        Binding("up", "scroll_up", "Scroll up", show=False),
+        Binding("down", "scroll_down", "Scroll down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+    ]
+
+    COMPONENT_CLASSES = {"log--time", "log--lane", "log--later", "log--error", "log--mark", "log--stderr"}
+
+    DEFAULT_CSS = """
+    LogView {
+        background: $surface;
+        scrollbar-size-vertical: 1;
+        & > .log--time { color: $text-muted; }
+        & > .log--lane { color: $text-secondary; }
+        & > .log--later { color: $text-disabled; }
+        & > .log--error { color: $text-error; text-style: bold; }
+        & > .log--mark { color: $text-accent; text-style: italic; }
+        & > .log--stderr { color: $text-warning; }
+    }
+    """
+
+    timeline: reactive[Timeline | None] = reactive(None, always_update=True)
+    """The trace whose output is shown (read only)."""
+
+    version: reactive[int] = reactive(0)
+    """Events in the timeline when the app last said so; new output is indexed on change."""
+
+    cursor_t: reactive[int | None] = reactive(None)
+    """Lines printed at or before this time are bright; None: all are."""
+
+    class LineClicked(Message):
+        """The user clicked a line: the event that printed it."""
+
+        def __init__(self, event: int) -> None:
+            super().__init__()
+            self.event = event
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._events = np.empty(0, dtype=np.int64)  # log / error / mark events, in order
+        self._times = np.empty(0, dtype=np.int64)
+        self._first_row = np.zeros(1, dtype=np.int64)  # entry j covers rows [first[j], first[j + 1])
+        self._seen = 0
+        self._name_width = 4
+        self._rows: dict[int, tuple[str, str, int]] = {}
+
+    @property
+    def line_count(self) -> int:
+        return int(self._first_row[-1])
+
+    def watch_timeline(self) -> None:
+        self._reset()
+        self._index()
+
+    def watch_version(self) -> None:
+        self._index()
+
+    def watch_cursor_t(self) -> None:
+        self.scroll_to_cursor()
+        self.refresh()
+
+    def _index(self) -> None:
+        """Index the output that arrived since the last call (each event's text is split once)."""
+        tl = self.timeline
+        if tl is None or tl.n_events <= self._seen:
+            self.virtual_size = Size(self.size.width, self.line_count)
+            self.refresh()
+            return
+        new = tl.events_of_kind_since(self._seen, "log", "error", "mark")
+        self._seen = tl.n_events
+        if len(new):
+            counts = np.array([len((tl.event_text(int(i)) or "").splitlines()) or 1 for i in new],
+                              dtype=np.int64)
+            self._events = np.concatenate([self._events, new])
+            self._times = np.concatenate([self._times, [tl.event_time(int(i)) for i in new]])
+            self._first_row = np.concatenate([self._first_row, self._first_row[-1] + np.cumsum(counts)])
+            names = {tl.event_lane(int(i)) for i in new[-256:]}
+            self._name_width = min(max([self._name_width, *(len(tl.lanes[n].name) for n in names)]), 16)
+        at_end = self.scroll_offset.y >= self.max_scroll_y
+        self.virtual_size = Size(self.size.width, self.line_count)
+        if self.cursor_t is None and at_end:
+            self.scroll_end(animate=False, immediate=True)
+        self.refresh()
+
+    def scroll_to_cursor(self) -> None:
+        """Keep the last line printed at or before the cursor in view (or the end, when following)."""
+        if self.cursor_t is None:
+            self.scroll_end(animate=False, immediate=True)
+            return
+        j = int(np.searchsorted(self._times, self.cursor_t, side="right"))
+        row = int(self._first_row[j]) - 1
+        height = self.scrollable_content_region.height
+        top = int(self.scroll_offset.y)
+        if row < top or row >= top + height:
+            self.scroll_to(y=max(row - height + 2, 0), animate=False, immediate=True)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        row = offset.y + int(self.scroll_offset.y)
+        if 0 <= row < self.line_count:
+            j = int(np.searchsorted(self._first_row, row, side="right")) - 1
+            self.post_message(self.LineClicked(int(self._events[j])))
+
+    def entry(self, row: int) -> tuple[int, int]:
+        """(event index, line within its text) shown at `row`."""
+        j = int(np.searchsorted(self._first_row, row, side="right")) - 1
+        return int(self._events[j]), row - int(self._first_row[j])
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        tl = self.timeline
+        row = y + int(self.scroll_offset.y)
+        if tl is None or row >= self.line_count:
+            return Strip.blank(width, self.rich_style)
+        ev, k = self.entry(row)
+        e = tl.event(ev)
+        text = (e.text or "").splitlines()
+        line = text[k] if k < len(text) else ""
+        name = tl.lanes[e.lane].name
+        later = self.cursor_t is not None and e.t > self.cursor_t
+        style = self.rich_style
+        get = self.get_component_rich_style
+        if e.kind == "error":
+            text_style, sign = get("log--error"), "✗"
+        elif e.kind == "mark":
+            text_style, sign = get("log--mark"), "◆"
+            line = line or (e.reason or "")
+        elif e.reason == "stderr":
+            text_style, sign = get("log--stderr"), " "
+        else:
+            text_style, sign = style, " "
+        if k:
+            sign = " "
+        if later:
+            dim = get("log--later")
+            # Later errors keep their colour, dimmed: they still stand out.
+            text_style = text_style + Style(dim=True) if e.kind == "error" else text_style + dim
+            time_style, lane_style = dim, dim
+        else:
+            time_style, lane_style = get("log--time"), get("log--lane")
+        nw = self._name_width
+        if k == 0:
+            who = set_cell_size(shorten(name, nw), nw)
+            prefix = [Segment(f"{format_time(e.t):>9} ", time_style), Segment(f"{who} ", lane_style)]
+        else:
+            prefix = [Segment(" " * (11 + nw), style)]
+        segments = [*prefix, Segment(sign, text_style), Segment(line.expandtabs(4), text_style)]
+        return Strip(segments).adjust_cell_length(width, style).crop(0, width)

@@ -1,0 +1,169 @@
+"""Modal screens: help (keys and glyphs), errors, export and find."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from concurview.tui.lanes import GLYPHS, KIND_ICONS
+
+GLYPH_LEGEND = (
+    (GLYPHS[1], "running: the lane has the CPU (threads: runnable - Python cannot see the GIL)"),
+    (GLYPHS[2], "ready: woken, waiting for its turn"),
+    (GLYPHS[3], "waiting: sleeping, blocked on a lock, IO, a future ..."),
+    ("' '", "not started yet, or done"),
+    (GLYPHS[5], "an exception escaped the lane"),
+    ("│ ▼", "the cursor: the current switch"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key, what the glyphs mean and how to read a lane."""
+
+    BINDINGS = [
+        Binding("escape,question_mark,q", "dismiss", "Close"),
+    ]
+
+    def __init__(self, keys: Sequence[tuple[str, str]]) -> None:
+        super().__init__(id="help")
+        self.keys = keys
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help-box", classes="dialog"):
+            yield Label("concurview: keys and glyphs", classes="dialog-title")
+            with VerticalScroll(id="help-body"):
+                yield Static(self._text(), id="help-text")
+            yield Label("esc closes", classes="dialog-hint")
+
+    def _text(self) -> Content:
+        width = max(len(k) for k, _ in self.keys)
+        lines = [Content.styled("Keys", "bold")]
+        lines += [Content.assemble((f"  {key:<{width}}  ", "bold $text-accent"), what) for key, what in self.keys]
+        lines += [Content(""), Content.styled("Glyphs (they read without colour too)", "bold")]
+        lines += [Content.assemble((f"  {glyph:<3}  ", "bold"), what) for glyph, what in GLYPH_LEGEND]
+        lines += [Content(""), Content.styled("Lanes", "bold")]
+        icons = "  ".join(f"{icon} {kind}" for kind, icon in KIND_ICONS.items())
+        lines += [Content(f"  {icons}"),
+                  Content("  Children are indented under their parent: pool -> workers, process -> threads,"),
+                  Content("  thread -> its tasks or greenlets. Each label ends with the lane's state at the cursor."),
+                  Content(""), Content.styled("Axes", "bold"),
+                  Content("  t switches between the time axis (columns are equal stretches of time) and the"),
+                  Content("  switch axis (one column per switch: who ran after whom, however short)."),
+                  Content("  A cell too small to draw shows the state the lane spent most of it in.")]
+        return Content("\n").join(lines)
+
+
+class ErrorScreen(ModalScreen[None]):
+    """Something went wrong with a run or a trace: say what, keep the app usable."""
+
+    BINDINGS = [Binding("escape,enter", "dismiss", "Close")]
+
+    def __init__(self, title: str, message: str, details: str = "") -> None:
+        super().__init__(id="error")
+        self.title_text, self.message, self.details = title, message, details
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="error-box", classes="dialog"):
+            yield Label(Content.styled(f"✗ {self.title_text}", "bold"), classes="dialog-title")
+            yield Static(Content(self.message), id="error-message")
+            if self.details:
+                with VerticalScroll(id="error-details"):
+                    yield Static(Content(self.details))
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("OK", variant="error", id="error-ok")
+
+    @on(Button.Pressed, "#error-ok")
+    def _ok(self) -> None:
+        self.dismiss()
+
+
+class ExportScreen(ModalScreen[str | None]):
+    """Ask where to export: the trace goes to PATH (JSON Lines), a screenshot beside it (.svg)."""
+
+    BINDINGS = [Binding("escape", "dismiss", "Cancel")]
+
+    def __init__(self, default: str) -> None:
+        super().__init__(id="export")
+        self.default = default
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="export-box", classes="dialog"):
+            yield Label("Export the trace (JSON Lines) and a screenshot (SVG)", classes="dialog-title")
+            yield Input(self.default, id="export-path")
+            yield Label("the screenshot goes beside it, as .svg · enter exports · esc cancels",
+                        classes="dialog-hint")
+
+    @on(Input.Submitted, "#export-path")
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+
+@dataclass(frozen=True)
+class Found:
+    """One find result: a lane, or a line a lane printed."""
+
+    label: str
+    lane: int
+    event: int | None = None  # the log/error event, for log lines
+
+
+class FindScreen(ModalScreen[Found | None]):
+    """Find a lane by name or a log line by text; Enter jumps there."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss", "Cancel"),
+        Binding("down", "results_down", "Next result", show=False),
+        Binding("up", "results_up", "Previous result", show=False),
+    ]
+
+    def __init__(self, search: Callable[[str], list[Found]], query: str = "") -> None:
+        super().__init__(id="find")
+        self.search = search
+        self.query_text = query
+        self._found: list[Found] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="find-box", classes="dialog"):
+            yield Label("Find a lane or a log line", classes="dialog-title")
+            yield Input(self.query_text, placeholder="lane name or text", id="find-query")
+            yield OptionList(id="find-results")
+            yield Label("↑↓ choose · enter jumps · esc cancels", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self._update(self.query_text)
+
+    @on(Input.Changed, "#find-query")
+    def _changed(self, event: Input.Changed) -> None:
+        self._update(event.value)
+
+    @on(Input.Submitted, "#find-query")
+    def _submitted(self) -> None:
+        results = self.query_one("#find-results", OptionList)
+        index = results.highlighted
+        self.dismiss(self._found[index] if index is not None and index < len(self._found) else None)
+
+    @on(OptionList.OptionSelected, "#find-results")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self._found[event.option_index])
+
+    def action_results_down(self) -> None:
+        self.query_one("#find-results", OptionList).action_cursor_down()
+
+    def action_results_up(self) -> None:
+        self.query_one("#find-results", OptionList).action_cursor_up()
+
+    def _update(self, query: str) -> None:
+        self._found = self.search(query) if query.strip() else []
+        results = self.query_one("#find-results", OptionList)
+        results.set_options([Option(Content(f.label)) for f in self._found])
+        if self._found:
+            results.highlighted = 0
