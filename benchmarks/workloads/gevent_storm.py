@@ -1,0 +1,26 @@
+"""Benchmark workload: TASKS gevent greenlets, each calling gevent.sleep(0) STEPS times.
+
+Usage: gevent_storm.py OUT.json [TASKS] [STEPS]. Writes its own timing as JSON.
+"""
+
+import json
+import sys
+import time
+
+import gevent
+
+
+def worker(steps):
+    for _ in range(steps):
+        gevent.sleep(0)
+
+
+if __name__ == "__main__":
+    out = sys.argv[1]
+    tasks = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+    steps = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+    t0, c0 = time.perf_counter(), time.process_time()
+    gevent.joinall([gevent.spawn(worker, steps) for _ in range(tasks)])
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    with open(out, "w") as f:
+        json.dump({"elapsed_s": elapsed, "cpu_s": cpu, "steps": tasks * steps}, f)
