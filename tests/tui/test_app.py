@@ -159,7 +159,7 @@ async def test_a_live_run_that_raises_shows_an_error_screen_and_keeps_the_lanes(
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: runner.runs)
         runner.runs[0].release()
-        await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen) and app.screen.query("#error-message"))
         assert "ValueError" in str(app.screen.query_one("#error-message").render())
         await pilot.press("escape")
         assert "MainThread" in diagram_text(app)
