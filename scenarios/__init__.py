@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,40 @@ class ScenarioError(Exception):
     """A scenario or parameter problem; the message is one line for the user."""
 
 
+# What a scenario may need from the platform (its header's "requires" list).
+REQUIREMENTS = ("linux", "select", "poll", "epoll", "sigio", "io_uring")
+
+
+def requirement_missing(req: str) -> str | None:
+    """Why requirement `req` is not met on this platform (one line), or None if it is."""
+    import select
+    import signal
+
+    linux = sys.platform.startswith("linux")
+    if req == "linux":
+        return None if linux else f"needs Linux (this is {sys.platform})"
+    if req in ("select", "poll", "epoll"):
+        if hasattr(select, req):
+            return None
+        return ("epoll needs Linux (select.epoll missing)" if req == "epoll"
+                else f"{req}() is missing on {sys.platform} (select.{req})")
+    if req == "sigio":
+        if hasattr(signal, "SIGIO") and hasattr(os, "O_ASYNC"):
+            return None
+        return f"signal-driven IO needs SIGIO and O_ASYNC (missing on {sys.platform})"
+    if req == "io_uring":
+        if not linux:
+            return f"io_uring needs Linux (this is {sys.platform})"
+        try:
+            with open("/proc/sys/kernel/io_uring_disabled", encoding="ascii") as f:
+                if f.read().strip() == "2":
+                    return "io_uring is disabled by the kernel (kernel.io_uring_disabled = 2)"
+        except OSError:
+            pass
+        return None
+    return f"unknown requirement {req!r}"
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -39,6 +74,17 @@ class Scenario:
     # The child runs gevent.monkey.patch_all() before anything else (unless the
     # scenario has a `patch` parameter and it is false).
     gevent: bool = False
+    # Platform facts the program needs (REQUIREMENTS); see `unavailable`.
+    requires: tuple[str, ...] = ()
+
+    @property
+    def unavailable(self) -> str | None:
+        """None if the scenario can run on this platform, else a one-line reason."""
+        for req in self.requires:
+            reason = requirement_missing(req)
+            if reason:
+                return reason
+        return None
 
     @property
     def summary(self) -> str:
@@ -116,7 +162,7 @@ def load_all(path: str | os.PathLike[str], order: int = 0) -> list[Scenario]:
         name=h["name"], title=h.get("title", h["name"]), topic=h.get("topic", "other"),
         description=_reflow(ast.get_docstring(tree) or ""), path=path, params=dict(h.get("params", {})),
         facts=tuple(h.get("facts", ())), order=int(h.get("order", order)),
-        gevent=bool(h.get("gevent", False)),
+        gevent=bool(h.get("gevent", False)), requires=_requires(h.get("requires", ()), path),
     )
     out = [base]
     for i, v in enumerate(h.get("variants", ())):
@@ -128,8 +174,15 @@ def load_all(path: str | os.PathLike[str], order: int = 0) -> list[Scenario]:
             description=_reflow(v["description"]) if "description" in v else base.description, path=path,
             params={**base.params, **v.get("params", {})}, facts=tuple(v.get("facts", base.facts)),
             order=int(v.get("order", base.order)), gevent=base.gevent,
+            requires=_requires(v["requires"], path) if "requires" in v else base.requires,
         ))
     return out
+
+
+def _requires(value: object, path: Path) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(r, str) and r in REQUIREMENTS for r in value):
+        raise ScenarioError(f"{path.name}: 'requires' must be a list from {', '.join(REQUIREMENTS)}; got {value!r}")
+    return tuple(value)
 
 
 def _reflow(doc: str) -> str:

@@ -22,6 +22,7 @@ SCENARIO = {
     "title": "IO model 3: multiplexing with select()",
     "topic": "io",
     "order": 3,
+    "requires": ["select"],
     "params": {"api": "select", "delay": 1.0, "size": 64, "idle_fds": 100},
     "facts": [
         "the program lane waits in the readiness call until the data arrives",
@@ -30,9 +31,9 @@ SCENARIO = {
     ],
     "variants": [
         {"name": "io-poll", "title": "IO model 3: multiplexing with poll()", "params": {"api": "poll"},
-         "order": 4},
+         "order": 4, "requires": ["poll"]},
         {"name": "io-epoll", "title": "IO model 3: multiplexing with epoll", "params": {"api": "epoll"},
-         "order": 5},
+         "order": 5, "requires": ["epoll"]},
     ],
 }
 P = SCENARIO["params"]

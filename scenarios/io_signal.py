@@ -25,6 +25,7 @@ SCENARIO = {
     "title": "IO model 4: signal-driven (SIGIO)",
     "topic": "io",
     "order": 6,
+    "requires": ["linux", "sigio"],
     "params": {"delay": 1.0, "size": 64, "long_c_call": False, "c_call_ms": 40},
     "facts": [
         "the handler runs after the data arrives and drains until EAGAIN",
