@@ -10,6 +10,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
@@ -17,6 +18,7 @@ from textual.timer import Timer
 from concurview.engines.events import Event, Lane
 from concurview.engines.runner import Run, Target
 from concurview.scenarios import Scenario, catalogue
+from concurview.tui import compare
 from concurview.tui.axis import SWITCH, TIME, Window
 from concurview.tui.commands import ScenarioCommands
 from concurview.tui.keybar import KeyBar
@@ -56,6 +58,7 @@ KEYS = (
     ("mouse", "click a cell to move the cursor there; click a log line to jump to it"),
 )
 PACES = (0.1, 0.25, 0.5, 1.0, 2.0)
+NARROW = 110  # columns below which a run hides the picker (p shows it again)
 
 
 class ConcurviewApp(App[int]):
@@ -106,14 +109,34 @@ class ConcurviewApp(App[int]):
             super().__init__()
             self.run = run
 
+    class CompareProgressed(Message):
+        """The stacked compare started model `model` (number `index` of `count`)."""
+
+        def __init__(self, token: object, model: str, index: int, count: int) -> None:
+            super().__init__()
+            self.token, self.model, self.index, self.count = token, model, index, count
+
+    class CompareEnded(Message):
+        """Every model of the stacked compare ran: `timeline` holds them on one axis (None: stopped)."""
+
+        def __init__(self, token: object, timeline: Timeline | None, rows: list[dict]) -> None:
+            super().__init__()
+            self.token, self.timeline, self.rows = token, timeline, rows
+
     def __init__(self, scenario: str | None = None, params: dict | None = None,
                  trace: str | None = None, run_timeout: float | None = 120.0,
                  overrides: dict[str, dict] | None = None, *,
                  scenarios: Mapping[str, Scenario] | None = None, play_interval: float = 0.5,
-                 runner: Callable[[Target, float | None], Run] | None = None) -> None:
+                 runner: Callable[[Target, float | None], Run] | None = None,
+                 program: Target | None = None) -> None:
         super().__init__()
         self.runner = runner or (lambda target, timeout: Run(target, timeout=timeout))
-        self.scenarios: Mapping[str, Scenario] = catalogue() if scenarios is None else scenarios
+        self.scenarios: Mapping[str, Scenario] = _with_compare(catalogue() if scenarios is None else scenarios)
+        self.program = program
+        self.program_exit: int | None = None  # how the user's program ended (None: it did not run to an end)
+        self._target: Target | None = None  # what `r` runs again
+        self._compare_token: object | None = None
+        self._compare_run: Run | None = None
         self._initial_scenario = scenario
         # Parameters per scenario name, applied whenever that scenario runs.
         self.overrides: dict[str, dict] = {k: dict(v) for k, v in (overrides or {}).items()}
@@ -155,6 +178,9 @@ class ConcurviewApp(App[int]):
             picker.display = False  # filled in when first shown
             self.open_trace(self._trace_path)
             self.query_one(LaneDiagram).focus()
+        elif self.program is not None:
+            picker.display = False
+            self.run_target(self.program)
         elif self._initial_scenario:
             picker.highlight(self._initial_scenario)
             self.run_scenario(self._initial_scenario)
@@ -162,6 +188,14 @@ class ConcurviewApp(App[int]):
             picker.highlight(None)
             self.query_one("#picker").focus()
         self._refresh_view()
+
+    def on_resize(self, event) -> None:
+        narrow = event.size.width < NARROW
+        self.set_class(narrow, "-narrow")
+        picker = self.query_one(ScenarioPicker)
+        focus_in_picker = self.focused is not None and picker in self.focused.ancestors_with_self
+        if narrow and self.timeline is not None and picker.display and not focus_in_picker:
+            picker.display = False  # shrunk below the room for both: the diagram wins (p brings it back)
 
     # -- picker and palette --------------------------------------------------------------
 
@@ -198,9 +232,12 @@ class ConcurviewApp(App[int]):
         yield SystemCommand("Export", "the trace (JSON Lines) and a screenshot (SVG)", self.action_export)
         yield SystemCommand("Toggle picker", "show or hide the scenario picker", self.action_toggle_picker)
         yield SystemCommand("Help", "keys and glyphs", self.action_help)
-        if self.scenario is not None:
-            yield SystemCommand("Rerun", f"run {self.scenario.name} again", self.action_rerun)
-        if self.current_run is not None:
+        if self._target is not None:
+            yield SystemCommand("Rerun", f"run {self._target_name(self._target)} again", self.action_rerun)
+        if compare.ALL in self.scenarios:
+            yield SystemCommand("Compare models", "one workload on five models, stacked on one time axis",
+                                lambda: self.run_scenario(compare.ALL))
+        if self.current_run is not None or self._compare_token is not None:
             yield SystemCommand("Stop", "stop the running scenario", self.action_stop)
 
     def action_run_selected(self) -> None:
@@ -224,24 +261,109 @@ class ConcurviewApp(App[int]):
     # -- runs and traces -------------------------------------------------------------------
 
     def run_scenario(self, name: str) -> None:
-        """Run scenario `name` live with its parameters; a run still going is stopped first."""
+        """Run scenario `name` live with its parameters; a run still going is stopped first.
+
+        An unavailable scenario (`Scenario.unavailable` says why) is explained, not run.
+        """
         scenario = self.scenarios.get(name)
         if scenario is None:
             return
+        why = getattr(scenario, "unavailable", None)
+        if why:
+            self.push_screen(ErrorScreen(f"{scenario.name} cannot run here", str(why),
+                                         "Pick another scenario; the picker dims the ones this machine lacks."))
+            return
+        params = scenario.params | self.overrides.get(name, {})
+        if name == compare.ALL:
+            self.run_compare(params)
+            return
+        self.scenario = scenario
+        self.run_target(Target(str(scenario.path), scenario.name, params))
+
+    def run_target(self, target: Target) -> None:
+        """Run a scenario or the user's own program live; a run still going is stopped first."""
         self.action_stop()
         self._pause()
-        self.scenario = scenario
-        params = scenario.params | self.overrides.get(name, {})
-        run = self.runner(Target(str(scenario.path), scenario.name, params), self.run_timeout)
+        if target.scenario is None:
+            self.scenario = None
+        self._target = target
+        self.program_exit = None
+        run = self.runner(target, self.run_timeout)
         self.current_run = run
-        self.source_name = scenario.name
+        self.source_name = self._target_name(target)
         self._reset(Timeline(run.header))
-        self.sub_title = f"{scenario.name} · live"
-        if self.size.width < 110:  # narrow: the diagram needs the room more than the picker
-            self.query_one(ScenarioPicker).display = False
-        self.query_one(LaneDiagram).focus()
+        self.sub_title = f"{self.source_name} · live"
+        self._start_view()
         self._feed(run)
         self._refresh_view()
+
+    @staticmethod
+    def _target_name(target: Target) -> str:
+        if target.scenario:
+            return target.scenario
+        return f"-m {target.path}" if target.module else Path(target.path).name
+
+    def _start_view(self) -> None:
+        if self.size.width < NARROW:  # narrow: the diagram needs the room more than the picker
+            self.query_one(ScenarioPicker).display = False
+        self.query_one(LaneDiagram).focus()
+
+    def run_compare(self, params: Mapping[str, object]) -> None:
+        """Run compare-models on every model in turn and show the runs stacked on one time axis."""
+        self.action_stop()
+        self._pause()
+        self.scenario = self.scenarios.get(compare.ALL)
+        self._target = None
+        token = self._compare_token = object()
+        self.timeline = None
+        self.cursor = None
+        self.sub_title = "compare · running"
+        self.query_one("#status", InfoLine).text = Content.assemble(
+            ("compare", "bold"), f" · running {compare.MODELS[0]} (1/{len(compare.MODELS)}) ...")
+        self._start_view()
+        self._compare(token, dict(params))
+
+    @work(thread=True, exclusive=True, group="run")
+    def _compare(self, token: object, params: dict) -> None:
+        runs = []
+        for i, model in enumerate(compare.MODELS):
+            if token is not self._compare_token:
+                return
+            self.post_message(self.CompareProgressed(token, model, i, len(compare.MODELS)))
+
+            def started(run: Run) -> None:
+                self._compare_run = run
+                if token is not self._compare_token:
+                    run.stop("stopped by user")
+
+            runs.append(compare.run_model(model, int(params["jobs"]), float(params["job_sleep"]),
+                                          int(params["workers"]), self.run_timeout, self.runner, started))
+            self._compare_run = None
+        if token is not self._compare_token:
+            return
+        full = {"models": list(compare.MODELS), **params}
+        self.post_message(self.CompareEnded(token, compare.merge(runs, full), compare.table(runs)))
+
+    def on_concurview_app_compare_progressed(self, message: CompareProgressed) -> None:
+        if message.token is self._compare_token and not self._exit:
+            self.query_one("#status", InfoLine).text = Content.assemble(
+                ("compare", "bold"), f" · running {message.model} ({message.index + 1}/{message.count}) ...")
+
+    def on_concurview_app_compare_ended(self, message: CompareEnded) -> None:
+        if message.token is not self._compare_token or message.timeline is None:
+            return
+        self._compare_token = None
+        tl = message.timeline
+        self.source_name = "compare"
+        self._reset(tl)
+        self.follow = False
+        self.sub_title = "compare · recorded"
+        if tl.n_switches:
+            self._move(self._switch_cursor(0))
+        self._refresh_view()
+        totals = "  ".join(f"{r['model']} " + ("failed" if r["total_s"] is None else f"{r['total_s']:.2f} s")
+                           for r in message.rows)
+        self.notify(totals, title="compare: totals", timeout=8)
 
     @work(thread=True, exclusive=True, group="run")
     def _feed(self, run: Run) -> None:
@@ -250,7 +372,7 @@ class ConcurviewApp(App[int]):
         self.post_message(self.RunEnded(run))
 
     def on_concurview_app_batch_arrived(self, message: BatchArrived) -> None:
-        if message.run is not self.current_run or self.timeline is None:
+        if message.run is not self.current_run or self.timeline is None or self._exit:
             return
         with self.batch_update():
             self.timeline.add(message.lanes, message.events)
@@ -258,14 +380,16 @@ class ConcurviewApp(App[int]):
             self._refresh_view()
 
     def on_concurview_app_run_ended(self, message: RunEnded) -> None:
-        if message.run is not self.current_run or self.timeline is None:
+        if message.run is not self.current_run or self.timeline is None or self._exit:
             return
         run = message.run
         footer = run.footer()
         self.timeline.finish(footer)
         self.current_run = None
+        if footer.complete:
+            self.program_exit = footer.exit_code or 0
         state = "recorded" if footer.complete else "incomplete"
-        self.sub_title = f"{self.timeline.header.scenario} · {state}"
+        self.sub_title = f"{self.source_name} · {state}"
         self._refresh_view()
         if run.stop_reason == "stopped by user":
             self.notify("Stopped: the trace so far is kept, marked incomplete.", title="run stopped")
@@ -312,6 +436,10 @@ class ConcurviewApp(App[int]):
         if footer is not None and footer.exit_code not in (0, None):
             errors = tl.events_of_kind("error")
             last = tl.event_text(int(errors[-1])) if len(errors) else None
+            if last is None:  # sys.exit(n): nothing raised, the program chose its status
+                self.notify(f"The program exited with status {footer.exit_code}.", title="exit status",
+                            severity="warning", timeout=4)
+                return
             summary = (last or "").strip().splitlines()[-1:] or [f"exit code {footer.exit_code}"]
             self.push_screen(ErrorScreen(
                 "The program raised", f"{summary[0]}\nExit code {footer.exit_code}. The traceback is in the "
@@ -321,10 +449,18 @@ class ConcurviewApp(App[int]):
     def action_stop(self) -> None:
         if self.current_run is not None:
             self.current_run.stop("stopped by user")
+        if self._compare_token is not None:
+            self._compare_token = None
+            if self._compare_run is not None:
+                self._compare_run.stop("stopped by user")
+            self.sub_title = "compare · stopped"
+            self._refresh_view()
 
     def action_rerun(self) -> None:
-        if self.scenario is not None:
-            self.run_scenario(self.scenario.name)
+        if self.scenario is not None and self.scenario.name == compare.ALL:
+            self.run_scenario(compare.ALL)
+        elif self._target is not None:
+            self.run_target(self._target)
 
     def on_unmount(self) -> None:
         self.action_stop()
@@ -338,9 +474,9 @@ class ConcurviewApp(App[int]):
                           "export", "find"}
         if action in needs_timeline and (self.timeline is None or self.timeline.n_events == 0):
             return None
-        if action == "stop" and self.current_run is None:
+        if action == "stop" and self.current_run is None and self._compare_token is None:
             return None
-        if action == "rerun" and self.scenario is None:
+        if action == "rerun" and self._target is None and self.scenario is None:
             return None
         return True
 
@@ -690,9 +826,14 @@ class ConcurviewApp(App[int]):
 
     def _refresh_view(self) -> None:
         tl = self.timeline
-        status = self.query_one("#status", InfoLine)
-        explain = self.query_one("#explain", InfoLine)
+        try:
+            status = self.query_one("#status", InfoLine)
+            explain = self.query_one("#explain", InfoLine)
+        except NoMatches:
+            return  # shutting down: a run's last messages arrive after the widgets left
         if tl is None:
+            if self._compare_token is not None:
+                return  # the compare's progress is on the status line
             status.text = Content.assemble(("concurview", "bold"), " · pick a scenario and press Enter")
             explain.text = ""
             self._refresh_footer()
@@ -720,7 +861,8 @@ class ConcurviewApp(App[int]):
 
     def _refresh_footer(self) -> None:
         """Re-check which keys apply, only when that can have changed (the footer rebuilds itself)."""
-        key = (self.timeline is None or self.timeline.n_events == 0, self.current_run is None, self.scenario is None)
+        key = (self.timeline is None or self.timeline.n_events == 0, self.current_run is None and
+               self._compare_token is None, self.scenario is None and self._target is None)
         if key != self._bindings_key:
             self._bindings_key = key
             self.refresh_bindings()
@@ -802,15 +944,32 @@ class ConcurviewApp(App[int]):
         return tuple(marks)
 
 
+def _with_compare(scenarios: Mapping[str, Scenario]) -> Mapping[str, Scenario]:
+    """The picker's catalogue plus the stacked compare entry, just before compare-models."""
+    base = scenarios.get(compare.SCENARIO)
+    if base is None or compare.ALL in scenarios:
+        return scenarios
+    out: dict[str, Scenario] = {}
+    for name, s in scenarios.items():
+        if name == compare.SCENARIO:
+            out[compare.ALL] = compare.picker_entry(base)
+        out[name] = s
+    return out
+
+
 def make_app(scenario: str | None = None, params: dict | None = None, trace: str | None = None,
              run_timeout: float | None = 120.0, overrides: dict[str, dict] | None = None, *,
              scenarios: Mapping[str, Scenario] | None = None, play_interval: float = 0.5,
-             runner: Callable[[Target, float | None], Run] | None = None) -> ConcurviewApp:
+             runner: Callable[[Target, float | None], Run] | None = None,
+             program: Target | None = None) -> ConcurviewApp:
     """The one way to build the app, for the CLI and the tests alike.
 
     `scenarios` replaces the catalogue the picker shows (tests pin it); `play_interval`
     is the time between steps while playing; `runner(target, timeout)` starts a run
-    (default: a real traced child; tests replay recorded traces).
+    (default: a real traced child; tests replay recorded traces). `program` runs the
+    user's own program live (`concurview run SCRIPT`); when the app quits,
+    `app.program_exit` is the program's exit code if it ran to its end, else None.
     """
     return ConcurviewApp(scenario=scenario, params=params, trace=trace, run_timeout=run_timeout,
-                         overrides=overrides, scenarios=scenarios, play_interval=play_interval, runner=runner)
+                         overrides=overrides, scenarios=scenarios, play_interval=play_interval, runner=runner,
+                         program=program)

@@ -225,7 +225,8 @@ def _list(as_json: bool) -> int:
     scenarios = list(catalogue().values())
     if as_json:
         print(json.dumps([
-            {"name": s.name, "title": s.title, "topic": s.topic, "summary": s.summary, "params": s.params}
+            {"name": s.name, "title": s.title, "topic": s.topic, "summary": s.summary, "params": s.params,
+             "unavailable": s.unavailable}
             for s in scenarios
         ], ensure_ascii=False, indent=2))
         return 0
@@ -235,7 +236,8 @@ def _list(as_json: bool) -> int:
         if s.topic != topic:
             topic = s.topic
             print(f"{'' if topic == scenarios[0].topic else chr(10)}{TOPICS.get(topic, topic)}")
-        print(f"  {s.name:<{width}}  {s.summary}")
+        why = s.unavailable
+        print(f"  {s.name:<{width}}  " + (f"(unavailable: {why}) {s.summary}" if why else s.summary))
     return 0
 
 
@@ -279,6 +281,8 @@ def _record(args: argparse.Namespace) -> int:
     from concurview.engines.runner import Target
 
     scenario, params = _scenario(args.scenario, args.set)
+    if scenario.unavailable:
+        raise UsageError(f"scenario {scenario.name!r} is unavailable here: {scenario.unavailable}")
     out = _output_path(args.output)
     return _record_run(Target(str(scenario.path), scenario.name, params), out, args.timeout, scenario.name)
 
@@ -302,7 +306,17 @@ def _run_program(args: argparse.Namespace) -> int:
         raise UsageError("run wants a SCRIPT or -m MODULE")
     if args.record:
         return _record_run(target, _output_path(args.record), args.timeout, label)
-    raise UsageError("the live view for your own programs is not wired yet: use --record FILE")
+    return _run_live(target, args.timeout)
+
+
+def _run_live(target, timeout: float | None) -> int:
+    """The app, live on the user's program. Exit status: the program's own exit code when it ran to its
+    end (as under python); 124 when it was stopped or timed out before (as `--record` does for a timeout)."""
+    from concurview.tui.app import make_app
+
+    app = make_app(program=target, run_timeout=timeout)
+    app.run()
+    return 124 if app.program_exit is None else app.program_exit
 
 
 def _compare(args: argparse.Namespace) -> int:

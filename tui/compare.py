@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from concurview.engines.events import Event, Footer, Header, Lane
 from concurview.engines.runner import Run, Target
-from concurview.scenarios import get
+from concurview.scenarios import Scenario, get
 from concurview.tui.store import Timeline
 
 SCENARIO = "compare-models"
 MODELS = ("sequential", "threads", "processes", "gevent", "asyncio")
+ALL = "compare"  # the picker's entry that runs every model and stacks them
 _TOTAL = re.compile(r"^(\w+): \d+ jobs in ([0-9.]+) s")
 
 
@@ -28,11 +30,33 @@ class ModelRun:
     ideal: float
 
 
-def run_model(model: str, jobs: int, job_sleep: float, workers: int, timeout: float | None) -> ModelRun:
+def picker_entry(base: Scenario) -> Scenario:
+    """The picker's `compare` entry: compare-models on every model, stacked (its parameters minus `model`)."""
+    return replace(
+        base, name=ALL, title="Compare: all five models, stacked",
+        description=("Runs the same IO-bound jobs on each model in turn - " + ", ".join(MODELS)
+                     + " - and stacks the runs on one time axis, each starting at 0, so the lesson's "
+                     "\"which is faster, and why\" is one screen (as `concurview compare -o` saves it)."
+                     "\n\n" + base.description.split("\n\n", 1)[-1]),
+        params={k: v for k, v in base.params.items() if k != "model"}, order=base.order - 1,
+    )
+
+
+def model_target(model: str, jobs: int, job_sleep: float, workers: int) -> Target:
     scenario = get(SCENARIO)
     params = scenario.coerce({"model": model, "jobs": str(jobs), "job_sleep": str(job_sleep),
                               "workers": str(workers)})
-    run = Run(Target(str(scenario.path), scenario.name, params), timeout=timeout)
+    return Target(str(scenario.path), scenario.name, params)
+
+
+def run_model(model: str, jobs: int, job_sleep: float, workers: int, timeout: float | None,
+              runner: Callable[[Target, float | None], Run] | None = None,
+              started: Callable[[Run], None] | None = None) -> ModelRun:
+    """Run compare-models on `model` (through `runner`, a real traced child by default) and collect it."""
+    target = model_target(model, jobs, job_sleep, workers)
+    run = runner(target, timeout) if runner is not None else Run(target, timeout=timeout)
+    if started is not None:
+        started(run)
     lanes: list[Lane] = []
     events: list[Event] = []
     for batch in run:

@@ -27,8 +27,8 @@ KIND_ICONS = {
     "main": "◆", "thread": "≡", "process": "▣", "greenlet": "ɡ", "hub": "✱", "task": "◇",
     "generator": "↻", "timer": "◷", "loop": "⟳", "kernel": "⌁", "peer": "⇄",
 }
-# Where the cursor crosses a cell it leaves a mark that reads without colour.
-CURSOR_GLYPHS = {" ": "│", "─": "┼"}
+# Where the cursor crosses a cell it leaves a mark that reads without colour (the label says the state).
+CURSOR_GLYPHS = {" ": "│", "─": "┼", "█": "╋", "▒": "╂"}
 SAMPLES = 8  # switches looked at per cell when a cell covers many (switch axis)
 
 
@@ -38,7 +38,8 @@ def shorten(text: str, width: int) -> str:
         return text
     if width <= 1:
         return "…"[:width]
-    tail_cells = min(8, (width - 1) // 2)
+    # The end tells lanes apart (worker-0_1, Task-12): it keeps most of a narrow column.
+    tail_cells = max((width - 1) // 2, min(width - 2, 6)) if width <= 17 else 8
     head, tail = [], []
     room = width - 1
     for ch in reversed(text):

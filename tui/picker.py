@@ -33,8 +33,12 @@ class ParamValidator(Validator):
 
 
 def describe(scenario: Scenario) -> Content:
-    """The description panel: title, what the scenario shows, what to watch for."""
-    parts = [Content.styled(scenario.title, "bold"), Content("\n\n"), Content(scenario.description.strip())]
+    """The description panel: title, why it cannot run here (if so), what it shows, what to watch for."""
+    parts = [Content.styled(scenario.title, "bold"), Content("\n\n")]
+    why = getattr(scenario, "unavailable", None)
+    if why:
+        parts.append(Content.styled(f"✗ Unavailable here: {why}\n\n", "bold $text-warning"))
+    parts.append(Content(scenario.description.strip()))
     if scenario.facts:
         parts.append(Content.styled("\n\nYou should see:", "bold"))
         for fact in scenario.facts:
@@ -105,7 +109,11 @@ class ScenarioPicker(Vertical):
                 topic = s.topic
                 options.append(Option(Content.styled(f"── {TOPICS.get(topic, topic)}", "bold $text-primary"),
                                       disabled=True))
-            options.append(Option(f"  {s.name}", id=s.name))
+            if getattr(s, "unavailable", None):
+                # Dimmed, and marked so it reads without colour; Enter explains instead of running.
+                options.append(Option(Content.styled(f"  {s.name} ✗", "$text-disabled"), id=s.name))
+            else:
+                options.append(Option(f"  {s.name}", id=s.name))
         return options
 
     @property

@@ -22,7 +22,7 @@ GLYPH_LEGEND = (
     (GLYPHS[3], "waiting: sleeping, blocked on a lock, IO, a future ..."),
     ("' '", "not started yet, or done"),
     (GLYPHS[5], "an exception escaped the lane"),
-    ("│ ▼", "the cursor: the current switch"),
+    ("▼ │ ┼ ╋ ╂", "the cursor (the current switch) crossing an idle, waiting, running, ready cell"),
 )
 
 
@@ -49,7 +49,8 @@ class HelpScreen(ModalScreen[None]):
         lines = [Content.styled("Keys", "bold")]
         lines += [Content.assemble((f"  {key:<{width}}  ", "bold $text-accent"), what) for key, what in self.keys]
         lines += [Content(""), Content.styled("Glyphs (they read without colour too)", "bold")]
-        lines += [Content.assemble((f"  {glyph:<3}  ", "bold"), what) for glyph, what in GLYPH_LEGEND]
+        gw = max(len(g) for g, _ in GLYPH_LEGEND)
+        lines += [Content.assemble((f"  {glyph:<{gw}}  ", "bold"), what) for glyph, what in GLYPH_LEGEND]
         lines += [Content(""), Content.styled("Lanes", "bold")]
         icons = "  ".join(f"{icon} {kind}" for kind, icon in KIND_ICONS.items())
         lines += [Content(f"  {icons}"),

@@ -49,7 +49,8 @@ async def test_picker_groups_every_scenario_by_topic_and_describes_the_highlight
         assert picker.has_focus
         options = [picker.get_option_at_index(i) for i in range(picker.option_count)]
         names = [o.id for o in options if o.id]
-        assert names == list(catalogue()), "every scenario, in catalogue order"
+        assert names == list(app.scenarios), "every scenario, in catalogue order"
+        assert [n for n in names if n != "compare"] == list(catalogue()), "plus the stacked compare entry"
         headings = [str(o.prompt) for o in options if o.disabled]
         topics = {s.topic for s in catalogue().values()}
         assert len(headings) == len(topics) and all(any(TOPICS.get(t, t) in h for h in headings) for t in topics)
