@@ -86,3 +86,57 @@ def test_variants_share_a_program_with_other_defaults(tmp_path):
                  '            "variants": [{"name": "bad", "params": {"nope": 1}}]}\n')
     with pytest.raises(ScenarioError, match="unknown"):
         load_all(p)
+
+
+def test_unavailable_names_the_missing_platform_fact(monkeypatch, tmp_path, capsys):
+    import os
+    import select
+    import signal
+    import sys
+
+    from concurview.tui.cli import main
+
+    epoll, poll, sigio = get("io-epoll"), get("io-poll"), get("io-signal")
+    assert (epoll.requires, poll.requires, sigio.requires) == (("epoll",), ("poll",), ("linux", "sigio"))
+    if sys.platform == "linux":
+        assert epoll.unavailable is None and sigio.unavailable is None and get("io-async").unavailable is None
+    # The same scenarios on a platform without epoll, poll or SIGIO (say, Windows).
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.delattr(select, "epoll", raising=False)
+    monkeypatch.delattr(select, "poll", raising=False)
+    monkeypatch.delattr(signal, "SIGIO", raising=False)
+    monkeypatch.delattr(os, "O_ASYNC", raising=False)
+    assert epoll.unavailable == "epoll needs Linux (select.epoll missing)"
+    assert poll.unavailable == "poll() is missing on win32 (select.poll)"
+    assert sigio.unavailable == "needs Linux (this is win32)"
+    assert get("io-async").unavailable == "needs Linux (this is win32)"
+    assert get("io-select").unavailable is None, "select() is everywhere"
+    assert get("asyncio-tasks").unavailable is None
+    # `list` marks them; `record` refuses in one line with status 2 and writes nothing.
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    line = next(x for x in listing.splitlines() if x.split()[:1] == ["io-epoll"])
+    assert "(unavailable: epoll needs Linux (select.epoll missing))" in line
+    assert "unavailable" not in next(x for x in listing.splitlines() if x.split()[:1] == ["io-select"])
+    out = tmp_path / "t.jsonl"
+    assert main(["record", "io-epoll", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == ("concurview: error: scenario 'io-epoll' is unavailable here: "
+                   "epoll needs Linux (select.epoll missing)\n")
+    assert not out.exists()
+
+
+def test_requires_must_name_known_platform_facts(tmp_path):
+    p = tmp_path / "demo.py"
+    p.write_text('SCENARIO = {"name": "demo", "requires": ["linux", "kqueue"]}\n')
+    with pytest.raises(ScenarioError, match="'requires' must be a list from linux, select"):
+        load(p)
+    p.write_text('SCENARIO = {"name": "demo", "requires": "linux"}\n')
+    with pytest.raises(ScenarioError, match="'requires' must be a list"):
+        load(p)
+    p.write_text('SCENARIO = {"name": "demo", "requires": ["io_uring"],\n'
+                 '            "variants": [{"name": "demo-any", "requires": []}]}\n')
+    from concurview.scenarios import load_all
+
+    base, variant = load_all(p)
+    assert (base.requires, variant.requires) == (("io_uring",), ())
