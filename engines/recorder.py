@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import re
 import socket
 import sys
 import time
@@ -11,7 +12,7 @@ from collections import deque
 
 import msgspec
 
-from concurview.engines.events import ERROR, LOG, OPEN, WIRE_LANE_SHIFT, Frame
+from concurview.engines.events import ERROR, LOG, MARK, OPEN, WIRE_LANE_SHIFT, Frame
 
 
 
@@ -40,6 +41,13 @@ DEFAULT_CAP = 1_000_000  # events pending in the child before new ones are dropp
 
 ENV_CHANNEL = "CONCURVIEW_CHANNEL"
 ENV_T0 = "CONCURVIEW_T0"
+# Lane cap: at most N lanes of one family (same kind, same name but for its numbers: handle,
+# handle-2, conn-7, ...) are recorded; the rest get UNTRACED, their events are not sent, only counted.
+# Read whenever a lane is made, so a program may set it itself (os.environ) before it starts workers.
+ENV_MAX_LANES = "CONCURVIEW_MAX_LANES"
+UNTRACED = -1
+_CAPPED_KINDS = frozenset({"thread", "greenlet", "task", "timer", "generator"})
+_NUMBERED = re.compile(r"-\d+$|\d+")  # eat, eat-2, eat-3: one family
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -69,6 +77,9 @@ class Recorder:
         self._tls = _thread_local()
         self.main_lane = 0
         self._thread_lanes: dict[int, int] = {}
+        self._families: dict[str, int] = {}  # lane family -> lanes made (lane cap)
+        self.untraced = 0  # lanes not recorded because of the lane cap
+        self._over: dict[str, int] = {}  # lane family -> lanes of it not recorded
 
     # -- hot path ------------------------------------------------------------
 
@@ -101,7 +112,16 @@ class Recorder:
     def new_lane(self, kind: str, name: str, parent: int | None = None,
                  tid: int | None = None, cause: int | None = None, where: str | None = None,
                  t: int | None = None) -> int:
-        """Allocate a lane, declare it and record its `open` event (now, or at trace time `t`)."""
+        """Allocate a lane, declare it and record its `open` event (now, or at trace time `t`).
+
+        Past the lane cap (ENV_MAX_LANES) this is UNTRACED: callers record as usual, nothing is sent.
+        """
+        if kind in _CAPPED_KINDS and ENV_MAX_LANES in os.environ and self._capped(kind, name):
+            return UNTRACED
+        if parent == UNTRACED:
+            parent = None
+        if cause == UNTRACED:
+            cause = None
         with self._lane_lock:
             lane = self._base | self._n_lanes
             self._n_lanes += 1
@@ -111,6 +131,23 @@ class Recorder:
         else:
             self.record_at(t, lane, OPEN, None, where, cause)
         return lane
+
+    def _capped(self, kind: str, name: str) -> bool:
+        try:
+            cap = int(os.environ[ENV_MAX_LANES])
+        except (KeyError, ValueError):
+            return False
+        family = kind + " " + _NUMBERED.sub("", name)
+        with self._lane_lock:
+            n = self._families[family] = self._families.get(family, 0) + 1
+            if cap <= 0 or n <= cap:
+                return False
+            self.untraced += 1
+            self._over[family] = n - cap
+        if n == cap + 1:
+            self.record(self.main_lane, MARK, f"lane cap: {kind} lanes like {name!r} past the first {cap} "
+                        f"are not recorded ({ENV_MAX_LANES}={cap})")
+        return True
 
     def current_lane(self) -> int:
         """The lane now running on this OS thread (engines keep it up to date)."""
@@ -146,6 +183,8 @@ class Recorder:
             return
         ll = [lanes.popleft() for _ in range(len(lanes))]
         ee = [events.popleft() for _ in range(len(events))]
+        if self.untraced:
+            ee = self._drop_untraced(ee)
         frame = _encoder.encode(Frame(self.pid, ll, ee, self.dropped))  # type: ignore[arg-type]
         data = memoryview(len(frame).to_bytes(4, "little") + frame)
         while data:
@@ -159,6 +198,19 @@ class Recorder:
                 return
             data = data[n:]
 
+    def _drop_untraced(self, ee: list) -> list:
+        """Events of lanes past the lane cap go; their output goes to the main lane; causes they were become None."""
+        out = []
+        for e in ee:
+            if e[1] == UNTRACED:
+                if e[2] != LOG and e[2] != ERROR:
+                    continue
+                e = (e[0], self.main_lane) + tuple(e[2:])
+            if len(e) > 5 and e[5] == UNTRACED:
+                e = tuple(e[:5]) + (None,) + tuple(e[6:])
+            out.append(e)
+        return out
+
     def start_flusher(self) -> None:
         """Flush every ~16 ms from a real OS thread so a quiet program's events still arrive."""
         def loop() -> None:
@@ -169,6 +221,9 @@ class Recorder:
         _start_new_thread(loop, ())
 
     def close(self) -> None:
+        if self.untraced:
+            self.record(self.main_lane, MARK, f"{self.untraced} lanes not recorded (lane cap)", None, None,
+                        ", ".join(f"{n} × {f}" for f, n in self._over.items()))
         self.flush()
         self._closed = True
 
@@ -189,6 +244,9 @@ class Recorder:
         self._write_lock = _allocate_lock()
         self._lane_lock = _allocate_lock()
         self._thread_lanes.clear()
+        self._families.clear()
+        self._over.clear()
+        self.untraced = 0
         self.t0 = int(os.environ.get(ENV_T0, self.t0))
         try:
             os.close(old)  # the parent's stream: the runner must see it end when the parent's ends
