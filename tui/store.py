@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 from pathlib import Path
 from collections import defaultdict
@@ -20,7 +21,9 @@ from concurview.engines.events import (
 NONE, RUNNING, READY_S, WAITING, DONE = range(5)
 STATE_NAMES = ("not started", "running", "ready", "waiting", "done")
 _STATE_OF_KIND = {OPEN: READY_S, RUN: RUNNING, WAIT: WAITING, READY: READY_S, CLOSE: DONE}
-_NO = -1  # "no lane" / "no string" in int32 columns
+_COUNTED = (RUNNING, READY_S, WAITING)  # the states whose running totals a track keeps
+_FRESH = 1 << 40  # provisional detail ids of keys first seen in a batch start here
+_LANES_NARROW = np.iinfo(np.uint16).max  # lane ids fit 2 bytes up to here, then the column widens
 
 
 class _Column:
@@ -48,30 +51,54 @@ class _Column:
     def trim(self) -> None:
         self.a = self.a[: self.n].copy()
 
+    def widen(self, dtype) -> None:
+        self.a = self.a.astype(dtype)
+
 
 class _Track:
-    """One lane's state changes: times, states and the event index of each."""
+    """One lane's state changes: the index of each changing event (kept), and, built on first
+    query and extended as events arrive, their times, states and running totals (a view cache)."""
 
-    __slots__ = ("t", "state", "ev", "_prefix", "_prefix_n")
+    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n")
 
     def __init__(self) -> None:
-        self.t = _Column(np.int64, 16)
-        self.state = _Column(np.uint8, 16)
         self.ev = _Column(np.int32, 16)
+        self.t = _Column(np.int64, 0)
+        self.state = _Column(np.uint8, 0)
         self._prefix: np.ndarray | None = None
-        self._prefix_n = -1
+        self._prefix_n = 0
+
+    def sync(self, times: np.ndarray, kinds: np.ndarray) -> _Track:
+        """Bring the cached times and states up to the events recorded so far."""
+        if self.t.n != self.ev.n:
+            tail = self.ev.a[self.t.n:self.ev.n]
+            self.t.extend(times[tail])
+            self.state.extend(_KIND_TO_STATE[kinds[tail]])
+        return self
 
     def prefix(self) -> np.ndarray:
-        """prefix[s, i] = time spent in state s before the i-th change (shape 5 x n)."""
+        """prefix[r, i] = time spent running / ready / waiting (r = 0, 1, 2) before the i-th change."""
         n = self.t.n
-        if self._prefix_n != n:
-            t, st = self.t.view(), self.state.view()
-            dur = np.diff(t)
-            pre = np.zeros((5, n), dtype=np.int64)
-            for s in range(5):
-                np.cumsum(np.where(st[:-1] == s, dur, 0), out=pre[s, 1:])
-            self._prefix, self._prefix_n = pre, n
-        return self._prefix  # type: ignore[return-value]
+        p, done = self._prefix, self._prefix_n
+        if p is not None and done == n:
+            return p[:, :n]
+        if p is None or p.shape[1] < n:
+            grown = np.zeros((3, max(n, 2 * (0 if p is None else p.shape[1]), 16)), dtype=np.int64)
+            if p is not None:
+                grown[:, :done] = p[:, :done]
+            p = self._prefix = grown
+        start = max(done, 1)
+        t, st = self.t.a, self.state.a
+        dur = t[start:n] - t[start - 1:n - 1]
+        prev = st[start - 1:n - 1]
+        for r, s in enumerate(_COUNTED):
+            np.cumsum(np.where(prev == s, dur, 0), out=p[r, start:n])
+            p[r, start:n] += p[r, start - 1]
+        self._prefix_n = n
+        return p[:, :n]
+
+    def cache_bytes(self) -> int:
+        return self.t.a.nbytes + self.state.a.nbytes + (0 if self._prefix is None else self._prefix.nbytes)
 
 
 @dataclass(frozen=True)
@@ -104,14 +131,16 @@ class Timeline:
         self.lanes: list[Lane] = []
         self._tracks: list[_Track] = []
         self._lane_kind: list[str] = []
+        # Per event: time (8 bytes), lane (2, widening to 4 past 65535 lanes), kind (1) and one
+        # interned (reason, where, text, cause) detail (4); per state change its index in its
+        # lane's track (4); per switch its index (4). About 20 bytes an event in all.
         self._t = _Column(np.int64)
-        self._lane = _Column(np.int32)
+        self._lane = _Column(np.uint16)
         self._kind = _Column(np.uint8)
         self._detail = _Column(np.int32)
-        self._cause = _Column(np.int32)
         self._switches = _Column(np.int32)
-        self._details: list[tuple[str | None, str | None, str | None]] = []
-        self._detail_ids: dict[tuple[str | None, str | None, str | None], int] = {}
+        self._details: list[tuple[str | None, str | None, str | None, int | None]] = []
+        self._detail_ids: dict[tuple[str | None, str | None, str | None, int | None], int] = {}
         self.t_end = 0
         self._view_cache: dict[str, tuple[int, object]] = {}
 
@@ -127,34 +156,32 @@ class Timeline:
         if not events:
             return
         n_lanes = len(self.lanes)
+        if n_lanes > _LANES_NARROW and self._lane.a.dtype == np.uint16:
+            self._lane.widen(np.int32)
         base = self._t.n
         # One list comprehension per field is the fastest way out of a million structs
-        # (measured: 111 ns/event for all seven; zip(*...) transposes cost 760).
+        # (measured: ~40 ns/event each; zip(*...) transposes cost far more).
         code = _KIND_CODE_UNKNOWN
         kind_a = np.array([code[e.kind] for e in events], dtype=np.uint8)
         lane_a = np.array([e.lane for e in events], dtype=np.int64)
         t = np.array([e.t for e in events], dtype=np.int64)
-        keys = list(zip([e.reason for e in events], [e.where for e in events], [e.text for e in events]))
-        cause_a = np.array([_NO if e.cause is None else e.cause for e in events], dtype=np.int64)
+        causes = [e.cause for e in events]
+        bad = {c for c in set(causes) if c is not None and not 0 <= c < n_lanes}
+        if bad:  # a cause naming no lane is dropped, the event kept
+            causes = [None if c in bad else c for c in causes]
         # Readers ignore kinds they do not know; lanes must be declared before their events.
         keep = (kind_a != _UNKNOWN) & (lane_a >= 0) & (lane_a < n_lanes)
+        ds = self._intern(zip([e.reason for e in events], [e.where for e in events],
+                              [e.text for e in events], causes), len(events))
         if not keep.all():
             if not keep.any():
                 return
-            t, lane_a, kind_a, cause_a = t[keep], lane_a[keep], kind_a[keep], cause_a[keep]
-            keys = [k for k, ok in zip(keys, keep) if ok]
-        ids, details = self._detail_ids, self._details
-        for k in dict.fromkeys(keys).keys() - ids.keys():
-            ids[k] = len(details)
-            details.append(k)
-        ds = np.fromiter(map(ids.__getitem__, keys), np.int32, len(keys))
-        cause_a[(cause_a < 0) | (cause_a >= n_lanes)] = _NO
+            t, lane_a, kind_a, ds = t[keep], lane_a[keep], kind_a[keep], ds[keep]
         lane_a = lane_a.astype(np.int32)
         self._t.extend(t)
         self._lane.extend(lane_a)
         self._kind.extend(kind_a)
         self._detail.extend(ds)
-        self._cause.extend(cause_a)
         self.t_end = max(self.t_end, int(t.max()))
         idx = np.arange(base, base + len(t), dtype=np.int32)
         runs = idx[kind_a == RUN]
@@ -168,16 +195,35 @@ class Timeline:
                 sw[:] = sw[np.lexsort((sw, self._t.a[sw]))]
         changes = np.isin(kind_a, (OPEN, RUN, WAIT, READY, CLOSE))
         if changes.any():
-            cl, ct, ck, ci = lane_a[changes], t[changes], kind_a[changes], idx[changes]
-            states = _KIND_TO_STATE[ck]
+            cl, ci = lane_a[changes], idx[changes]
             order = np.argsort(cl, kind="stable")
-            cl, ct, states, ci = cl[order], ct[order], states[order], ci[order]
+            cl, ci = cl[order], ci[order]
             bounds = np.flatnonzero(np.diff(cl)) + 1
-            for seg in np.split(np.arange(len(cl)), bounds):
-                track = self._tracks[int(cl[seg[0]])]
-                track.t.extend(ct[seg])
-                track.state.extend(states[seg])
-                track.ev.extend(ci[seg])
+            starts = np.concatenate(([0], bounds))
+            for lo, hi in zip(starts.tolist(), np.append(bounds, len(cl)).tolist()):
+                self._tracks[int(cl[lo])].ev.extend(ci[lo:hi])
+
+    def _intern(self, keys: Iterable[tuple], n: int) -> np.ndarray:
+        """The detail id of each (reason, where, text, cause) key, new keys numbered as they come.
+
+        One C-level pass: setdefault hands back the id of a key seen before, and for a new
+        key a provisional number above _FRESH from a counter (dense numbers for those come
+        after, from the few new entries at the end of the insertion-ordered dict).
+        """
+        ids, details = self._detail_ids, self._details
+        before = len(ids)
+        out = np.fromiter(map(ids.setdefault, keys, itertools.count(_FRESH)), np.int64, n)
+        added = len(ids) - before
+        if added:
+            new = list(itertools.islice(reversed(ids.items()), added))[::-1]
+            provisional = np.fromiter((v for _, v in new), np.int64, added)
+            first = len(details)
+            for k, _ in new:
+                ids[k] = len(details)
+                details.append(k)
+            fresh = out >= _FRESH
+            out[fresh] = np.searchsorted(provisional, out[fresh]) + first
+        return out.astype(np.int32)
 
     def finish(self, footer: Footer | None, truncated: bool = False) -> None:
         """The run is over: keep the footer and give back growth slack."""
@@ -185,11 +231,10 @@ class Timeline:
         self.truncated = truncated
         if footer is not None:
             self.dropped = footer.dropped
-        for col in (self._t, self._lane, self._kind, self._detail, self._cause, self._switches):
+        for col in (self._t, self._lane, self._kind, self._detail, self._switches):
             col.trim()
         for tr in self._tracks:
-            for col in (tr.t, tr.state, tr.ev):
-                col.trim()
+            tr.ev.trim()
 
     # -- facts ----------------------------------------------------------------------
 
@@ -206,10 +251,9 @@ class Timeline:
         return self.footer is not None and self.footer.complete and not self.truncated
 
     def event(self, i: int) -> Event:
-        reason, where, text = self._details[int(self._detail.a[i])]
-        cause = int(self._cause.a[i])
+        reason, where, text, cause = self._details[int(self._detail.a[i])]
         return Event(i, int(self._t.a[i]), int(self._lane.a[i]), EVENT_KINDS[self._kind.a[i]],
-                     reason, where, None if cause == _NO else cause, text)
+                     reason, where, cause, text)
 
     def events_of_kind(self, *kinds: str) -> np.ndarray:
         """Indices of every event of the given kinds, in order."""
@@ -220,15 +264,22 @@ class Timeline:
         return [self.event(int(i)) for i in self.events_of_kind("log", "error")]
 
     def memory_bytes(self) -> int:
-        cols = (self._t, self._lane, self._kind, self._detail, self._cause, self._switches)
-        tracks = sum(tr.t.a.nbytes + tr.state.a.nbytes + tr.ev.a.nbytes for tr in self._tracks)
-        return sum(c.a.nbytes for c in cols) + tracks
+        """Bytes of the event columns and indexes (what the store keeps; growth slack included)."""
+        cols = (self._t, self._lane, self._kind, self._detail, self._switches)
+        return sum(c.a.nbytes for c in cols) + sum(tr.ev.a.nbytes for tr in self._tracks)
+
+    def cache_bytes(self) -> int:
+        """Bytes of the per-lane view caches built by the queries so far (times, states, totals)."""
+        return sum(tr.cache_bytes() for tr in self._tracks)
+
+    def _track(self, lane: int) -> _Track:
+        return self._tracks[lane].sync(self._t.a, self._kind.a)
 
     # -- lane states ------------------------------------------------------------------
 
     def state_at(self, lane: int, t: int) -> tuple[int, int | None]:
         """(state, index of the event that put it there) of `lane` at time t."""
-        tr = self._tracks[lane]
+        tr = self._track(lane)
         i = int(np.searchsorted(tr.t.view(), t, side="right")) - 1
         if i < 0:
             return NONE, None
@@ -243,7 +294,7 @@ class Timeline:
         edges = np.linspace(t0, t1, width + 1).astype(np.int64)
         end = self.t_end if t_now is None else t_now
         for row, lane in enumerate(lanes):
-            tr = self._tracks[lane]
+            tr = self._track(lane)
             if tr.t.n == 0:
                 continue
             t, st = tr.t.view(), tr.state.view()
@@ -254,10 +305,12 @@ class Timeline:
             ic = np.clip(i, 0, None)
             cur = st[ic]
             since = np.where(valid, e - t[ic], 0)
-            cum = np.empty((5, len(e)), dtype=np.int64)
-            for s in range(5):
-                cum[s] = np.where(valid, pre[s, ic] + np.where(cur == s, since, 0), 0)
-            cum[NONE] += np.clip(np.minimum(e, t[0]) - t0, 0, None)  # before the lane existed
+            cum = np.zeros((5, len(e)), dtype=np.int64)
+            for r, s in enumerate(_COUNTED):
+                cum[s] = np.where(valid, pre[r, ic] + np.where(cur == s, since, 0), 0)
+            # A track only holds ready, running, waiting and done: done is the rest of its time.
+            cum[DONE] = np.where(valid, e - t[0], 0) - cum[RUNNING] - cum[READY_S] - cum[WAITING]
+            cum[NONE] = np.clip(np.minimum(e, t[0]) - t0, 0, None)  # before the lane existed
             spent = np.diff(cum, axis=1)
             dominant = spent.argmax(axis=0).astype(np.uint8)
             # A cell where no time passes (past the end) shows the state it would be in.
@@ -274,7 +327,7 @@ class Timeline:
         The last stretch of a lane that never closed ends at the trace's end;
         a lane's `done` stretch and zero-length stretches are left out.
         """
-        tr = self._tracks[lane]
+        tr = self._track(lane)
         t, st, ev = tr.t.view(), tr.state.view(), tr.ev.view()
         if not len(t):
             empty = np.empty(0, dtype=np.int64)
@@ -479,7 +532,7 @@ class Timeline:
 
     def states_at(self, lane: int, times: np.ndarray) -> np.ndarray:
         """The state of `lane` at each of `times` (vectorised state_at)."""
-        tr = self._tracks[lane]
+        tr = self._track(lane)
         out = np.full(len(times), NONE, dtype=np.uint8)
         if tr.t.n == 0:
             return out
@@ -494,7 +547,7 @@ class Timeline:
         A `ready` lane is still suspended where it last waited, so this looks back
         a few state changes for the last place known.
         """
-        tr = self._tracks[lane]
+        tr = self._track(lane)
         i = int(np.searchsorted(tr.t.view(), t, side="right")) - 1
         if i < 0:
             return NONE, None
@@ -547,13 +600,13 @@ class Timeline:
         end = self.t_end
         lanes_out = []
         for lane in self.lanes:
-            tr = self._tracks[lane.id]
+            tr = self._track(lane.id)
             totals = [0] * 5
             if tr.t.n:
                 pre = tr.prefix()
                 last = int(tr.state.a[tr.t.n - 1])
-                for s in range(5):
-                    totals[s] = int(pre[s, -1]) + (end - int(tr.t.a[tr.t.n - 1]) if s == last else 0)
+                for r, s in enumerate(_COUNTED):
+                    totals[s] = int(pre[r, -1]) + (end - int(tr.t.a[tr.t.n - 1]) if s == last else 0)
             n_runs = int(np.count_nonzero(tr.state.view() == RUNNING))
             lanes_out.append({
                 "id": lane.id, "kind": lane.kind, "name": lane.name, "parent": lane.parent,
@@ -600,7 +653,7 @@ class Timeline:
                 continue
             ts, deltas = [], []
             for i in ids:
-                tr = self._tracks[i]
+                tr = self._track(i)
                 st = tr.state.view().astype(np.int8)
                 running = (st == RUNNING).astype(np.int8)
                 change = np.diff(np.concatenate(([0], running)))
