@@ -91,53 +91,128 @@ class TraceWriter:
         return self.path
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when they are gzip (a damaged stream yields its intact prefix)."""
+def _open(path: Path):
+    """The file opened for reading, or a one-line TraceFormatError."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        return open(path, "rb")
     except FileNotFoundError:
         raise TraceFormatError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise TraceFormatError(f"{path}: is a directory, not a trace file") from None
     except OSError as e:
         raise TraceFormatError(f"{path}: cannot read: {e.strerror}") from None
-    if data[:2] == _GZIP_MAGIC:
-        # Decompress member by member; a truncated or damaged stream keeps what came out intact.
-        out = bytearray()
-        while data[:2] == _GZIP_MAGIC:
-            dec = zlib.decompressobj(wbits=31)
+
+
+class _Source:
+    """A trace file's bytes a chunk at a time, gunzipped on the fly when they are gzip.
+
+    Gzip members are read one after another; a stream cut short or damaged ends at
+    the intact output before the damage (the reader then sees a truncated file).
+    """
+
+    def __init__(self, path: Path, data: bytes | None = None) -> None:
+        self._f = io.BytesIO(data) if data is not None else _open(path)
+        self._path = path
+        self._carry = self._raw(2)
+        self._dec = zlib.decompressobj(wbits=31) if self._carry[:2] == _GZIP_MAGIC else None
+        self._done = False
+
+    def _raw(self, n: int) -> bytes:
+        try:
+            return self._f.read(n)
+        except OSError as e:
+            raise TraceFormatError(f"{self._path}: cannot read: {e.strerror}") from None
+
+    def read(self, n: int) -> bytes:
+        """Up to about n bytes more (b"" at the end)."""
+        if self._dec is None:
+            out, self._carry = self._carry + self._raw(n), b""
+            return out
+        while not self._done:
+            raw, self._carry = self._carry or self._raw(n), b""
+            if not raw:
+                self._done = True  # cut short: what came out so far is the intact prefix
+                break
             try:
-                out += dec.decompress(data)
+                out = self._dec.decompress(raw)
             except zlib.error:
+                self._done = True  # damaged: keep what came out before
                 break
-            if not dec.eof:
-                break
-            data = dec.unused_data
-        data = bytes(out)
-    return data
+            if self._dec.eof:  # end of a member: another may follow
+                rest = self._dec.unused_data
+                if len(rest) < 2:
+                    rest += self._raw(2 - len(rest))
+                if rest[:2] == _GZIP_MAGIC:
+                    self._dec, self._carry = zlib.decompressobj(wbits=31), rest
+                else:
+                    self._done = True  # trailing bytes that are not gzip: ignored
+            if out:
+                return out
+        return b""
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when they are gzip (a damaged stream yields its intact prefix)."""
+    src = _Source(path)
+    try:
+        return b"".join(iter(lambda: src.read(_CHUNK), b""))
+    finally:
+        src.close()
+
+
+def read_head(path: Path, n: int = 4096) -> bytes:
+    """The first n bytes of the file's (gunzipped) content: enough to tell what it is."""
+    src = _Source(path)
+    try:
+        out = b""
+        while len(out) < n and (more := src.read(n)):
+            out += more
+        return out[:n]
+    finally:
+        src.close()
 
 
 class TraceReader:
     """Reads a trace file: `header`, then `batches()` of (lanes, events), then `footer`/`truncated`.
 
-    A file cut off mid-line loads its intact prefix and sets `truncated`; any
-    other damage raises TraceFormatError naming the line.
+    The file is streamed a chunk at a time, so reading takes memory for one chunk,
+    not for the file. A file cut off mid-line loads its intact prefix and sets
+    `truncated`; any other damage raises TraceFormatError naming the line.
     """
 
     def __init__(self, path: str | os.PathLike[str], data: bytes | None = None) -> None:
         self.path = Path(path)
-        self._data = read_bytes(self.path) if data is None else data
+        self._src = _Source(self.path, data)
+        self._buf = b""  # read, not yet consumed; always starts at a line start
+        self._eof = False
+        self._line = 1  # number of the first line in _buf
         self.footer: Footer | None = None
         self.truncated = False
-        self._pos = self._read_header()
+        try:
+            self._read_header()
+        except BaseException:
+            self._src.close()
+            raise
 
     @property
     def complete(self) -> bool:
         return self.footer is not None and self.footer.complete and not self.truncated
 
-    def _read_header(self) -> int:
-        data = self._data
+    def _fill(self, n: int) -> None:
+        more = self._src.read(n)
+        if more:
+            self._buf += more
+        else:
+            self._eof = True
+            self._src.close()
+
+    def _read_header(self) -> None:
+        while not self._eof and b"\n" not in self._buf:
+            self._fill(1 << 16)
+        data = self._buf
         if not data.strip():
             raise TraceFormatError(f"{self.path}: empty file, not a concurview trace")
         end = data.find(b"\n")
@@ -158,43 +233,63 @@ class TraceReader:
             raise TraceFormatError(f"{self.path}: line 1: {_short(e)}") from None
         if end < 0:
             self.truncated = True
-            return len(data)
-        return end + 1
+            self._buf = b""
+        else:
+            self._buf = data[end + 1:]
+            self._line = 2
 
     def batches(self, chunk_bytes: int = _CHUNK) -> Iterator[tuple[list[Lane], list[Event]]]:
         """Lanes and events in file order, about `chunk_bytes` of the file at a time.
 
         Lane and footer lines are rare and tagged; the event lines between them
-        are decoded as one JSON array per chunk (C speed). Only a chunk that
-        fails that way is read line by line, to find the torn or damaged line.
+        are decoded as one JSON array per run (C speed). Only a run that fails
+        that way is read line by line, to find the torn or damaged line.
         """
-        data, pos, n = self._data, self._pos, len(self._data)
-        while pos < n:
-            window = min(n, pos + chunk_bytes)
-            tag = data.find(_TAG, pos, window + len(_TAG))
-            stop = window if tag < 0 else data.rfind(b"\n", pos, tag) + 1
+        try:
+            while not self.truncated:
+                if not self._eof:
+                    self._fill(chunk_bytes)
+                data = self._buf
+                if self._eof:
+                    cut = len(data)
+                    if not cut:
+                        break
+                else:
+                    cut = data.rfind(b"\n") + 1
+                    if not cut:
+                        continue  # one line longer than a chunk: read on
+                block, self._buf = data[:cut], data[cut:]
+                yield from self._block(block, final=self._eof)
+                self._line += block.count(b"\n")
+                if self._eof:
+                    break
+        finally:
+            self._buf = b""
+            self._src.close()
+
+    def _block(self, data: bytes, final: bool) -> Iterator[tuple[list[Lane], list[Event]]]:
+        """The whole lines in `data` (the last one may lack its newline when `final`)."""
+        pos, n = 0, len(data)
+        while pos < n and not self.truncated:
+            tag = data.find(_TAG, pos)
+            stop = n if tag < 0 else data.rfind(b"\n", pos, tag) + 1
             lanes: list[Lane] = []
             events: list[Event] = []
-            if stop > pos:  # plain event lines up to the tag, or to the first line end past the window
-                if tag < 0 and stop < n:
-                    stop = data.find(b"\n", stop) + 1 or n
-                events = self._decode_events(pos, stop)
+            if stop > pos:  # plain event lines up to the tag, or to the end of the block
+                events = self._decode_events(data, pos, stop, last=final and stop >= n)
                 pos = stop
             else:  # the tagged line itself
                 eol = data.find(b"\n", pos)
                 line_end = n if eol < 0 else eol
-                self._decode_tagged(data[pos:line_end], pos, lanes, last=eol < 0)
+                self._decode_tagged(data[pos:line_end], self._lineno(data, pos), lanes, last=final and eol < 0)
                 pos = line_end + 1
             if lanes or events:
                 yield lanes, events
-            if self.truncated:
-                break
-        self._data = b""
 
-    def _lineno(self, pos: int) -> int:
-        return self._data.count(b"\n", 0, pos) + 1
+    def _lineno(self, data: bytes, pos: int) -> int:
+        return self._line + data.count(b"\n", 0, pos)
 
-    def _decode_tagged(self, line: bytes, pos: int, lanes: list[Lane], last: bool) -> None:
+    def _decode_tagged(self, line: bytes, lineno: int, lanes: list[Lane], last: bool) -> None:
         try:
             if _LANE_TAG in line:
                 lanes.append(_lane_dec.decode(line))
@@ -205,30 +300,30 @@ class TraceReader:
             if last and isinstance(e, _TORN):
                 self.truncated = True
                 return
-            raise TraceFormatError(f"{self.path}: line {self._lineno(pos)}: {_short(e)}") from None
+            raise TraceFormatError(f"{self.path}: line {lineno}: {_short(e)}") from None
 
-    def _decode_events(self, start: int, end: int) -> list[Event]:
-        body = self._data[start:end].rstrip(b"\n")
+    def _decode_events(self, data: bytes, start: int, end: int, last: bool) -> list[Event]:
+        body = data[start:end].rstrip(b"\n")
         if not body:
             return []
         try:
             return _events_dec.decode(b"[" + body.replace(b"\n", b",") + b"]")
         except _BAD:
             pass
-        # Slow path, only for a chunk with a blank, torn or bad line in it.
+        # Slow path, only for a run with a blank, torn or bad line in it.
         out: list[Event] = []
-        at_end = end >= len(self._data)
         lines = body.split(b"\n")
+        first = self._lineno(data, start)
         for i, line in enumerate(lines):
             if not line.strip():
                 continue
             try:
                 out.append(_event_dec.decode(line))
             except _BAD as e:
-                if at_end and i == len(lines) - 1 and isinstance(e, _TORN):
+                if last and i == len(lines) - 1 and isinstance(e, _TORN):
                     self.truncated = True
                     break
-                raise TraceFormatError(f"{self.path}: line {self._lineno(start) + i}: {_short(e)}") from None
+                raise TraceFormatError(f"{self.path}: line {first + i}: {_short(e)}") from None
         return out
 
 

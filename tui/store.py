@@ -698,14 +698,12 @@ def load(path: str | os.PathLike[str]) -> Timeline:
 
     Chrome Trace Event Format files (VizTracer, Perfetto JSON) are read too.
     """
-    from concurview.engines.tracefile import TraceReader, read_bytes
-
-    data = read_bytes(Path(path))
+    from concurview.engines.tracefile import TraceReader, read_bytes, read_head
     from concurview.tui.foreign import load_chrome, looks_like_chrome
 
-    if looks_like_chrome(data):
-        return load_chrome(path, data)
-    reader = TraceReader(path, data)
+    if looks_like_chrome(read_head(Path(path))):
+        return load_chrome(path, read_bytes(Path(path)))
+    reader = TraceReader(path)
     tl = Timeline(reader.header)
     # A load allocates millions of short-lived, acyclic objects: scanning them for
     # cycles over and over is most of the cost (measured ~40%), so pause the collector.

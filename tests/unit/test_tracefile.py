@@ -138,6 +138,29 @@ def test_damaged_middle_line_names_the_line(tmp_path):
         read_all(path)
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
+def test_damage_is_named_by_its_line_whatever_the_chunk_size(tmp_path, chunk):
+    path = write(tmp_path / "t.jsonl")
+    lines = path.read_bytes().split(b"\n")
+    lines[5] = lines[5].replace(b'"t":', b'"t":"x",' b'"u":')
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(TraceFormatError, match=r"line 6: "):
+        list(TraceReader(path).batches(chunk_bytes=chunk))
+
+
+def test_gzip_members_are_read_one_after_another(tmp_path):
+    """`cat a.gz b.gz` is a valid gzip file: a trace appended to in two sessions reads whole."""
+    plain = write(tmp_path / "t.jsonl").read_bytes()
+    half = plain.index(b"\n", len(plain) // 2) + 1
+    path = tmp_path / "t.jsonl.gz"
+    path.write_bytes(gzip.compress(plain[:half]) + gzip.compress(plain[half:]))
+    for chunk in (1, 5, 64, 1 << 20):
+        r = TraceReader(path)
+        got = [(ls, es) for ls, es in r.batches(chunk_bytes=chunk)]
+        assert [l for ls, _ in got for l in ls] == LANES and [e for _, es in got for e in es] == EVENTS
+        assert r.complete
+
+
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(TraceFormatError, match="no such file"):
         TraceReader(tmp_path / "nope.jsonl")
