@@ -47,7 +47,8 @@ LESSONS: dict[str, tuple[str, dict[str, object]]] = {
     "io-poll": ("io-poll", {"delay": 0.2, "idle_fds": 10}),
     "io-epoll": ("io-epoll", {"delay": 0.2, "idle_fds": 10}),
     "io-signal": ("io-signal", {"delay": 0.2}),
-    "io-async": ("io-async", {}),
+    "io-async": ("io-async", {"delay": 0.2, "work": 0.1}),
+    "io-models": ("io-models", {"delay": 0.1, "repeat": 30}),
 }
 
 RAISES = '''\
