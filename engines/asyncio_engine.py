@@ -14,7 +14,7 @@ import types
 from asyncio import base_events, selector_events
 
 from concurview.engines.events import CLOSE, ERROR, READY, RUN, WAIT
-from concurview.engines.recorder import BATCH_EVENTS, Recorder, _get_ident, _monotonic_ns
+from concurview.engines.recorder import BATCH_EVENTS, UNTRACED, Recorder, _get_ident, _monotonic_ns
 from concurview.engines.where import Where
 
 _CoroType = types.CoroutineType
@@ -420,6 +420,10 @@ class AsyncioEngine:
         where = self.where
         lane = rec.new_lane("task", name, parent=parent, tid=loop._thread_id or ident, cause=parent,
                             where=where.caller())
+        if lane == UNTRACED:  # past the lane cap: a plain task, no tracing cost at all
+            if user_factory is not None:
+                return user_factory(loop, coro, **kwargs)
+            return asyncio.Task(coro, loop=loop, **kwargs)
         self.task_lanes.add(lane)
         self.lane_names[lane] = name
         start = where.of_code(code) if code is not None and self.is_user(code) else None

@@ -13,6 +13,7 @@ catalogue and any other program beside the trace.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +39,10 @@ LESSONS: dict[str, tuple[str, dict[str, object]]] = {
     "greenlet-eat-play-switches": ("greenlet-eat-play", {"sleep": 0.2, "switches": True}),
     "gevent-eat-play": ("gevent-eat-play", {"eat_sleep": 0.2, "play_sleep": 0.3}),
     "gevent-eat-play-unpatched": ("gevent-eat-play", {"eat_sleep": 0.2, "play_sleep": 0.3, "patch": False}),
-    "socket-echo": ("socket-echo", {}),
+    "socket-echo": ("socket-echo", {"clients": 10, "requests": 3, "sample": 3}),
+    "socket-echo-gevent": ("socket-echo-gevent", {"clients": 10, "requests": 3, "sample": 3}),
+    "socket-echo-asyncio": ("socket-echo-asyncio", {"clients": 10, "requests": 3, "sample": 3}),
+    "socket-echo-threads": ("socket-echo-threads", {"clients": 10, "requests": 3, "sample": 3}),
     "asyncio-tasks": ("asyncio-tasks", {"task_sleep": 0.3, "task2_sleep": 0.2}),
     "asyncio-gather": ("asyncio-gather", {"n_tasks": 5, "limit": 2, "task_sleep": 0.1}),
     "io-blocking": ("io-blocking", {"delay": 0.2}),
@@ -73,12 +77,24 @@ def _portable(header: Header) -> Header:
     )
 
 
+def _portable_where(events: list) -> list:
+    """Events with library locations cut below site-packages (`gevent/baseserver.py:32`), not machine paths."""
+    out = []
+    for e in events:
+        if e.where and os.path.isabs(e.where):
+            i = e.where.rfind("site-packages" + os.sep)
+            short = e.where[i + len("site-packages") + 1:] if i >= 0 else Path(e.where).name
+            e = msgspec.structs.replace(e, where=short)
+        out.append(e)
+    return out
+
+
 def record(target: Target, out: Path, timeout: float | None = 60.0) -> Footer:
     run = Run(target, timeout=timeout)
     writer = TraceWriter(out, _portable(run.header))
     for batch in run:
         writer.lanes(batch.lanes)
-        writer.events(batch.events)
+        writer.events(_portable_where(batch.events))
     footer = run.footer()
     writer.close(footer)
     return footer
