@@ -81,12 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     rec.start_flusher()
 
     for name in ENGINES:
-        try:
-            module = importlib.import_module(f"concurview.engines.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"concurview.engines.{name}":
-                raise
-            continue  # not written yet
+        module = importlib.import_module(f"concurview.engines.{name}")
+        if name == "probe" and not module.wanted(path):
+            continue  # its audit hook would slow every program down for nothing
         module.install(rec, where)
 
     stdout = LaneWriter(rec, "stdout", echo=sys.stdout if args.echo else None)

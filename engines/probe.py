@@ -13,6 +13,8 @@ wraps the call should be named `probe`: its caller is the line recorded.
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 
 from concurview.engines.events import KIND_CODE
@@ -20,6 +22,37 @@ from concurview.engines.recorder import Recorder, _monotonic_ns
 from concurview.engines.where import Where
 
 EVENT = "concurview.event"
+ENV_PROBE = "CONCURVIEW_PROBE"  # "1" arms the probe engine for any program, "0" never
+_IMPORT = re.compile(rb"^[ \t]*(?:from|import)[ \t]+([A-Za-z_][A-Za-z0-9_]*)", re.M)
+
+
+def wanted(path: str | None) -> bool:
+    """Whether the program can report probes: its file, or a module beside it that it imports,
+    mentions the event name. An audit hook is called for every audited operation in the
+    process (`sys._getframe`, `open`, socket calls...), which costs greenlet and gevent
+    programs a quarter to a third of their speed, so it is installed only when it is used.
+    """
+    forced = os.environ.get(ENV_PROBE)
+    if forced in ("0", "1"):
+        return forced == "1"
+    if not path:
+        return False
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError:
+        return False
+    if EVENT.encode() in source:
+        return True
+    here = os.path.dirname(path)
+    for name in dict.fromkeys(m.decode() for m in _IMPORT.findall(source)):
+        try:
+            with open(os.path.join(here, name + ".py"), "rb") as f:
+                if EVENT.encode() in f.read():
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def install(rec: Recorder, where: Where) -> None:
