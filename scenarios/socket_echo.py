@@ -21,7 +21,8 @@ counted), so even 1000 clients keep the diagram readable.
 The result table at the end compares styles: requests/s, p50/p99 round-trip
 latency, the OS threads that served connections, the process's peak OS
 threads and peak memory (RSS). Run it once per style (the variants
-socket-echo-gevent, -asyncio, -threads) with the same `clients`.
+socket-echo-gevent, -asyncio, -threads) with the same `clients`, or all four
+in one table with `style` all (socket-echo-compare).
 """
 
 SCENARIO = {
@@ -43,10 +44,22 @@ SCENARIO = {
          "params": {"style": "asyncio"}, "order": 2},
         {"name": "socket-echo-threads", "title": "Socket echo server: a thread per client",
          "params": {"style": "threads"}, "order": 3},
+        {"name": "socket-echo-compare", "title": "Socket echo server: the four styles, one table",
+         "params": {"style": "all"}, "order": 4,
+         "description": "Runs the echo benchmark once per style - selectors, gevent, asyncio, threads - each "
+                        "server in its own fresh, untraced process with the same clients, and prints one result "
+                        "table: requests/s, p50/p99 latency, serving and peak OS threads, peak RSS. Raise `clients` "
+                        "to 1000 to see the one-thread styles keep one thread while thread-per-client needs 1000."},
     ],
 }
 P = SCENARIO["params"]
 STYLES = ("selectors", "gevent", "asyncio", "threads")
+
+import json  # noqa: E402
+import sys  # noqa: E402
+
+if sys.argv[1:2] == ["--params"]:  # style=all runs each style as `python socket_echo.py --params {...}`
+    P.update(json.loads(sys.argv[2]))
 
 if P["style"] == "gevent":
     # gevent first, before socket, threading or time are imported (concurview may have done it already).
@@ -58,6 +71,7 @@ if P["style"] == "gevent":
 import os  # noqa: E402
 import selectors  # noqa: E402
 import socket  # noqa: E402
+import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
@@ -220,10 +234,32 @@ def serve_threads(listener, stats, deadline):
 SERVERS = {"selectors": serve_selectors, "gevent": serve_gevent, "asyncio": serve_asyncio,
            "threads": serve_threads}
 
+def compare_all():
+    """style=all: each style in its own fresh process (gevent patches the whole process), one table."""
+    rows = []
+    for style in STYLES:
+        t0 = time.monotonic_ns()
+        probe(f"{style} server", "run", t0, f"python socket_echo.py with style={style}", lane_kind="process")
+        probe("", "wait", t0, f"waits for the {style} run")
+        done = subprocess.run([sys.executable, os.path.abspath(__file__), "--params", json.dumps({**P, "style": style})],
+                              capture_output=True, text=True, timeout=P["timeout"] + 10)
+        got = [json.loads(line[5:]) for line in done.stdout.splitlines() if line.startswith("ROW: ")]
+        rows.append(got[0] if got else (style, P["clients"], 0, P["clients"], "-", "-", "-", "-", "-", "-"))
+        probe(f"{style} server", "close", 0, f"{rows[-1][4]} req/s" if got else f"failed: exit {done.returncode}")
+        probe("", "run", 0, f"the {style} run ended")
+        print(f"{style}: {rows[-1][4]} req/s" if got else f"{style}: failed\n{done.stderr.strip()[-500:]}")
+    result = table(rows)
+    print(result)
+    probe("", "mark", 0, f"{P['clients']} clients: " + ", ".join(f"{r[0]} {r[4]} req/s" for r in rows), result)
+
+
 if __name__ == "__main__":
     style, n = P["style"], P["clients"]
+    if style == "all":
+        compare_all()
+        raise SystemExit(0)
     if style not in STYLES:
-        raise SystemExit(f"style must be one of {', '.join(STYLES)}, not {style!r}")
+        raise SystemExit(f"style must be one of {', '.join(STYLES)} or all, not {style!r}")
     listener = socket.create_server(("127.0.0.1", 0), backlog=n)
     port = listener.getsockname()[1]
     stats = Stats()
@@ -243,5 +279,7 @@ if __name__ == "__main__":
         print("client error:", err)
     result = table([row(style, report, stats, n)])
     print(result)
+    if sys.argv[1:2] == ["--params"]:
+        print("ROW:", json.dumps(row(style, report, stats, n)))
     probe("", "mark", 0, f"{style}: {report['requests'] / max(report['seconds'], 1e-9):,.0f} req/s, "
           f"{len(stats.serving_threads)} serving thread(s), {lost} lost", result)

@@ -19,8 +19,7 @@ def result_row(tl, style):
     head = next(i for i, line in enumerate(lines) if line.split()[:3] == ["style", "clients", "ok"])
     cols = lines[head].replace("p50 ms", "p50").replace("p99 ms", "p99").replace("serving thr", "serving") \
         .replace("OS thr", "os").replace("RSS MiB", "rss").split()
-    row = lines[head + 1].split()
-    assert row[0] == style
+    row = next(line.split() for line in lines[head + 1:] if line.split()[:1] == [style])
     return dict(zip(cols, row))
 
 
@@ -73,3 +72,15 @@ def test_a_thousand_clients_on_one_thread(record):
     row = result_row(tl, "selectors")
     assert int(row["ok"]) == 1000 and int(row["lost"]) == 0 and int(row["serving"]) == 1
     assert len(tl.lanes) <= 2 * SAMPLE + 3
+
+
+def test_compare_runs_every_style_and_prints_one_table(record):
+    tl = record("socket-echo-compare", clients=10, requests=2, timeout=20.0)
+    assert tl.complete and tl.footer.exit_code == 0
+    rows = {style: result_row(tl, style) for style in ("selectors", "gevent", "asyncio", "threads")}
+    for style, row in rows.items():
+        assert int(row["ok"]) == 10 and int(row["lost"]) == 0, style
+        assert int(row["serving"]) == (10 if style == "threads" else 1), style
+    marks = [tl.event(int(i)) for i in tl.events_of_kind("mark")]
+    assert any(m.reason.startswith("10 clients: selectors ") for m in marks)
+    assert {lane.name for lane in by_kind(tl, "process")} == {f"{s} server" for s in rows}
