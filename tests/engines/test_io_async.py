@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -101,3 +102,43 @@ def test_bad_backend_is_a_one_line_error_with_status_2(tmp_path):
                          env={"PYTHONPATH": str(src.parent), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 2
     assert out.stderr.strip() == "io-async: backend must be auto, io_uring or posix_aio, not 'kqueue'"
+
+
+SECCOMP = '''
+import ctypes, os, runpy, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+insns = [(0x20, 0, 0, 0),               # load the syscall number
+         (0x15, 0, 1, 425),             # io_uring_setup?
+         (0x06, 0, 0, 0x00050000 | 1),  # refuse it: EPERM
+         (0x06, 0, 0, 0x7FFF0000)]      # allow everything else
+code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in insns))
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+prog = Prog(len(insns), ctypes.addressof(code))
+if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) or libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0):
+    sys.exit(77)
+sys.path.insert(0, os.environ["SCENARIOS"])
+runpy.run_path(sys.argv[1], run_name="__main__")
+'''
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the seccomp filter matches x86_64 syscall numbers")
+def test_io_uring_refused_by_the_kernel_says_eperm_and_falls_back(tmp_path):
+    """A real refusal: a seccomp filter makes the kernel answer io_uring_setup with EPERM."""
+    src = Path(__file__).parents[2] / "scenarios"
+    program = tmp_path / "io_async.py"
+    text = (src / "io_async.py").read_text()
+    program.write_text(text.replace('"delay": 1.0', f'"delay": {DELAY}').replace('"work": 0.5', f'"work": {WORK}'))
+    assert program.read_text() != text
+    wrapper = tmp_path / "refuse_io_uring.py"
+    wrapper.write_text(SECCOMP)
+    out = subprocess.run([sys.executable, str(wrapper), str(program)], capture_output=True, text=True, timeout=30,
+                         env={"SCENARIOS": str(src), "PATH": "/usr/bin:/bin"})
+    if out.returncode == 77:
+        pytest.skip("seccomp filters are not allowed here")
+    assert out.returncode == 0, out.stderr
+    first, last = out.stdout.strip().splitlines()
+    assert first == ("io_uring not used (io_uring_setup failed: EPERM (Operation not permitted)); "
+                     "POSIX AIO instead, emulated by a helper thread")
+    assert last.startswith("posix_aio: submit took") and "with all 64 B in the buffer" in last
