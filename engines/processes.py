@@ -1,4 +1,4 @@
-"""processes engine: every forked child gets its own stream and a process lane; pool tasks are runs on the worker's lane."""
+"""processes engine: every child process (fork, spawn, forkserver) gets its own stream and a process lane; pool tasks are runs on the worker's lane."""
 
 from __future__ import annotations
 
@@ -10,6 +10,13 @@ from concurview.engines.recorder import LaneWriter, Recorder, _allocate_lock, _g
 from concurview.engines.where import Where
 
 _POOL_WORKER = ("concurrent.futures.process", "_process_worker")
+# The `python -c` programs multiprocessing starts with a fresh interpreter (spawn, forkserver):
+# a child started with one of these is armed before that program runs.
+_FRESH = {"from multiprocessing.spawn import spawn_main": "spawn",
+          "from multiprocessing.forkserver import main": "forkserver"}
+# Engines armed in a spawned child: those of child.ENGINES except generators (on 3.11 it would trace
+# every call while waiting for a `__main__` module that a spawned child never runs).
+_SPAWNED_ENGINES = ("threads", "greenlet_engine", "asyncio_engine", "probe")
 
 
 class ProcessesEngine:
@@ -25,8 +32,14 @@ class ProcessesEngine:
       flushes first: atexit handlers do not run there.
     - `multiprocessing.Process.join` in the parent is a wait, woken by the child's lane.
 
-    Only fork is followed: a child made by the spawn or forkserver start method
-    runs a fresh interpreter that nothing arms (yet).
+    - spawn and forkserver start a fresh interpreter (`python -c "from
+      multiprocessing.spawn import spawn_main; ..."`) through
+      `multiprocessing.util.spawnv_passfds`: the command is prefixed with a call to
+      `bootstrap()`, which connects the new process to the runner, gives it its
+      lane (named after the Process object, parent = the lane that started it) and
+      arms the engines before multiprocessing's own code runs. A forkserver gets a
+      lane of its own; the children it forks get theirs when their Process object
+      arrives (`BaseProcess._bootstrap`).
     """
 
     def __init__(self, rec: Recorder, where: Where) -> None:
@@ -35,11 +48,16 @@ class ProcessesEngine:
         self.errors = 0
         self.forks = 0  # children forked by this process (names bare forks)
         self._patched_join = False
+        self.fresh: str | None = None  # "spawn" / "forkserver" in a process started by bootstrap()
+        self.lane_closed = False
+        self._lane_pending = False  # forked by a forkserver: the lane comes with its Process object
 
     def install(self) -> None:
         os.register_at_fork(before=self._before, after_in_parent=self._after_in_parent,
                             after_in_child=self._after_in_child)
         self._patch_exit()
+        after_import(self._patch_util, "multiprocessing.util")
+        after_import(self._patch_process, "multiprocessing.process")
 
     # -- fork hooks (never raise: the fork already happened, or is about to) ---------------
 
@@ -70,9 +88,24 @@ class ProcessesEngine:
                 self.rec.fd = -1
                 self.rec._closed = True
                 return
+            if self.fresh == "forkserver" and caller.f_code.co_name == "main" \
+                    and caller.f_code.co_filename.endswith("forkserver.py"):
+                # A forkserver forking a worker: its lane comes with its Process object (_bootstrap).
+                self.rec.reinit_after_fork()
+                self._reset_writers()
+                self.fresh, self.forks, self._lane_pending = "forkserver-child", 0, True
+                return
             self._adopt_child(caller)
         except Exception:  # noqa: BLE001
             self.errors += 1
+
+    @staticmethod
+    def _reset_writers() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, LaneWriter):
+                # Another thread of the parent may have held these at the fork.
+                stream._lock = _allocate_lock()
+                stream._partial = {}
 
     def _adopt_child(self, caller) -> None:
         rec = self.rec
@@ -80,13 +113,10 @@ class ProcessesEngine:
         process_obj = _process_being_launched(caller)
         at = self.where.caller(3)
         rec.reinit_after_fork()
-        for stream in (sys.stdout, sys.stderr):
-            if isinstance(stream, LaneWriter):
-                # Another thread of the parent may have held these at the fork.
-                stream._lock = _allocate_lock()
-                stream._partial = {}
+        self._reset_writers()
         pid = os.getpid()
         self.forks = 0
+        self.fresh, self.lane_closed, self._lane_pending = None, False, False
         if process_obj is not None:
             name = f"{process_obj.name} (pid {pid})"
         else:
@@ -95,6 +125,7 @@ class ProcessesEngine:
         rec.main_lane = lane
         rec.bind_thread(lane)
         rec.record(lane, RUN, "forked", at, parent)
+        rec.flush()  # declared at once: the parent's join (caused by this lane) must not reach the runner first
         target = getattr(process_obj, "_target", None)
         if (getattr(target, "__module__", None), getattr(target, "__name__", None)) == _POOL_WORKER:
             args = getattr(process_obj, "_args", ())
@@ -137,6 +168,117 @@ class ProcessesEngine:
             return tengine.describe_call(item.fn, item.args, item.kwargs)
         return getattr(item.fn, "__name__", "call") + "(...)", None
 
+    # -- spawn and forkserver: a fresh interpreter, armed first ---------------------------------
+
+    def _patch_util(self, module) -> None:
+        """spawnv_passfds starts spawn children and the forkserver: prefix their program with bootstrap()."""
+        engine, rec = self, self.rec
+        orig = module.spawnv_passfds
+
+        def spawnv_passfds(path, args, passfds):
+            try:
+                args = engine._armed_command(list(args), sys._getframe(1))
+            except Exception:  # noqa: BLE001 - start it untraced rather than not at all
+                engine.errors += 1
+            return orig(path, args, passfds)
+
+        spawnv_passfds.__doc__, spawnv_passfds.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
+        module.spawnv_passfds = spawnv_passfds
+
+    def _armed_command(self, args: list, frame) -> list:
+        i = args.index("-c") if "-c" in args else -1
+        if i < 0 or i + 1 >= len(args):
+            return args
+        code = args[i + 1]
+        how = next((v for k, v in _FRESH.items() if code.startswith(k)), None)
+        if how is None:
+            return args  # the resource tracker and other helpers stay untraced
+        rec = self.rec
+        process_obj = _process_being_launched(frame)
+        parent = rec.current_lane()
+        if how == "forkserver":
+            name = "forkserver"  # started on behalf of a process, but serves every later one
+        else:
+            name = process_obj.name if process_obj is not None else "spawn"
+        info = {"how": how, "name": name, "parent": parent, "where": self.where.caller(3),
+                "root": self.where.root.rstrip(os.sep) or os.sep}
+        if not self._patched_join:
+            self._patch_process_join()
+        rec.flush()  # the parent's lanes reach the runner before the child's
+        prefix = ("try:\n    from concurview.engines.processes import bootstrap as _concurview\n"
+                  "except ImportError:\n    pass\nelse:\n    _concurview(%r)\n" % (info,))
+        args[i + 1] = prefix + code
+        return args
+
+    def _patch_process(self, module) -> None:
+        """In a spawned or forkserver child: the lane learns its Process object; the exit code closes it."""
+        engine = self
+        BaseProcess = module.BaseProcess
+        orig = BaseProcess._bootstrap
+
+        def _bootstrap(process, *args, **kwargs):
+            fresh = engine.fresh is not None
+            try:
+                if fresh:
+                    engine._adopt_process(process)
+                engine._announce_target(process)
+            except Exception:  # noqa: BLE001
+                engine.errors += 1
+            if not fresh:
+                return orig(process, *args, **kwargs)  # a fork child: os._exit closes its lane
+            code = 1
+            try:
+                code = orig(process, *args, **kwargs)
+                return code
+            finally:
+                engine.close_lane(code)
+
+        _bootstrap.__doc__, _bootstrap.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
+        BaseProcess._bootstrap = _bootstrap
+
+    def _adopt_process(self, process) -> None:
+        rec = self.rec
+        if self._lane_pending:
+            self._lane_pending = False
+            parent = rec.main_lane
+            name = f"{process.name} (pid {os.getpid()})"
+            lane = rec.new_lane("process", name, parent=parent, tid=_get_ident(), cause=parent)
+            rec.main_lane = lane
+            rec.bind_thread(lane)
+            rec.record(lane, RUN, "forked by the forkserver", None, parent)
+            rec.flush()
+        target = getattr(process, "_target", None)
+        if (getattr(target, "__module__", None), getattr(target, "__name__", None)) == _POOL_WORKER:
+            args = getattr(process, "_args", ())
+            if args:
+                self._trace_call_queue(args[0])
+
+    @staticmethod
+    def _announce_target(process) -> None:
+        """A Process(target=task, args=(99,)) runs `task(99)`: a run named after the call (pool workers name each task)."""
+        target = getattr(process, "_target", None)
+        if target is None or (getattr(target, "__module__", None), getattr(target, "__name__", None)) == _POOL_WORKER:
+            return
+        threads = sys.modules.get("concurview.engines.threads")
+        tengine = getattr(threads, "_engine", None)
+        if tengine is not None:
+            tengine.announce_call(target, tuple(getattr(process, "_args", ())), dict(getattr(process, "_kwargs", {})))
+
+    def close_lane(self, code) -> None:
+        """The process's lane ends (once): its output flushed, `exit code N`, everything sent."""
+        if self.lane_closed:
+            return
+        self.lane_closed = True
+        rec = self.rec
+        try:
+            for stream in (sys.stdout, sys.stderr):
+                if isinstance(stream, LaneWriter):
+                    stream.flush()
+            rec.record(rec.main_lane, CLOSE, f"exit code {code}")
+            rec.flush()
+        except BaseException:  # noqa: BLE001
+            self.errors += 1
+
     # -- the parent's side -----------------------------------------------------------------------
 
     def _patch_process_join(self) -> None:
@@ -175,12 +317,16 @@ class ProcessesEngine:
         rec = self.rec
         real = os._exit
 
+        engine = self
+
         def _exit(status, /):
             try:
-                for stream in (sys.stdout, sys.stderr):
-                    if isinstance(stream, LaneWriter):
-                        stream.flush()
-                rec.record(rec.main_lane, CLOSE, f"exit code {status}")
+                if not engine.lane_closed:
+                    engine.lane_closed = True
+                    for stream in (sys.stdout, sys.stderr):
+                        if isinstance(stream, LaneWriter):
+                            stream.flush()
+                    rec.record(rec.main_lane, CLOSE, f"exit code {status}")
                 rec.flush()
             except BaseException:  # noqa: BLE001 - exiting now whatever happens
                 pass
@@ -201,7 +347,111 @@ def _process_being_launched(frame):
     return None
 
 
+_engine: ProcessesEngine | None = None
+
+
 def install(rec: Recorder, where: Where) -> ProcessesEngine:
-    engine = ProcessesEngine(rec, where)
+    global _engine
+    engine = _engine = ProcessesEngine(rec, where)
     engine.install()
     return engine
+
+
+def bootstrap(info: dict) -> None:
+    """First thing in a spawned child or a forkserver: connect, declare the process's lane, arm the engines.
+
+    Runs before multiprocessing's own `-c` program; never raises into it.
+    """
+    try:
+        _bootstrap(info)
+    except Exception:  # noqa: BLE001 - the child runs untraced rather than not at all
+        pass
+
+
+def _bootstrap(info: dict) -> None:
+    import atexit
+    import importlib
+
+    from concurview.engines.recorder import ENV_CHANNEL, ENV_T0, connect
+
+    rec = connect(os.environ[ENV_CHANNEL], int(os.environ[ENV_T0]))
+    where = Where(info["root"])
+    parent, at = info.get("parent"), info.get("where")
+    pid = os.getpid()
+    lane = rec.new_lane("process", f"{info['name']} (pid {pid})", parent=parent, tid=_get_ident(), cause=parent,
+                        where=at)
+    rec.main_lane = lane
+    rec.bind_thread(lane)
+    rec.record(lane, RUN, "spawned" if info.get("how") == "spawn" else "forkserver starts", at, parent)
+    rec.flush()
+    rec.start_flusher()
+    engine = install(rec, where)
+    engine.fresh = info.get("how")
+    for name in _SPAWNED_ENGINES:
+        try:
+            importlib.import_module(f"concurview.engines.{name}").install(rec, where)
+        except Exception:  # noqa: BLE001
+            engine.errors += 1
+    stdout, stderr = LaneWriter(rec, "stdout"), LaneWriter(rec, "stderr")
+    sys.stdout, sys.stderr = stdout, stderr
+
+    def last_flush() -> None:
+        engine.close_lane(0)
+        rec.close()
+
+    atexit.register(last_flush)
+
+
+def after_import(action, name: str) -> None:
+    """Run `action(module)` once module `name` is imported (now, if it already is)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        action(module)
+        return
+    for finder in sys.meta_path:
+        if isinstance(finder, _AfterImport):
+            finder.actions[name] = action
+            return
+    sys.meta_path.insert(0, _AfterImport({name: action}))
+
+
+class _AfterImport:
+    """A meta path finder that finds nothing itself: it wraps the real loader of a few modules to patch them once loaded."""
+
+    def __init__(self, actions: dict) -> None:
+        self.actions = actions
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.actions:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _PatchingLoader(spec.loader, self.actions.pop(name))
+        return spec
+
+
+class _PatchingLoader:
+    def __init__(self, loader, action) -> None:
+        self._loader = loader
+        self._action = action
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._loader.exec_module(module)
+        try:
+            self._action(module)
+        except Exception:  # noqa: BLE001 - a patch that fails leaves the module as it was
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)

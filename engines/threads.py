@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import functools
 import os
 import queue
 import sys
@@ -22,6 +23,7 @@ _sq_get = _SimpleQueue.get
 _sq_put = _SimpleQueue.put
 _Empty = queue.Empty
 _RLOCK_FACTORY_CODE = threading.RLock.__code__
+_FunctionType = type(lambda: None)
 
 # Library calls a program makes that end up blocking in a lock: the outermost one met
 # on the way up from the lock names the wait (`Event.wait`, not `Condition.wait`).
@@ -496,7 +498,7 @@ class ThreadsEngine:
             # Once per task: the call's name is formatted here, inline (see describe_call).
             try:
                 fn, args, kwargs = item.fn, item.args, item.kwargs
-                if kwargs:
+                if kwargs or fn.__class__ is not _FunctionType:
                     reason, at = engine.describe_call(fn, args, kwargs)
                 else:
                     reason = f"{getattr(fn, '__name__', 'call')}({', '.join([repr(a) for a in args])})"
@@ -596,6 +598,20 @@ class ThreadsEngine:
 
     def describe_call(self, fn, args, kwargs) -> tuple[str, str | None]:
         """(`task('屌丝4')`, where fn is defined if it is the program's)."""
+        if type(fn) is functools.partial:
+            inner = fn.func
+            if getattr(inner, "__name__", None) == "_process_chunk" and fn.args and args:
+                # ProcessPoolExecutor.map sends chunks: partial(_process_chunk, task)((args1, args2, ...))
+                chunk = args[0]
+                try:
+                    n = len(chunk)
+                    first = tuple(chunk[0]) if n else ()
+                except Exception:  # noqa: BLE001
+                    n, first = 0, ()
+                text, at = self.describe_call(fn.args[0], first, {})
+                return (text if n <= 1 else f"{text} +{n - 1} more"), at
+            text, at = self.describe_call(inner, fn.args + tuple(args), {**fn.keywords, **kwargs})
+            return text, at
         name = getattr(fn, "__name__", None) or type(fn).__name__
         parts = [repr(a) for a in args]
         if kwargs:

@@ -6,6 +6,8 @@ import os
 import re
 import textwrap
 
+import pytest
+
 from concurview.engines.runner import Run, Target
 from concurview.tui.store import Timeline
 
@@ -106,3 +108,54 @@ def test_a_bare_fork_and_a_multiprocessing_process_get_lanes(tmp_path):
     assert join.where == "prog.py:15"
     resumed = next(e for e in events(tl, "run") if e.lane == main.id and e.t > join.t)
     assert resumed.cause == procs["Process-1"].id
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork", "forkserver"])
+def test_every_start_method_gives_each_worker_a_lane_and_its_tasks(tmp_path, method):
+    tl = record_program(tmp_path, f"""\
+        import multiprocessing as mp
+        import os
+        import time
+        from concurrent.futures import ProcessPoolExecutor
+
+        def task(n):
+            time.sleep(0.02)
+            print("task", n, os.getpid())
+            return n * n
+
+        if __name__ == "__main__":
+            ctx = mp.get_context({method!r})
+            with ProcessPoolExecutor(2, mp_context=ctx) as pool:
+                print(sum(pool.map(task, range(4))))
+            p = ctx.Process(target=task, args=(99,), name="solo")
+            p.start()
+            p.join()
+            print("done", p.exitcode)
+    """)
+    assert tl.complete and tl.footer.exit_code == 0
+    main = tl.lanes[0]
+    procs = [lane for lane in tl.lanes if lane.kind == "process"]
+    server = [lane for lane in procs if lane.name.startswith("forkserver")]
+    assert len(server) == (method == "forkserver")
+    workers = [lane for lane in procs if lane not in server]
+    assert len(workers) >= 2 and len({w.pid for w in workers}) == len(workers) and main.pid not in {w.pid for w in workers}
+    assert all(w.name.endswith(f"(pid {w.pid})") for w in workers)
+    # A worker's parent is the lane that started it (or, under forkserver, the server's lane).
+    assert {w.parent for w in workers} == {server[0].id if server else main.id}
+
+    # Every task is a run named after the call on a worker lane, where = task's def; its print is on that lane.
+    runs = [e for e in events(tl, "run") if e.reason and re.fullmatch(r"task\(\d+\)", e.reason)]
+    assert sorted(e.reason for e in runs) == ["task(0)", "task(1)", "task(2)", "task(3)", "task(99)"]
+    assert all(tl.lanes[e.lane] in workers and e.where == "prog.py:6" for e in runs)
+    prints = [e for e in events(tl, "log") if (e.text or "").startswith("task ")]
+    assert len(prints) == 5 and all(e.text.endswith(f" {tl.lanes[e.lane].pid}") for e in prints)
+    assert all(tl.lanes[e.lane] in workers for e in prints)
+    sleeps = [e for e in events(tl, "wait") if e.reason == "sleep 0.02s"]
+    assert len(sleeps) == 5 and all(e.where == "prog.py:7" for e in sleeps), "the threads engine is armed in workers"
+    (solo,) = [w for w in workers if w.name.startswith("solo ")]
+    closed = {e.lane: e.reason for e in events(tl, "close")}
+    assert all(closed.get(w.id) == "exit code 0" for w in workers)
+    (join,) = [e for e in events(tl, "wait") if e.lane == main.id and e.reason == "join solo"]
+    assert join.where == "prog.py:17"
+    assert ("MainThread", "done 0") in [(tl.lanes[e.lane].name, e.text) for e in events(tl, "log")]
+    assert all(gone(w.pid) for w in procs)
