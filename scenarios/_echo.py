@@ -20,15 +20,23 @@ def probe(lane, kind, t_ns=0, reason="", text="", lane_kind=""):
     sys.audit("concurview.event", lane, lane_kind, kind, t_ns, reason, text)
 
 
-def waited(call, reason, *args):
-    """call(*args); if it blocked for a while, draw the calling lane waiting meanwhile (one pair of events)."""
-    t0 = time.monotonic_ns()
-    result = call(*args)
-    t1 = time.monotonic_ns()
-    if t1 - t0 >= WAIT_SHOWN_NS:
-        probe("", "wait", t0, reason)
-        probe("", "run", t1, "returned")
-    return result
+def _waited():
+    # The helper's code is named `probe`: concurview then records the line that called it,
+    # not a line in here.
+    def probe(call, reason, *args):
+        """call(*args); if it blocked for a while, draw the calling lane waiting meanwhile (one pair of events)."""
+        t0 = time.monotonic_ns()
+        result = call(*args)
+        t1 = time.monotonic_ns()
+        if t1 - t0 >= WAIT_SHOWN_NS:
+            sys.audit("concurview.event", "", "", "wait", t0, reason, "")
+            sys.audit("concurview.event", "", "", "run", t1, "returned", "")
+        return result
+
+    return probe
+
+
+waited = _waited()
 
 
 # -- the server process ------------------------------------------------------------------------

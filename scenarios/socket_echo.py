@@ -228,7 +228,7 @@ def serve_threads(listener, stats, deadline):
         workers.append(t)
         stats.sample()
     for t in workers:
-        t.join(max(0.0, deadline - time.monotonic()))
+        t.join(timeout=round(max(0.0, deadline - time.monotonic()), 1))
 
 
 SERVERS = {"selectors": serve_selectors, "gevent": serve_gevent, "asyncio": serve_asyncio,
