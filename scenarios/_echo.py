@@ -78,28 +78,60 @@ class Stats:
 
 
 class Clients:
-    """A separate process running `n` concurrent echo clients against 127.0.0.1:port."""
+    """A separate process running `n` concurrent echo clients against 127.0.0.1:port.
+
+    Started with posix_spawn where there is one: no fork() in Python (gevent's patched
+    subprocess would fork here, and that fork is not part of the server's story).
+    """
 
     def __init__(self, port, n, requests, size, sample, timeout):
-        self.n, self.sample = n, sample
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), str(port), str(n), str(requests), str(size),
-             str(sample), str(timeout)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.n = n
+        argv = [sys.executable, os.path.abspath(__file__), str(port), str(n), str(requests), str(size),
+                str(sample), str(timeout)]
+        if hasattr(os, "posix_spawn"):
+            self.out, w = os.pipe()
+            self.pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, w, 1), (os.POSIX_SPAWN_DUP2, w, 2), (os.POSIX_SPAWN_CLOSE, self.out)])
+            os.close(w)
+            self.proc = None
+        else:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def _read_all(self, timeout):
+        """Everything the client process wrote, and its exit status (killed past `timeout`)."""
+        import select
+
+        if self.proc is not None:
+            try:
+                out, _ = self.proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                out, _ = self.proc.communicate()
+            return out, self.proc.returncode
+        deadline = time.monotonic() + timeout
+        chunks = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.out], [], [], left)[0]:
+                os.kill(self.pid, 9)
+                break
+            chunk = os.read(self.out, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(self.out)
+        _, status = os.waitpid(self.pid, 0)
+        return b"".join(chunks), os.waitstatus_to_exitcode(status)
 
     def result(self, timeout):
         """The client process's report (a dict); kills it if it outlives `timeout`."""
+        out, code = self._read_all(timeout)
+        text = out.decode(errors="replace").strip()
         try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-        try:
-            return json.loads(out.strip().splitlines()[-1])
+            return json.loads(text.splitlines()[-1])
         except (ValueError, IndexError):
-            return {"ok": 0, "failed": self.n, "errors": [f"client process: exit {self.proc.returncode}: "
-                                                          f"{err.strip()[-300:]}"], "latencies_us": {},
-                    "requests": 0, "seconds": 0.0, "sampled": []}
+            return {"ok": 0, "failed": self.n, "errors": [f"client process: exit {code}: {text[-300:]}"],
+                    "latencies_us": {}, "requests": 0, "seconds": 0.0, "sampled": []}
 
 
 def show_clients(report, size):
