@@ -84,3 +84,39 @@ def test_compare_runs_every_style_and_prints_one_table(record):
     marks = [tl.event(int(i)) for i in tl.events_of_kind("mark")]
     assert any(m.reason.startswith("10 clients: selectors ") for m in marks)
     assert {lane.name for lane in by_kind(tl, "process")} == {f"{s} server" for s in rows}
+
+
+def test_the_lane_cap_drops_a_family_past_n_and_counts_it(monkeypatch):
+    """CONCURVIEW_MAX_LANES in the recorder itself: lanes past the cap get UNTRACED and send nothing."""
+    import os
+
+    import msgspec
+
+    from concurview.engines.events import LOG, MARK, RUN, Frame
+    from concurview.engines.recorder import ENV_MAX_LANES, UNTRACED, Recorder
+
+    r, w = os.pipe()
+    try:
+        rec = Recorder(w, 0)
+        rec.main_lane = rec.new_lane("main", "MainThread")
+        monkeypatch.setenv(ENV_MAX_LANES, "2")
+        lanes = [rec.new_lane("greenlet", "handle" if i == 0 else f"handle-{i + 1}") for i in range(5)]
+        other = rec.new_lane("task", "main")  # another family: its own count
+        assert lanes[2:] == [UNTRACED] * 3 and UNTRACED not in lanes[:2] and other != UNTRACED
+        rec.record(UNTRACED, RUN)
+        rec.record(lanes[0], RUN, None, None, UNTRACED)  # woken by an untraced lane: no cause
+        rec.record(UNTRACED, LOG, "stdout", None, None, "printed by an untraced lane")
+        rec.close()
+        data = os.read(r, 1 << 20)
+    finally:
+        os.close(r)
+        os.close(w)
+    frame = msgspec.msgpack.decode(data[4:4 + int.from_bytes(data[:4], "little")], type=Frame)
+    assert [lane.name for lane in frame.lanes] == ["MainThread", "handle", "handle-2", "main"]
+    events = frame.events
+    assert all(e.lane != UNTRACED and e.cause != UNTRACED for e in events)
+    assert [e.cause for e in events if e.kind == RUN] == [None]
+    assert any(e.kind == LOG and e.lane == rec.main_lane and e.text == "printed by an untraced lane" for e in events)
+    marks = [e for e in events if e.kind == MARK]
+    assert marks[0].reason.startswith("lane cap: greenlet lanes like 'handle-3' past the first 2")
+    assert marks[-1].reason == "3 lanes not recorded (lane cap)" and "3 × greenlet handle" in marks[-1].text
