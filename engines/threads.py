@@ -186,9 +186,15 @@ class ThreadsEngine:
     per thread, opened at start() by its creator, bound to the thread so its
     prints land on it), `Thread.join`, `time.sleep`, `threading.Lock`,
     `threading._allocate_lock`, `threading.RLock`, `queue.SimpleQueue` and
-    `threading.excepthook`. Patched when first used (checked at each thread
-    start): `concurrent.futures.thread._WorkItem.run` (each work item a run named
-    after its call) and `multiprocessing.connection.wait`.
+    `threading.excepthook`, the receiving socket calls (`recv`, `recv_into`,
+    `recvfrom`, `recvfrom_into`, `accept`) and `select.select`. Patched when first
+    used (checked at each thread start): `concurrent.futures.thread._WorkItem.run`
+    (each work item a run named after its call) and `multiprocessing.connection.wait`.
+
+    A socket or select call is recorded only when it would block: a first,
+    non-blocking attempt (MSG_DONTWAIT, a zero timeout) answers the common case
+    with one system call, as the real call would. Programs that report their own
+    IO through probes (the IO-model scenarios) get no socket waits from here.
     """
 
     def __init__(self, rec: Recorder, where: Where) -> None:
@@ -203,6 +209,7 @@ class ThreadsEngine:
         self._sites: dict[int, tuple[str | None, object]] = {}
         self._pending = {"concurrent.futures.thread": self._patch_thread_pool,
                          "multiprocessing.connection": self._patch_connection}
+        self._io: bool | None = None  # socket/select waits recorded (decided at the first one)
         self._worker_code = None  # concurrent.futures.thread._worker.__code__ once seen
         self._work_item_type = None
         self._starter_name = "_start_joinable_thread" if hasattr(threading, "_start_joinable_thread") \
@@ -221,6 +228,11 @@ class ThreadsEngine:
         _engine = self
         if not gevent_time:
             self._patch_sleep()
+        if not (monkey is not None and monkey.is_module_patched("socket")):
+            try:
+                self._patch_sockets()
+            except Exception:  # noqa: BLE001 - a platform without MSG_DONTWAIT: no socket waits
+                self.errors += 1
         if not gevent_threads:
             self._patch_threads()
             lock, rlock = self._lock_factories()
@@ -297,6 +309,124 @@ class ThreadsEngine:
         for f, orig in ((wait, orig_wait), (notify, orig_notify)):
             f.__doc__, f.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
         Condition.wait, Condition.notify = wait, notify
+
+    def _io_traced(self) -> bool:
+        """Socket and select waits are recorded unless the program reports its own IO (probes)."""
+        traced = self._io
+        if traced is None:
+            traced = True
+            try:
+                from concurview.engines import probe
+
+                traced = not probe.wanted(sys.argv[0] if sys.argv else None)
+            except Exception:  # noqa: BLE001
+                self.errors += 1
+            self._io = traced
+        return traced
+
+    def io_wait(self, frame, reason: str, timeout) -> tuple[int, str | None] | None:
+        """Record that the current lane waits in an IO call; None if it is not the program's wait to show."""
+        if not self._io_traced():
+            return None
+        try:
+            label, _, at = self.why(frame)
+            if at is None:
+                return None  # library plumbing with none of the program's code above it
+            if label:
+                reason = f"{label}: {reason}"
+            if timeout is not None:
+                reason += f" (timeout {_seconds(timeout)})"
+            lane = self.rec.current_lane()
+            self.rec.record(lane, WAIT, reason, at)
+            return lane, at
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            return None
+
+    def _patch_sockets(self) -> None:
+        import select
+        import socket
+
+        engine, rec = self, self.rec
+        Socket = socket.socket
+        DONTWAIT = socket.MSG_DONTWAIT
+        getframe = sys._getframe
+
+        def blocking_call(sock, name, real, args, fast):
+            """`fast` failed with BlockingIOError on a socket that blocks: the real call is a wait."""
+            timeout = sock.gettimeout()
+            waiting = engine.io_wait(getframe(2), f"{name} fd={sock.fileno()}", timeout)
+            if waiting is None:
+                return real(sock, *args)
+            ok = False
+            try:
+                result = real(sock, *args)
+                ok = True
+                return result
+            finally:
+                rec.record(waiting[0], RUN, None if ok else "timed out" if timeout else None, waiting[1])
+
+        def wrap(name, flags_at):
+            real = getattr(Socket, name)
+
+            def method(sock, *args):
+                if sock.timeout == 0.0:
+                    return real(sock, *args)  # non-blocking: never waits
+                n = len(args)
+                if n <= flags_at:
+                    fast = args + (0,) * (flags_at - n) + (DONTWAIT,)
+                else:
+                    fast = args[:flags_at] + (args[flags_at] | DONTWAIT,) + args[flags_at + 1:]
+                try:
+                    return real(sock, *fast)
+                except BlockingIOError:
+                    return blocking_call(sock, name, real, args, fast)
+
+            method.__name__, method.__qualname__ = name, f"socket.{name}"
+            method.__doc__, method.__wrapped__ = real.__doc__, real  # type: ignore[attr-defined]
+            return method
+
+        # recv(bufsize[, flags]), recvfrom(bufsize[, flags]), recv_into(buffer[, nbytes[, flags]]), ...
+        for name, flags_at in (("recv", 1), ("recvfrom", 1), ("recv_into", 2), ("recvfrom_into", 2)):
+            setattr(Socket, name, wrap(name, flags_at))
+
+        real_accept = Socket.accept
+        real_select = select.select
+
+        def accept(sock):
+            if sock.timeout == 0.0:
+                return real_accept(sock)
+            try:
+                ready = real_select([sock], [], [], 0)[0]
+            except (OSError, ValueError):
+                return real_accept(sock)  # let the real call raise what it raises
+            if ready:
+                return real_accept(sock)
+            return blocking_call(sock, "accept", real_accept, (), None)
+
+        accept.__doc__, accept.__wrapped__ = real_accept.__doc__, real_accept  # type: ignore[attr-defined]
+        Socket.accept = accept
+
+        def select_(rlist, wlist, xlist, timeout=None, /):
+            if timeout is not None and timeout <= 0:
+                return real_select(rlist, wlist, xlist, timeout)
+            ready = real_select(rlist, wlist, xlist, 0)
+            if ready[0] or ready[1] or ready[2]:
+                return ready
+            n = len(rlist) + len(wlist) + len(xlist)
+            waiting = engine.io_wait(getframe(1), f"select ({n} fd{'s' if n != 1 else ''})", timeout)
+            if waiting is None:
+                return real_select(rlist, wlist, xlist, timeout)
+            ready = ([], [], [])
+            try:
+                ready = real_select(rlist, wlist, xlist, timeout)
+                return ready
+            finally:
+                rec.record(waiting[0], RUN, None if (ready[0] or ready[1] or ready[2]) else "timed out", waiting[1])
+
+        select_.__name__ = "select"
+        select_.__doc__, select_.__wrapped__ = real_select.__doc__, real_select  # type: ignore[attr-defined]
+        select.select = select_
 
     def _lock_factories(self):
         """threading.Lock / RLock: traced when the program itself makes them.
