@@ -79,7 +79,7 @@ from _echo import Clients, Stats, probe, row, show_clients, table, waited  # noq
 
 # Only the first `sample` per-connection greenlets/tasks/threads get lanes (concurview reads this;
 # without concurview it means nothing): per family of lanes, conn-1, conn-2, ...
-os.environ["CONCURVIEW_MAX_LANES"] = str(P["sample"])
+os.environ["CONCURVIEW_MAX_LANES"] = str(max(1, P["sample"]))
 BUF = 65536
 
 
@@ -260,6 +260,9 @@ if __name__ == "__main__":
         raise SystemExit(0)
     if style not in STYLES:
         raise SystemExit(f"style must be one of {', '.join(STYLES)} or all, not {style!r}")
+    if not (1 <= n <= 5000 and 1 <= P["requests"] <= 100_000 and 1 <= P["size"] <= 65536 and P["sample"] >= 0):
+        raise SystemExit("clients must be 1..5000, requests 1..100000, size 1..65536 (one echo fits the "
+                         "socket buffers, so a client never blocks in send) and sample >= 0")
     listener = socket.create_server(("127.0.0.1", 0), backlog=n)
     port = listener.getsockname()[1]
     stats = Stats()
