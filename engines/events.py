@@ -74,11 +74,15 @@ class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer")
 
     complete: bool = True
     exit_code: int | None = None
-    reason: str | None = None  # "timeout after 5.0 s", "interrupted", "killed by SIGSEGV", ...
+    # Why the run did not end cleanly: "timeout after 5.0 s", "interrupted", "killed by SIGSEGV" (incomplete);
+    # "uncaught ValueError", "exit code 7" (complete: the program ended by itself, failing).
+    reason: str | None = None
     events: int = 0
     lanes: int = 0
-    dropped: int = 0
+    dropped: int = 0  # events lost: recorders' backpressure drops plus the retention cap's
     duration: int = 0  # ns
+    # The parent's retention cap, written only when it dropped events (readers ignore unknown fields).
+    max_events: int | None = None
 
 
 # --- wire -------------------------------------------------------------------

@@ -313,6 +313,11 @@ class LaneWriter:
             partial, self._partial = self._partial, {}
         for lane, rest in partial.items():
             self._rec.record(lane, LOG, self.reason, None, None, rest)
+        # An explicit flush sends what was printed now, as a real stream would: a crash
+        # (SIGSEGV, os._exit) right after `print(..., flush=True)` still has the line in the trace.
+        # Not once the recorder is closed (interpreter exit): what comes later is not sent.
+        if not self._rec._closed:
+            self._rec.flush(block=False)
 
     def isatty(self) -> bool:
         return False

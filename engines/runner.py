@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import platform
@@ -20,12 +21,75 @@ from datetime import datetime, timezone
 import msgspec
 
 from concurview.engines.events import (
-    EVENT_KINDS, LOG, WIRE_LANE_SHIFT, Event, Footer, Frame, Header, Lane,
+    ERROR, EVENT_KINDS, LOG, WIRE_LANE_SHIFT, Event, Footer, Frame, Header, Lane,
 )
 from concurview.engines.recorder import ENV_CHANNEL, ENV_T0
 
 _frame_dec = msgspec.msgpack.Decoder(Frame)
 _EXIT_GRACE = 1.0  # s the run's other processes get to finish once the program has exited
+
+# Retention cap: the parent keeps at most this many events of a run; later ones are
+# dropped and counted (footer.dropped, footer.max_events), so a flood cannot exhaust memory.
+ENV_MAX_EVENTS = "CONCURVIEW_MAX_EVENTS"
+DEFAULT_MAX_EVENTS = 5_000_000
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def max_events_from_env() -> int:
+    """The retention cap from CONCURVIEW_MAX_EVENTS, or the default; ValueError (one line) if it is bad."""
+    raw = os.environ.get(ENV_MAX_EVENTS, "").strip()
+    if not raw:
+        return DEFAULT_MAX_EVENTS
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise ValueError(f"{ENV_MAX_EVENTS} wants a whole number of events, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{ENV_MAX_EVENTS} must be at least 1, got {raw!r}")
+    return value
+
+
+def _become_subreaper() -> None:
+    """Orphans of the run (pool workers whose parent was killed first) are re-parented to us, not to init.
+
+    Then we can reap them: in a container whose init never reaps, they would otherwise
+    stay zombies in the program's process group. Linux only; elsewhere a no-op.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _processes() -> Iterator[tuple[int, str, int, int, int]]:
+    """(pid, state, ppid, pgid, sid) of every process we can see in /proc."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        try:
+            yield int(name), fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3])
+        except (IndexError, ValueError):
+            continue
+
+
+def _has_env(pid: int, entry: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return entry in f.read().split(b"\0")
+    except OSError:
+        return False  # gone, or not ours to read
 
 
 @dataclass
@@ -79,9 +143,11 @@ class Run:
     iteration then drains what already arrived and ends with an incomplete footer.
     """
 
-    def __init__(self, target: Target, timeout: float | None = None) -> None:
+    def __init__(self, target: Target, timeout: float | None = None, max_events: int | None = None) -> None:
         self.target = target
         self.timeout = timeout
+        self.max_events = max_events_from_env() if max_events is None else max_events
+        self.capped = 0  # events dropped by the retention cap (the recorders' drops are in _dropped)
         self.header = target.header()
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
@@ -94,19 +160,81 @@ class Run:
         self._stop_requested: str | None = None
         self._t0 = 0
         self._output_lane: int | None = None
+        self._env_mark = b""  # CONCURVIEW_CHANNEL=...: unique to this run, inherited by all its processes
+        self._killed: set[int] = set()
+        self._uncaught: str | None = None  # type of the exception that ended the program's main thread
 
     # -- control ---------------------------------------------------------------
 
     def stop(self, reason: str = "stopped") -> None:
         self._stop_requested = reason
 
+    @property
+    def dropped(self) -> int:
+        """Events lost so far: dropped by the recorders (backpressure) plus by the retention cap."""
+        return sum(self._dropped.values()) + self.capped
+
     def _kill_group(self) -> None:
+        """SIGKILL every process of the run, and reap the ones that were re-parented to us.
+
+        The run is: the program's process group and session (it is their leader), and
+        any process carrying this run's CONCURVIEW_CHANNEL in its environment -- which
+        catches daemons that called setsid() to leave the session. Repeated until
+        nothing is left, since a process may fork while we kill.
+        """
         if self.proc is None:
             return
+        root = self.proc.pid
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(root, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        me = os.getpid()
+        for _ in range(20):
+            victims = [
+                pid for pid, state, _ppid, pgid, sid in _processes()
+                if pid != me and state not in "ZX" and (
+                    pgid == root or sid == root or (self._env_mark and _has_env(pid, self._env_mark)))
+            ]
+            if not victims:
+                break
+            for pid in victims:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    self._killed.add(pid)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.005)
+        try:
+            self.proc.wait(timeout=2.0)  # the root first: its children then come to us
+        except subprocess.TimeoutExpired:
+            pass
+        self._reap(root)
+
+    def _reap(self, root: int, wait: float = 2.0) -> None:
+        """Collect killed processes that became our children (we are a subreaper), so no zombie stays behind."""
+        me = os.getpid()
+        deadline = time.monotonic() + wait
+        while True:
+            pending = False
+            for pid, state, ppid, pgid, sid in _processes():
+                if pid == root or not (pid in self._killed or pgid == root or sid == root):
+                    continue
+                if ppid != me:
+                    # Not ours (yet): still dying, or its parent has not been reaped.
+                    pending = pending or (ppid != 1 and state not in "ZX") or ppid in self._killed
+                    continue
+                try:
+                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                        self._killed.discard(pid)
+                        continue
+                except ChildProcessError:
+                    self._killed.discard(pid)
+                    continue
+                pending = True
+            if not pending or time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
 
     # -- the loop --------------------------------------------------------------
 
@@ -120,7 +248,10 @@ class Run:
         sel = selectors.DefaultSelector()
         sel.register(listener, selectors.EVENT_READ, "accept")
         self._t0 = time.monotonic_ns()
+        # The program's environment is ours plus these three, nothing else (README, "Reliability").
         env = dict(os.environ, **{ENV_CHANNEL: address, ENV_T0: str(self._t0), "PYTHONUNBUFFERED": "1"})
+        self._env_mark = f"{ENV_CHANNEL}={address}".encode()
+        _become_subreaper()
         try:
             echo = self.target.echo
             self.proc = subprocess.Popen(
@@ -148,6 +279,7 @@ class Run:
         bufs: dict[socket.socket, bytearray] = {}
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         exited_at: float | None = None
+        killed_after_exit = False
         output = bytearray()
         while True:
             lanes: list[Lane] = []
@@ -187,14 +319,18 @@ class Run:
                 self.stop_reason = reason
                 self._kill_group()
             if lanes or events:
-                yield Batch(lanes, events, sum(self._dropped.values()))
-                continue
+                yield Batch(lanes, events, self.dropped)
             open_streams = len(sel.get_map()) - 1  # the listener stays registered
             if self.exit_code is not None and open_streams == 0:
                 break
-            if exited_at is not None and now - exited_at > _EXIT_GRACE and self.stop_reason is None:
-                # The program is gone but something of its group still holds a stream: end it.
+            if exited_at is not None and now - exited_at > _EXIT_GRACE:
+                if killed_after_exit:
+                    # Still a stream open after the kill: held by something beyond our reach
+                    # (a setsid() escapee that dropped our environment). Stop waiting for it.
+                    break
+                # The program is gone but something of its run still holds a stream: end it.
                 self._kill_group()
+                killed_after_exit = True
                 exited_at = now
             if self.stop_reason is not None and self.exit_code is None:
                 self.proc.wait()
@@ -202,7 +338,7 @@ class Run:
         tail: list[Event] = []
         self._output_lines(output, tail_lanes, tail, final=True)
         if tail:
-            yield Batch(tail_lanes, tail, sum(self._dropped.values()))
+            yield Batch(tail_lanes, tail, self.dropped)
 
     @staticmethod
     def _read_into(conn: socket.socket, buf: bytearray) -> bool:
@@ -239,16 +375,25 @@ class Run:
 
     def _merge(self, frame: Frame, lanes: list[Lane], events: list[Event]) -> None:
         ids = self._lane_ids
+        self._dropped[frame.pid] = frame.dropped
+        wire_events = frame.events
+        room = self.max_events - self.n_events
+        if len(wire_events) > room:
+            # Retention cap: keep the oldest, drop the newest and count them (a consistent prefix).
+            room = max(room, 0)
+            self.capped += len(wire_events) - room
+            wire_events = wire_events[:room]
+            if not room:
+                return  # nor new lanes: nothing of theirs will be kept
         for wl in frame.lanes:
             dense = ids[wl.id] = len(ids)
             parent = ids.get(wl.parent) if wl.parent is not None else None
             lanes.append(Lane(dense, wl.kind, wl.name, parent, wl.pid, wl.tid))
         self.n_lanes = len(ids)
-        self._dropped[frame.pid] = frame.dropped
         seq = self.n_events
         t_last = self.t_last
         get = ids.get
-        for we in frame.events:
+        for we in wire_events:
             lane = get(we.lane)
             if lane is None:
                 continue  # a lane we never heard of: nothing to draw it on
@@ -260,6 +405,8 @@ class Run:
             seq += 1
             if t > t_last:
                 t_last = t
+            if we.kind == ERROR and we.lane == self._output_lane:
+                self._uncaught = we.reason  # an exception escaped the program's main thread
         self.n_events = seq
         self.t_last = t_last
 
@@ -286,25 +433,38 @@ class Run:
                 end = len(output)
             line = output[:end].decode("utf-8", "replace")
             del output[:end + 1]
+            if self.n_events >= self.max_events:
+                self.capped += 1
+                continue
             t = max(self.t_last, time.monotonic_ns() - self._t0)
             events.append(Event(self.n_events, t, lane, EVENT_KINDS[LOG], "output", None, None, line))
             self.n_events += 1
             self.t_last = t
 
     def footer(self) -> Footer:
+        """How the run ended. Incomplete (with the reason) when stopped, timed out or killed by a signal.
+
+        A program that ended by itself but failed is complete, with a reason too:
+        "uncaught ValueError" (exit code 1) or "exit code 7" (sys.exit / os._exit).
+        """
         code = self.exit_code
         reason = self.stop_reason
+        complete = reason is None
         if reason is None and code is not None and code < 0:
+            complete = False
             try:
                 reason = f"killed by {signal.Signals(-code).name}"
             except ValueError:
                 reason = f"killed by signal {-code}"
+        elif reason is None and code:
+            reason = f"uncaught {self._uncaught}" if self._uncaught and code == 1 else f"exit code {code}"
         return Footer(
-            complete=reason is None,
+            complete=complete,
             exit_code=code,
             reason=reason,
             events=self.n_events,
             lanes=self.n_lanes,
-            dropped=sum(self._dropped.values()),
+            dropped=self.dropped,
             duration=self.t_last,
+            max_events=self.max_events if self.capped else None,
         )

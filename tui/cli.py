@@ -58,10 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("-o", "--output", required=True, metavar="FILE", help="trace file (.jsonl or .jsonl.gz)")
     rec.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
     rec.add_argument("--timeout", type=_positive_float, metavar="S", help="kill the run after S seconds")
+    rec.add_argument("--max-events", type=_positive_int, metavar="N",
+                     help="keep at most N events, count the rest as dropped (default: $CONCURVIEW_MAX_EVENTS or 5M)")
 
     run = sub.add_parser("run", help="trace your own program (as `python SCRIPT ARGS` would run it)")
     run.add_argument("--record", metavar="FILE", help="save the trace headless instead of opening the app")
     run.add_argument("--timeout", type=_positive_float, metavar="S", help="kill the run after S seconds")
+    run.add_argument("--max-events", type=_positive_int, metavar="N",
+                     help="keep at most N events, count the rest as dropped (default: $CONCURVIEW_MAX_EVENTS or 5M)")
     run.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m does")
     run.add_argument("script", nargs="?", metavar="SCRIPT")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
@@ -193,10 +197,10 @@ def _split_program(argv: list[str]) -> list[str]:
     i = 1
     while i < len(argv):
         a = argv[i]
-        if a in ("--record", "--timeout") and i + 1 < len(argv):
+        if a in ("--record", "--timeout", "--max-events") and i + 1 < len(argv):
             out += [a, argv[i + 1]]
             i += 2
-        elif a.startswith(("--record=", "--timeout=")) or a in ("-h", "--help"):
+        elif a.startswith(("--record=", "--timeout=", "--max-events=")) or a in ("-h", "--help"):
             out.append(a)
             i += 1
         elif a == "-m" and i + 1 < len(argv):
@@ -250,31 +254,72 @@ def _output_path(raw: str) -> Path:
     return out
 
 
-def _record_run(target, out: Path, timeout: float | None, label: str) -> int:
+def _max_events(args: argparse.Namespace) -> int:
+    from concurview.engines.runner import max_events_from_env
+
+    if args.max_events is not None:
+        return args.max_events
+    try:
+        return max_events_from_env()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+# Signals that stop a headless run, keeping what arrived, and the exit status they give (128 + signal).
+_STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+
+
+def _record_run(target, out: Path, timeout: float | None, label: str, max_events: int | None = None) -> int:
     """Run `target` headless into trace file `out`; the exit status says how the run ended."""
     from concurview.engines.runner import Run
     from concurview.engines.tracefile import TraceWriter
 
-    run = Run(target, timeout=timeout)
+    run = Run(target, timeout=timeout, max_events=max_events)
     writer = TraceWriter(out, run.header)
-    # Ctrl+C stops the run (the child is in its own process group) and keeps what arrived.
-    previous = signal.signal(signal.SIGINT, lambda *_: run.stop("interrupted"))
+    # Ctrl+C, kill and a closed terminal stop the run (the child is in its own process
+    # group, so it would not get them) and keep what arrived.
+    stopped_by: list[int] = []
+
+    def stop(signum, _frame) -> None:
+        stopped_by.append(signum)
+        run.stop(_STOP_SIGNALS[signum])
+
+    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
     try:
         for batch in run:
             writer.lanes(batch.lanes)
             writer.events(batch.events)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         footer = run.footer()
         writer.close(footer)
     line = f"{label}: {footer.events} events, {footer.lanes} lanes, {footer.duration / 1e9:.3f} s -> {out}"
+    if footer.dropped:
+        line += f", {footer.dropped} events dropped" + (
+            f" (kept the first {footer.max_events}; --max-events)" if footer.max_events else "")
     if not footer.complete:
-        print(f"{line} (incomplete: {footer.reason})", file=sys.stderr)
-        if run.stop_reason == "interrupted":
-            return 130
+        print(_clean(f"{line} (incomplete: {footer.reason})"), file=sys.stderr)
+        if stopped_by and run.stop_reason == _STOP_SIGNALS[stopped_by[0]]:
+            return 128 + stopped_by[0]  # 130 for Ctrl+C, 143 for SIGTERM, 129 for SIGHUP
         return 124 if run.stop_reason else 128 + max(-(footer.exit_code or 0), 0)
-    print(line, file=sys.stderr)
+    print(_clean(line), file=sys.stderr)
     return footer.exit_code or 0
+
+
+# C0 and C1 control characters (but tab and newline) and DEL: a trace file is data from
+# elsewhere, and its strings must not drive the terminal (escape sequences, title changes).
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f, *range(0x80, 0xa0)] if c not in (0x09, 0x0a)}
+
+
+def _clean(text: str) -> str:
+    """`text` with terminal control characters shown as \\xNN instead of sent to the terminal."""
+    return text.translate(_CONTROLS)
+
+
+def _clean_json(text: str) -> str:
+    """JSON escapes C0 controls itself; C1 controls (ensure_ascii=False) become \\u escapes, still valid JSON."""
+    return text.translate({c: f"\\u{c:04x}" for c in [0x7f, *range(0x80, 0xa0)]})
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -284,7 +329,8 @@ def _record(args: argparse.Namespace) -> int:
     if scenario.unavailable:
         raise UsageError(f"scenario {scenario.name!r} is unavailable here: {scenario.unavailable}")
     out = _output_path(args.output)
-    return _record_run(Target(str(scenario.path), scenario.name, params), out, args.timeout, scenario.name)
+    return _record_run(Target(str(scenario.path), scenario.name, params), out, args.timeout, scenario.name,
+                       _max_events(args))
 
 
 def _run_program(args: argparse.Namespace) -> int:
@@ -304,8 +350,15 @@ def _run_program(args: argparse.Namespace) -> int:
         label = script.name
     else:
         raise UsageError("run wants a SCRIPT or -m MODULE")
+    max_events = _max_events(args)
     if args.record:
-        return _record_run(target, _output_path(args.record), args.timeout, label)
+        return _record_run(target, _output_path(args.record), args.timeout, label, max_events)
+    if args.max_events is not None:
+        import os
+
+        from concurview.engines.runner import ENV_MAX_EVENTS
+
+        os.environ[ENV_MAX_EVENTS] = str(max_events)  # the app's Run reads it
     return _run_live(target, args.timeout)
 
 
@@ -363,6 +416,8 @@ def _export(args: argparse.Namespace) -> int:
         raise UsageError(f"--width must be between 40 and 1000 columns, got {args.width}")
     tl = load(args.trace)
     text = export(tl, args.to, args.width)
+    if args.to == "txt":
+        text = _clean(text)  # for a terminal, or a file someone will `cat`
     if args.output == "-":
         sys.stdout.write(text)
         return 0
@@ -380,23 +435,30 @@ def _summary(path: str, as_json: bool) -> int:
     tl = load(path)
     s = tl.summary()
     if as_json:
-        print(json.dumps(s, ensure_ascii=False, indent=2))
+        print(_clean_json(json.dumps(s, ensure_ascii=False, indent=2)))
         return 0
+    say = _print_clean  # every line below carries strings from the trace file
     title = s["scenario"] or s["program"] or path
     state = "complete" if s["complete"] else f"INCOMPLETE: {s['incomplete_reason']}"
-    print(f"{title}  ({state}, exit code {s['exit_code']})")
+    say(f"{title}  ({state}, exit code {s['exit_code']})")
     if s["params"]:
-        print("params: " + " ".join(f"{k}={v}" for k, v in s["params"].items()))
-    print(f"duration {format_time(int(s['duration_s'] * 1e9))} · {s['events']} events · {s['lanes']} lanes · "
+        say("params: " + " ".join(f"{k}={v}" for k, v in s["params"].items()))
+    say(f"duration {format_time(int(s['duration_s'] * 1e9))} · {s['events']} events · {s['lanes']} lanes · "
           f"{s['switches']} switches · {s['dropped']} dropped · {s['errors']} errors")
     rows = s["lane_totals"]
     w = max([4] + [len(r["name"]) for r in rows])
-    print(f"\n  {'lane':<{w}}  {'kind':<9} {'running':>10} {'waiting':>10} {'ready':>10} {'switches':>8}")
+    say(f"\n  {'lane':<{w}}  {'kind':<9} {'running':>10} {'waiting':>10} {'ready':>10} {'switches':>8}")
     for r in rows:
         cells = [format_time(int(r[k] * 1e9)) for k in ("running_s", "waiting_s", "ready_s")]
-        print(f"  {r['name']:<{w}}  {r['kind']:<9} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {r['switches']:>8}")
-    print("\nmost running at once: " + ", ".join(f"{k} {v}" for k, v in s["max_running"].items()))
+        say(f"  {r['name']:<{w}}  {r['kind']:<9} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {r['switches']:>8}")
+    say("\nmost running at once: " + ", ".join(f"{k} {v}" for k, v in s["max_running"].items()))
     return 0
+
+
+def _print_clean(*parts: object, **kwargs) -> None:
+    import builtins
+
+    builtins.print(*(_clean(str(p)) for p in parts), **kwargs)
 
 
 def _run_app(**kwargs) -> int:
