@@ -151,3 +151,26 @@ def test_lane_writer_attributes_lines_to_the_printing_lane(pipe):
     rec.flush()
     logs = [(e.lane, e.text) for f in read_frames(r) for e in f.events if e.kind == LOG]
     assert logs == [(other, "from worker"), (rec.main_lane, "hello world"), (other, "partial")]
+
+
+def test_runner_merges_wire_frames_into_dense_lanes_and_numbered_events():
+    """Lane ids renumbered densely across processes, causes mapped, unknown lanes dropped,
+    kinds from a newer recorder kept as "unknown" (readers skip them), sequence numbers dense."""
+    from concurview.engines.events import Frame, WireEvent, WireLane
+    from concurview.engines.runner import Run, Target
+
+    run = Run(Target("merge"))
+    a, b = (7 << 24) | 0, (9 << 24) | 0
+    lanes, events = [], []
+    run._merge(Frame(7, [WireLane(a, "main", "MainThread", pid=7)], [WireEvent(5, a, RUN, None, "x.py:1")]),
+               lanes, events)
+    run._merge(Frame(9, [WireLane(b, "process", "worker", parent=a, pid=9)], [
+        WireEvent(9, b, RUN, None, None, a),
+        WireEvent(3, (9 << 24) | 5, RUN),  # a lane never declared: nothing to draw it on
+        WireEvent(12, b, 200, "from the future"),
+        WireEvent(14, b, WAIT, "sleep 1.0s", "w.py:2", (3 << 24) | 1),  # a cause never declared
+    ]), lanes, events)
+    assert [(l.id, l.name, l.parent) for l in lanes] == [(0, "MainThread", None), (1, "worker", 0)]
+    assert [(e.seq, e.t, e.lane, e.kind, e.cause) for e in events] == [
+        (0, 5, 0, "run", None), (1, 9, 1, "run", 0), (2, 12, 1, "unknown", None), (3, 14, 1, "wait", None)]
+    assert events[1].where is None and events[3].reason == "sleep 1.0s" and run.t_last == 14
