@@ -48,18 +48,21 @@ class Where:
             self._files[filename] = short
             return short
 
-    def at(self, code: CodeType, line: int | None) -> str:
+    def at(self, code: CodeType, line: int | None) -> str | None:
+        """`file:line` in the program, or None for code that is not the program's (concurview, the
+        standard library, site-packages): a `where` never points into a library's frames."""
         key = (code, line or 0)
         try:
             return self._lines[key]
         except KeyError:
-            s = self._lines[key] = f"{self.file(code.co_filename)}:{line or code.co_firstlineno}"
+            s = self._lines[key] = (f"{self.file(code.co_filename)}:{line or code.co_firstlineno}"
+                                    if self.is_user(code) else None)
             return s
 
-    def of_code(self, code: CodeType) -> str:
+    def of_code(self, code: CodeType) -> str | None:
         return self.at(code, code.co_firstlineno)
 
-    def of_frame(self, frame: FrameType) -> str:
+    def of_frame(self, frame: FrameType) -> str | None:
         return self.at(frame.f_code, frame.f_lineno)
 
     def user_frame(self, frame: FrameType | None) -> FrameType | None:
