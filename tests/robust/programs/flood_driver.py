@@ -6,6 +6,7 @@ Runs flood.py MODE SECONDS traced, folding every batch into a Timeline, sampling
 
 import json
 import os
+import resource
 import sys
 import time
 
@@ -27,27 +28,34 @@ run = Run(Target(os.path.join(here, "flood.py"), args=[mode, seconds]), timeout=
 tl = Timeline(run.header)
 start_rss = peak = rss_mb()
 t0 = time.monotonic()
-first = last = None
+cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+first = None
 arrived = 0
 sampled = t0
 for batch in run:
     now = time.monotonic()
-    if batch.events:
-        first = now if first is None else first
-        last = now
+    if batch.events and first is None:
+        first = now
     arrived += len(batch.events)
     tl.add(batch.lanes, batch.events)
     if now - sampled > 0.05:
         peak = max(peak, rss_mb())
         sampled = now
+end = time.monotonic()
+cpu1 = resource.getrusage(resource.RUSAGE_SELF)
 footer = run.footer()
 tl.finish(footer)
 peak = max(peak, rss_mb())
-span = (last - first) if first is not None and last is not None and last > first else None
+span = (end - first) if first is not None and end > first else None
+# Our own CPU time for it all (accept, read, decode, renumber, fold into the store): what the
+# parent could take per second if the child produced faster.
+cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
 print(json.dumps({
     "kept": tl.n_events, "arrived": arrived, "dropped": footer.dropped, "capped": run.capped,
     "max_events": footer.max_events, "complete": footer.complete, "exit_code": footer.exit_code,
     "events_per_s": None if span is None else (arrived + run.capped) / span,
+    "parent_cpu_s": round(cpu, 3),
+    "parent_capacity_events_per_s": None if not cpu else (arrived + run.capped) / cpu,
     "rss_start_mb": round(start_rss, 1), "rss_peak_mb": round(peak, 1),
     "logs": [e.text for e in tl.logs() if e.kind == "log"][-3:],
 }))
