@@ -68,6 +68,8 @@ def test_pool_workers_are_processes_with_their_own_pids_and_tasks_run_on_them(re
     closed = {e.lane: e.reason for e in events(tl, "close")}
     assert all(closed.get(w.id) == "exit code 0" for w in workers)
     assert all(gone(pid) for pid in pids)
+    assert {e.where.rsplit(":", 1)[0] for e in (tl.event(i) for i in range(tl.n_events)) if e.where} == \
+        {"processpool_shutdown.py"}, "every where points into the scenario"
 
 
 def test_a_bare_fork_and_a_multiprocessing_process_get_lanes(tmp_path):

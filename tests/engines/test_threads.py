@@ -33,6 +33,11 @@ def logs(tl: Timeline) -> list[tuple[str, str, int]]:
     return sorted(((tl.lanes[e.lane].name, e.text, e.t) for e in events(tl, "log")), key=lambda x: x[2])
 
 
+def wheres(tl: Timeline) -> set[str]:
+    """The files every `where` of the trace points into."""
+    return {e.where.rsplit(":", 1)[0] for e in (tl.event(i) for i in range(tl.n_events)) if e.where}
+
+
 def log_time(tl: Timeline, text: str) -> int:
     (t,) = [t for _, line, t in logs(tl) if line == text]
     return t
@@ -68,7 +73,8 @@ def test_pool_of_three_runs_twenty_tasks_and_shutdown_waits(record):
 
     # About ceil(20 / 3) = 7 rounds of sleeping, not 20.
     total = max(ends.values()) - min(starts.values())
-    assert 6.5 * SLEEP * 1e9 <= total < 20 * SLEEP * 1e9
+    assert 6.5 * SLEEP * 1e9 <= total < 12 * SLEEP * 1e9
+    assert wheres(tl) == {"threadpool_shutdown.py"}, "every where points into the scenario"
 
     # shutdown(wait=True): MainThread waits joining the workers; '主' only after the last 结束.
     joins = [e for e in events(tl, "wait") if e.lane == main.id and "join ThreadPoolExecutor-0_" in (e.reason or "")]
@@ -103,6 +109,7 @@ def test_timer_fires_after_its_interval_on_its_own_lane(record):
     waits = [e for e in events(tl, "wait") if e.lane == timer.id]
     assert waits[0].reason == f"Timer: wait {interval}s, then call task"
     assert any(e.lane == timer.id and e.reason == "task(name='lqz')" for e in events(tl, "run"))
+    assert wheres(tl) == {"timer.py"}
 
 
 def test_cancelled_timer_never_runs_its_task(record):
