@@ -167,6 +167,8 @@ def serve_asyncio(listener, stats, deadline):
     """asyncio streams: a task per connection; each await hands the thread back to the event loop."""
     import asyncio
 
+    all_closed = asyncio.Event()  # bound to the loop on first use (Python >= 3.10)
+
     async def handle(reader, writer):
         stats.accepted += 1
         stats.sample()
@@ -184,8 +186,6 @@ def serve_asyncio(listener, stats, deadline):
             all_closed.set()
 
     async def main():
-        global all_closed
-        all_closed = asyncio.Event()
         server = await asyncio.start_server(handle, sock=listener, backlog=P["clients"])
         try:
             await asyncio.wait_for(all_closed.wait(), max(0.0, deadline - time.monotonic()))
@@ -234,6 +234,7 @@ def serve_threads(listener, stats, deadline):
 SERVERS = {"selectors": serve_selectors, "gevent": serve_gevent, "asyncio": serve_asyncio,
            "threads": serve_threads}
 
+
 def compare_all():
     """style=all: each style in its own fresh process (gevent patches the whole process), one table."""
     rows = []
@@ -241,8 +242,12 @@ def compare_all():
         t0 = time.monotonic_ns()
         probe(f"{style} server", "run", t0, f"python socket_echo.py with style={style}", lane_kind="process")
         probe("", "wait", t0, f"waits for the {style} run")
-        done = subprocess.run([sys.executable, os.path.abspath(__file__), "--params", json.dumps({**P, "style": style})],
-                              capture_output=True, text=True, timeout=P["timeout"] + 10)
+        try:
+            done = subprocess.run([sys.executable, os.path.abspath(__file__), "--params",
+                                   json.dumps({**P, "style": style})],
+                                  capture_output=True, text=True, timeout=P["timeout"] + 10)
+        except subprocess.TimeoutExpired as e:
+            done = subprocess.CompletedProcess(e.cmd, "timeout", "", f"timed out after {e.timeout:g} s")
         got = [json.loads(line[5:]) for line in done.stdout.splitlines() if line.startswith("ROW: ")]
         rows.append(got[0] if got else (style, P["clients"], 0, P["clients"], "-", "-", "-", "-", "-", "-"))
         probe(f"{style} server", "close", 0, f"{rows[-1][4]} req/s" if got else f"failed: exit {done.returncode}")
