@@ -416,8 +416,9 @@ def _export(args: argparse.Namespace) -> int:
         raise UsageError(f"--width must be between 40 and 1000 columns, got {args.width}")
     tl = load(args.trace)
     text = export(tl, args.to, args.width)
-    if args.to == "txt":
-        text = _clean(text)  # for a terminal, or a file someone will `cat`
+    if args.to in ("txt", "svg"):
+        # txt: for a terminal, or a file someone will `cat`; svg: XML allows no C0 controls.
+        text = _clean(text)
     if args.output == "-":
         sys.stdout.write(text)
         return 0
@@ -462,6 +463,12 @@ def _print_clean(*parts: object, **kwargs) -> None:
 
 
 def _run_app(**kwargs) -> int:
+    from concurview.engines.runner import max_events_from_env
+
+    try:
+        max_events_from_env()  # the app's runs read it: a bad value is an error here, not in the app
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     from concurview.tui.app import make_app
 
     app = make_app(**kwargs)

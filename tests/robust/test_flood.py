@@ -74,7 +74,19 @@ def test_recording_a_lock_flood_keeps_the_cli_small_and_reports_the_drops(tmp_pa
 def test_a_bad_cap_is_a_one_line_error(tmp_path, args, env, message):
     out = cv("run", "--record", str(tmp_path / "t.jsonl"), *args, str(PROGRAMS / "ends.py"), "exit7",
              env={**os.environ, **env})
+    check_one_line_error(out, message)
+    assert not (tmp_path / "t.jsonl").exists()
+    out = cv("record", "asyncio-tasks", "-o", str(tmp_path / "t.jsonl"), *args, env={**os.environ, **env})
+    check_one_line_error(out, message)
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+def check_one_line_error(out: subprocess.CompletedProcess[str], message: str) -> None:
     assert out.returncode == 2 and "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("concurview: error: ") and message in lines[0], lines
-    assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_a_bad_cap_in_the_environment_stops_the_app_before_it_starts():
+    out = cv("asyncio-tasks", env={**os.environ, "CONCURVIEW_MAX_EVENTS": "-1"}, timeout=30, stdin=subprocess.DEVNULL)
+    check_one_line_error(out, "CONCURVIEW_MAX_EVENTS must be at least 1")

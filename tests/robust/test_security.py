@@ -84,7 +84,7 @@ def test_a_hostile_trace_loads_as_data_and_runs_nothing(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args", [["summary"], ["summary", "--json"], ["export", "--to", "txt", "-o", "-"],
-                                  ["export", "--to", "txt"]], ids=lambda a: " ".join(a))
+                                  ["export", "--to", "txt"], ["export", "--to", "svg"]], ids=lambda a: " ".join(a))
 def test_the_cli_never_sends_a_traces_control_characters_to_the_terminal(tmp_path, args):
     trace = hostile_trace(tmp_path / "evil.jsonl")
     out = cv(args[0], str(trace), *args[1:], cwd=tmp_path)
@@ -92,6 +92,11 @@ def test_the_cli_never_sends_a_traces_control_characters_to_the_terminal(tmp_pat
     text = out.stdout + out.stderr
     if args == ["export", "--to", "txt"]:
         text += (tmp_path / "evil.txt").read_text()  # a file someone will `cat`
+    if args == ["export", "--to", "svg"]:
+        import xml.dom.minidom
+
+        text += (tmp_path / "evil.svg").read_text()
+        xml.dom.minidom.parse(str(tmp_path / "evil.svg"))  # still well-formed XML
     assert "owned" in text, "the strings are shown..."
     assert not CONTROL.findall(text), "...but not their control characters"
     escaped = "\\u001b]0;owned" if "--json" in args else "\\x1b]0;owned"
