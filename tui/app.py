@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from time import monotonic
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -58,6 +60,7 @@ KEYS = (
     ("mouse", "click a cell to move the cursor there; click a log line to jump to it"),
 )
 PACES = (0.1, 0.25, 0.5, 1.0, 2.0)
+LIVE_FRAME = 0.03  # seconds between repaints for a live run's new events (the keys repaint at once)
 NARROW = 110  # columns below which a run hides the picker (p shows it again)
 
 
@@ -96,11 +99,11 @@ class ConcurviewApp(App[int]):
     ]
 
     class BatchArrived(Message):
-        """Lanes and events streamed in from the running scenario."""
+        """Lanes and events streamed in from the running scenario (every batch queued since the last one)."""
 
-        def __init__(self, run: Run, lanes: list[Lane], events: list[Event], dropped: int) -> None:
+        def __init__(self, run: Run) -> None:
             super().__init__()
-            self.run, self.lanes, self.events, self.dropped = run, lanes, events, dropped
+            self.run = run
 
     class RunEnded(Message):
         """The run's processes are gone; `run.footer()` says how it ended."""
@@ -137,6 +140,11 @@ class ConcurviewApp(App[int]):
         self._target: Target | None = None  # what `r` runs again
         self._compare_token: object | None = None
         self._compare_run: Run | None = None
+        self._feed_lock = threading.Lock()
+        self._feed_queue: dict[int, list] = {}
+        self._feed_posted: set[int] = set()
+        self._live_painted = 0.0
+        self._live_timer: Timer | None = None
         self._initial_scenario = scenario
         # Parameters per scenario name, applied whenever that scenario runs.
         self.overrides: dict[str, dict] = {k: dict(v) for k, v in (overrides or {}).items()}
@@ -367,21 +375,59 @@ class ConcurviewApp(App[int]):
 
     @work(thread=True, exclusive=True, group="run")
     def _feed(self, run: Run) -> None:
+        # Batches queue here; one message at a time tells the app, which takes all that queued. A flood
+        # then costs one fold and one repaint per turn of the app's loop, and keys never wait behind it.
         for batch in run:
-            self.post_message(self.BatchArrived(run, batch.lanes, batch.events, batch.dropped))
+            with self._feed_lock:
+                queue = self._feed_queue.setdefault(id(run), [[], [], 0])
+                queue[0] += batch.lanes
+                queue[1] += batch.events
+                queue[2] = batch.dropped
+                post = id(run) not in self._feed_posted
+                self._feed_posted.add(id(run))
+            if post:
+                self.post_message(self.BatchArrived(run))
         self.post_message(self.RunEnded(run))
 
+    def _take_batches(self, run: Run) -> tuple[list[Lane], list[Event], int] | None:
+        with self._feed_lock:
+            self._feed_posted.discard(id(run))
+            queued = self._feed_queue.pop(id(run), None)
+        return None if queued is None else (queued[0], queued[1], queued[2])
+
     def on_concurview_app_batch_arrived(self, message: BatchArrived) -> None:
-        if message.run is not self.current_run or self.timeline is None or self._exit:
+        queued = self._take_batches(message.run)
+        if message.run is not self.current_run or self.timeline is None or self._exit or queued is None:
             return
-        with self.batch_update():
-            self.timeline.add(message.lanes, message.events)
-            self.timeline.dropped = message.dropped
-            self._refresh_view()
+        lanes, events, dropped = queued
+        self.timeline.add(lanes, events)
+        self.timeline.dropped = dropped
+        self._refresh_live()
+
+    def _refresh_live(self) -> None:
+        """Repaint for new events at most every LIVE_FRAME seconds (a flood would repaint per batch)."""
+        now = monotonic()
+        wait = self._live_painted + LIVE_FRAME - now
+        if wait <= 0:
+            self._live_painted = now
+            with self.batch_update():
+                self._refresh_view()
+        elif self._live_timer is None:
+            def later() -> None:
+                self._live_timer = None
+                self._live_painted = monotonic()
+                with self.batch_update():
+                    self._refresh_view()
+
+            self._live_timer = self.set_timer(wait, later, name="live repaint")
 
     def on_concurview_app_run_ended(self, message: RunEnded) -> None:
+        queued = self._take_batches(message.run)
         if message.run is not self.current_run or self.timeline is None or self._exit:
             return
+        if queued is not None:
+            self.timeline.add(queued[0], queued[1])
+            self.timeline.dropped = queued[2]
         run = message.run
         footer = run.footer()
         self.timeline.finish(footer)
@@ -902,21 +948,26 @@ class ConcurviewApp(App[int]):
         else:
             state = ("incomplete", "bold $text-error")
         name = tl.header.scenario or Path(tl.header.program or self.source_name or "trace").name
-        parts: list = [(name, "bold"), " · ", state,
-                       f" · {tl.n_events} events · {len(tl.lanes)} lanes · {tl.n_switches} switches · "]
-        parts.append((f"{tl.dropped} dropped", "bold $text-warning") if tl.dropped else "0 dropped")
-        parts.append(f" · elapsed {format_time(tl.t_end)}")
+        # Most important first: a narrow terminal cuts the end of the line.
+        parts: list = [(name, "bold"), " · ", state]
+        if tl.dropped:
+            parts += [" · ", (f"{tl.dropped} events dropped", "bold $text-warning")]
+        if self.playing:
+            parts.append((" · ▶ playing", "bold $text-accent"))
+        elif self.follow and self.current_run is not None:
+            parts.append((" · following", "$text-accent"))
         if self.cursor is not None:
-            parts.append(f" · cursor {format_time(self.cursor.t)}")
+            parts.append(f" · cursor {format_time(self.cursor.t)} of {format_time(tl.t_end)}")
+        else:
+            parts.append(f" · elapsed {format_time(tl.t_end)}")
         parts.append(" · switch axis" if self.axis == SWITCH else " · time axis")
         window = self.windows[self.axis]
         if window is not None:
             lo, hi = self._domain()
             parts.append(f" ×{(hi - lo) / window.span:.3g}")
-        if self.playing:
-            parts.append((" · ▶ playing", "bold $text-accent"))
-        elif self.follow and self.current_run is not None:
-            parts.append((" · following", "$text-accent"))
+        parts.append(f" · {tl.n_switches} switches · {len(tl.lanes)} lanes · {tl.n_events} events")
+        if not tl.dropped:
+            parts.append(" · 0 dropped")
         return Content.assemble(*parts)
 
     def _source_marks(self, tl: Timeline) -> tuple[SourceMark, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,8 @@ from concurview.tui.axis import SWITCH, TIME, Window, switch_ticks, time_ticks
 from concurview.tui.store import DONE, NONE, READY_S, RUNNING, WAITING, Timeline
 
 ERROR = 5  # a cell holding an error event: drawn over the state
-GLYPHS = (" ", "█", "▒", "─", " ", "✗")
+BRIEF = 6  # a cell where the lane started running but spent most of it otherwise (time axis)
+GLYPHS = (" ", "█", "▒", "─", " ", "✗", "▌")
 STATE_WORDS = ("", "run", "ready", "wait", "done")
 STATE_WIDTH = max(map(len, STATE_WORDS))
 KIND_ICONS = {
@@ -28,7 +30,7 @@ KIND_ICONS = {
     "generator": "↻", "timer": "◷", "loop": "⟳", "kernel": "⌁", "peer": "⇄",
 }
 # Where the cursor crosses a cell it leaves a mark that reads without colour (the label says the state).
-CURSOR_GLYPHS = {" ": "│", "─": "┼", "█": "╋", "▒": "╂"}
+CURSOR_GLYPHS = {" ": "│", "─": "┼", "█": "╋", "▒": "╂", "▌": "╋"}
 SAMPLES = 8  # switches looked at per cell when a cell covers many (switch axis)
 
 
@@ -130,6 +132,10 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
         self._errors_seen = 0
         self._label_key: tuple | None = None
         self._label_width = 0
+        self._ran: np.ndarray | None = None
+        self._styles: dict | None = None
+        self._switch_times: np.ndarray | None = None
+        self._switch_times_key: tuple | None = None
 
     # -- watchers ------------------------------------------------------------------
 
@@ -150,6 +156,7 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._plots.clear()  # a theme change recolours the cached rows
+        self._styles = None
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -220,6 +227,10 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
         width = self.scrollable_content_region.width
         tl = self.timeline
         if tl is None or width <= 0:
+            if y == 1 and width > 0:  # the first screen: say what to do
+                hint = " Pick a scenario and press Enter to run it · ? keys and glyphs · ctrl+p commands"
+                return Strip([Segment(shorten(hint, width), self.get_component_rich_style("lanes--ruler"))]
+                             ).adjust_cell_length(width, self.rich_style)
             return Strip.blank(width, self.rich_style)
         label_width, plot_width = self.layout_widths()
         self._check_frame(tl, plot_width)
@@ -230,10 +241,26 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
         if row >= len(rows):
             return Strip.blank(width, self.rich_style)
         lane, depth = rows[row]
-        label = self._label(tl, lane, depth, label_width)
-        rule = Strip([Segment("│", self.get_component_rich_style("lanes--ruler"))], 1)
-        plot = self._with_cursor(self._plot(tl, row, lane, plot_width), plot_width)
-        return Strip.join([label, rule, plot]).crop(0, width)
+        segments = self._label(tl, lane, depth, label_width)
+        segments.append(Segment("│", self._palette()["ruler"]))
+        segments += self._with_cursor(self._plot(tl, row, lane, plot_width), plot_width)
+        return Strip(segments, label_width + 1 + plot_width).crop(0, width)
+
+    def _palette(self) -> dict:
+        """The styles a frame uses, looked up once (a theme change clears them)."""
+        pal = self._styles
+        if pal is None:
+            get = self.get_component_rich_style
+            base = self.rich_style
+            sel = base + get("lanes--selected-row")
+            states = [self._state_style(st) for st in range(len(GLYPHS))]
+            pal = self._styles = {
+                "base": base, "ruler": get("lanes--ruler"), "cursor": get("lanes--cursor"),
+                "label": get("lanes--label"), "label-selected": get("lanes--label-selected"),
+                "cells": [base + st for st in states], "cells-selected": [sel + st for st in states],
+                "states": states,
+            }
+        return pal
 
     def _check_frame(self, tl: Timeline, plot_width: int) -> None:
         key = (id(tl), tl.n_events, self.axis, self.window, plot_width)
@@ -242,6 +269,7 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
             self._states.clear()
             self._plots.clear()
             self._sample_ks = None
+            self._ran = None
 
     def _cursor_column(self, plot_width: int) -> int | None:
         c = self.cursor
@@ -277,10 +305,12 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
                          Segment("".join(chars[cursor + 1:]), style)]
         return Strip(segments, label_width + 1 + plot_width)
 
-    def _label(self, tl: Timeline, lane: int, depth: int, width: int) -> Strip:
+    def _label(self, tl: Timeline, lane: int, depth: int, width: int) -> list[Segment]:
+        """The label's segments, exactly `width` cells: kind icon, name under its parent, state at the cursor."""
         info = tl.lanes[lane]
         selected = lane == self.selected
-        style = self.get_component_rich_style("lanes--label-selected" if selected else "lanes--label")
+        pal = self._palette()
+        style = pal["label-selected" if selected else "label"]
         state = NONE
         if self.cursor is not None:
             state, _ = tl.state_at(lane, self.cursor.t)
@@ -289,53 +319,62 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
         if room < 4:  # too narrow for a state word: all of it for the name
             room, word = width, ""
         lead = f"{'▸' if selected else ' '}{'  ' * depth}{KIND_ICONS.get(info.kind, '?')} "
-        text = set_cell_size(lead + shorten(info.name, room - cell_len(lead)), room)
-        segments = [Segment(text, style)]
-        if word:
-            segments += [Segment(" ", style), Segment(word.ljust(STATE_WIDTH), style + self._state_style(state))]
-        return Strip(segments).adjust_cell_length(width, style)
+        text = set_cell_size(lead + shorten(info.name, max(room - cell_len(lead), 0)), room)
+        if not word:
+            return [Segment(set_cell_size(text, width), style)]
+        rest = width - room - 1
+        return [Segment(text + " ", style), Segment(word.ljust(rest)[:rest], style + pal["states"][state])]
 
     def _state_style(self, state: int) -> Style:
         name = {RUNNING: "lanes--running", READY_S: "lanes--ready", WAITING: "lanes--waiting",
-                ERROR: "lanes--error"}.get(state)
+                ERROR: "lanes--error", BRIEF: "lanes--running"}.get(state)
         return self.get_component_rich_style(name) if name else Style()
 
-    def _plot(self, tl: Timeline, row: int, lane: int, plot_width: int) -> Strip:
+    def _plot(self, tl: Timeline, row: int, lane: int, plot_width: int) -> tuple[list[int], list[Segment]]:
+        """The row's cells as (start column of each run, one segment per run of equal cells), cached per frame."""
         selected = lane == self.selected
-        strip = self._plots.get((row, selected))
-        if strip is not None:
-            return strip
+        cached = self._plots.get((row, selected))
+        if cached is not None:
+            return cached
         states = self._row_states(tl, row, lane, plot_width)
+        if self.axis == TIME:
+            ran = self._runs_in_cells(tl, plot_width)
+            if ran is not None and lane < len(ran):
+                # Only over quiet cells: where the lane mostly waited (or was not there); a ready-dominant
+                # cell already says the lane was busy being scheduled.
+                brief = ran[lane] & ((states == WAITING) | (states == NONE) | (states == DONE))
+                if brief.any():
+                    states = np.where(brief, BRIEF, states).astype(np.uint8)
         errors = self._error_columns(tl, lane, plot_width)
         if errors is not None and len(errors):
             states = states.copy()
             states[errors] = ERROR
-        base = self.rich_style
-        if selected:
-            base = base + self.get_component_rich_style("lanes--selected-row")
-        segments = []
-        bounds = np.flatnonzero(np.diff(states)) + 1
-        start = 0
-        for end in [*bounds.tolist(), len(states)]:
-            st = int(states[start])
-            segments.append(Segment(GLYPHS[st] * (end - start), base + self._state_style(st)))
-            start = end
-        strip = Strip(segments, plot_width)
-        self._plots[(row, selected)] = strip
-        return strip
+        styles = self._palette()["cells-selected" if selected else "cells"]
+        starts = [0, *(np.flatnonzero(np.diff(states)) + 1).tolist()]
+        ends = starts[1:] + [len(states)]
+        codes = states[starts].tolist() if len(states) else []
+        segments = [Segment(GLYPHS[st] * (b - a), styles[st]) for a, b, st in zip(starts, ends, codes)]
+        cached = (starts if len(states) else [], segments)
+        self._plots[(row, selected)] = cached
+        return cached
 
-    def _with_cursor(self, plot: Strip, plot_width: int) -> Strip:
+    def _with_cursor(self, plot: tuple[list[int], list[Segment]], plot_width: int) -> list[Segment]:
+        """The row's segments with the cursor's cell marked (a glyph that reads without colour)."""
+        starts, segments = plot
         col = self._cursor_column(plot_width)
-        if col is None:
-            return plot
-        before, cell, after = plot.divide([col, col + 1, plot_width])
-        segments = list(cell)
-        if not segments:
-            return plot
-        seg = segments[0]
-        mark = CURSOR_GLYPHS.get(seg.text, seg.text)
-        cursor_style = self.get_component_rich_style("lanes--cursor")
-        return Strip.join([before, Strip([Segment(mark, (seg.style or Style()) + cursor_style)], 1), after])
+        if col is None or not segments:
+            return list(segments)
+        i = bisect_right(starts, col) - 1
+        text, style, _ = segments[i]
+        at = col - starts[i]
+        glyph = text[at]
+        pieces = []
+        if at:
+            pieces.append(Segment(text[:at], style))
+        pieces.append(Segment(CURSOR_GLYPHS.get(glyph, glyph), (style or Style()) + self._palette()["cursor"]))
+        if at + 1 < len(text):
+            pieces.append(Segment(text[at + 1:], style))
+        return [*segments[:i], *pieces, *segments[i + 1:]]
 
     def _row_states(self, tl: Timeline, row: int, lane: int, plot_width: int) -> np.ndarray:
         states = self._states.get(row)
@@ -357,6 +396,31 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
         for r, states in zip(missing, block):
             self._states[r] = states
         return self._states[row]
+
+    def _runs_in_cells(self, tl: Timeline, plot_width: int) -> np.ndarray | None:
+        """(lanes x columns) True where the lane was switched in during the cell (time axis; once per frame).
+
+        A run far shorter than a cell (a task that starts, then sleeps) would vanish
+        under the dominant state; `▌` keeps it visible.
+        """
+        if self._ran is not None:
+            return self._ran
+        n = tl.n_switches
+        if n == 0 or plot_width <= 0:
+            return None
+        key = (id(tl), n)
+        if self._switch_times_key != key:
+            self._switch_times, self._switch_times_key = tl.switch_times(), key
+        times = self._switch_times
+        w = self.window
+        t0, t1 = int(w.start), max(int(w.end), int(w.start) + 1)
+        a, b = np.searchsorted(times, [t0, t1], side="left")
+        cols = ((times[a:b] - t0) * plot_width) // (t1 - t0)
+        cells = tl.switch_lanes()[a:b].astype(np.int64) * plot_width + cols
+        ran = np.zeros(len(tl.lanes) * plot_width, dtype=bool)
+        ran[cells] = True
+        self._ran = ran.reshape(len(tl.lanes), plot_width)
+        return self._ran
 
     def _switch_states(self, tl: Timeline, lanes: list[int], plot_width: int) -> np.ndarray:
         """The dominant state of each lane over the switches each column covers (sampled)."""

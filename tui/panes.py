@@ -12,7 +12,7 @@ from rich.style import Style
 from textual import events
 from textual.binding import Binding
 from textual.content import Content
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -104,10 +104,16 @@ class SourceView(ScrollView, can_focus=True, inherit_bindings=False):
         self.scroll_to(y=0, animate=False, immediate=True)
         self.refresh()
 
-    def watch_marks(self, marks: tuple[SourceMark, ...]) -> None:
+    def watch_marks(self, old: tuple[SourceMark, ...], marks: tuple[SourceMark, ...]) -> None:
+        top = self.scroll_offset.y
         if marks:
             self.scroll_to_line(marks[0].line)
-        self.refresh()
+        if self.scroll_offset.y != top or self.scrollable_content_region.height <= 0:
+            self.refresh()
+            return
+        # Only the lines that gain or lose a mark change.
+        for line in {m.line for m in old} | {m.line for m in marks}:
+            self.refresh_line(line - 1)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -116,6 +122,9 @@ class SourceView(ScrollView, can_focus=True, inherit_bindings=False):
     def scroll_to_line(self, line: int) -> None:
         """Bring `line` (1-based) into view with some context above it."""
         height = self.scrollable_content_region.height
+        if height <= 0:  # not laid out yet: scrolling now would be clamped to nothing
+            self.call_after_refresh(self.scroll_to_line, line)
+            return
         top = int(self.scroll_offset.y)
         row = line - 1
         if not top + 1 <= row <= top + height - 2:
@@ -163,10 +172,13 @@ class SourceView(ScrollView, can_focus=True, inherit_bindings=False):
         code = self._code_strip(row)
         parts = [gutter, code]
         if here:
-            note = "  ◀ " + ", ".join(f"{m.lane} {_STATE_NOTE.get(m.state, 'waits')}" for m in here)
-            room = width - gutter.cell_length - cell_len(note)
-            if code.cell_length > room:  # the note matters more than the end of the line
-                parts[1] = code.crop(0, max(room, min(code.cell_length, 12)))
+            note = "  ◀ " + _note(here)
+            avail = width - gutter.cell_length
+            # The code keeps its words unless the note would get less than a readable start.
+            code_room = max(min(code.cell_length, avail - min(cell_len(note), 28)), min(code.cell_length, 12))
+            if code.cell_length > code_room:
+                parts[1] = code.crop(0, code_room)
+            note = shorten(note, max(avail - code_room, 0)) if cell_len(note) > avail - code_room else note
             parts.append(Strip([Segment(note, self.get_component_rich_style("source--note"))]))
         strip = Strip.join(parts).adjust_cell_length(width, self.rich_style)
         if line_style is not None:
@@ -174,7 +186,19 @@ class SourceView(ScrollView, can_focus=True, inherit_bindings=False):
         return strip.crop(0, width)
 
 
-_STATE_NOTE = {RUNNING: "runs", READY_S: "is ready"}
+_STATE_NOTE = {RUNNING: ("runs", "run"), READY_S: ("is ready", "are ready")}
+
+
+def _note(marks: list[SourceMark]) -> str:
+    """`A runs, B and C wait`: the lanes at one line, grouped by what they do there."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for m in marks:
+        groups.setdefault(_STATE_NOTE.get(m.state, ("waits", "wait")), []).append(m.lane)
+    out = []
+    for (one, many), lanes in groups.items():
+        names = lanes[0] if len(lanes) == 1 else ", ".join(lanes[:-1]) + " and " + lanes[-1]
+        out.append(f"{names} {one if len(lanes) == 1 else many}")
+    return ", ".join(out)
 
 
 class LogView(ScrollView, can_focus=True, inherit_bindings=False):
@@ -242,9 +266,19 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
     def watch_version(self) -> None:
         self._index()
 
-    def watch_cursor_t(self) -> None:
+    def watch_cursor_t(self, old: int | None, new: int | None) -> None:
+        top = self.scroll_offset.y
         self.scroll_to_cursor()
-        self.refresh()
+        if old is None or new is None or self.scroll_offset.y != top or not len(self._times):
+            self.refresh()
+            return
+        # Only the lines printed between the old and the new cursor change (bright <-> dim).
+        lo, hi = sorted((old, new))
+        a, b = np.searchsorted(self._times, [lo, hi], side="right")
+        first, last = int(self._first_row[a]), int(self._first_row[b])
+        y0, y1 = max(first - int(top), 0), min(last - int(top), self.scrollable_content_region.height)
+        if y1 > y0:
+            self.refresh(Region(0, y0, self.scrollable_content_region.width, y1 - y0))
 
     def _index(self) -> None:
         """Index the output that arrived since the last call (each event's text is split once)."""

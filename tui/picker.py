@@ -111,7 +111,7 @@ class ScenarioPicker(Vertical):
                                       disabled=True))
             if getattr(s, "unavailable", None):
                 # Dimmed, and marked so it reads without colour; Enter explains instead of running.
-                options.append(Option(Content.styled(f"  {s.name} ✗", "$text-disabled"), id=s.name))
+                options.append(Option(Content.styled(f"  {s.name} ✗", "italic $text-muted"), id=s.name))
             else:
                 options.append(Option(f"  {s.name}", id=s.name))
         return options

@@ -18,6 +18,7 @@ from concurview.tui.lanes import GLYPHS, KIND_ICONS
 
 GLYPH_LEGEND = (
     (GLYPHS[1], "running: the lane has the CPU (threads: runnable - Python cannot see the GIL)"),
+    (GLYPHS[6], "ran briefly: started running in a cell it spent mostly waiting (time axis)"),
     (GLYPHS[2], "ready: woken, waiting for its turn"),
     (GLYPHS[3], "waiting: sleeping, blocked on a lock, IO, a future ..."),
     ("' '", "not started yet, or done"),

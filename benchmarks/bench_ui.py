@@ -1,0 +1,264 @@
+"""The UI on a 1M-event trace at 200x50: open, frame, key -> repaint; and the first frame of `concurview`.
+
+- open: `make_app(trace=FILE)` to the lane diagram's first line drawn from the
+  loaded trace (load + layout + first rasterisation), in this process.
+- frame: every line of the diagram rendered for a new window of the axis (caches
+  cold: each sample pans or zooms first), median over many windows.
+- key -> repaint: a Key event posted to the app as the driver posts it, until
+  the diagram's last visible line has been rendered again; arrows step through
+  switches, `+`/`-` zoom (re-rasterise). Samples are spaced so each starts idle.
+- first frame: wall time from spawning `concurview` in a pseudo-terminal to the
+  first bytes of its picker's status line on that terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import Result, median, publish
+
+NAME = "ui"
+TITLE = "UI on a 1M-event trace at 200x50 (open, frame, key -> repaint) and first frame of `concurview`"
+SIZE = (200, 50)
+
+
+def missing() -> str | None:
+    return None
+
+
+def write_trace(path: Path, n: int, n_threads: int = 8, tasks_per_thread: int = 6) -> None:
+    """A synthetic n-event trace through the real writer: threads running asyncio-like tasks, run/wait/ready
+    with a few dozen reasons and source lines, 1 % log lines."""
+    import numpy as np
+
+    from concurview.engines.events import Event, Footer, Header, Lane
+    from concurview.engines.tracefile import TraceWriter
+
+    rng = np.random.default_rng(11)
+    lanes = [Lane(0, "process", "python", pid=100)]
+    for th in range(n_threads):
+        tid = len(lanes)
+        lanes.append(Lane(tid, "thread", f"worker-{th}", parent=0, pid=100, tid=1000 + th))
+        for k in range(tasks_per_thread):
+            lanes.append(Lane(len(lanes), "task", f"task-{th}-{k}", parent=tid, pid=100, tid=1000 + th))
+    reasons = [f"await sleep({i / 10:.1f})" for i in range(20)] + ["Lock.acquire", "Queue.get", "recv fd=5"]
+    wheres = [f"app.py:{line}" for line in range(10, 60)]
+    writer = TraceWriter(path, Header(scenario="synthetic-ui", params={"events": n}))
+    writer.lanes(lanes)
+    seq, t = 0, 0
+    for lane in lanes:
+        writer.events([Event(seq, t, lane.id, "open")])
+        seq, t = seq + 1, t + 1000
+    state = {lane.id: "wait" for lane in lanes}
+    batch = 100_000
+    while seq < n:
+        m = min(batch, n - seq)
+        who = rng.integers(1, len(lanes), m)
+        gaps = rng.integers(200, 20_000, m)
+        rs = rng.integers(0, len(reasons), m)
+        ws = rng.integers(0, len(wheres), m)
+        logs = rng.random(m) < 0.01
+        events = []
+        for j in range(m):
+            lane = int(who[j])
+            t += int(gaps[j])
+            if logs[j]:
+                events.append(Event(seq, t, lane, "log", text=f"item {seq} done"))
+            else:
+                kind = {"wait": "ready", "ready": "run", "run": "wait"}[state[lane]]
+                state[lane] = kind
+                events.append(Event(seq, t, lane, kind, reason=reasons[rs[j]] if kind == "wait" else None,
+                                    where=wheres[ws[j]]))
+            seq += 1
+        writer.events(events)
+    writer.close(Footer(complete=True, exit_code=0, events=seq, lanes=len(lanes), duration=t))
+
+
+async def _measure_app(path: Path, quick: bool) -> dict:
+    from textual import events
+
+    from concurview.tui.app import make_app
+    from concurview.tui.axis import TIME, Window
+    from concurview.tui.lanes import LaneDiagram
+
+    rendered: list[tuple[float, int]] = []
+    original = LaneDiagram.render_line
+
+    def render_line(self, y):
+        strip = original(self, y)
+        if self.timeline is not None:
+            rendered.append((time.perf_counter(), y))
+        return strip
+
+    LaneDiagram.render_line = render_line
+    try:
+        t0 = time.perf_counter()
+        app = make_app(trace=str(path))
+        async with app.run_test(size=SIZE) as pilot:
+            while not rendered:
+                await asyncio.sleep(0.001)
+            open_s = rendered[0][0] - t0
+            await pilot.pause()
+            diagram = app.query_one(LaneDiagram)
+            tl = app.timeline
+            height = diagram.scrollable_content_region.height
+            last_row = min(height, len(tl.lanes) + 1) - 1
+
+            # Frames: a new window each time (cold rasterisation), every line of the diagram.
+            lo, hi = app._domain()
+            frames = []
+            n_frames = 15 if quick else 60
+            for i in range(n_frames):
+                span = (hi - lo) / (1 + (i % 6) * 3)  # fit all, then narrower windows
+                start = lo + (hi - lo - span) * ((i * 7919) % 97) / 96
+                app.windows[TIME] = Window(start, start + span)
+                app.follow = False
+                app._refresh_view()
+                f0 = time.perf_counter()
+                for y in range(height):
+                    diagram.render_line(y)
+                frames.append(time.perf_counter() - f0)
+            app.windows[TIME] = None
+            app._refresh_view()
+            await pilot.pause()
+
+            # Warm frames: the same window drawn again (what a cursor move costs without the overlay).
+            warm = []
+            for _ in range(20):
+                f0 = time.perf_counter()
+                for y in range(height):
+                    diagram.render_line(y)
+                warm.append(time.perf_counter() - f0)
+
+            async def key_latency(key: str, character: str | None) -> float:
+                await pilot.pause()
+                await asyncio.sleep(0.01)
+                rendered.clear()
+                k0 = time.perf_counter()
+                app.post_message(events.Key(key, character))
+                deadline = k0 + 2.0
+                while time.perf_counter() < deadline:
+                    done = [t for t, y in rendered if y == last_row]
+                    if done:
+                        return done[0] - k0
+                    await asyncio.sleep(0)
+                return float("inf")
+
+            app.goto_switch(tl.n_switches // 2)
+            steps = []
+            for i in range(40 if quick else 200):
+                steps.append(await key_latency("right" if (i // 20) % 2 == 0 else "left", None))
+            zooms = []
+            for i in range(10 if quick else 40):
+                zooms.append(await key_latency("plus" if i % 4 < 2 else "minus", "+" if i % 4 < 2 else "-"))
+            axis = []
+            for _ in range(6 if quick else 20):
+                axis.append(await key_latency("t", "t"))
+            result = {
+                "open_s": open_s, "frames_s": frames, "warm_frames_s": warm, "step_s": steps, "zoom_s": zooms,
+                "axis_s": axis, "events": tl.n_events, "switches": tl.n_switches, "lanes": len(tl.lanes),
+                "rows": height,
+            }
+            await pilot.press("q")
+        return result
+    finally:
+        LaneDiagram.render_line = original
+
+
+def _exe() -> list[str]:
+    script = os.path.join(os.path.dirname(sys.executable), "concurview")
+    if os.path.exists(script):
+        return [script]
+    found = shutil.which("concurview")
+    return [found] if found else [sys.executable, "-m", "concurview"]
+
+
+def first_frame(timeout: float = 10.0) -> float:
+    """Seconds from spawning `concurview` in a 200x50 pseudo-terminal to its picker's status line on screen."""
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(SIZE[0]), LINES=str(SIZE[1]))
+    env.pop("NO_COLOR", None)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(_exe(), stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    seen = b""
+    try:
+        while time.perf_counter() - t0 < timeout:
+            r, _, _ = select.select([master], [], [], 0.05)
+            if r:
+                try:
+                    data = os.read(master, 1 << 16)
+                except OSError:
+                    break
+                seen += data
+                if b"pick a scenario" in seen:
+                    return time.perf_counter() - t0
+        return float("inf")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def _p95(xs: list[float]) -> float:
+    return statistics.quantiles(xs, n=20)[-1] if len(xs) >= 20 else max(xs)
+
+
+def run(quick: bool = False) -> list[Result]:
+    n = 200_000 if quick else 1_000_000
+    with tempfile.TemporaryDirectory(prefix="cv-bench-ui-") as tmp:
+        path = Path(tmp) / "synthetic.jsonl"
+        w0 = time.perf_counter()
+        write_trace(path, n)
+        print(f"#   wrote a {n:,}-event trace in {time.perf_counter() - w0:.1f} s", flush=True)
+        m = asyncio.run(_measure_app(path, quick))
+    firsts = [first_frame() for _ in range(3 if quick else 7)]
+    ms = 1e3
+    frame = median(m["frames_s"]) * ms
+    step_med, step_p95 = median(m["step_s"]) * ms, _p95(m["step_s"]) * ms
+    zoom_med, axis_med = median(m["zoom_s"]) * ms, median(m["axis_s"]) * ms
+    first = median(firsts) * ms
+    details = {"events": m["events"], "switches": m["switches"], "lanes": m["lanes"], "size": SIZE,
+               "diagram_rows": m["rows"]}
+    results = [
+        Result(NAME, f"open {m['events']:,}-event trace to first diagram line", m["open_s"] * ms, " ms",
+               "<= 1000 ms", m["open_s"] <= 1.0, details),
+        Result(NAME, "frame (all diagram lines, new window) median", frame, " ms", "<= 4 ms", frame <= 4,
+               {"p95_ms": _p95(m["frames_s"]) * ms, "warm_median_ms": median(m["warm_frames_s"]) * ms}),
+        Result(NAME, "key -> repaint (step) median", step_med, " ms", "<= 5 ms", step_med <= 5),
+        Result(NAME, "key -> repaint (step) p95", step_p95, " ms", "<= 10 ms", step_p95 <= 10),
+        Result(NAME, "key -> repaint (zoom +/-) median", zoom_med, " ms", "", None,
+               {"p95_ms": _p95(m["zoom_s"]) * ms}),
+        Result(NAME, "key -> repaint (t, axis) median", axis_med, " ms", "", None),
+        Result(NAME, "first frame of `concurview` (pty, 200x50)", first, " ms", "<= 400 ms", first <= 400,
+               {"samples_ms": [f * ms for f in firsts]}),
+    ]
+    publish(NAME, results, {k: v for k, v in m.items() if k.endswith("_s") and isinstance(v, list)}
+            | {"first_frame_s": firsts})
+    return results
+
+
+if __name__ == "__main__":
+    import benchmarks
+
+    benchmarks.QUICK = "--quick" in sys.argv
+    run(quick=benchmarks.QUICK)
