@@ -434,24 +434,27 @@ class _AfterImport:
             return None
         if spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = _PatchingLoader(spec.loader, self.actions.pop(name))
+        spec.loader = _PatchingLoader(spec.loader, self.actions, name)
         return spec
 
 
 class _PatchingLoader:
-    def __init__(self, loader, action) -> None:
+    def __init__(self, loader, actions: dict, name: str) -> None:
         self._loader = loader
-        self._action = action
+        self._actions = actions
+        self._name = name
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module) -> None:
         self._loader.exec_module(module)
-        try:
-            self._action(module)
-        except Exception:  # noqa: BLE001 - a patch that fails leaves the module as it was
-            pass
+        action = self._actions.pop(self._name, None)  # once, when the module is really loaded
+        if action is not None:
+            try:
+                action(module)
+            except Exception:  # noqa: BLE001 - a patch that fails leaves the module as it was
+                pass
 
     def __getattr__(self, name):
         return getattr(self._loader, name)
