@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from time import monotonic
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -28,7 +29,16 @@ from concurview.tui.lanes import Cursor, LaneDiagram
 from concurview.tui.panes import InfoLine, LogView, SourceMark, SourceView
 from concurview.tui.picker import ScenarioPicker
 from concurview.tui.screens import ErrorScreen, ExportScreen, FindScreen, Found, HelpScreen
-from concurview.tui.store import DONE, NONE, RUNNING, STATE_NAMES, Timeline, format_time, load
+from concurview.tui.states import DONE, NONE, RUNNING, STATE_NAMES
+
+if TYPE_CHECKING:
+    from concurview.tui.store import Timeline
+
+
+def format_time(ns: int) -> str:
+    from concurview.tui.store import format_time as store_format_time  # loaded by then: a trace is shown
+
+    return store_format_time(ns)
 
 _SWITCH = Binding.Group("switch", compact=True)
 _EVENT = Binding.Group("event", compact=True)
@@ -299,6 +309,8 @@ class ConcurviewApp(App[int]):
         run = self.runner(target, self.run_timeout)
         self.current_run = run
         self.source_name = self._target_name(target)
+        from concurview.tui.store import Timeline
+
         self._reset(Timeline(run.header))
         self.sub_title = f"{self.source_name} · live"
         self._start_view()
@@ -445,6 +457,7 @@ class ConcurviewApp(App[int]):
     def open_trace(self, path: str) -> None:
         """Show a recorded trace; an unreadable file becomes an error screen."""
         from concurview.engines.tracefile import TraceFormatError
+        from concurview.tui.store import load
 
         self.action_stop()
         self._pause()

@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 from concurview.engines.events import Event, Footer, Header, Lane
 from concurview.engines.runner import Run, Target
 from concurview.scenarios import Scenario, get
-from concurview.tui.store import Timeline
 
 SCENARIO = "compare-models"
 MODELS = ("sequential", "threads", "processes", "gevent", "asyncio")
@@ -87,6 +86,8 @@ def merge(runs: list[ModelRun], params: dict) -> Timeline:
     events = [Event(seq, t, lane, e.kind, e.reason, e.where,
                     None if e.cause is None else e.cause + (lane - e.lane), e.text)
               for seq, (t, lane, e) in enumerate(tagged)]
+    from concurview.tui.store import Timeline
+
     tl = Timeline(Header(scenario=SCENARIO, params=params))
     tl.add(lanes, events)
     complete = all(r.footer.complete for r in runs)
@@ -96,6 +97,8 @@ def merge(runs: list[ModelRun], params: dict) -> Timeline:
 
 
 def table(runs: list[ModelRun]) -> list[dict]:
+    from concurview.tui.store import Timeline
+
     rows = []
     for r in runs:
         tl = Timeline()

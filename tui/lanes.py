@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
@@ -18,7 +17,14 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from concurview.tui.axis import SWITCH, TIME, Window, switch_ticks, time_ticks
-from concurview.tui.store import DONE, NONE, READY_S, RUNNING, WAITING, Timeline
+from concurview.tui.states import DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from concurview.tui.store import Timeline
+else:
+    np = LazyNumpy(globals())
 
 ERROR = 5  # a cell holding an error event: drawn over the state
 BRIEF = 6  # a cell where the lane started running but spent most of it otherwise (time axis)

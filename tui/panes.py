@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
@@ -20,7 +19,20 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from concurview.tui.lanes import shorten
-from concurview.tui.store import READY_S, RUNNING, Timeline, format_time
+from concurview.tui.states import READY_S, RUNNING, LazyNumpy
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from concurview.tui.store import Timeline
+else:
+    np = LazyNumpy(globals())
+
+
+def format_time(ns: int) -> str:
+    from concurview.tui.store import format_time as store_format_time  # loaded by then: a trace is shown
+
+    return store_format_time(ns)
 
 SOURCE_MARKS = {RUNNING: "▶", READY_S: "▷"}  # any other live state: suspended
 SUSPENDED_MARK = "‖"
@@ -248,9 +260,10 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         self._reset()
 
     def _reset(self) -> None:
-        self._events = np.empty(0, dtype=np.int64)  # log / error / mark events, in order
-        self._times = np.empty(0, dtype=np.int64)
-        self._first_row = np.zeros(1, dtype=np.int64)  # entry j covers rows [first[j], first[j + 1])
+        # numpy arrays once output arrives (no numpy before a trace is shown: the first frame is faster).
+        self._events: np.ndarray | tuple = ()  # log / error / mark events, in order
+        self._times: np.ndarray | tuple = ()
+        self._first_row: np.ndarray | tuple = (0,)  # entry j covers rows [first[j], first[j + 1])
         self._seen = 0
         self._name_width = 4
         self._rows: dict[int, tuple[str, str, int]] = {}
@@ -290,6 +303,9 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         new = tl.events_of_kind_since(self._seen, "log", "error", "mark")
         self._seen = tl.n_events
         if len(new):
+            if isinstance(self._events, tuple):
+                self._events, self._times = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+                self._first_row = np.zeros(1, dtype=np.int64)
             counts = np.array([len((tl.event_text(int(i)) or "").splitlines()) or 1 for i in new],
                               dtype=np.int64)
             self._events = np.concatenate([self._events, new])

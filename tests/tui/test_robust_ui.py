@@ -221,3 +221,29 @@ async def test_a_tiny_screen_settles_instead_of_looping_on_layout(keys):
         await asyncio.sleep(0.5)
         layout = [m for m in messages if type(m).__name__ in ("Resize", "Layout", "Update")]
         assert len(layout) <= 2, layout[:10]
+
+
+def test_state_codes_agree_with_the_store():
+    """tui/states.py repeats the store's codes so the picker can start without numpy."""
+    from concurview.tui import states, store
+
+    assert (states.NONE, states.RUNNING, states.READY_S, states.WAITING, states.DONE) == (
+        store.NONE, store.RUNNING, store.READY_S, store.WAITING, store.DONE)
+    assert states.STATE_NAMES == store.STATE_NAMES
+
+
+def test_the_picker_starts_without_numpy():
+    """numpy (about 90 ms to import) waits until a trace is shown: the first frame comes sooner."""
+    import subprocess
+    import sys
+
+    code = ("import asyncio, sys\n"
+            "from concurview.tui.app import make_app\n"
+            "async def main():\n"
+            "    app = make_app()\n"
+            "    async with app.run_test(size=(100, 30)) as pilot:\n"
+            "        await pilot.pause()\n"
+            "        print('numpy' in sys.modules)\n"
+            "asyncio.run(main())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
