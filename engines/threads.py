@@ -98,7 +98,10 @@ class TracedLock:
         self._lock.release()
 
     def __exit__(self, *exc) -> None:
-        self.release()
+        # release(), written out: one call less on every `with lock:`
+        if self._waiters and self._lock.locked():
+            _engine.wake(self)
+        self._lock.release()
 
     def locked(self) -> bool:
         return self._lock.locked()
@@ -239,6 +242,8 @@ class ThreadsEngine:
             threading.Lock = lock  # type: ignore[misc, assignment]
             self._patch_condition()
             if getattr(threading, "_CRLock", None) is not None:
+                # Not threading.RLock itself: C code (gevent's Cython modules) calling it would be
+                # taken for the program's frame below it.
                 threading._CRLock = rlock  # type: ignore[attr-defined]
             queue.SimpleQueue = TracedSimpleQueue  # type: ignore[misc]
         return True
@@ -263,12 +268,17 @@ class ThreadsEngine:
                 lane = tls.lane
             except AttributeError:
                 lane = rec.current_lane()
-            lanes = cond.__dict__.get("_concurview_lanes")
+            d = cond.__dict__
+            lanes = d.get("_concurview_lanes")
             if lanes is None:
-                lanes = cond._concurview_lanes = []
+                lanes = d["_concurview_lanes"] = []
             reason, at = engine.wait_reason(getframe(1), "Condition.wait", timeout)
             lanes.append(lane)
-            rec.record(lane, WAIT, reason, at)
+            events = rec._events
+            if len(events) < _LIMIT:
+                events.append((mono() - rec.t0, lane, WAIT, reason, at))
+            else:
+                rec.record(lane, WAIT, reason, at)
             got = False
             try:
                 got = orig_wait(cond, timeout)
@@ -277,7 +287,10 @@ class ThreadsEngine:
                 # The condition's lock is held again here: notify() took us off the list if it woke us.
                 if got:
                     cause = woken_by.pop(lane, None)
-                    rec.record(lane, RUN, None, at, cause)
+                    if len(events) < _LIMIT:
+                        events.append((mono() - rec.t0, lane, RUN, None, at, cause))
+                    else:
+                        rec.record(lane, RUN, None, at, cause)
                 else:
                     try:
                         lanes.remove(lane)
