@@ -6,7 +6,7 @@ import os
 import sys
 
 from concurview.engines.events import CLOSE, RUN, WAIT, WIRE_LANE_SHIFT
-from concurview.engines.recorder import LaneWriter, Recorder, _allocate_lock, _get_ident
+from concurview.engines.recorder import LaneWriter, Recorder, _allocate_lock, _get_ident, error_event
 from concurview.engines.where import Where
 
 _POOL_WORKER = ("concurrent.futures.process", "_process_worker")
@@ -14,9 +14,9 @@ _POOL_WORKER = ("concurrent.futures.process", "_process_worker")
 # a child started with one of these is armed before that program runs.
 _FRESH = {"from multiprocessing.spawn import spawn_main": "spawn",
           "from multiprocessing.forkserver import main": "forkserver"}
-# Engines armed in a spawned child: those of child.ENGINES except generators (on 3.11 it would trace
-# every call while waiting for a `__main__` module that a spawned child never runs).
-_SPAWNED_ENGINES = ("threads", "greenlet_engine", "asyncio_engine", "probe")
+# Engines not armed again in a spawned child (besides this one): generators (on 3.11 it would trace
+# every call waiting for a `__main__` module that a spawned child never runs).
+_NOT_IN_SPAWNED = ("processes", "generators")
 
 
 class ProcessesEngine:
@@ -200,8 +200,10 @@ class ProcessesEngine:
             name = "forkserver"  # started on behalf of a process, but serves every later one
         else:
             name = process_obj.name if process_obj is not None else "spawn"
+        main = sys.modules.get("__main__")
         info = {"how": how, "name": name, "parent": parent, "where": self.where.caller(3),
-                "root": self.where.root.rstrip(os.sep) or os.sep}
+                "root": self.where.root.rstrip(os.sep) or os.sep,
+                "program": getattr(main, "__file__", None)}
         if not self._patched_join:
             self._patch_process_join()
         rec.flush()  # the parent's lanes reach the runner before the child's
@@ -253,16 +255,33 @@ class ProcessesEngine:
             if args:
                 self._trace_call_queue(args[0])
 
-    @staticmethod
-    def _announce_target(process) -> None:
-        """A Process(target=task, args=(99,)) runs `task(99)`: a run named after the call (pool workers name each task)."""
+    def _announce_target(self, process) -> None:
+        """A Process(target=task, args=(99,)) runs `task(99)`: a run named after the call (pool workers name each
+        task); an exception escaping its run() is an error event on the process's lane."""
         target = getattr(process, "_target", None)
-        if target is None or (getattr(target, "__module__", None), getattr(target, "__name__", None)) == _POOL_WORKER:
-            return
-        threads = sys.modules.get("concurview.engines.threads")
-        tengine = getattr(threads, "_engine", None)
-        if tengine is not None:
-            tengine.announce_call(target, tuple(getattr(process, "_args", ())), dict(getattr(process, "_kwargs", {})))
+        if target is not None and (getattr(target, "__module__", None),
+                                   getattr(target, "__name__", None)) != _POOL_WORKER:
+            threads = sys.modules.get("concurview.engines.threads")
+            tengine = getattr(threads, "_engine", None)
+            if tengine is not None:
+                tengine.announce_call(target, tuple(getattr(process, "_args", ())),
+                                      dict(getattr(process, "_kwargs", {})))
+        run = process.run
+        engine = self
+
+        def traced_run():
+            try:
+                return run()
+            except BaseException as exc:
+                if not isinstance(exc, SystemExit):
+                    try:
+                        tb = exc.__traceback__
+                        error_event(engine.rec, engine.rec.current_lane(), exc, engine.where.of_traceback(tb))
+                    except Exception:  # noqa: BLE001
+                        engine.errors += 1
+                raise
+
+        process.run = traced_run  # _bootstrap calls self.run(): this instance's, for this process only
 
     def close_lane(self, code) -> None:
         """The process's lane ends (once): its output flushed, `exit code N`, everything sent."""
@@ -387,9 +406,17 @@ def _bootstrap(info: dict) -> None:
     rec.start_flusher()
     engine = install(rec, where)
     engine.fresh = info.get("how")
-    for name in _SPAWNED_ENGINES:
+    from concurview.engines.child import ENGINES
+
+    program = sys.modules["__main__"].__dict__.get("__file__") if "__main__" in sys.modules else None
+    for name in ENGINES:
+        if name in _NOT_IN_SPAWNED:
+            continue
         try:
-            importlib.import_module(f"concurview.engines.{name}").install(rec, where)
+            module = importlib.import_module(f"concurview.engines.{name}")
+            if name == "probe" and not module.wanted(info.get("program") or program):
+                continue
+            module.install(rec, where)
         except Exception:  # noqa: BLE001
             engine.errors += 1
     stdout, stderr = LaneWriter(rec, "stdout"), LaneWriter(rec, "stderr")

@@ -161,3 +161,26 @@ def test_every_start_method_gives_each_worker_a_lane_and_its_tasks(tmp_path, met
     assert join.where == "prog.py:17"
     assert ("MainThread", "done 0") in [(tl.lanes[e.lane].name, e.text) for e in events(tl, "log")]
     assert all(gone(w.pid) for w in procs)
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_a_process_whose_target_raises_shows_the_error_on_its_lane(tmp_path, method):
+    tl = record_program(tmp_path, f"""\
+        import multiprocessing as mp
+
+        def fail(word):
+            raise ValueError(word)
+
+        if __name__ == "__main__":
+            p = mp.get_context({method!r}).Process(target=fail, args=("bad",), name="failing")
+            p.start()
+            p.join()
+            print("exitcode", p.exitcode)
+    """)
+    assert tl.complete and tl.footer.exit_code == 0
+    (child,) = [lane for lane in tl.lanes if lane.kind == "process"]
+    (err,) = events(tl, "error")
+    assert (err.lane, err.reason, err.where) == (child.id, "ValueError", "prog.py:4")
+    assert "ValueError: bad" in err.text
+    assert [e.reason for e in events(tl, "close") if e.lane == child.id] == ["exit code 1"]
+    assert "exitcode 1" in [e.text for e in events(tl, "log")]
