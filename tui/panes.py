@@ -186,11 +186,18 @@ class SourceView(ScrollView, can_focus=True, inherit_bindings=False):
         if here:
             note = "  ◀ " + _note(here)
             avail = width - gutter.cell_length
-            # The code keeps its words unless the note would get less than a readable start.
-            code_room = max(min(code.cell_length, avail - min(cell_len(note), 28)), min(code.cell_length, 12))
+            # The code keeps its words (up to 3/5 of the line) unless the note fits beside all of it.
+            code_room = max(min(code.cell_length, avail - cell_len(note)), min(code.cell_length, avail * 3 // 5, 60))
             if code.cell_length > code_room:
                 parts[1] = code.crop(0, code_room)
-            note = shorten(note, max(avail - code_room, 0)) if cell_len(note) > avail - code_room else note
+            room = max(avail - code_room, 0)
+            if cell_len(note) > room:
+                # Shorten the first lane's name, never its state: `◀ ForkP…26417) runs (+2)`.
+                first = here[0]
+                tail = f" {_STATE_NOTE.get(first.state, ('waits', 'wait'))[0]}"
+                tail += f" (+{len(here) - 1})" if len(here) > 1 else ""
+                name_room = room - cell_len("  ◀ " + tail)
+                note = "  ◀ " + shorten(first.lane, name_room) + tail if name_room >= 4 else ""
             parts.append(Strip([Segment(note, self.get_component_rich_style("source--note"))]))
         strip = Strip.join(parts).adjust_cell_length(width, self.rich_style)
         if line_style is not None:
