@@ -397,8 +397,10 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
         if self.axis == SWITCH:
             block = self._switch_states(tl, lanes, plot_width)
         else:
+            from concurview.tui.store import lane_states_many  # loaded: a timeline exists
+
             w = self.window
-            block = tl.lane_states(lanes, int(w.start), max(int(w.end), int(w.start) + 1), plot_width)
+            block = lane_states_many(tl, lanes, int(w.start), max(int(w.end), int(w.start) + 1), plot_width)
         for r, states in zip(missing, block):
             self._states[r] = states
         return self._states[row]

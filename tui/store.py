@@ -722,3 +722,55 @@ def load(path: str | os.PathLike[str]) -> Timeline:
             gc.enable()
     tl.finish(reader.footer, reader.truncated)
     return tl
+
+
+# -- queries for the lane diagram (added by the UI; read-only) -------------------------------
+
+
+def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width: int,
+                     t_now: int | None = None) -> np.ndarray:
+    """Timeline.lane_states, the same answer, with the arithmetic done once for all the lanes.
+
+    Only the per-lane lookups (a searchsorted and a few gathers) stay in the loop: a frame of
+    25 lanes costs about a third of lane_states' time (the UI's frame budget is 4 ms).
+    """
+    n = len(lanes)
+    if width <= 0 or t1 <= t0 or n == 0:
+        return np.zeros((n, max(width, 0)), dtype=np.uint8)
+    edges = np.linspace(t0, t1, width + 1).astype(np.int64)
+    end = tl.t_end if t_now is None else t_now
+    e_all = np.broadcast_to(edges, (n, width + 1)).copy()
+    idx = np.full((n, width + 1), -1, dtype=np.int64)
+    cur = np.zeros((n, width + 1), dtype=np.uint8)
+    t_at = np.zeros((n, width + 1), dtype=np.int64)
+    pre = np.zeros((3, n, width + 1), dtype=np.int64)
+    first = np.zeros(n, dtype=np.int64)
+    last = np.zeros(n, dtype=np.uint8)
+    has = np.zeros(n, dtype=bool)
+    for row, lane in enumerate(lanes):
+        tr = tl._track(lane)
+        if tr.t.n == 0:
+            continue
+        t, st = tr.t.view(), tr.state.view()
+        e = np.minimum(edges, max(end, int(t[-1])))
+        i = np.searchsorted(t, e, side="right") - 1
+        ic = np.maximum(i, 0)
+        e_all[row], idx[row], cur[row], t_at[row] = e, i, st[ic], t[ic]
+        pre[:, row] = tr.prefix()[:, ic]
+        first[row], last[row], has[row] = t[0], st[-1], True
+    valid = idx >= 0
+    since = np.where(valid, e_all - t_at, 0)
+    cum = np.zeros((5, n, width + 1), dtype=np.int64)
+    for r, s in enumerate(_COUNTED):
+        cum[s] = np.where(valid, pre[r] + np.where(cur == s, since, 0), 0)
+    cum[DONE] = np.where(valid, e_all - first[:, None], 0) - cum[RUNNING] - cum[READY_S] - cum[WAITING]
+    cum[NONE] = np.clip(np.minimum(e_all, first[:, None]) - t0, 0, None)
+    spent = np.diff(cum, axis=2)
+    dominant = spent.argmax(axis=0).astype(np.uint8)
+    empty = spent.sum(axis=0) == 0
+    dominant[empty] = np.where(valid[:, 1:], cur[:, 1:], NONE)[empty]
+    past = edges[:-1] >= end
+    if past.any():
+        dominant[:, past] = np.where(last == DONE, DONE, NONE).astype(np.uint8)[:, None]
+    dominant[~has] = NONE
+    return dominant
