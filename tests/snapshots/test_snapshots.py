@@ -153,10 +153,12 @@ def test_error_screen(snap_compare):
     assert snap_compare(trace_app("error-raises"), terminal_size=SIZE)
 
 
-def test_unreadable_trace(snap_compare):
+def test_unreadable_trace(snap_compare, monkeypatch):
     """A file that is not a trace: the "✗ Cannot open the trace" dialog naming the problem, over the
-    picker (nothing else to show)."""
-    assert snap_compare(trace_app("error-unreadable"), terminal_size=SIZE)
+    picker (nothing else to show). Opened by a relative path, as typed: the checkout's location
+    must not show in the picture."""
+    monkeypatch.chdir(TRACES)
+    assert snap_compare(make_app(trace="error-unreadable.jsonl"), terminal_size=SIZE)
 
 
 def test_narrow_80x24(snap_compare):
