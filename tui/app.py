@@ -155,6 +155,7 @@ class ConcurviewApp(App[int]):
         self._feed_posted: set[int] = set()
         self._live_painted = 0.0
         self._live_timer: Timer | None = None
+        self._panes_pending = False
         self._initial_scenario = scenario
         # Parameters per scenario name, applied whenever that scenario runs.
         self.overrides: dict[str, dict] = {k: dict(v) for k, v in (overrides or {}).items()}
@@ -909,14 +910,29 @@ class ConcurviewApp(App[int]):
         diagram.window = self.window()
         diagram.cursor = self.cursor
         diagram.selected = self.selected
-        log = self.query_one(LogView)
-        log.version = tl.n_events
-        log.cursor_t = None if (self.follow and self.current_run is not None) or self.cursor is None \
-            else self.cursor.t
-        self.query_one(SourceView).marks = self._source_marks(tl)
         explain.text = self._explanation(tl)
         status.text = self._status(tl)
         self._refresh_footer()
+        # The diagram and the explanation paint first; the source and output panes follow a frame later
+        # (their scrolling repaints most of the screen: done together, a step took three times as long).
+        if not self._panes_pending:
+            self._panes_pending = True
+            self.call_after_refresh(self._refresh_panes)
+
+    def _refresh_panes(self) -> None:
+        self._panes_pending = False
+        tl = self.timeline
+        if tl is None or self._exit:
+            return
+        try:
+            log = self.query_one(LogView)
+            source = self.query_one(SourceView)
+        except NoMatches:
+            return
+        log.version = tl.n_events
+        log.cursor_t = None if (self.follow and self.current_run is not None) or self.cursor is None \
+            else self.cursor.t
+        source.marks = self._source_marks(tl)
 
     def _refresh_footer(self) -> None:
         """Re-check which keys apply, only when that can have changed (the footer rebuilds itself)."""

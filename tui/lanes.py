@@ -62,6 +62,27 @@ def shorten(text: str, width: int) -> str:
     return "".join(head) + "…" + "".join(tail)
 
 
+class CachedStyles:
+    """`rich_style` and component styles looked up once per style change: each lookup walks the DOM
+    (about 0.1 ms), and a repaint draws dozens of lines."""
+
+    _style_cache: dict | None = None
+
+    def cached_style(self, name: str | None = None) -> Style:
+        """The widget's own style (name None) or a component class's."""
+        cache = self._style_cache
+        if cache is None:
+            cache = self._style_cache = {}
+        style = cache.get(name)
+        if style is None:
+            style = cache[name] = self.rich_style if name is None else self.get_component_rich_style(name)
+        return style
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._style_cache = None
+
+
 @dataclass(frozen=True)
 class Cursor:
     """Where the user is: an event, its time, and the switch at or before it."""
@@ -72,7 +93,7 @@ class Cursor:
     on_switch: bool
 
 
-class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
+class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
     """Draws the timeline it is given over a window of the time or switch axis; the app owns the cursor."""
 
     # Arrows, home and end belong to the app (they move the cursor); pages scroll the lanes.
@@ -235,9 +256,9 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
         if tl is None or width <= 0:
             if y == 1 and width > 0:  # the first screen: say what to do
                 hint = " Pick a scenario and press Enter to run it · ? keys and glyphs · ctrl+p commands"
-                return Strip([Segment(shorten(hint, width), self.get_component_rich_style("lanes--ruler"))]
-                             ).adjust_cell_length(width, self.rich_style)
-            return Strip.blank(width, self.rich_style)
+                return Strip([Segment(shorten(hint, width), self.cached_style("lanes--ruler"))]
+                             ).adjust_cell_length(width, self.cached_style())
+            return Strip.blank(width, self.cached_style())
         label_width, plot_width = self.layout_widths()
         self._check_frame(tl, plot_width)
         if y == 0:
@@ -245,7 +266,7 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
         rows = tl.lane_tree()
         row = y - 1 + int(self.scroll_offset.y)
         if row >= len(rows):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self.cached_style())
         lane, depth = rows[row]
         segments = self._label(tl, lane, depth, label_width)
         segments.append(Segment("│", self._palette()["ruler"]))
@@ -256,8 +277,8 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
         """The styles a frame uses, looked up once (a theme change clears them)."""
         pal = self._styles
         if pal is None:
-            get = self.get_component_rich_style
-            base = self.rich_style
+            get = self.cached_style
+            base = self.cached_style()
             sel = base + get("lanes--selected-row")
             states = [self._state_style(st) for st in range(len(GLYPHS))]
             pal = self._styles = {
@@ -286,7 +307,7 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
         return self.window.column(c.t, plot_width)
 
     def _ruler(self, tl: Timeline, label_width: int, plot_width: int) -> Strip:
-        style = self.get_component_rich_style("lanes--ruler")
+        style = self.cached_style("lanes--ruler")
         chars = [" "] * plot_width
         if self.axis == SWITCH:
             ticks = switch_ticks(self.window, plot_width, tl.n_switches)
@@ -307,7 +328,7 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
             segments.append(Segment("".join(chars), style))
         else:
             segments += [Segment("".join(chars[:cursor]), style),
-                         Segment("▼", style + self.get_component_rich_style("lanes--cursor")),
+                         Segment("▼", style + self.cached_style("lanes--cursor")),
                          Segment("".join(chars[cursor + 1:]), style)]
         return Strip(segments, label_width + 1 + plot_width)
 
@@ -334,7 +355,7 @@ class LaneDiagram(ScrollView, can_focus=True, inherit_bindings=False):
     def _state_style(self, state: int) -> Style:
         name = {RUNNING: "lanes--running", READY_S: "lanes--ready", WAITING: "lanes--waiting",
                 ERROR: "lanes--error", BRIEF: "lanes--running"}.get(state)
-        return self.get_component_rich_style(name) if name else Style()
+        return self.cached_style(name) if name else Style()
 
     def _plot(self, tl: Timeline, row: int, lane: int, plot_width: int) -> tuple[list[int], list[Segment]]:
         """The row's cells as (start column of each run, one segment per run of equal cells), cached per frame."""

@@ -18,7 +18,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from concurview.tui.lanes import shorten
+from concurview.tui.lanes import CachedStyles, shorten
 from concurview.tui.states import READY_S, RUNNING, LazyNumpy
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class SourceMark:
     current: bool  # the lane the current switch handed control to
 
 
-class SourceView(ScrollView, can_focus=True, inherit_bindings=False):
+class SourceView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
     """The program's source, syntax highlighted, with the lanes' lines marked; follows the current switch."""
 
     # Up and down scroll; left, right, home and end stay the app's (they move the cursor).
@@ -81,6 +81,7 @@ class SourceView(ScrollView, can_focus=True, inherit_bindings=False):
     DEFAULT_CSS = """
     SourceView {
         background: $surface;
+        overflow-x: hidden;  /* long lines are cropped: no horizontal bar coming and going */
         scrollbar-size-vertical: 1;
         & > .source--gutter { color: $text-muted; }
         & > .source--current { background: $success 25%; }
@@ -162,16 +163,16 @@ class SourceView(ScrollView, can_focus=True, inherit_bindings=False):
         width = self.scrollable_content_region.width
         if not self._lines:
             if y == 0 and self._problem:
-                return Strip([Segment(self._problem, self.get_component_rich_style("source--missing"))]
-                             ).adjust_cell_length(width, self.rich_style)
-            return Strip.blank(width, self.rich_style)
+                return Strip([Segment(self._problem, self.cached_style("source--missing"))]
+                             ).adjust_cell_length(width, self.cached_style())
+            return Strip.blank(width, self.cached_style())
         row = y + int(self.scroll_offset.y)
         if row >= len(self._lines):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self.cached_style())
         line = row + 1
         here = [m for m in self.marks if m.line == line]
         digits = len(str(len(self._lines)))
-        gutter_style = self.get_component_rich_style("source--gutter")
+        gutter_style = self.cached_style("source--gutter")
         mark = " "
         line_style: Style | None = None
         if here:
@@ -179,7 +180,7 @@ class SourceView(ScrollView, can_focus=True, inherit_bindings=False):
             mark = SOURCE_MARKS.get(first.state, SUSPENDED_MARK)
             name = ("source--current" if first.current else
                     "source--running" if first.state == RUNNING else "source--suspended")
-            line_style = self.get_component_rich_style(name)
+            line_style = self.cached_style(name)
         gutter = Strip([Segment(f"{mark}{line:>{digits}}│", gutter_style)])
         code = self._code_strip(row)
         parts = [gutter, code]
@@ -198,8 +199,8 @@ class SourceView(ScrollView, can_focus=True, inherit_bindings=False):
                 tail += f" (+{len(here) - 1})" if len(here) > 1 else ""
                 name_room = room - cell_len("  ◀ " + tail)
                 note = "  ◀ " + shorten(first.lane, name_room) + tail if name_room >= 4 else ""
-            parts.append(Strip([Segment(note, self.get_component_rich_style("source--note"))]))
-        strip = Strip.join(parts).adjust_cell_length(width, self.rich_style)
+            parts.append(Strip([Segment(note, self.cached_style("source--note"))]))
+        strip = Strip.join(parts).adjust_cell_length(width, self.cached_style())
         if line_style is not None:
             strip = strip.apply_style(line_style)
         return strip.crop(0, width)
@@ -220,7 +221,7 @@ def _note(marks: list[SourceMark]) -> str:
     return ", ".join(out)
 
 
-class LogView(ScrollView, can_focus=True, inherit_bindings=False):
+class LogView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
     """What the program printed, line by line and lane by lane; lines after the cursor are dim."""
 
     # Up and down scroll; left, right, home and end stay the app's (they move the cursor).
@@ -236,6 +237,7 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
     DEFAULT_CSS = """
     LogView {
         background: $surface;
+        overflow-x: hidden;
         scrollbar-size-vertical: 1;
         & > .log--time { color: $text-muted; }
         & > .log--lane { color: $text-secondary; }
@@ -357,15 +359,15 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         tl = self.timeline
         row = y + int(self.scroll_offset.y)
         if tl is None or row >= self.line_count:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self.cached_style())
         ev, k = self.entry(row)
         e = tl.event(ev)
         text = (e.text or "").splitlines()
         line = text[k] if k < len(text) else ""
         name = tl.lanes[e.lane].name
         later = self.cursor_t is not None and e.t > self.cursor_t
-        style = self.rich_style
-        get = self.get_component_rich_style
+        style = self.cached_style()
+        get = self.cached_style
         if e.kind == "error":
             text_style, sign = get("log--error"), "✗"
         elif e.kind == "mark":
