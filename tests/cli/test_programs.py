@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from concurview.tui.store import Timeline, load
+from recording import events
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 EXE = [sys.executable, "-m", "concurview"]
@@ -25,10 +26,6 @@ def trace(tmp_path, program: str, *args: str, stdin: str = "") -> tuple[subproce
     wheres = {tl.event(i).where for i in range(tl.n_events)} - {None}
     assert wheres and {w.rsplit(":", 1)[0] for w in wheres} == {program}, wheres
     return proc, tl
-
-
-def events(tl: Timeline, *kinds: str) -> list:
-    return [tl.event(int(i)) for i in tl.events_of_kind(*kinds)]
 
 
 def lanes(tl: Timeline, kind: str) -> list:

@@ -3,25 +3,8 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 
-from concurview.engines.runner import Run, Target
-from concurview.tui.store import Timeline
-
-
-def record_program(tmp_path, source: str) -> Timeline:
-    path = tmp_path / "prog.py"
-    path.write_text(textwrap.dedent(source))
-    run = Run(Target(str(path)), timeout=60)
-    tl = Timeline(run.header)
-    for batch in run:
-        tl.add(batch.lanes, batch.events)
-    tl.finish(run.footer())
-    return tl
-
-
-def events(tl, kind):
-    return [tl.event(int(i)) for i in tl.events_of_kind(kind)]
+from recording import events, record_program
 
 
 def test_pingpong_alternates_strictly_between_consumer_and_its_driver(record):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from recording import events
+
 EAT, PLAY = 0.2, 0.4
 
 
@@ -12,10 +14,6 @@ def lanes_by_name(tl):
 def printed_total(tl) -> float:
     """The last line the program printed: its own measured total."""
     return float(tl.logs()[-1].text)
-
-
-def events(tl, kind):
-    return [tl.event(int(i)) for i in tl.events_of_kind(kind)]
 
 
 def test_patched_sleeps_overlap_through_the_hub(record):

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import textwrap
-
-from concurview.engines.runner import Run, Target
 from concurview.tui.store import Timeline
+from recording import record_program
 
 SLEEP = 0.15
-
-
-def record_program(tmp_path, source: str) -> Timeline:
-    """Trace a small program (not a scenario) in a real child process."""
-    path = tmp_path / "prog.py"
-    path.write_text(textwrap.dedent(source))
-    run = Run(Target(str(path)), timeout=60)
-    tl = Timeline(run.header)
-    for batch in run:
-        tl.add(batch.lanes, batch.events)
-    tl.finish(run.footer())
-    return tl
 
 
 def lane_named(tl: Timeline, name: str):

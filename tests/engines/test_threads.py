@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import re
-import textwrap
 
-from concurview.engines.runner import Run, Target
 from concurview.tui.store import Timeline
+from recording import events, record_program
 
 SLEEP = 0.1
 TASK = re.compile(r"task\('屌丝(\d+)'\)")
-
-
-def record_program(tmp_path, source: str) -> Timeline:
-    """Trace a small program (not a scenario) in a real child process."""
-    path = tmp_path / "prog.py"
-    path.write_text(textwrap.dedent(source))
-    run = Run(Target(str(path)), timeout=60)
-    tl = Timeline(run.header)
-    for batch in run:
-        tl.add(batch.lanes, batch.events)
-    tl.finish(run.footer())
-    return tl
-
-
-def events(tl: Timeline, *kinds: str) -> list:
-    return [tl.event(int(i)) for i in tl.events_of_kind(*kinds)]
 
 
 def logs(tl: Timeline) -> list[tuple[str, str, int]]:
