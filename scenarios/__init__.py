@@ -76,6 +76,8 @@ class Scenario:
     gevent: bool = False
     # Platform facts the program needs (REQUIREMENTS); see `unavailable`.
     requires: tuple[str, ...] = ()
+    # A variant that shares its file's description: the listing leads with its own title.
+    variant_of: str | None = None
 
     @property
     def unavailable(self) -> str | None:
@@ -88,8 +90,10 @@ class Scenario:
 
     @property
     def summary(self) -> str:
-        """The first sentence of the description, for one-line listings."""
+        """The first sentence of the description (a variant's own title first), for one-line listings."""
         first = self.description.strip().split("\n\n")[0].replace("\n", " ")
+        if self.variant_of is not None:
+            first = f"{self.title} - {first}"
         return first if len(first) <= 100 else first[:97] + "..."
 
     def coerce(self, overrides: dict[str, str]) -> dict[str, object]:
@@ -175,6 +179,7 @@ def load_all(path: str | os.PathLike[str], order: int = 0) -> list[Scenario]:
             params={**base.params, **v.get("params", {})}, facts=tuple(v.get("facts", base.facts)),
             order=int(v.get("order", base.order)), gevent=base.gevent,
             requires=_requires(v["requires"], path) if "requires" in v else base.requires,
+            variant_of=None if "description" in v or "title" not in v else base.name,
         ))
     return out
 

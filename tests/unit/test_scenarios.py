@@ -140,3 +140,13 @@ def test_requires_must_name_known_platform_facts(tmp_path):
 
     base, variant = load_all(p)
     assert (base.requires, variant.requires) == (("io_uring",), ())
+
+
+def test_every_listed_scenario_reads_differently():
+    """`concurview list` shows one line per scenario: a variant sharing its file's description
+    leads with its own title, so no two lines say the same thing."""
+    from concurview.scenarios import catalogue
+
+    summaries = [s.summary for s in catalogue().values()]
+    assert len(set(summaries)) == len(summaries)
+    assert catalogue()["threadpool-shutdown-nowait"].summary.startswith("ThreadPoolExecutor: shutdown(wait=False)")
