@@ -113,13 +113,16 @@ class _Source:
     def __init__(self, path: Path, data: bytes | None = None) -> None:
         self._f = io.BytesIO(data) if data is not None else _open(path)
         self._path = path
+        self.raw_read = 0  # bytes of the file read so far (compressed ones, for gzip)
         self._carry = self._raw(2)
         self._dec = zlib.decompressobj(wbits=31) if self._carry[:2] == _GZIP_MAGIC else None
         self._done = False
 
     def _raw(self, n: int) -> bytes:
         try:
-            return self._f.read(n)
+            data = self._f.read(n)
+            self.raw_read += len(data)
+            return data
         except OSError as e:
             raise TraceFormatError(f"{self._path}: cannot read: {e.strerror}") from None
 
@@ -200,6 +203,15 @@ class TraceReader:
     @property
     def complete(self) -> bool:
         return self.footer is not None and self.footer.complete and not self.truncated
+
+    @property
+    def fraction_read(self) -> float:
+        """How much of the file has been read so far (0..1; 1 when its size is unknown)."""
+        try:
+            size = os.fstat(self._src._f.fileno()).st_size
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return 1.0
+        return min(1.0, self._src.raw_read / size) if size else 1.0
 
     def _fill(self, n: int) -> None:
         more = self._src.read(n)

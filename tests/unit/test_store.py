@@ -6,8 +6,8 @@ import pytest
 
 from samples import LOOP, LOOP_ROWS, build
 
-from concurview.engines.events import Event, Footer, Lane
-from concurview.tui.store import DONE, NONE, READY_S, RUNNING, WAITING, Timeline, format_time
+from concurview.engines.events import Event, Footer, Header, Lane
+from concurview.tui.store import DONE, NONE, READY_S, RUNNING, WAITING, Timeline, format_time, load
 
 GLYPH = {NONE: ".", RUNNING: "R", READY_S: "r", WAITING: "w", DONE: "d"}
 
@@ -157,3 +157,24 @@ def test_switches_are_in_time_order_even_when_reported_late():
     tl.add([], [Event(2, 30, 1, "run", "reported late"), Event(3, 60, 0, "run")])
     assert [tl.switch(k).t for k in range(tl.n_switches)] == [10, 30, 60]
     assert tl.switch(1).reason == "reported late" and tl.switch_index_at(40) == 1
+
+
+def test_a_big_file_loads_into_columns_sized_once(tmp_path):
+    """load() sizes the columns from the first batch (bytes per event x file size): the same
+    timeline as adding the events by hand, with little room to spare."""
+    from concurview.engines.tracefile import TraceWriter
+
+    lanes = [Lane(0, "main", "MainThread", pid=1, tid=1), Lane(1, "thread", "worker", parent=0, pid=1, tid=2)]
+    rows = [(i * 10, i % 2, ("run", "wait")[(i // 2) % 2], None if i % 4 < 2 else "sleep", f"p.py:{i % 7}",
+             None, None) for i in range(60_000)]
+    events = [Event(i, *row) for i, row in enumerate(rows)]
+    w = TraceWriter(tmp_path / "big.jsonl", Header(scenario="big"))
+    w.lanes(lanes)
+    w.events(events)
+    w.close(Footer(events=len(events)))
+    loaded = load(tmp_path / "big.jsonl")
+    by_hand = build(lanes, rows)
+    assert loaded.n_events == by_hand.n_events == 60_000 and loaded.n_switches == by_hand.n_switches
+    assert (loaded.lane_states([0, 1], 0, 600_000, 97) == by_hand.lane_states([0, 1], 0, 600_000, 97)).all()
+    assert loaded.event(59_999) == by_hand.event(59_999)
+    assert loaded.memory_bytes() <= 1.15 * by_hand.memory_bytes()
