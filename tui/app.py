@@ -473,6 +473,9 @@ class ConcurviewApp(App[int]):
         self.source_name = Path(path).name
         self._reset(tl, path)
         self.follow = False
+        # Switches bunched into a moment of a longer run are invisible on a time axis: start on
+        # the switch axis then (`t` goes back), else on time.
+        self.axis = SWITCH if tl.switches_clustered() else TIME
         self.sub_title = f"{self.source_name} · {'recorded' if tl.complete else 'incomplete'}"
         if tl.n_switches:
             self._move(self._switch_cursor(0))

@@ -359,6 +359,15 @@ class Timeline:
     def switch_times(self) -> np.ndarray:
         return self._t.a[self._switches.view()]
 
+    def switches_clustered(self, share: float = 0.02) -> bool:
+        """Whether the middle 80% of the switches happen within `share` of the trace's duration:
+        on a time axis they would all fall in a column or two (a ping-pong after a slow start-up)."""
+        ts = self.switch_times()
+        if len(ts) < 8:
+            return False
+        lo, hi = np.percentile(ts, [10, 90])
+        return bool(hi - lo < share * max(self.t_end - self.t_first, 1))
+
     def _domain_mask(self, lane: int) -> np.ndarray:
         me = self.lanes[lane]
         coop = me.kind in COOPERATIVE_KINDS

@@ -448,3 +448,15 @@ def test_source_is_found_beside_a_trace_when_the_recorded_path_is_gone():
     assert tl.header.program == "raises.py", "fixtures carry no machine paths"
     app = make_app()
     assert app._source_path(tl, trace("error-raises")) == str(Path(trace("raises")).with_suffix(".py"))
+
+
+@pytest.mark.parametrize("name, axis", [("generator-pingpong", SWITCH), ("asyncio-tasks", TIME),
+                                        ("threadpool-shutdown", TIME)])
+async def test_a_trace_whose_switches_bunch_up_opens_on_the_switch_axis(name, axis):
+    """generator-pingpong's eleven switches happen within a millisecond after 160 ms of start-up:
+    on a time axis they would share one column, so it opens on the switch axis; `t` goes back."""
+    app = make_app(trace=trace(name))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.axis == axis
+        await pilot.press("t")
+        assert app.axis == (TIME if axis == SWITCH else SWITCH)
