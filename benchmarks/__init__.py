@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -129,6 +130,15 @@ def interleave(variants: dict[str, Callable[[], dict]], reps: int) -> dict[str, 
 
 
 # -- running a workload ------------------------------------------------------------------------
+
+
+def concurview_command() -> list[str]:
+    """How a user starts concurview: the installed script beside this interpreter, else on PATH."""
+    script = os.path.join(os.path.dirname(sys.executable), "concurview")
+    if os.path.exists(script):
+        return [script]
+    found = shutil.which("concurview")
+    return [found] if found else [sys.executable, "-m", "concurview"]
 
 
 def _read_result(path: str) -> dict:

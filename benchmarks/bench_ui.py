@@ -17,7 +17,6 @@ import asyncio
 import os
 import pty
 import select
-import shutil
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import REPO, Result, median, publish
+from benchmarks import REPO, Result, concurview_command, median, publish
 
 NAME = "ui"
 TITLE = "UI on a 1M-event trace at 200x50 (open, frame, key -> repaint) and first frame of `concurview`"
@@ -216,14 +215,6 @@ async def _lesson_steps(quick: bool) -> list[float]:
         LaneDiagram.render_line = original
 
 
-def _exe() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "concurview")
-    if os.path.exists(script):
-        return [script]
-    found = shutil.which("concurview")
-    return [found] if found else [sys.executable, "-m", "concurview"]
-
-
 # The floor under `concurview`'s first frame: a bare Textual app with one line of text, same terminal.
 BARE_APP = """
 from textual.app import App
@@ -248,7 +239,7 @@ def first_frame(timeout: float = 10.0, cmd: list[str] | None = None) -> float:
     # As on a user's machine: byte code cached (a warm-up run writes what is missing).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd or _exe(), stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    proc = subprocess.Popen(cmd or concurview_command(), stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
     os.close(slave)
     seen = b""
     try:

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import time
 
-from benchmarks import Result, interleave, median, publish
+from benchmarks import Result, concurview_command, interleave, median, publish
 
 NAME = "startup"
 TITLE = "`concurview --help` wall time (median of interleaved runs)"
-
-
-def _exe() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "concurview")
-    if os.path.exists(script):
-        return [script]
-    found = shutil.which("concurview")
-    return [found] if found else [sys.executable, "-m", "concurview"]
 
 
 def missing() -> str | None:
@@ -34,7 +24,7 @@ def _time(cmd: list[str]) -> dict:
 
 def run(quick: bool = False) -> list[Result]:
     reps = 5 if quick else 15
-    exe = _exe()
+    exe = concurview_command()
     samples = interleave({
         "help": lambda: _time([*exe, "--help"]),
         "python": lambda: _time([sys.executable, "-c", "pass"]),

@@ -146,11 +146,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(argv: list[str]) -> int:
-    from concurview.engines.tracefile import TraceFormatError
-    from concurview.scenarios import ScenarioError
-
     # `concurview NAME [--set ...]` runs a scenario in the app.
     if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        from concurview.scenarios import ScenarioError
+
         sub = _Parser(prog="concurview NAME")
         sub.add_argument("scenario")
         sub.add_argument("--set", action="append", default=[])
@@ -163,7 +162,10 @@ def _dispatch(argv: list[str]) -> int:
 
     if argv and argv[0] == "run":
         argv = _split_program(argv)
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # --help ends here, before msgspec and the catalogue load
+    from concurview.engines.tracefile import TraceFormatError
+    from concurview.scenarios import ScenarioError
+
     try:
         if args.command == "list":
             return _list(args.json)

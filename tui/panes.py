@@ -62,16 +62,19 @@ class SourceMark:
     current: bool  # the lane the current switch handed control to
 
 
+# The panes' own keys: up and down scroll; left, right, home and end stay the app's (they move the cursor).
+_SCROLL_KEYS = [
+    Binding("up", "scroll_up", "Scroll up", show=False),
+    Binding("down", "scroll_down", "Scroll down", show=False),
+    Binding("pageup", "page_up", "Page up", show=False),
+    Binding("pagedown", "page_down", "Page down", show=False),
+]
+
+
 class SourceView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
     """The program's source, syntax highlighted, with the lanes' lines marked; follows the current switch."""
 
-    # Up and down scroll; left, right, home and end stay the app's (they move the cursor).
-    BINDINGS = [
-        Binding("up", "scroll_up", "Scroll up", show=False),
-        Binding("down", "scroll_down", "Scroll down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-    ]
+    BINDINGS = _SCROLL_KEYS
 
     COMPONENT_CLASSES = {
         "source--gutter", "source--current", "source--running", "source--suspended", "source--note",
@@ -224,13 +227,7 @@ def _note(marks: list[SourceMark]) -> str:
 class LogView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
     """What the program printed, line by line and lane by lane; lines after the cursor are dim."""
 
-    # Up and down scroll; left, right, home and end stay the app's (they move the cursor).
-    BINDINGS = [
-        Binding("up", "scroll_up", "Scroll up", show=False),
-        Binding("down", "scroll_down", "Scroll down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-    ]
+    BINDINGS = _SCROLL_KEYS
 
     COMPONENT_CLASSES = {"log--time", "log--lane", "log--later", "log--error", "log--mark", "log--stderr"}
 

@@ -31,6 +31,13 @@ def test_help_lists_the_commands_without_importing_textual():
          "main(['list'])\nprint('textual' in sys.modules, 'numpy' in sys.modules)"],
         capture_output=True, text=True)
     assert probe.stdout.strip().splitlines()[-1] == "False False", "help and list stay light"
+    bare = subprocess.run(
+        [sys.executable, "-c",
+         "import sys\nfrom concurview.tui.cli import main\n"
+         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+         "print(sorted(m for m in ('msgspec', 'concurview.scenarios', 'textual') if m in sys.modules))"],
+        capture_output=True, text=True)
+    assert bare.stdout.strip().splitlines()[-1] == "[]", "--help loads no codec and no catalogue"
 
 
 def test_list_shows_scenarios_with_descriptions():
