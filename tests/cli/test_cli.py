@@ -19,25 +19,23 @@ def cv(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*EXE, *args], capture_output=True, text=True, timeout=timeout)
 
 
+def loaded_after(commands: list[list[str]], *modules: str) -> list[str]:
+    """Which of `modules` are imported after running `commands` in a fresh interpreter."""
+    script = "import json, sys\nfrom concurview.tui.cli import main\n" + "".join(
+        f"try:\n    main({c!r})\nexcept SystemExit:\n    pass\n" for c in commands
+    ) + f"print(json.dumps(sorted(m for m in {list(modules)!r} if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_help_lists_the_commands_without_importing_textual():
     out = cv("--help")
     assert out.returncode == 0
     for command in ("list", "record", "summary", "open"):
         assert command in out.stdout
-    probe = subprocess.run(
-        [sys.executable, "-c",
-         "import sys\nfrom concurview.tui.cli import main\n"
-         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-         "main(['list'])\nprint('textual' in sys.modules, 'numpy' in sys.modules)"],
-        capture_output=True, text=True)
-    assert probe.stdout.strip().splitlines()[-1] == "False False", "help and list stay light"
-    bare = subprocess.run(
-        [sys.executable, "-c",
-         "import sys\nfrom concurview.tui.cli import main\n"
-         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-         "print(sorted(m for m in ('msgspec', 'concurview.scenarios', 'textual') if m in sys.modules))"],
-        capture_output=True, text=True)
-    assert bare.stdout.strip().splitlines()[-1] == "[]", "--help loads no codec and no catalogue"
+    assert loaded_after([["--help"]], "textual", "numpy", "msgspec", "concurview.scenarios") == [], \
+        "--help loads no UI, no arrays, no codec and no catalogue"
+    assert loaded_after([["--help"], ["list"]], "textual", "numpy") == [], "list stays light too"
 
 
 def test_list_shows_scenarios_with_descriptions():
