@@ -24,7 +24,7 @@ import threading
 from collections import Counter
 from types import CodeType, FrameType
 
-from concurview.engines.events import CLOSE, ERROR, LOG, RUN, WAIT
+from concurview.engines.events import CLOSE, ERROR, RUN, WAIT
 from concurview.engines.recorder import Recorder, _get_ident
 from concurview.engines.where import Where
 
@@ -219,15 +219,7 @@ class GeneratorEngine:
 
     def _failed(self, exc: BaseException) -> None:
         self.errors += 1
-        if self.errors == 1:
-            try:
-                rec = self.rec
-                # A log line, not an `error`: the program did not fail, the trace may miss switches.
-                rec.record(rec.main_lane, LOG, "concurview", None, None,
-                           f"concurview's generators engine failed (later failures are only counted): "
-                           f"{type(exc).__name__}: {exc}")
-            except BaseException:  # noqa: BLE001
-                pass
+        self.rec.engine_failed("generators engine", exc, first=self.errors == 1)
 
     # -- Python 3.12+: sys.monitoring -------------------------------------------------------
 

@@ -7,7 +7,7 @@ import os
 import sys
 from collections import Counter
 
-from concurview.engines.events import CLOSE, LOG, RUN, WAIT
+from concurview.engines.events import CLOSE, RUN, WAIT
 from concurview.engines.recorder import BATCH_EVENTS, Recorder, _get_ident, _monotonic_ns
 from concurview.engines.where import Where
 
@@ -225,14 +225,7 @@ class GreenletEngine:
         self.errors += 1
         if self.first_error is None:
             self.first_error = f"{type(exc).__name__}: {exc}"
-            try:
-                rec = self.rec
-                # A log line, not an `error`: the program did not fail, the trace may miss switches.
-                rec.record(rec.main_lane, LOG, "concurview", None, None,
-                           f"concurview's greenlet tracer failed (later failures are only counted): "
-                           f"{self.first_error}")
-            except BaseException:  # noqa: BLE001
-                pass
+            self.rec.engine_failed("greenlet tracer", exc, first=True)
 
     # -- lanes -------------------------------------------------------------------------
 

@@ -149,6 +149,19 @@ class Recorder:
                         f"are not recorded ({ENV_MAX_LANES}={cap})")
         return True
 
+    def engine_failed(self, what: str, exc: BaseException, first: bool) -> None:
+        """An engine's hook raised: its first failure becomes a log line on the main lane (a log,
+        not an `error`: the program did not fail, the trace may miss events); later ones are
+        only counted by the engine. Never raises."""
+        if not first:
+            return
+        try:
+            self.record(self.main_lane, LOG, "concurview", None, None,
+                        f"concurview's {what} failed (later failures are only counted): "
+                        f"{type(exc).__name__}: {exc}")
+        except BaseException:  # noqa: BLE001 - reporting a failure must not fail
+            pass
+
     def current_lane(self) -> int:
         """The lane now running on this OS thread (engines keep it up to date)."""
         try:

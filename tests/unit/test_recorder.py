@@ -174,3 +174,17 @@ def test_runner_merges_wire_frames_into_dense_lanes_and_numbered_events():
     assert [(e.seq, e.t, e.lane, e.kind, e.cause) for e in events] == [
         (0, 5, 0, "run", None), (1, 9, 1, "run", 0), (2, 12, 1, "unknown", None), (3, 14, 1, "wait", None)]
     assert events[1].where is None and events[3].reason == "sleep 1.0s" and run.t_last == 14
+
+
+def test_an_engine_failure_is_one_log_line_on_the_main_lane(pipe):
+    """A hook that raises never breaks the program: its first failure is said once (a log, not an
+    error - the program did not fail), the later ones are only counted by the engine."""
+    r, w = pipe
+    rec = Recorder(w, time.monotonic_ns())
+    rec.main_lane = rec.new_lane("main", "m")
+    rec.engine_failed("greenlet tracer", KeyError("gr"), first=True)
+    rec.engine_failed("greenlet tracer", KeyError("again"), first=False)
+    rec.flush()
+    logs = [e for f in read_frames(r) for e in f.events if e.kind == LOG]
+    assert [(e.lane, e.reason) for e in logs] == [(rec.main_lane, "concurview")]
+    assert logs[0].text == "concurview's greenlet tracer failed (later failures are only counted): KeyError: 'gr'"
