@@ -106,13 +106,16 @@ async def test_live_view_follows_the_newest_switch_until_the_user_steps(replays)
         await wait_for(pilot, lambda: runner.runs)
         run = runner.runs[0]
         run.release()
-        await wait_for(pilot, lambda: app.timeline.n_events > 0)
+        # Live repaints are paced: the store may hold a batch a frame before the cursor reaches it.
+        def on_newest() -> bool:
+            return app.cursor is not None and app.cursor.switch == app.timeline.n_switches - 1
+
+        await wait_for(pilot, lambda: app.timeline.n_events > 0 and on_newest())
         assert "live" in status(app) and "following" in status(app)
         first = app.timeline.n_switches
-        assert app.follow and app.cursor.switch == first - 1, "following: the cursor is on the newest switch"
+        assert app.follow, "following: the cursor is on the newest switch"
         run.release()
-        await wait_for(pilot, lambda: app.timeline.n_switches > first)
-        assert app.cursor.switch == app.timeline.n_switches - 1
+        await wait_for(pilot, lambda: app.timeline.n_switches > first and on_newest())
         await pilot.press("left")
         assert not app.follow and app.cursor.switch == app.timeline.n_switches - 2
         stepped = app.cursor
