@@ -2,11 +2,15 @@
 
 - open: `make_app(trace=FILE)` to the lane diagram's first line drawn from the
   loaded trace (load + layout + first rasterisation), in this process.
-- frame: every line of the diagram rendered for a new window of the axis (caches
-  cold: each sample pans or zooms first), median over many windows.
+- frame: every line of the diagram (its rows and the cursor's column over them)
+  rendered for a new window of the axis (caches cold: each sample pans or zooms
+  first), median over many windows.
 - key -> repaint: a Key event posted to the app as the driver posts it, until
-  the diagram's last visible line has been rendered again; arrows step through
-  switches, `+`/`-` zoom (re-rasterise). Samples are spaced so each starts idle.
+  the screen update that repaints the diagram has been composed and encoded into
+  the bytes a terminal driver writes (headless, Textual skips the encoding: the
+  benchmark does it, with a truecolour console); arrows step through switches,
+  `+`/`-` zoom (re-rasterise), `t` switches axis. Samples are spaced so each
+  starts idle.
 - first frame: wall time from spawning `concurview` in a pseudo-terminal to the
   first bytes of its picker's status line on that terminal.
 """
@@ -83,9 +87,65 @@ def write_trace(path: Path, n: int, n_threads: int = 8, tasks_per_thread: int = 
     writer.close(Footer(complete=True, exit_code=0, events=seq, lanes=len(lanes), duration=t))
 
 
-async def _measure_app(path: Path, quick: bool) -> dict:
+class ScreenUpdates:
+    """Times every screen update the app displays, encoded as a terminal driver encodes it (App._display
+    returns early when headless); `repaints(since)` are those that drew any of the diagram's lines."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from textual.app import App
+
+        self.seen: list[tuple[float, bool]] = []  # (time encoded, repaints the diagram)
+        self.diagram = None  # set once the app is up
+        self._console = Console(color_system="truecolor", force_terminal=True, legacy_windows=False,
+                                file=open(os.devnull, "w"))
+        self._original = App._display
+        updates = self
+
+        def display(app, screen, renderable):
+            updates._original(app, screen, renderable)
+            if renderable is not None and hasattr(renderable, "render_segments") and not app._batch_count:
+                renderable.render_segments(updates._console)
+                updates.seen.append((time.perf_counter(), updates._covers_diagram(renderable)))
+
+        App._display = display
+
+    def _covers_diagram(self, update) -> bool:
+        if self.diagram is None:
+            return False
+        region = self.diagram.content_region
+        spans = getattr(update, "spans", None)
+        if spans is None:  # a full update
+            return True
+        return any(region.y <= y < region.bottom and x1 < region.right and x2 > region.x for y, x1, x2 in spans)
+
+    def first_repaint(self, after: float) -> float | None:
+        return next((t for t, covers in self.seen if covers and t > after), None)
+
+    def close(self) -> None:
+        from textual.app import App
+
+        App._display = self._original
+        self._console.file.close()
+
+
+async def _key_latency(app, pilot, updates: ScreenUpdates, key: str, character: str | None) -> float:
+    """Seconds from a Key event, posted as the driver posts it, to the encoded update that repaints the diagram."""
     from textual import events
 
+    await pilot.pause()
+    await asyncio.sleep(0.01)
+    k0 = time.perf_counter()
+    app.post_message(events.Key(key, character))
+    while time.perf_counter() < k0 + 2.0:
+        done = updates.first_repaint(k0)
+        if done is not None:
+            return done - k0
+        await asyncio.sleep(0)
+    return float("inf")
+
+
+async def _measure_app(path: Path, quick: bool) -> dict:
     from concurview.tui.app import make_app
     from concurview.tui.axis import TIME, Window
     from concurview.tui.lanes import LaneDiagram
@@ -100,6 +160,7 @@ async def _measure_app(path: Path, quick: bool) -> dict:
         return strip
 
     LaneDiagram.render_line = render_line
+    updates = ScreenUpdates()
     try:
         t0 = time.perf_counter()
         app = make_app(trace=str(path))
@@ -108,10 +169,10 @@ async def _measure_app(path: Path, quick: bool) -> dict:
                 await asyncio.sleep(0.001)
             open_s = rendered[0][0] - t0
             await pilot.pause()
-            diagram = app.query_one(LaneDiagram)
+            diagram = updates.diagram = app.query_one(LaneDiagram)
             tl = app.timeline
             height = diagram.scrollable_content_region.height
-            last_row = min(height, len(tl.lanes) + 1) - 1
+            cursor_rows = min(height - 1, len(tl.lanes))
 
             # Frames: a new window each time (cold rasterisation), every line of the diagram.
             lo, hi = app._domain()
@@ -126,6 +187,8 @@ async def _measure_app(path: Path, quick: bool) -> dict:
                 f0 = time.perf_counter()
                 for y in range(height):
                     diagram.render_line(y)
+                for y in range(cursor_rows):
+                    diagram.cursor_cell(y)
                 frames.append(time.perf_counter() - f0)
             app.windows[TIME] = None
             app._refresh_view()
@@ -139,19 +202,8 @@ async def _measure_app(path: Path, quick: bool) -> dict:
                     diagram.render_line(y)
                 warm.append(time.perf_counter() - f0)
 
-            async def key_latency(key: str, character: str | None) -> float:
-                await pilot.pause()
-                await asyncio.sleep(0.01)
-                rendered.clear()
-                k0 = time.perf_counter()
-                app.post_message(events.Key(key, character))
-                deadline = k0 + 2.0
-                while time.perf_counter() < deadline:
-                    done = [t for t, y in rendered if y == last_row]
-                    if done:
-                        return done[0] - k0
-                    await asyncio.sleep(0)
-                return float("inf")
+            def key_latency(key: str, character: str | None):
+                return _key_latency(app, pilot, updates, key, character)
 
             app.goto_switch(tl.n_switches // 2)
             steps = []
@@ -172,47 +224,27 @@ async def _measure_app(path: Path, quick: bool) -> dict:
         return result
     finally:
         LaneDiagram.render_line = original
+        updates.close()
 
 
 async def _lesson_steps(quick: bool) -> list[float]:
     """Key -> repaint stepping through a recorded lesson (threadpool-shutdown) at 200x50: what a learner feels."""
-    from textual import events
-
     from concurview.tui.app import make_app
     from concurview.tui.lanes import LaneDiagram
 
-    rendered: list[tuple[float, int]] = []
-    original = LaneDiagram.render_line
-
-    def render_line(self, y):
-        strip = original(self, y)
-        rendered.append((time.perf_counter(), y))
-        return strip
-
-    LaneDiagram.render_line = render_line
+    updates = ScreenUpdates()
     try:
         app = make_app(trace=str(REPO / "tests" / "traces" / "threadpool-shutdown.jsonl"))
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
-            diagram = app.query_one(LaneDiagram)
-            last_row = min(diagram.scrollable_content_region.height, len(app.timeline.lanes) + 1) - 1
+            updates.diagram = app.query_one(LaneDiagram)
             out = []
             for i in range(30 if quick else 120):
-                await pilot.pause()
-                await asyncio.sleep(0.01)
-                rendered.clear()
-                k0 = time.perf_counter()
-                app.post_message(events.Key("right" if (i // 10) % 2 == 0 else "left", None))
-                while time.perf_counter() - k0 < 2.0:
-                    done = [t for t, y in rendered if y == last_row]
-                    if done:
-                        out.append(done[0] - k0)
-                        break
-                    await asyncio.sleep(0)
+                out.append(await _key_latency(app, pilot, updates, "right" if (i // 10) % 2 == 0 else "left", None))
             await pilot.press("q")
         return out
     finally:
-        LaneDiagram.render_line = original
+        updates.close()
 
 
 # The floor under `concurview`'s first frame: a bare Textual app with one line of text, same terminal.

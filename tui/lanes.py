@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from concurview.tui.axis import SWITCH, TIME, Window, switch_ticks, time_ticks
 from concurview.tui.states import DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
@@ -137,11 +138,12 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
     window: reactive[Window] = reactive(Window(0, 1))
     """The visible part of the axis: ns on the time axis, switch numbers on the switch axis."""
 
-    cursor: reactive[Cursor | None] = reactive(None)
-    """The current event and switch, drawn as a vertical line."""
+    cursor: reactive[Cursor | None] = reactive(None, repaint=False)
+    """The current event and switch, drawn as a vertical line (a move repaints the ruler, the labels whose
+    state changes and the cursor's column, not every row)."""
 
-    selected: reactive[int | None] = reactive(None)
-    """The selected lane's id."""
+    selected: reactive[int | None] = reactive(None, repaint=False)
+    """The selected lane's id (a change repaints the rows it leaves and enters)."""
 
     class CellClicked(Message):
         """The user clicked a cell: `lane` is None on the ruler; `start`/`end` is None on a label."""
@@ -163,6 +165,17 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         self._styles: dict | None = None
         self._switch_times: np.ndarray | None = None
         self._switch_times_key: tuple | None = None
+        self._drawn_labels: dict[int, tuple] = {}  # row -> (lane, state, selected) as last drawn
+        self._cursor_column = CursorColumn(self)
+        self._cursor_placed: tuple[int, int, int] | None = None  # (x, y, rows) in the parent; None: hidden
+
+    def on_mount(self) -> None:
+        # A ScrollView draws its own lines and cannot hold children: the cursor's column is a sibling,
+        # drawn over the rows (see CursorColumn).
+        self.parent.mount(self._cursor_column, after=self)
+
+    def on_unmount(self) -> None:
+        self._cursor_column.remove()
 
     # -- watchers ------------------------------------------------------------------
 
@@ -174,8 +187,26 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
     def watch_version(self) -> None:
         self._update_virtual_size()
 
-    def watch_selected(self) -> None:
+    def watch_axis(self) -> None:
+        self._place_cursor()
+
+    def watch_window(self) -> None:
+        self._place_cursor()
+
+    def watch_cursor(self) -> None:
+        width = self.scrollable_content_region.width
+        self.refresh(Region(0, 0, width, 1))  # the ruler's ▼
+        self._refresh_changed_labels()
+        self._place_cursor()
+
+    def watch_selected(self, old: int | None, new: int | None) -> None:
+        self._refresh_lane_rows(old, new)
         self.scroll_to_lane(self.selected)
+        self._place_cursor()
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._place_cursor()
 
     def on_resize(self) -> None:
         self._update_virtual_size()
@@ -184,13 +215,18 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         super().notify_style_update()
         self._plots.clear()  # a theme change recolours the cached rows
         self._styles = None
+        self._cursor_column.refresh()
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
+        if offset is not None:
+            self.click_at(*offset)
+
+    def click_at(self, x: int, y: int) -> None:
+        """Tell the app which cell is at (x, y) of the content (a click on the diagram or its cursor)."""
         tl = self.timeline
-        if offset is None or tl is None:
+        if tl is None:
             return
-        x, y = offset
         lane = None
         if y >= 1:
             rows = tl.lane_tree()
@@ -232,6 +268,62 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         n = 0 if self.timeline is None else len(self.timeline.lanes)
         self.virtual_size = Size(self.scrollable_content_region.width, n + 1)
         self.refresh()
+        self._place_cursor()
+
+    def _visible_rows(self) -> range:
+        """The lane rows on screen (indices into lane_tree), under the ruler."""
+        tl = self.timeline
+        if tl is None:
+            return range(0)
+        top = int(self.scroll_offset.y)
+        return range(top, min(top + self.scrollable_content_region.height - 1, len(tl.lane_tree())))
+
+    def _refresh_lane_rows(self, *lanes: int | None) -> None:
+        """Repaint the rows of these lanes (those on screen)."""
+        tl = self.timeline
+        if tl is None:
+            return
+        width = self.scrollable_content_region.width
+        rows = tl.lane_tree()
+        top = int(self.scroll_offset.y)
+        for row in self._visible_rows():
+            if rows[row][0] in lanes:
+                self.refresh(Region(0, row - top + 1, width, 1))
+
+    def _refresh_changed_labels(self) -> None:
+        """Repaint the rows whose label says another state at the cursor (a step changes a few)."""
+        tl = self.timeline
+        if tl is None:
+            return
+        width = self.scrollable_content_region.width
+        rows = tl.lane_tree()
+        top = int(self.scroll_offset.y)
+        drawn = self._drawn_labels
+        for row in self._visible_rows():
+            lane = rows[row][0]
+            if drawn.get(row) != self._label_shows(tl, lane):
+                self.refresh(Region(0, row - top + 1, width, 1))
+
+    def _place_cursor(self) -> None:
+        """Put the cursor's column over the rows at the cursor, or hide it (no cursor in the window)."""
+        column = self._cursor_column
+        if not column.is_mounted or self.parent is None:
+            return
+        label_width, plot_width = self.layout_widths()
+        col = self._cursor_column_at(plot_width)
+        rows = len(self._visible_rows())
+        if col is None or rows <= 0 or not self.display:
+            placed = None
+        else:
+            origin = self.content_region.offset - self.parent.content_region.offset
+            placed = (origin.x + label_width + 1 + col, origin.y + 1, rows)
+        if placed != self._cursor_placed:
+            self._cursor_placed = placed
+            column.display = placed is not None
+            if placed is not None:
+                column.styles.offset = placed[:2]
+                column.styles.height = placed[2]
+        column.refresh()
 
     def scroll_to_lane(self, lane: int | None) -> None:
         """Scroll the least that shows `lane`'s row (the ruler stays on top)."""
@@ -268,10 +360,31 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         if row >= len(rows):
             return Strip.blank(width, self.cached_style())
         lane, depth = rows[row]
+        self._drawn_labels[row] = self._label_shows(tl, lane)
         segments = self._label(tl, lane, depth, label_width)
         segments.append(Segment("│", self._palette()["ruler"]))
-        segments += self._with_cursor(self._plot(tl, row, lane, plot_width), plot_width)
+        segments += self._plot(tl, row, lane, plot_width)[1]  # the cursor's cell is drawn over it
         return Strip(segments, label_width + 1 + plot_width).crop(0, width)
+
+    def cursor_cell(self, y: int) -> Strip:
+        """Line y of the cursor's column: the cell under the cursor in lane row y, marked with a glyph
+        that reads without colour (the label says the state)."""
+        tl = self.timeline
+        label_width, plot_width = self.layout_widths()
+        col = self._cursor_column_at(plot_width)
+        rows = self._visible_rows()
+        if tl is None or col is None or y >= len(rows):
+            return Strip.blank(1, self.cached_style())
+        self._check_frame(tl, plot_width)
+        row = rows[y]
+        lane = tl.lane_tree()[row][0]
+        starts, segments = self._plot(tl, row, lane, plot_width)
+        if not segments:
+            return Strip.blank(1, self.cached_style())
+        i = bisect_right(starts, col) - 1
+        text, style, _ = segments[i]
+        glyph = text[col - starts[i]]
+        return Strip([Segment(CURSOR_GLYPHS.get(glyph, glyph), (style or Style()) + self._palette()["cursor"])], 1)
 
     def _palette(self) -> dict:
         """The styles a frame uses, looked up once (a theme change clears them)."""
@@ -298,7 +411,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
             self._sample_ks = None
             self._ran = None
 
-    def _cursor_column(self, plot_width: int) -> int | None:
+    def _cursor_column_at(self, plot_width: int) -> int | None:
         c = self.cursor
         if c is None:
             return None
@@ -315,7 +428,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         else:
             ticks = time_ticks(self.window, plot_width)
             name = "time"
-        cursor = self._cursor_column(plot_width)
+        cursor = self._cursor_column_at(plot_width)
         for col, text in ticks:
             mark = "┬" + text
             end = col + len(mark)
@@ -331,6 +444,11 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
                          Segment("▼", style + self.cached_style("lanes--cursor")),
                          Segment("".join(chars[cursor + 1:]), style)]
         return Strip(segments, label_width + 1 + plot_width)
+
+    def _label_shows(self, tl: Timeline, lane: int) -> tuple:
+        """What a label shows besides the lane's name: its state at the cursor, and whether it is selected."""
+        state = NONE if self.cursor is None else tl.state_at(lane, self.cursor.t)[0]
+        return lane, state, lane == self.selected
 
     def _label(self, tl: Timeline, lane: int, depth: int, width: int) -> list[Segment]:
         """The label's segments, exactly `width` cells: kind icon, name under its parent, state at the cursor."""
@@ -384,24 +502,6 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         cached = (starts if len(states) else [], segments)
         self._plots[(row, selected)] = cached
         return cached
-
-    def _with_cursor(self, plot: tuple[list[int], list[Segment]], plot_width: int) -> list[Segment]:
-        """The row's segments with the cursor's cell marked (a glyph that reads without colour)."""
-        starts, segments = plot
-        col = self._cursor_column(plot_width)
-        if col is None or not segments:
-            return list(segments)
-        i = bisect_right(starts, col) - 1
-        text, style, _ = segments[i]
-        at = col - starts[i]
-        glyph = text[at]
-        pieces = []
-        if at:
-            pieces.append(Segment(text[:at], style))
-        pieces.append(Segment(CURSOR_GLYPHS.get(glyph, glyph), (style or Style()) + self._palette()["cursor"]))
-        if at + 1 < len(text):
-            pieces.append(Segment(text[at + 1:], style))
-        return [*segments[:i], *pieces, *segments[i + 1:]]
 
     def _row_states(self, tl: Timeline, row: int, lane: int, plot_width: int) -> np.ndarray:
         states = self._states.get(row)
@@ -500,3 +600,36 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
             if l == lane:
                 return Region(0, row + 1, self.size.width, 1)
         return None
+
+
+class CursorColumn(Widget):
+    """The cursor's column, drawn over the diagram's lane rows: moving the cursor repaints this column and
+    the few labels whose state changes, while the rows (hundreds of cells each) stay as they were drawn.
+
+    The diagram owns it, places it (an absolute offset in the diagram's parent) and says what each of its
+    cells shows; clicks and wheel turns on it go to the diagram.
+    """
+
+    DEFAULT_CSS = """
+    CursorColumn { layer: cursor; position: absolute; width: 1; height: 1; display: none; }
+    """
+
+    def __init__(self, diagram: LaneDiagram) -> None:
+        super().__init__()
+        self.diagram = diagram
+
+    def render_line(self, y: int) -> Strip:
+        return self.diagram.cursor_cell(y)
+
+    def on_click(self, event: events.Click) -> None:
+        event.stop()
+        region = self.diagram.content_region
+        self.diagram.click_at(event.screen_x - region.x, event.screen_y - region.y)
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        event.stop()
+        self.diagram.scroll_down(animate=False)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        event.stop()
+        self.diagram.scroll_up(animate=False)

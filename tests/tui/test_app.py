@@ -31,8 +31,10 @@ def status(app: ConcurviewApp) -> str:
 
 
 def diagram_text(app: ConcurviewApp) -> str:
-    diagram = app.query_one(LaneDiagram)
-    return "\n".join(diagram.render_line(y).text for y in range(diagram.size.height))
+    """The diagram as the screen shows it: its rows with the cursor's column drawn over them."""
+    region = app.query_one(LaneDiagram).content_region
+    lines = app.screen._compositor.render_strips()[region.y:region.bottom]
+    return "\n".join(line.crop(region.x, region.right).text for line in lines)
 
 
 def lane_id(app: ConcurviewApp, name: str) -> int:

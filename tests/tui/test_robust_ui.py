@@ -19,8 +19,10 @@ from concurview.tui.store import DONE, NONE, READY_S, RUNNING, WAITING
 
 
 def diagram_rows(app) -> list[str]:
-    diagram = app.query_one(LaneDiagram)
-    return [diagram.render_line(y).text for y in range(diagram.size.height)]
+    """The diagram's lines as the screen shows them: its rows with the cursor's column drawn over them."""
+    region = app.query_one(LaneDiagram).content_region
+    lines = app.screen._compositor.render_strips()[region.y:region.bottom]
+    return [line.crop(region.x, region.right).text for line in lines]
 
 
 @pytest.mark.parametrize("name", ["threadpool-shutdown", "gevent-eat-play", "error-raises"])
