@@ -72,7 +72,7 @@ class TraceWriter:
 
     def events(self, events: list[Event]) -> None:
         if events:
-            self._file.write(b"\n".join(_encoder.encode(e) for e in events) + b"\n")
+            self._file.write(_encoder.encode_lines(events))
         # Flush when the stream has caught up (a small batch) or every _FLUSH_EVERY under a flood.
         now = time.monotonic()
         if len(events) < 256 or now - self._flushed > _FLUSH_EVERY:

@@ -7,7 +7,11 @@ import gzip
 import msgspec
 import pytest
 
-from concurview.engines.events import Event, Footer, Frame, Header, Lane, WireEvent, WireLane
+from concurview.engines._speedups import EventBuffer
+from concurview.engines.columns import Merger, Stream
+from concurview.engines.events import (
+    RUN, WAIT, WIRE_LANE_SHIFT, Event, Footer, Frame, Header, Lane, WireLane,
+)
 from concurview.engines.tracefile import TraceFormatError, TraceReader, TraceWriter
 
 LANES = [Lane(0, "main", "MainThread", pid=10, tid=1), Lane(1, "task", "task", parent=0, pid=10, tid=1)]
@@ -168,11 +172,25 @@ def test_missing_file_and_directory(tmp_path):
         TraceReader(tmp_path)
 
 
-def test_wire_frames_are_compact_arrays():
-    frame = Frame(7, [WireLane(1, "task", "t", 0, 7, 1)], [WireEvent(123, 1, 1, "await sleep(1)", "x.py:3", 0)])
-    data = msgspec.msgpack.encode(frame)
-    assert msgspec.msgpack.decode(data) == [7, [[1, "task", "t", 0, 7, 1]],
-                                            [[123, 1, 1, "await sleep(1)", "x.py:3", 0, None]], 0]
-    assert msgspec.msgpack.Decoder(Frame).decode(data) == frame
-    # A bare event (no strings) costs a handful of bytes on the wire.
-    assert len(msgspec.msgpack.encode(WireEvent(1_000_000_000, 5, 1))) <= 16
+def test_wire_frames_carry_events_in_columns_and_each_string_once():
+    """A frame is a msgpack array: lanes as arrays, then each event field as one binary column;
+    the runner's merger turns it back into the events, with dense lane ids."""
+    main, task = 7 << WIRE_LANE_SHIFT, 7 << WIRE_LANE_SHIFT | 1
+    buf = EventBuffer(0)
+    buf.append((123, task, RUN, "await sleep(1)", "x.py:3", main))
+    buf.append((124, task, WAIT, "await sleep(1)", "x.py:4"))
+    lanes = [WireLane(main, "main", "m", None, 7, 1), WireLane(task, "task", "t", main, 7, 1)]
+    data = msgspec.msgpack.encode(Frame(7, lanes, 0, *buf.take(0)))
+    raw = msgspec.msgpack.decode(data)
+    assert raw[:4] == [7, [[main, "main", "m", None, 7, 1], [task, "task", "t", main, 7, 1]], 0, 2]
+    assert [len(col) for col in raw[4:11]] == [16, 16, 2, 16, 8, 8, 8]  # t, lane, kind, cause, reason, where, text
+    assert raw[11] == ["await sleep(1)", "x.py:3", "x.py:4"]
+
+    stream, merger, declared = Stream(), Merger(), []
+    stream.buf += len(data).to_bytes(4, "little") + data
+    (group,) = stream.groups()
+    cols = merger.merge(stream, group, 10, declared)
+    assert [(lane.id, lane.name, lane.parent) for lane in declared] == [(0, "m", None), (1, "t", 0)]
+    assert [(e.t, e.lane, e.kind, e.reason, e.where, e.cause) for e in cols.events()] == [
+        (123, 1, "run", "await sleep(1)", "x.py:3", 0), (124, 1, "wait", "await sleep(1)", "x.py:4", None)]
+    assert not stream.buf, "whole frames are taken off the stream"

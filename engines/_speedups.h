@@ -1,0 +1,45 @@
+/* concurview.engines._speedups: what the hot paths of the engines share (the event buffer). */
+
+#ifndef CONCURVIEW_SPEEDUPS_H
+#define CONCURVIEW_SPEEDUPS_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+/* Event kinds: the order of engines/events.py EVENT_KINDS. */
+enum { CV_OPEN, CV_RUN, CV_WAIT, CV_READY, CV_LOG, CV_ERROR, CV_CLOSE, CV_PHASE, CV_MARK };
+
+#define CV_NONE (-1)      /* a cause that is None (and the lane cap's UNTRACED lane) */
+
+/* The events of one process not yet sent, column by column, strings interned per process. */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n, cap;
+    int64_t *t, *lane, *cause;
+    uint32_t *reason, *where, *text;
+    uint8_t *kind;
+    PyObject *ids;        /* str -> int: every string sent since the last reset */
+    PyObject *fresh;      /* strings first seen since the last take(), in id order */
+    uint32_t next_id;     /* 0 means None */
+    int reset_pending;    /* the next frame starts a new string table */
+    int untraced;         /* an event of an UNTRACED lane (or cause) is in the buffer */
+    int64_t t0;           /* trace start, monotonic ns */
+    Py_ssize_t batch;     /* on_full is called when a record() finds this many events pending */
+    PyObject *on_full;    /* () -> bool: flush (False), or drop this event (True) */
+    PyObject *weakrefs;
+} EventBuffer;
+
+extern PyTypeObject CV_EventBufferType;
+
+/* Monotonic nanoseconds, the clock of time.monotonic_ns(). */
+int64_t cv_monotonic_ns(void);
+
+/* Append one event. Strings may be NULL or None. 0, or -1 with an exception set. */
+int cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason, PyObject *where,
+            int64_t cause, PyObject *text);
+
+/* Before recording at a batch boundary: 0 record, 1 drop (counted by on_full), -1 error. */
+int cv_room(EventBuffer *b);
+
+#endif
