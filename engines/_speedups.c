@@ -565,12 +565,18 @@ static PyMethodDef module_methods[] = {
 };
 
 static int
-module_exec(PyObject *m)
+add_type(PyObject *m, const char *name, PyTypeObject *type)
 {
-    if (PyType_Ready(&CV_EventBufferType) < 0) {
+    if (PyType_Ready(type) < 0) {
         return -1;
     }
-    if (PyModule_AddObjectRef(m, "EventBuffer", (PyObject *)&CV_EventBufferType) < 0) {
+    return PyModule_AddObjectRef(m, name, (PyObject *)type);
+}
+
+static int
+module_exec(PyObject *m)
+{
+    if (add_type(m, "EventBuffer", &CV_EventBufferType) < 0 || add_type(m, "EventParser", &CV_EventParserType) < 0) {
         return -1;
     }
     return 0;
@@ -587,7 +593,7 @@ static PyModuleDef_Slot module_slots[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "concurview.engines._speedups",
-    .m_doc = "The engines' hot paths in C: the event buffer.",
+    .m_doc = "Hot paths in C: the child's event buffer, the trace file's event parser.",
     .m_size = 0,
     .m_methods = module_methods,
     .m_slots = module_slots,

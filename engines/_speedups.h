@@ -31,6 +31,7 @@ typedef struct {
 } EventBuffer;
 
 extern PyTypeObject CV_EventBufferType;
+extern PyTypeObject CV_EventParserType;  /* _speedups_json.c: trace event lines into columns */
 
 /* Monotonic nanoseconds, the clock of time.monotonic_ns(). */
 int64_t cv_monotonic_ns(void);

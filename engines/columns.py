@@ -8,6 +8,7 @@ without making a Python object per event. The child never imports this module
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import msgspec
@@ -55,11 +56,12 @@ class StringTable:
 
     def intern_many(self, values: list[str | None]) -> np.ndarray:
         """Indexes of many strings at once: one C-level pass of lookups, Python only for new strings."""
-        out = list(map(self._ids.get, values))
-        if None in out:
+        out = np.fromiter(map(self._ids.get, values, itertools.repeat(-1)), np.int32, len(values))
+        fresh = np.flatnonzero(out < 0)
+        if len(fresh):
             intern = self.intern
-            out = [intern(s) if i is None else i for s, i in zip(values, out)]
-        return np.asarray(out, dtype=np.int32)
+            out[fresh] = [intern(values[j]) for j in fresh.tolist()]
+        return out
 
 
 @dataclass(slots=True)
