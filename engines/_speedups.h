@@ -42,4 +42,7 @@ int cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason,
 /* Before recording at a batch boundary: 0 record, 1 drop (counted by on_full), -1 error. */
 int cv_room(EventBuffer *b);
 
+/* Each fast path in its own file adds its types to the module (called from module_exec). 0, or -1. */
+int cv_greenlet_register(PyObject *module);   /* _speedups_greenlet.c: GreenletTracer */
+
 #endif
