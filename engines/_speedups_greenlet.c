@@ -33,6 +33,7 @@ enum {
     I_CALLER_CODE,   /* the one-entry caller cache: code and f_lasti of the user's frame calling ... */
     I_CALLER_LASTI,  /* ... a fixed-reason library function (gevent.sleep(0)) ... */
     I_CALLER_WHERE,  /* ... and the `where` engine._user_where() found for it */
+    I_SELF,          /* weakref.ref(greenlet), or None */
     I_SIZE
 };
 
@@ -46,6 +47,24 @@ enum {
     S_SIZE
 };
 
+/* Info lists found again by the greenlet's address, without an attribute lookup. A slot holds the
+ * list, not the greenlet (a tracer must not keep greenlets alive); the list's weak reference to its
+ * greenlet says whether the greenlet at that address is still the one it belongs to. */
+#define INFO_SLOTS 256
+typedef struct {
+    PyObject *info;
+    int64_t lane;   /* its lane once declared: a declared lane never changes */
+    int declared;
+} InfoSlot;
+
+/* The getter of gr_frame, per greenlet type: the descriptor's C function, called directly. */
+#define FRAME_TYPES 4
+typedef struct {
+    PyTypeObject *type;
+    getter get;     /* NULL: not greenlet's own descriptor here, ask PyObject_GetAttr */
+    void *closure;
+} FrameGetter;
+
 typedef struct {
     PyObject_HEAD
     EventBuffer *buf;          /* rec._events */
@@ -58,6 +77,9 @@ typedef struct {
     PyObject *name_on_call;    /* name_on_call(target, info, wait): a plain greenlet starting */
     PyObject *failed;          /* failed(exc): count a failure, never raise */
     unsigned long long slow_calls;  /* calls into the Python methods above (tests: the common switch needs none) */
+    InfoSlot slots[INFO_SLOTS];
+    FrameGetter frames[FRAME_TYPES];
+    int next_frame;            /* the FrameGetter replaced next */
 } GreenletTracer;
 
 /* Interned once, at module import. */
@@ -115,30 +137,32 @@ set_slot(PyObject *info, Py_ssize_t i, PyObject *value)
     Py_XDECREF(old);
 }
 
-/* The info list of greenlet g, adopting g when the engine has not seen it (new reference). */
-static PyObject *
-info_of(GreenletTracer *tr, PyObject *g, PyObject *origin)
+/* Whether info is the info list of g: its weak reference still points at g. */
+static inline int
+belongs_to(PyObject *info, PyObject *g)
 {
-    PyObject *info = PyObject_GetAttr(g, str_attr);
-    if (info == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            return NULL;
-        }
+    PyObject *me = PyList_GET_SIZE(info) >= I_SIZE ? PyList_GET_ITEM(info, I_SELF) : NULL;
+    if (me == NULL || !PyWeakref_CheckRef(me)) {
+        return 0;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *obj;
+    if (PyWeakref_GetRef(me, &obj) <= 0) {
         PyErr_Clear();
-        tr->slow_calls++;
-        info = origin == NULL ? PyObject_CallOneArg(tr->adopt, g)
-                              : PyObject_CallFunctionObjArgs(tr->adopt, g, origin, NULL);
-        if (info == NULL) {
-            return NULL;
-        }
+        return 0;
     }
-    if (!PyList_CheckExact(info) || PyList_GET_SIZE(info) < I_SIZE) {
-        /* Not one of ours (a program set `_concurview` itself?): fail this switch, not the process. */
-        PyErr_Format(PyExc_TypeError, "greenlet's %U is not the engine's info list", str_attr);
-        Py_DECREF(info);
-        return NULL;
-    }
-    return info;
+    Py_DECREF(obj);  /* only compared: g itself is alive (the switch holds it) */
+    return obj == g;
+#else
+    return PyWeakref_GET_OBJECT(me) == g;
+#endif
+}
+
+static inline InfoSlot *
+slot_of(GreenletTracer *tr, PyObject *g)
+{
+    uintptr_t p = (uintptr_t)g;
+    return &tr->slots[(p >> 4 ^ p >> 12) & (INFO_SLOTS - 1)];
 }
 
 /* A lane slot: 1 and *lane set when declared (UNTRACED past the lane cap), 0 for None, -1 on error. */
@@ -151,7 +175,7 @@ lane_of(PyObject *info, int64_t *lane)
         return 0;
     }
     /* Lanes are pid << 32 | n: two digits, which PyLong_AsLong reads directly and PyLong_AsLongLong
-     * converts through a byte array (twice the cost of the rest of the switch). */
+     * converts through a byte array. */
 #if LONG_MAX >= INT64_MAX
     long x = PyLong_AsLong(v);
 #else
@@ -162,6 +186,95 @@ lane_of(PyObject *info, int64_t *lane)
     }
     *lane = x;
     return 1;
+}
+
+/* The info list of greenlet g (new reference) and its lane (lane_of's answer in *declared),
+ * adopting g when the engine has not seen it. */
+static PyObject *
+info_of(GreenletTracer *tr, PyObject *g, PyObject *origin, int64_t *lane, int *declared)
+{
+    InfoSlot *slot = slot_of(tr, g);
+    PyObject *info = slot->info;
+    if (info != NULL && belongs_to(info, g)) {
+        Py_INCREF(info);
+    }
+    else {
+        info = PyObject_GetAttr(g, str_attr);
+        if (info == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                return NULL;
+            }
+            PyErr_Clear();
+            tr->slow_calls++;
+            info = origin == NULL ? PyObject_CallOneArg(tr->adopt, g)
+                                  : PyObject_CallFunctionObjArgs(tr->adopt, g, origin, NULL);
+            if (info == NULL) {
+                return NULL;
+            }
+        }
+        if (!PyList_CheckExact(info) || PyList_GET_SIZE(info) < I_SIZE) {
+            /* Not one of ours (a program set `_concurview` itself?): fail this switch, not the process. */
+            PyErr_Format(PyExc_TypeError, "greenlet's %U is not the engine's info list", str_attr);
+            Py_DECREF(info);
+            return NULL;
+        }
+        if (belongs_to(info, g)) {
+            Py_XSETREF(slot->info, Py_NewRef(info));
+            slot->declared = 0;
+        }
+        else {
+            slot = NULL;  /* no weak reference to check it by: looked up every time */
+        }
+    }
+    if (slot != NULL && slot->declared) {
+        *lane = slot->lane;
+        *declared = 1;
+        return info;
+    }
+    *declared = lane_of(info, lane);
+    if (*declared < 0) {
+        Py_DECREF(info);
+        return NULL;
+    }
+    if (slot != NULL && *declared) {
+        slot->lane = *lane;
+        slot->declared = 1;
+    }
+    return info;
+}
+
+/* origin.gr_frame (new reference): greenlet's getter called directly, found once per type. */
+static PyObject *
+frame_of(GreenletTracer *tr, PyObject *g)
+{
+    PyTypeObject *type = Py_TYPE(g);
+    FrameGetter *fg = NULL;
+    for (int i = 0; i < FRAME_TYPES; i++) {
+        if (tr->frames[i].type == type) {
+            fg = &tr->frames[i];
+            break;
+        }
+    }
+    if (fg == NULL) {
+        /* The type's own attribute is the descriptor: greenlet's getset, unless a subclass replaced it. */
+        PyObject *d = PyObject_GetAttr((PyObject *)type, str_gr_frame);
+        if (d == NULL) {
+            return NULL;
+        }
+        fg = &tr->frames[tr->next_frame];
+        tr->next_frame = (tr->next_frame + 1) % FRAME_TYPES;
+        Py_INCREF(type);
+        Py_XSETREF(fg->type, type);  /* kept, so its address names it (and its descriptor stays) */
+        if (Py_IS_TYPE(d, &PyGetSetDescr_Type) && ((PyGetSetDescrObject *)d)->d_getset->get != NULL) {
+            fg->get = ((PyGetSetDescrObject *)d)->d_getset->get;
+            fg->closure = ((PyGetSetDescrObject *)d)->d_getset->closure;
+        }
+        else {
+            fg->get = NULL;
+        }
+        Py_DECREF(d);
+    }
+    return fg->get != NULL ? fg->get(g, fg->closure) : PyObject_GetAttr(g, str_gr_frame);
 }
 
 /* One event, unless the buffer is at a batch boundary and on_full says to drop it (it counted it). */
@@ -202,7 +315,7 @@ static int
 explain_stop(GreenletTracer *tr, PyObject *origin, PyObject *oi, PyObject *ti, int switching, int *kind,
              PyObject **reason, PyObject **where)
 {
-    PyObject *frame = PyObject_GetAttr(origin, str_gr_frame);
+    PyObject *frame = frame_of(tr, origin);
     if (frame == NULL) {
         return -1;
     }
@@ -299,7 +412,7 @@ fail:
 
 /* Record one switch. When the target is a plain greenlet not named yet, nothing is recorded:
  * *pending gets the origin's stop as a tuple (t, lane, kind, reason, where) for name_on_call,
- * and *ti_out/*target_out the target's info and the target. 0, or -1 with an exception set. */
+' * and *ti_out, *target_out the target's info and the target. 0, or -1 with an exception set. */
 static int
 trace_switch(GreenletTracer *tr, PyObject *event, PyObject *pair, PyObject **pending, PyObject **ti_out,
              PyObject **target_out)
@@ -312,20 +425,17 @@ trace_switch(GreenletTracer *tr, PyObject *event, PyObject *pair, PyObject **pen
     PyObject *oi = NULL, *ti = NULL, *tl_obj = NULL, *ol_obj = NULL, *reason = NULL, *where = NULL, *resume = NULL;
     int rc = -1;
 
-    oi = info_of(tr, origin, NULL);
+    int64_t ol, tl;
+    int o_declared, t_declared;
+    oi = info_of(tr, origin, NULL, &ol, &o_declared);
     if (oi == NULL) {
         goto done;
     }
-    ti = info_of(tr, target, origin);
+    ti = info_of(tr, target, origin, &tl, &t_declared);
     if (ti == NULL) {
         goto done;
     }
     int64_t t = cv_monotonic_ns() - tr->buf->t0;
-    int64_t ol, tl;
-    int o_declared = lane_of(oi, &ol), t_declared = lane_of(ti, &tl);
-    if (o_declared < 0 || t_declared < 0) {
-        goto done;
-    }
     /* Our references: the Python called below may change the lists. */
     ol_obj = Py_NewRef(PyList_GET_ITEM(oi, I_LANE));
     tl_obj = Py_NewRef(PyList_GET_ITEM(ti, I_LANE));
@@ -359,7 +469,7 @@ trace_switch(GreenletTracer *tr, PyObject *event, PyObject *pair, PyObject **pen
     }
     if (tl != CV_NONE) {
         resume = Py_NewRef(PyList_GET_ITEM(ti, I_RESUME));
-        if (record(tr->buf, t, tl, CV_RUN, switching ? NULL : event, resume, o_declared ? ol : CV_NONE) < 0) {
+        if (record(tr->buf, t, tl, CV_RUN, switching ? NULL : event, resume, ol) < 0) {
             goto done;
         }
     }
@@ -382,13 +492,11 @@ done:
 static PyObject *
 tracer_call(GreenletTracer *tr, PyObject *args, PyObject *kwds)
 {
-    PyObject *event, *pair;
-    if ((kwds != NULL && PyDict_GET_SIZE(kwds) != 0) || !PyArg_UnpackTuple(args, "GreenletTracer", 2, 2, &event, &pair)) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "GreenletTracer takes no keyword arguments");
-        }
+    if ((kwds != NULL && PyDict_GET_SIZE(kwds) != 0) || PyTuple_GET_SIZE(args) != 2) {
+        PyErr_SetString(PyExc_TypeError, "GreenletTracer(event, (origin, target))");
         return NULL;  /* a wrong call, not a switch: say so */
     }
+    PyObject *event = PyTuple_GET_ITEM(args, 0), *pair = PyTuple_GET_ITEM(args, 1);
     PyObject *pending = NULL, *ti = NULL, *target = NULL;
     if (!PyUnicode_Check(event)) {
         PyErr_SetString(PyExc_TypeError, "a greenlet trace event is a str");
@@ -462,6 +570,12 @@ tracer_traverse(GreenletTracer *tr, visitproc visit, void *arg)
     Py_VISIT(tr->caller_where);
     Py_VISIT(tr->name_on_call);
     Py_VISIT(tr->failed);
+    for (int i = 0; i < INFO_SLOTS; i++) {
+        Py_VISIT(tr->slots[i].info);
+    }
+    for (int i = 0; i < FRAME_TYPES; i++) {
+        Py_VISIT(tr->frames[i].type);
+    }
     return 0;
 }
 
@@ -476,6 +590,13 @@ tracer_clear(GreenletTracer *tr)
     Py_CLEAR(tr->caller_where);
     Py_CLEAR(tr->name_on_call);
     Py_CLEAR(tr->failed);
+    for (int i = 0; i < INFO_SLOTS; i++) {
+        Py_CLEAR(tr->slots[i].info);
+        tr->slots[i].declared = 0;
+    }
+    for (int i = 0; i < FRAME_TYPES; i++) {
+        Py_CLEAR(tr->frames[i].type);
+    }
     return 0;
 }
 

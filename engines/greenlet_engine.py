@@ -5,6 +5,7 @@ from __future__ import annotations
 import linecache
 import os
 import sys
+import weakref
 from collections import Counter
 
 from concurview.engines.events import CLOSE, RUN, WAIT
@@ -17,8 +18,11 @@ ATTR = "_concurview"
 # lane, where it resumes, "switch → name", name, is the hub, then the last switch site:
 # its code, f_lasti and what _site() made of it, then the user's frame calling a library
 # function whose explanation is fixed (gevent.sleep(0)): its code, f_lasti and the `where`
-# _user_where() found (the C tracer's second cache; engines/_speedups_greenlet.c reads these slots).
-LANE, RESUME, TO_ME, NAME, HUB, SITE_CODE, SITE_LASTI, SITE, CALLER_CODE, CALLER_LASTI, CALLER_WHERE = range(11)
+# _user_where() found (the C tracer's second cache; engines/_speedups_greenlet.c reads these slots),
+# and a weak reference to the greenlet itself (the C tracer finds the list again from the greenlet's
+# address and checks it is still that greenlet's).
+(LANE, RESUME, TO_ME, NAME, HUB, SITE_CODE, SITE_LASTI, SITE, CALLER_CODE, CALLER_LASTI, CALLER_WHERE,
+ SELF) = range(12)
 # The tracer: "c" (engines/_speedups_greenlet.c, the default) or "python" (_make_tracer, the
 # reference the C one is tested against).
 ENV_TRACER = "CONCURVIEW_GREENLET_TRACER"
@@ -36,9 +40,13 @@ def _gevent_file(code) -> str | None:
     return None if i < 0 else fn[i + len(_GEVENT_DIR):]
 
 
-def _info(lane, resume, to_me, name, hub: bool) -> list:
-    """A greenlet's info list (the slots above), with empty caches."""
-    return [lane, resume, to_me, name, hub, None, -1, None, None, -1, None]
+def _info(g, lane, resume, to_me, name, hub: bool) -> list:
+    """Greenlet g's info list (the slots above), with empty caches."""
+    try:
+        me = weakref.ref(g)
+    except TypeError:  # a greenlet type without weak references: the C tracer looks the list up each time
+        me = None
+    return [lane, resume, to_me, name, hub, None, -1, None, None, -1, None, me]
 
 
 def _short(value) -> str:
@@ -75,7 +83,7 @@ class GreenletEngine:
         main = greenlet.getcurrent()
         if getattr(main, ATTR, None) is None:
             name = threading.main_thread().name if threading.current_thread() is threading.main_thread() else "main"
-            setattr(main, ATTR, _info(self.rec.current_lane(), None, "switch → " + name, name, False))
+            setattr(main, ATTR, _info(main, self.rec.current_lane(), None, "switch → " + name, name, False))
         self._main_thread = _get_ident()
         self.arm_thread()
         self._arm_new_threads()
@@ -258,7 +266,7 @@ class GreenletEngine:
         rec = self.rec
         if g.parent is None:
             # The main greenlet of a thread: the thread's own lane (nothing ran on it yet here).
-            info = _info(rec.current_lane(), None, "switch → main", "main", False)
+            info = _info(g, rec.current_lane(), None, "switch → main", "main", False)
             setattr(g, ATTR, info)
             return info
         hub = any(c.__name__ == "Hub" and c.__module__.startswith("gevent") for c in type(g).__mro__)
@@ -273,7 +281,7 @@ class GreenletEngine:
             if run is None and g.gr_frame is None and not g.dead:
                 # A plain greenlet forgets `run` just before this first switch in: the lane
                 # is declared when that function is called (see _name_on_call).
-                info = _info(None, None, None, None, False)
+                info = _info(g, None, None, None, None, False)
                 setattr(g, ATTR, info)
                 return info
             base = getattr(run, "__name__", None) or type(run).__name__
@@ -281,7 +289,7 @@ class GreenletEngine:
                 base = type(g).__name__
         code = getattr(run, "__code__", None)
         start = self.where.of_code(code) if code is not None else None
-        info = _info(None, start, None, None, hub)
+        info = _info(g, None, start, None, None, hub)
         lane = self._declare(g, info, kind, base, start, origin)
         setattr(g, ATTR, info)
         if hub:
