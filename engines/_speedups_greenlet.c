@@ -50,7 +50,8 @@ enum {
 /* Info lists found again by the greenlet's address, without an attribute lookup. A slot holds the
  * list, not the greenlet (a tracer must not keep greenlets alive); the list's weak reference to its
  * greenlet says whether the greenlet at that address is still the one it belongs to. */
-#define INFO_SLOTS 256
+#define INFO_BITS 9
+#define INFO_SLOTS (1 << INFO_BITS)
 typedef struct {
     PyObject *info;
     int64_t lane;   /* its lane once declared: a declared lane never changes */
@@ -161,8 +162,9 @@ belongs_to(PyObject *info, PyObject *g)
 static inline InfoSlot *
 slot_of(GreenletTracer *tr, PyObject *g)
 {
-    uintptr_t p = (uintptr_t)g;
-    return &tr->slots[(p >> 4 ^ p >> 12) & (INFO_SLOTS - 1)];
+    /* Fibonacci hashing: greenlets of one size sit at regular strides, which a mask of low bits folds together. */
+    uint64_t p = (uint64_t)(uintptr_t)g >> 4;
+    return &tr->slots[(p * 0x9E3779B97F4A7C15ull) >> (64 - INFO_BITS)];
 }
 
 /* A lane slot: 1 and *lane set when declared (UNTRACED past the lane cap), 0 for None, -1 on error. */

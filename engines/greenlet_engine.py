@@ -74,7 +74,9 @@ class GreenletEngine:
 
     # -- arming ----------------------------------------------------------------------
 
-    def install(self) -> None:
+    def install(self, process_wide: bool = True) -> None:
+        """Trace this thread; process_wide also arms new threads and stops at interpreter exit
+        (False: only this thread, for tests that trace inside their own process)."""
         import greenlet
 
         self._greenlet = greenlet
@@ -86,8 +88,9 @@ class GreenletEngine:
             setattr(main, ATTR, _info(main, self.rec.current_lane(), None, "switch → " + name, name, False))
         self._main_thread = _get_ident()
         self.arm_thread()
-        self._arm_new_threads()
-        self._stop_at_interpreter_exit()
+        if process_wide:
+            self._arm_new_threads()
+            self._stop_at_interpreter_exit()
 
     def stop(self) -> None:
         """Stop tracing the calling thread (its previous tracer, if any, is put back)."""
