@@ -414,7 +414,7 @@ fail:
 
 /* Record one switch. When the target is a plain greenlet not named yet, nothing is recorded:
  * *pending gets the origin's stop as a tuple (t, lane, kind, reason, where) for name_on_call,
-' * and *ti_out, *target_out the target's info and the target. 0, or -1 with an exception set. */
+ * and *ti_out, *target_out the target's info and the target. 0, or -1 with an exception set. */
 static int
 trace_switch(GreenletTracer *tr, PyObject *event, PyObject *pair, PyObject **pending, PyObject **ti_out,
              PyObject **target_out)
