@@ -66,12 +66,29 @@ grow(EventBuffer *b)
 
 /* -- strings ----------------------------------------------------------------------------- */
 
+/* Forget the remembered ids (the table starts over, or the buffer goes). */
+static void
+memo_clear(EventBuffer *b)
+{
+    for (int i = 0; i < CV_MEMO; i++) {
+        Py_CLEAR(b->memo[i].s);
+    }
+}
+
 /* The id of s in this process's table (0 for None), adding it when new. (uint32_t)-1 on error. */
 static uint32_t
 intern(EventBuffer *b, PyObject *s)
 {
     if (s == NULL || s == Py_None) {
         return 0;
+    }
+    /* A hot path records the same few strings over and over (`switch → pong`, `x.py:12`): remember
+     * the last ids by the string's address. The memo owns a reference, so an address it holds is
+     * that string's and no other's; it is cleared whenever the table starts over. */
+    uintptr_t addr = (uintptr_t)s;
+    size_t slot = (addr >> 4 ^ addr >> 10) & (CV_MEMO - 1);
+    if (b->memo[slot].s == s) {
+        return b->memo[slot].id;
     }
     PyObject *key = s;
     if (!PyUnicode_CheckExact(s)) {
@@ -104,6 +121,11 @@ intern(EventBuffer *b, PyObject *s)
         Py_XDECREF(value);
     }
     Py_DECREF(key);
+    if (id != (uint32_t)-1 && PyUnicode_CheckExact(s)) {
+        Py_INCREF(s);
+        Py_XSETREF(b->memo[slot].s, s);
+        b->memo[slot].id = id;
+    }
     return id;
 }
 
@@ -378,6 +400,7 @@ buf_take(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
     b->reset_pending = 0;
     if (PyDict_GET_SIZE(b->ids) > CV_MAX_STRINGS) {
         PyDict_Clear(b->ids);
+        memo_clear(b);
         b->next_id = 1;
         b->reset_pending = 1;
     }
@@ -397,6 +420,7 @@ buf_reset_strings(EventBuffer *b, PyObject *Py_UNUSED(ignored))
 {
     /* A forked child: its own stream starts with its own table. */
     PyDict_Clear(b->ids);
+    memo_clear(b);
     if (PyList_SetSlice(b->fresh, 0, PyList_GET_SIZE(b->fresh), NULL) < 0) {
         return NULL;
     }
@@ -472,6 +496,7 @@ buf_dealloc(EventBuffer *b)
     buf_clear_refs(b);
     Py_CLEAR(b->ids);
     Py_CLEAR(b->fresh);
+    memo_clear(b);
     PyMem_Free(b->t);
     PyMem_Free(b->lane);
     PyMem_Free(b->cause);
@@ -579,6 +604,9 @@ module_exec(PyObject *m)
     if (add_type(m, "EventBuffer", &CV_EventBufferType) < 0 || add_type(m, "EventParser", &CV_EventParserType) < 0) {
         return -1;
     }
+    if (cv_greenlet_register(m) < 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -593,7 +621,7 @@ static PyModuleDef_Slot module_slots[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "concurview.engines._speedups",
-    .m_doc = "Hot paths in C: the child's event buffer, the trace file's event parser.",
+    .m_doc = "Hot paths in C: the child's event buffer, the greenlet tracer, the trace file's event parser.",
     .m_size = 0,
     .m_methods = module_methods,
     .m_slots = module_slots,

@@ -11,6 +11,7 @@
 enum { CV_OPEN, CV_RUN, CV_WAIT, CV_READY, CV_LOG, CV_ERROR, CV_CLOSE, CV_PHASE, CV_MARK };
 
 #define CV_NONE (-1)      /* a cause that is None (and the lane cap's UNTRACED lane) */
+#define CV_MEMO 64        /* strings whose ids are remembered by address (a power of two) */
 
 /* The events of one process not yet sent, column by column, strings interned per process. */
 typedef struct {
@@ -28,6 +29,7 @@ typedef struct {
     Py_ssize_t batch;     /* on_full is called when a record() finds this many events pending */
     PyObject *on_full;    /* () -> bool: flush (False), or drop this event (True) */
     PyObject *weakrefs;
+    struct { PyObject *s; uint32_t id; } memo[CV_MEMO];  /* recent strings by address (owned refs) */
 } EventBuffer;
 
 extern PyTypeObject CV_EventBufferType;
@@ -42,5 +44,8 @@ int cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason,
 
 /* Before recording at a batch boundary: 0 record, 1 drop (counted by on_full), -1 error. */
 int cv_room(EventBuffer *b);
+
+/* Each fast path in its own file adds its types to the module (called from module_exec). 0, or -1. */
+int cv_greenlet_register(PyObject *module);   /* _speedups_greenlet.c: GreenletTracer */
 
 #endif
