@@ -573,6 +573,9 @@ module_exec(PyObject *m)
     if (PyModule_AddObjectRef(m, "EventBuffer", (PyObject *)&CV_EventBufferType) < 0) {
         return -1;
     }
+    if (cv_asyncio_exec(m) < 0) {
+        return -1;
+    }
     return 0;
 }
 

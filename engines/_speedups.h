@@ -42,4 +42,7 @@ int cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason,
 /* Before recording at a batch boundary: 0 record, 1 drop (counted by on_full), -1 error. */
 int cv_room(EventBuffer *b);
 
+/* The asyncio engine's TracedCoro (_speedups_asyncio.c): added to the module by module_exec. */
+int cv_asyncio_exec(PyObject *m);
+
 #endif
