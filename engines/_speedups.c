@@ -66,13 +66,46 @@ grow(EventBuffer *b)
 
 /* -- strings ----------------------------------------------------------------------------- */
 
+#define CV_RECENT ((Py_ssize_t)(sizeof(((EventBuffer *)0)->recent) / sizeof(((EventBuffer *)0)->recent[0])))
+
+/* The table starts over: ids in `recent` mean nothing any more. */
+static void
+forget_recent(EventBuffer *b)
+{
+    for (Py_ssize_t i = 0; i < CV_RECENT; i++) {
+        Py_CLEAR(b->recent[i].s);
+    }
+}
+
+static uint32_t intern_slow(EventBuffer *b, PyObject *s);
+
 /* The id of s in this process's table (0 for None), adding it when new. (uint32_t)-1 on error. */
-static uint32_t
+static inline uint32_t
 intern(EventBuffer *b, PyObject *s)
 {
     if (s == NULL || s == Py_None) {
         return 0;
     }
+    if (!PyUnicode_CheckExact(s)) {
+        return intern_slow(b, s);
+    }
+    /* The cache holds the string, so its address cannot be another string's meanwhile. */
+    Py_ssize_t slot = (Py_ssize_t)(((uintptr_t)s >> 4) & (uintptr_t)(CV_RECENT - 1));
+    if (b->recent[slot].s == s) {
+        return b->recent[slot].id;
+    }
+    uint32_t id = intern_slow(b, s);
+    if (id != (uint32_t)-1) {
+        Py_INCREF(s);
+        Py_XSETREF(b->recent[slot].s, s);
+        b->recent[slot].id = id;
+    }
+    return id;
+}
+
+static uint32_t
+intern_slow(EventBuffer *b, PyObject *s)
+{
     PyObject *key = s;
     if (!PyUnicode_CheckExact(s)) {
         /* A str subclass or anything else: its text, as the JSON writer would store it. */
@@ -378,6 +411,7 @@ buf_take(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
     b->reset_pending = 0;
     if (PyDict_GET_SIZE(b->ids) > CV_MAX_STRINGS) {
         PyDict_Clear(b->ids);
+        forget_recent(b);
         b->next_id = 1;
         b->reset_pending = 1;
     }
@@ -397,6 +431,7 @@ buf_reset_strings(EventBuffer *b, PyObject *Py_UNUSED(ignored))
 {
     /* A forked child: its own stream starts with its own table. */
     PyDict_Clear(b->ids);
+    forget_recent(b);
     if (PyList_SetSlice(b->fresh, 0, PyList_GET_SIZE(b->fresh), NULL) < 0) {
         return NULL;
     }
@@ -470,6 +505,7 @@ buf_dealloc(EventBuffer *b)
         PyObject_ClearWeakRefs((PyObject *)b);
     }
     buf_clear_refs(b);
+    forget_recent(b);
     Py_CLEAR(b->ids);
     Py_CLEAR(b->fresh);
     PyMem_Free(b->t);

@@ -28,6 +28,9 @@ typedef struct {
     Py_ssize_t batch;     /* on_full is called when a record() finds this many events pending */
     PyObject *on_full;    /* () -> bool: flush (False), or drop this event (True) */
     PyObject *weakrefs;
+    /* The strings interned last, by address (a strong reference each): hot paths record the
+     * same few reasons and wheres again and again, and a hit here skips the dict. */
+    struct { PyObject *s; uint32_t id; } recent[64];
 } EventBuffer;
 
 extern PyTypeObject CV_EventBufferType;

@@ -36,6 +36,10 @@ typedef struct {
     PyObject *tls;         /* the loop thread's dict of rec._tls, from the first step */
     PyObject *sites;       /* the wait-site cache of the coroutine's code; NULL: always the slow path */
     PyObject *frame;       /* the coroutine's frame, from its first suspension until it ends */
+    PyObject *site;        /* the site it stopped at last time (a tuple of `sites`), or NULL */
+    int site_lasti;        /* ... and its bytecode offset: a task loops over the same awaits */
+    PyObject *prev;        /* the lane object a step replaced last time, and its id: the loop */
+    int64_t prev_lane;     /* thread's lane is the same int object step after step */
     PyObject *name, *qualname;
     PyObject *weakrefs;
     int64_t done_t;        /* monotonic ns when it finished (the engine's completer compares them) */
@@ -280,17 +284,26 @@ cached_site(TracedCoro *self, PyObject *yielded, PyObject **reason, PyObject **w
         }
         self->frame = f;
     }
-    PyObject *key = PyLong_FromLong(PyFrame_GetLasti((PyFrameObject *)self->frame));
-    if (key == NULL) {
-        return -1;
-    }
-    PyObject *site = PyDict_GetItemWithError(self->sites, key);
-    Py_DECREF(key);
-    if (site == NULL) {
-        return PyErr_Occurred() ? -1 : 0;
-    }
-    if (!PyTuple_CheckExact(site) || PyTuple_GET_SIZE(site) != 4) {
-        return 0;
+    int lasti = PyFrame_GetLasti((PyFrameObject *)self->frame);
+    PyObject *site = self->site;
+    if (site == NULL || self->site_lasti != lasti) {
+        /* Another await than last time: the code's cache. (A site found there is right for
+         * this coroutine for as long as its callee check below passes, so keeping it is.) */
+        PyObject *key = PyLong_FromLong(lasti);
+        if (key == NULL) {
+            return -1;
+        }
+        site = PyDict_GetItemWithError(self->sites, key);
+        Py_DECREF(key);
+        if (site == NULL) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        if (!PyTuple_CheckExact(site) || PyTuple_GET_SIZE(site) != 4) {
+            return 0;
+        }
+        Py_INCREF(site);
+        Py_XSETREF(self->site, site);
+        self->site_lasti = lasti;
     }
     Py_INCREF(site);  /* dynamic_reason() runs Python code, which may change the cache */
     /* The site is right for what the coroutine awaits now if the callee is the same code
@@ -309,7 +322,10 @@ cached_site(TracedCoro *self, PyObject *yielded, PyObject **reason, PyObject **w
     int hit = PyTuple_GET_ITEM(site, 0) == callee;
     Py_DECREF(callee);
     int rc = 0;
-    if (hit) {
+    if (!hit) {
+        Py_CLEAR(self->site);  /* the engine's answer goes to the code's cache: read it there next time */
+    }
+    else {
         PyObject *if_none = PyTuple_GET_ITEM(site, 2), *if_future = PyTuple_GET_ITEM(site, 3);
         if (yielded == Py_None) {
             *reason = Py_NewRef(if_none);
@@ -402,6 +418,7 @@ static void
 finish(TracedCoro *self, PyObject *exc, PyObject **pending)
 {
     Py_CLEAR(self->frame);  /* the finished frame holds the coroutine's locals: let them go now */
+    Py_CLEAR(self->site);
     self->done_t = cv_monotonic_ns();
     PyObject *lane = self->lane_obj;
     PyObject *r = PyObject_CallMethodObjArgs(self->engine, s_finish, lane, self->where ? self->where : Py_None,
@@ -476,7 +493,11 @@ step(TracedCoro *self, PyObject *value, PyObject *throw_args, PyObject **presult
         absorb(self, &pending);
     }
     else {
-        cause = lane_of(prev);
+        if (prev != self->prev) {
+            Py_XSETREF(self->prev, Py_NewRef(prev));
+            self->prev_lane = lane_of(prev);
+        }
+        cause = self->prev_lane;
     }
     PyObject *run_reason = NULL;
     if (throw_args != NULL && (run_reason = throw_reason(throw_args)) == NULL) {
@@ -768,6 +789,8 @@ tc_traverse(TracedCoro *self, visitproc visit, void *arg)
     Py_VISIT(self->tls);
     Py_VISIT(self->sites);
     Py_VISIT(self->frame);
+    Py_VISIT(self->site);
+    Py_VISIT(self->prev);
     Py_VISIT(self->name);
     Py_VISIT(self->qualname);
     return 0;
@@ -786,6 +809,8 @@ tc_clear(TracedCoro *self)
     Py_CLEAR(self->tls);
     Py_CLEAR(self->sites);
     Py_CLEAR(self->frame);
+    Py_CLEAR(self->site);
+    Py_CLEAR(self->prev);
     Py_CLEAR(self->name);
     Py_CLEAR(self->qualname);
     return 0;
