@@ -76,7 +76,7 @@ memo_clear(EventBuffer *b)
 }
 
 /* The id of s in this process's table (0 for None), adding it when new. (uint32_t)-1 on error. */
-static uint32_t
+static inline uint32_t
 intern(EventBuffer *b, PyObject *s)
 {
     if (s == NULL || s == Py_None) {
@@ -605,6 +605,9 @@ module_exec(PyObject *m)
         return -1;
     }
     if (cv_greenlet_register(m) < 0) {
+        return -1;
+    }
+    if (cv_asyncio_register(m) < 0) {
         return -1;
     }
     return 0;

@@ -1,4 +1,11 @@
-"""asyncio engine: each task's coroutine is wrapped: every step is a run, every await a wait, every wake-up a ready."""
+"""asyncio engine: each task's coroutine is wrapped: every step is a run, every await a wait, every wake-up a ready.
+
+The wrapper is `TracedCoro`, the C type of engines/_speedups_asyncio.c: a step
+costs no Python frame. `PyTracedCoro` below is the same thing in Python, the
+reference the C type is tested against; CONCURVIEW_ASYNCIO_STEP=python makes a
+traced program use it. Both call back into AsyncioEngine for every explanation
+(`resolve`, `dynamic_reason`, `finish`, `completer`), so they record the same events.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import threading
 import types
 from asyncio import base_events, selector_events
 
+from concurview.engines import _speedups
 from concurview.engines.events import CLOSE, ERROR, READY, RUN, WAIT
 from concurview.engines.recorder import BATCH_EVENTS, UNTRACED, Recorder, _get_ident, _monotonic_ns
 from concurview.engines.where import Where
@@ -29,7 +37,7 @@ _PLUMBING = ("_ContextManagerMixin.",)
 _DEFAULT_NAME = "Task-"  # asyncio's automatic task names: "Task-1", "Task-2", ...
 
 
-class TracedCoro:
+class PyTracedCoro:
     """Stands in for a task's coroutine: the C Task drives it, and we see every step.
 
     It is also the wake-up marker: a step that stops on a future adds the
@@ -173,16 +181,8 @@ class TracedCoro:
 
     def _finish(self, exc: BaseException) -> None:
         self._frame = None  # the finished frame holds the coroutine's locals: let them go now
-        rec, lane = self._rec, self._lane
         self._done_t = _monotonic_ns()
-        if isinstance(exc, StopIteration):
-            rec.record(lane, CLOSE, "returned", self._where)
-        elif isinstance(exc, asyncio.CancelledError):
-            rec.record(lane, CLOSE, "cancelled", self._where)
-        else:
-            where = self._engine.where.of_traceback(exc.__traceback__) or self._where
-            rec.record(lane, ERROR, type(exc).__name__, where, None, f"{type(exc).__name__}: {exc}")
-            rec.record(lane, CLOSE, "raised " + type(exc).__name__, where)
+        self._engine.finish(self._lane, self._where, None if isinstance(exc, StopIteration) else exc)
 
     # -- wake-up marker --------------------------------------------------------------------
 
@@ -212,8 +212,8 @@ class TracedCoro:
                 events.append((_mono() - self._t0, self._lane, READY, reason, None, cause))
             else:
                 self._rec.record(self._lane, READY, reason, None, cause)
-        except Exception:  # noqa: BLE001 - a hook never raises into the program
-            self._engine.errors += 1
+        except Exception as exc:  # noqa: BLE001 - a hook never raises into the program
+            self._engine._hook_failed(exc)
 
     # -- a coroutine to everyone else ------------------------------------------------------
 
@@ -238,8 +238,12 @@ def _forward(name: str) -> property:
 
 for _name in ("cr_await", "cr_code", "cr_frame", "cr_running", "cr_origin", "cr_suspended",
               "gi_code", "gi_frame", "gi_running", "gi_yieldfrom", "gi_suspended"):
-    setattr(TracedCoro, _name, _forward(_name))
-collections.abc.Coroutine.register(TracedCoro)
+    setattr(PyTracedCoro, _name, _forward(_name))
+collections.abc.Coroutine.register(PyTracedCoro)
+collections.abc.Coroutine.register(_speedups.TracedCoro)
+
+# The implementation tasks get; the engine's call_soon and completer look it up here at each use.
+TracedCoro = PyTracedCoro if os.environ.get("CONCURVIEW_ASYNCIO_STEP") == "python" else _speedups.TracedCoro
 
 
 class TracedSelector:
@@ -366,15 +370,28 @@ class AsyncioEngine:
         BaseEventLoop._concurview = self
 
     @staticmethod
-    def _make_call_soon(orig):
+    def _make_call_soon(orig, woken: bool = True):
         """call_soon with the wake-up check in front.
 
         Every task step goes through call_soon, so the original body is repeated
         here rather than called (a second Python call per step); if this Python's
-        body is not the one we know, we wrap it instead.
+        body is not the one we know, we wrap it instead. `woken=False` drops the
+        marker without recording (the ready_ab benchmark weighs the ready events so).
         """
         known = ("_check_closed", "_debug", "_check_thread", "_check_callback", "_call_soon", "_source_traceback")
-        if tuple(orig.__code__.co_names) == known:
+        if not woken:
+            def call_soon(self, callback, *args, context=None):
+                if callback.__class__ is TracedCoro:
+                    return None
+                self._check_closed()
+                if self._debug:
+                    self._check_thread()
+                    self._check_callback(callback, 'call_soon')
+                handle = self._call_soon(callback, args, context)
+                if handle._source_traceback:
+                    del handle._source_traceback[-1]
+                return handle
+        elif tuple(orig.__code__.co_names) == known:
             def call_soon(self, callback, *args, context=None):
                 if callback.__class__ is TracedCoro:
                     callback._woken(args[0] if args else None, 1)
@@ -548,6 +565,23 @@ class AsyncioEngine:
             return "await " + self.lane_names.get(inner._lane, "task")
         tname = type(yielded).__name__
         return "await " + _FUTURE_NAMES.get(tname, tname)
+
+    def finish(self, lane: int, where: str | None, exc: BaseException | None) -> None:
+        """A task's coroutine ended: returned (exc None), was cancelled, or raised."""
+        rec = self.rec
+        if exc is None:
+            rec.record(lane, CLOSE, "returned", where)
+        elif isinstance(exc, asyncio.CancelledError):
+            rec.record(lane, CLOSE, "cancelled", where)
+        else:
+            where = self.where.of_traceback(exc.__traceback__) or where
+            rec.record(lane, ERROR, type(exc).__name__, where, None, f"{type(exc).__name__}: {exc}")
+            rec.record(lane, CLOSE, "raised " + type(exc).__name__, where)
+
+    def _hook_failed(self, exc: BaseException) -> None:
+        """A step or wake-up hook failed (it never raises into the program): counted, the first one reported."""
+        self.errors += 1
+        self.rec.engine_failed("asyncio engine", exc, first=self.errors == 1)
 
     # -- who woke a task -------------------------------------------------------------------------
 
