@@ -188,7 +188,7 @@ as_i64(PyObject *o, int64_t *out, int64_t if_none)
         *out = if_none;
         return 0;
     }
-    long long v = PyLong_AsLongLong(o);
+    int64_t v = cv_int64(o);
     if (v == -1 && PyErr_Occurred()) {
         return -1;
     }

@@ -35,6 +35,19 @@ typedef struct {
 extern PyTypeObject CV_EventBufferType;
 extern PyTypeObject CV_EventParserType;  /* _speedups_json.c: trace event lines into columns */
 
+/* A Python int as int64: -1 with an exception set on failure. Lane ids (pid << 24 | n) are
+ * two-digit ints, which PyLong_AsLong reads directly and PyLong_AsLongLong (3.11) converts
+ * through a byte array, ~100 instructions more. */
+static inline int64_t
+cv_int64(PyObject *o)
+{
+#if LONG_MAX >= INT64_MAX
+    return PyLong_AsLong(o);
+#else
+    return PyLong_AsLongLong(o);
+#endif
+}
+
 /* Monotonic nanoseconds, the clock of time.monotonic_ns(). */
 int64_t cv_monotonic_ns(void);
 

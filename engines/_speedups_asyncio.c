@@ -139,7 +139,7 @@ lane_of(PyObject *o)
     if (o == NULL || !PyLong_Check(o)) {
         return CV_NONE;
     }
-    long long v = PyLong_AsLongLong(o);
+    int64_t v = cv_int64(o);
     if (v == -1 && PyErr_Occurred()) {
         PyErr_Clear();
         return CV_NONE;

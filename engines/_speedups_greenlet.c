@@ -176,13 +176,7 @@ lane_of(PyObject *info, int64_t *lane)
         *lane = CV_NONE;
         return 0;
     }
-    /* Lanes are pid << 32 | n: two digits, which PyLong_AsLong reads directly and PyLong_AsLongLong
-     * converts through a byte array. */
-#if LONG_MAX >= INT64_MAX
-    long x = PyLong_AsLong(v);
-#else
-    long long x = PyLong_AsLongLong(v);
-#endif
+    int64_t x = cv_int64(v);
     if (x == -1 && PyErr_Occurred()) {
         return -1;
     }
