@@ -26,6 +26,9 @@ typedef struct {
     int reset_pending;    /* the next frame starts a new string table */
     int untraced;         /* an event of an UNTRACED lane (or cause) is in the buffer */
     int64_t t0;           /* trace start, monotonic ns */
+    uint64_t serial;      /* this buffer's number: a thread's current lane belongs to one buffer */
+    int64_t main_lane;    /* the current lane of a thread no engine told about */
+    PyObject *thread_lanes;  /* thread ident -> lane, for threads whose lane is known elsewhere */
     Py_ssize_t batch;     /* on_full is called when a record() finds this many events pending */
     PyObject *on_full;    /* () -> bool: flush (False), or drop this event (True) */
     PyObject *weakrefs;
@@ -47,6 +50,16 @@ cv_int64(PyObject *o)
     return PyLong_AsLongLong(o);
 #endif
 }
+
+/* The lane now running on the calling OS thread, as the engines keep it (greenlets and tasks
+ * take turns on a thread: each switch sets it). One C thread-local per thread, owned by one
+ * buffer at a time: the recorder of the process (tests may make others; a buffer reads only
+ * what it set itself). */
+int cv_lane_get(EventBuffer *b, int64_t *lane);  /* 1 and *lane when set, else 0 */
+void cv_lane_set(EventBuffer *b, int64_t lane);
+void cv_lane_unset(EventBuffer *b);
+/* The current lane, or where unset the thread's lane in thread_lanes, or main_lane. -1 on error. */
+int cv_current_lane(EventBuffer *b, int64_t *lane);
 
 /* Monotonic nanoseconds, the clock of time.monotonic_ns(). */
 int64_t cv_monotonic_ns(void);

@@ -26,20 +26,17 @@
 typedef struct {
     PyObject_HEAD
     PyObject *coro;        /* the task's own coroutine (or any awaitable iterator) */
-    PyObject *lane_obj;    /* the task's lane, the int the thread-local holds while it runs */
+    PyObject *lane_obj;    /* the task's lane, as an int object (what the engine's methods take) */
     int64_t lane;
     EventBuffer *buf;      /* rec._events */
-    PyObject *rec;         /* the Recorder: its thread-local, current_lane() */
+    PyObject *rec;         /* the Recorder */
     PyObject *engine;      /* the AsyncioEngine: every slow path */
     PyObject *task_lanes;  /* engine.task_lanes: lanes of traced tasks (a set) */
     PyObject *where;       /* where the next step resumes: the def line, then each await's line */
-    PyObject *tls;         /* the loop thread's dict of rec._tls, from the first step */
     PyObject *sites;       /* the wait-site cache of the coroutine's code; NULL: always the slow path */
     PyObject *frame;       /* the coroutine's frame, from its first suspension until it ends */
     PyObject *site;        /* the site it stopped at last time (a tuple of `sites`), or NULL */
     int site_lasti;        /* ... and its bytecode offset: a task loops over the same awaits */
-    PyObject *prev;        /* the lane object a step replaced last time, and its id: the loop */
-    int64_t prev_lane;     /* thread's lane is the same int object step after step */
     PyObject *name, *qualname;
     PyObject *weakrefs;
     int64_t done_t;        /* monotonic ns when it finished (the engine's completer compares them) */
@@ -48,7 +45,7 @@ typedef struct {
 static PyTypeObject TracedCoroType;
 
 /* Interned names, made once in cv_asyncio_register. */
-static PyObject *s_lane, *s__tls, *s___dict__, *s__events, *s_task_lanes, *s_current_lane, *s_sites_of,
+static PyObject *s__events, *s_task_lanes, *s_sites_of,
     *s_resolve, *s_dynamic_reason, *s_finish, *s_completer, *s__hook_failed, *s_add_done_callback,
     *s_cancelled, *s_cr_frame, *s_throw, *s_close, *s__coro, *s_value, *s___name__, *s___qualname__,
     *s_throw_, *s_cancelled_reason;
@@ -193,76 +190,22 @@ absorb(TracedCoro *self, PyObject **pending)
 
 /* -- the lane bookkeeping ------------------------------------------------------------------ */
 
-/* The first step (or a thread whose lane lives only in the recorder's table): find the thread's lane. */
+/* Make this task's lane current on the loop's thread; *prev gets the lane current before. */
 static int
-bind_thread(TracedCoro *self, PyObject **prev)
+enter(TracedCoro *self, int64_t *prev)
 {
-    PyObject *local = PyObject_GetAttr(self->rec, s__tls);
-    if (local == NULL) {
+    if (cv_current_lane(self->buf, prev) < 0) {
         return -1;
     }
-    PyObject *tls = PyObject_GetAttr(local, s___dict__);
-    Py_DECREF(local);
-    if (tls == NULL) {
-        return -1;
-    }
-    if (!PyDict_CheckExact(tls)) {
-        PyErr_SetString(PyExc_TypeError, "the recorder's thread-local has no dict");
-        Py_DECREF(tls);
-        return -1;
-    }
-    Py_XSETREF(self->tls, tls);
-    PyObject *p = PyDict_GetItemWithError(tls, s_lane);
-    if (p != NULL && p != Py_None) {
-        *prev = Py_NewRef(p);
-        return 0;
-    }
-    if (PyErr_Occurred()) {
-        return -1;
-    }
-    p = PyObject_CallMethodNoArgs(self->rec, s_current_lane);
-    if (p == NULL) {
-        return -1;
-    }
-    *prev = p;
+    cv_lane_set(self->buf, self->lane);
     return 0;
 }
 
-/* Make this task's lane current on the loop's thread; *prev gets the lane it replaces (a new reference). */
-static int
-enter(TracedCoro *self, PyObject **prev)
+/* The step is over: the lane that was current before it is again. */
+static void
+leave(TracedCoro *self, int64_t prev)
 {
-    PyObject *p = NULL;
-    if (self->tls != NULL) {
-        p = PyDict_GetItemWithError(self->tls, s_lane);
-        if (p == NULL && PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    if (p != NULL) {
-        Py_INCREF(p);  /* the dict's reference goes when our lane replaces it */
-    }
-    else if (bind_thread(self, &p) < 0) {
-        return -1;
-    }
-    if (PyDict_SetItem(self->tls, s_lane, self->lane_obj) < 0) {
-        Py_DECREF(p);
-        return -1;
-    }
-    *prev = p;
-    return 0;
-}
-
-/* The step is over: the lane that was current before it is again (steals prev). */
-static int
-leave(TracedCoro *self, PyObject *prev)
-{
-    if (prev == NULL) {
-        return 0;
-    }
-    int rc = PyDict_SetItem(self->tls, s_lane, prev);
-    Py_DECREF(prev);
-    return rc;
+    cv_lane_set(self->buf, prev);
 }
 
 /* -- why and where a step stopped ---------------------------------------------------------- */
@@ -487,17 +430,13 @@ step(TracedCoro *self, PyObject *value, PyObject *throw_args, PyObject **presult
     }
     Py_INCREF(coro);
     PyObject *pending = NULL;  /* a KeyboardInterrupt (...) met on the way, raised when the step is over */
-    PyObject *prev = NULL;
-    int64_t cause = CV_NONE;
-    if (enter(self, &prev) < 0) {
-        absorb(self, &pending);
+    int64_t prev = CV_NONE, cause = CV_NONE;
+    int entered = enter(self, &prev) == 0;
+    if (entered) {
+        cause = prev;
     }
     else {
-        if (prev != self->prev) {
-            Py_XSETREF(self->prev, Py_NewRef(prev));
-            self->prev_lane = lane_of(prev);
-        }
-        cause = self->prev_lane;
+        absorb(self, &pending);
     }
     PyObject *run_reason = NULL;
     if (throw_args != NULL && (run_reason = throw_reason(throw_args)) == NULL) {
@@ -514,8 +453,8 @@ step(TracedCoro *self, PyObject *value, PyObject *throw_args, PyObject **presult
     if (r != PYGEN_NEXT) {
         /* The task ends: returned (result is its value), or raised (the exception is set). */
         PyObject *exc = r == PYGEN_ERROR ? take_exception() : NULL;
-        if (leave(self, prev) < 0) {
-            absorb(self, &pending);
+        if (entered) {
+            leave(self, prev);
         }
         finish(self, exc, &pending);
         if (exc != NULL) {
@@ -532,8 +471,8 @@ step(TracedCoro *self, PyObject *value, PyObject *throw_args, PyObject **presult
         *presult = result;
         return r;
     }
-    if (leave(self, prev) < 0) {
-        absorb(self, &pending);
+    if (entered) {
+        leave(self, prev);
     }
     /* throw() explains afresh: a cancelled step may stop anywhere (an except or finally clause). */
     if (stopped(self, result, throw_args == NULL, &pending) < 0 && pending == NULL) {
@@ -599,17 +538,11 @@ tc_close(TracedCoro *self, PyObject *Py_UNUSED(ignored))
 static void
 woken(TracedCoro *self, PyObject *fut, PyObject *depth)
 {
-    PyObject *current = NULL;  /* borrowed: the lane running on the loop's thread */
-    if (self->tls != NULL) {
-        current = PyDict_GetItemWithError(self->tls, s_lane);
-        if (current == NULL && PyErr_Occurred()) {
-            goto failed;
-        }
-    }
+    int64_t running;  /* the lane running on the loop's thread: whoever completed the future */
+    PyObject *current = cv_lane_get(self->buf, &running) ? PyLong_FromLongLong(running) : Py_NewRef(Py_None);
     if (current == NULL) {
-        current = Py_None;
+        goto failed;
     }
-    Py_INCREF(current);
     int64_t cause;
     PyObject *inner = NULL;
     if (fut != Py_None && lookup_attr(fut, s__coro, &inner) < 0) {
@@ -786,11 +719,9 @@ tc_traverse(TracedCoro *self, visitproc visit, void *arg)
     Py_VISIT(self->engine);
     Py_VISIT(self->task_lanes);
     Py_VISIT(self->where);
-    Py_VISIT(self->tls);
     Py_VISIT(self->sites);
     Py_VISIT(self->frame);
     Py_VISIT(self->site);
-    Py_VISIT(self->prev);
     Py_VISIT(self->name);
     Py_VISIT(self->qualname);
     return 0;
@@ -806,11 +737,9 @@ tc_clear(TracedCoro *self)
     Py_CLEAR(self->engine);
     Py_CLEAR(self->task_lanes);
     Py_CLEAR(self->where);
-    Py_CLEAR(self->tls);
     Py_CLEAR(self->sites);
     Py_CLEAR(self->frame);
     Py_CLEAR(self->site);
-    Py_CLEAR(self->prev);
     Py_CLEAR(self->name);
     Py_CLEAR(self->qualname);
     return 0;
@@ -957,8 +886,7 @@ intern_all(void)
         PyObject **slot;
         const char *text;
     } names[] = {
-        {&s_lane, "lane"}, {&s__tls, "_tls"}, {&s___dict__, "__dict__"}, {&s__events, "_events"},
-        {&s_task_lanes, "task_lanes"}, {&s_current_lane, "current_lane"}, {&s_sites_of, "sites_of"},
+        {&s__events, "_events"}, {&s_task_lanes, "task_lanes"}, {&s_sites_of, "sites_of"},
         {&s_resolve, "resolve"}, {&s_dynamic_reason, "dynamic_reason"}, {&s_finish, "finish"},
         {&s_completer, "completer"}, {&s__hook_failed, "_hook_failed"},
         {&s_add_done_callback, "add_done_callback"}, {&s_cancelled, "cancelled"}, {&s_cr_frame, "cr_frame"},

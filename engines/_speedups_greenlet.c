@@ -69,7 +69,6 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     EventBuffer *buf;          /* rec._events */
-    PyObject *tls;             /* this thread's dict of rec._tls: "lane" is the current lane */
     PyObject *previous;        /* the tracer installed before us (chained), or NULL */
     /* The engine's Python side, for everything uncommon. */
     PyObject *adopt;           /* adopt(g[, origin]) -> info: first sight of a greenlet */
@@ -84,7 +83,7 @@ typedef struct {
 } GreenletTracer;
 
 /* Interned once, at module import. */
-static PyObject *str_attr, *str_gr_frame, *str_lane, *str_switch, *str_returned, *str_raised;
+static PyObject *str_attr, *str_gr_frame, *str_switch, *str_returned, *str_raised;
 
 /* -- small helpers ----------------------------------------------------------------------- */
 
@@ -469,9 +468,7 @@ trace_switch(GreenletTracer *tr, PyObject *event, PyObject *pair, PyObject **pen
             goto done;
         }
     }
-    if (PyDict_SetItem(tr->tls, str_lane, tl_obj) < 0) {
-        goto done;
-    }
+    cv_lane_set(tr->buf, tl);  /* the target runs on this thread now (UNTRACED past the lane cap) */
     rc = 0;
 
 done:
@@ -532,21 +529,20 @@ tracer_call(GreenletTracer *tr, PyObject *args, PyObject *kwds)
 static int
 tracer_init(GreenletTracer *tr, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"events", "tls", "adopt", "site", "caller_where", "name_on_call", "failed", NULL};
-    PyObject *buf, *tls, *adopt = NULL, *site = NULL, *caller = NULL, *name_on_call = NULL, *failed = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!|$OOOOO", kwlist, &CV_EventBufferType, &buf, &PyDict_Type,
-                                     &tls, &adopt, &site, &caller, &name_on_call, &failed)) {
+    static char *kwlist[] = {"events", "adopt", "site", "caller_where", "name_on_call", "failed", NULL};
+    PyObject *buf, *adopt = NULL, *site = NULL, *caller = NULL, *name_on_call = NULL, *failed = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|$OOOOO", kwlist, &CV_EventBufferType, &buf,
+                                     &adopt, &site, &caller, &name_on_call, &failed)) {
         return -1;
     }
     PyObject *callbacks[] = {adopt, site, caller, name_on_call, failed};
     for (size_t i = 0; i < sizeof(callbacks) / sizeof(callbacks[0]); i++) {
         if (callbacks[i] == NULL || !PyCallable_Check(callbacks[i])) {
-            PyErr_Format(PyExc_TypeError, "GreenletTracer needs the engine's %s= callable", kwlist[2 + i]);
+            PyErr_Format(PyExc_TypeError, "GreenletTracer needs the engine's %s= callable", kwlist[1 + i]);
             return -1;
         }
     }
     Py_XSETREF(tr->buf, (EventBuffer *)Py_NewRef(buf));
-    Py_XSETREF(tr->tls, Py_NewRef(tls));
     Py_XSETREF(tr->adopt, Py_NewRef(adopt));
     Py_XSETREF(tr->site, Py_NewRef(site));
     Py_XSETREF(tr->caller_where, Py_NewRef(caller));
@@ -559,7 +555,6 @@ static int
 tracer_traverse(GreenletTracer *tr, visitproc visit, void *arg)
 {
     Py_VISIT(tr->buf);
-    Py_VISIT(tr->tls);
     Py_VISIT(tr->previous);
     Py_VISIT(tr->adopt);
     Py_VISIT(tr->site);
@@ -579,7 +574,6 @@ static int
 tracer_clear(GreenletTracer *tr)
 {
     Py_CLEAR(tr->buf);
-    Py_CLEAR(tr->tls);
     Py_CLEAR(tr->previous);
     Py_CLEAR(tr->adopt);
     Py_CLEAR(tr->site);
@@ -636,7 +630,7 @@ static PyGetSetDef tracer_getset[] = {
 static PyTypeObject GreenletTracerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "concurview.engines._speedups.GreenletTracer",
-    .tp_doc = "GreenletTracer(events, tls, *, adopt, site, caller_where, name_on_call, failed): "
+    .tp_doc = "GreenletTracer(events, *, adopt, site, caller_where, name_on_call, failed): "
               "the callable for greenlet.settrace; the common switch in C, the rest through the engine's methods.",
     .tp_basicsize = sizeof(GreenletTracer),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -654,7 +648,7 @@ int
 cv_greenlet_register(PyObject *module)
 {
     struct { PyObject **slot; const char *text; } strings[] = {
-        {&str_attr, "_concurview"}, {&str_gr_frame, "gr_frame"}, {&str_lane, "lane"},
+        {&str_attr, "_concurview"}, {&str_gr_frame, "gr_frame"},
         {&str_switch, "switch"}, {&str_returned, "returned"}, {&str_raised, "raised"},
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {

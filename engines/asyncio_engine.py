@@ -47,7 +47,7 @@ class PyTracedCoro:
 
     # No __getattr__: it would slow down every attribute access of the hot path (3.11 does
     # not specialise attribute loads on such classes); what asyncio reads is forwarded below.
-    __slots__ = ("_coro", "_lane", "_rec", "_engine", "_where", "_tls", "_events", "_t0", "_done_t",
+    __slots__ = ("_coro", "_lane", "_rec", "_engine", "_where", "_events", "_t0", "_done_t",
                  "_sites", "_frame", "__name__", "__qualname__", "__weakref__")
 
     def __init__(self, coro, lane: int, rec: Recorder, engine: AsyncioEngine, where: str | None) -> None:
@@ -56,7 +56,6 @@ class PyTracedCoro:
         self._rec = rec
         self._engine = engine
         self._where = where  # where the next step resumes: the def line, then each await's line
-        self._tls = None  # the loop thread's dict of the recorder's thread-local, set at the first step
         self._events = rec._events
         self._t0 = rec.t0
         self._done_t = 0
@@ -73,13 +72,9 @@ class PyTracedCoro:
         # The C Task resumes us through __next__ (= send with None): this runs once per step,
         # so it is written out in full rather than split into helper calls, and counts its
         # bytecodes (~7 ns each here).
-        tls = self._tls
         lane = self._lane
-        try:
-            prev = tls["lane"]
-        except (KeyError, TypeError):
-            tls, prev = self._bind_thread()
-        tls["lane"] = lane
+        rec = self._rec
+        prev = rec.swap_lane(lane)
         events = self._events
         # One room check per step: the wait (and ready) may overfill the batch by two;
         # the next step's check, or anyone's record(), then flushes it.
@@ -92,10 +87,10 @@ class PyTracedCoro:
         try:
             yielded = coro.send(value)
         except BaseException as exc:
-            tls["lane"] = prev
+            rec.set_lane(prev)
             self._finish(exc)
             raise
-        tls["lane"] = prev
+        rec.set_lane(prev)
         # Why and where it stopped. A task tends to wait at the same few places: the
         # coroutine's bytecode offset and the code it awaits there find the answer again.
         sites = self._sites
@@ -142,23 +137,18 @@ class PyTracedCoro:
 
     def throw(self, *args):
         # Cancellation arrives here: Task.cancel() throws CancelledError into the coroutine.
-        tls = self._tls
         rec, lane = self._rec, self._lane
-        try:
-            prev = tls["lane"]
-        except (KeyError, TypeError):
-            tls, prev = self._bind_thread()
-        tls["lane"] = lane
+        prev = rec.swap_lane(lane)
         exc_arg = args[0] if args else None
         name = exc_arg.__name__ if isinstance(exc_arg, type) else type(exc_arg).__name__
         rec.record(lane, RUN, "throw " + name, self._where, prev)
         try:
             yielded = self._coro.throw(*args)
         except BaseException as exc:
-            tls["lane"] = prev
+            rec.set_lane(prev)
             self._finish(exc)
             raise
-        tls["lane"] = prev
+        rec.set_lane(prev)
         reason, where = self._engine.resolve(self._coro, yielded, self._sites)
         self._where = where
         rec.record(lane, WAIT, reason, where)
@@ -170,14 +160,6 @@ class PyTracedCoro:
             except Exception:  # noqa: BLE001
                 pass
         return yielded
-
-    def _bind_thread(self) -> tuple[dict, int]:
-        """First step (or a thread whose lane lives only in the recorder's table): find the thread's lane."""
-        tls = self._tls = self._rec._tls.__dict__
-        prev = tls.get("lane")
-        if prev is None:
-            prev = self._rec.current_lane()
-        return tls, prev
 
     def _finish(self, exc: BaseException) -> None:
         self._frame = None  # the finished frame holds the coroutine's locals: let them go now
@@ -194,10 +176,8 @@ class PyTracedCoro:
     def _woken(self, fut, depth: int, _mono=_monotonic_ns, _len=len) -> None:
         """The future this task waits for completed: the task is ready (who completed it = cause)."""
         try:
-            # Whoever completed it runs on the loop's thread: the thread-local dict this task
-            # stepped with says which lane is current there.
-            tls = self._tls
-            current = None if tls is None else tls.get("lane")
+            # Whoever completed it runs on the loop's thread, as the lane current there.
+            current = self._rec._events.lane()
             inner = getattr(fut, "_coro", None)
             engine = self._engine
             if inner.__class__ is TracedCoro:
@@ -616,7 +596,7 @@ class AsyncioEngine:
         if ident == self._main_ident:
             return
         rec = self.rec
-        lane = rec._tls.__dict__.get("lane")
+        lane = rec._events.lane()
         if lane is None:
             lane = rec._thread_lanes.get(ident)
         if lane is not None and lane not in self._released:
@@ -638,8 +618,8 @@ class AsyncioEngine:
         self._released.add(lane)
         if rec._thread_lanes.get(ident) == lane:
             del rec._thread_lanes[ident]
-        if ident == _get_ident() and rec._tls.__dict__.get("lane") == lane:
-            del rec._tls.__dict__["lane"]
+        if ident == _get_ident() and rec._events.lane() == lane:
+            rec.set_lane(None)
 
 
 def install(rec: Recorder, where: Where) -> AsyncioEngine:

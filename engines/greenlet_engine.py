@@ -167,8 +167,7 @@ class GreenletEngine:
         """The tracer in C: the common switch there, everything else through the methods below."""
         from concurview.engines._speedups import GreenletTracer
 
-        # This thread's own dict of the recorder's thread-local (the tracer is made on the thread it traces).
-        return GreenletTracer(self.rec._events, self.rec._tls.__dict__, adopt=self._adopt, site=self._site,
+        return GreenletTracer(self.rec._events, adopt=self._adopt, site=self._site,
                               caller_where=self._caller_where, name_on_call=self._name_on_call,
                               failed=self._failed)
 
@@ -176,9 +175,6 @@ class GreenletEngine:
         """The tracer in Python: what the C one does, kept as its reference (ENV_TRACER=python)."""
         rec = self.rec
         events = rec._events
-        # This thread's own dict of the recorder's thread-local (the tracer is made on the
-        # thread it traces): a dict store costs a third of a thread-local setattr.
-        tls = rec._tls.__dict__
         adopt = self._adopt
         site = self._site
         slow = self._slow
@@ -189,7 +185,7 @@ class GreenletEngine:
         # Everything the hot path touches is bound as a default argument (a local): greenlet
         # calls tracer(event, args) and the rest keep their defaults.
         def tracer(event, args, _t0=rec.t0, _mono=_monotonic_ns, _extend=events.extend, _events=events,
-                   _tls=tls, _len=len, _switch="switch", _prev=None):
+                   _set_lane=rec.set_lane, _len=len, _switch="switch", _prev=None):
             tl = 0
             try:
                 origin, target = args
@@ -232,10 +228,10 @@ class GreenletEngine:
                     pass
                 elif _len(_events) < limit:
                     _extend((ev, (t, tl, RUN, None if event == _switch else event, ti[1], ol)))
-                    _tls["lane"] = tl
+                    _set_lane(tl)
                 else:
                     slow(ev, (t, tl, RUN, None if event == _switch else event, ti[1], ol))
-                    _tls["lane"] = tl
+                    _set_lane(tl)
             except BaseException as exc:  # noqa: BLE001 - a raising tracer is dropped by greenlet
                 failed(exc)
             if _prev is not None:
@@ -355,7 +351,7 @@ class GreenletEngine:
                 else:
                     rec.record(*ev[1:])
                 rec.record(lane, RUN, None, start, cause)
-                rec._tls.lane = lane
+                rec.set_lane(lane)
             except BaseException as exc:  # noqa: BLE001
                 engine._failed(exc)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import _thread
 import os
 import re
 import socket
@@ -30,7 +29,6 @@ def _original(module: str, name: str):
 _allocate_lock = _original("_thread", "allocate_lock")
 _start_new_thread = _original("_thread", "start_new_thread")
 _get_ident = _original("_thread", "get_ident")
-_thread_local = _original("_thread", "_local")
 _sleep = _original("time", "sleep")
 _monotonic_ns = time.monotonic_ns
 _write = os.write
@@ -79,15 +77,30 @@ class Recorder:
         self.record = self._events.record
         self.record_at = self._events.record_at
         self.now = self._events.now
+        # Which lane runs on each OS thread, kept in a C thread-local (greenlet switches and task
+        # steps set it): current_lane() is that, else the thread's lane in _thread_lanes, else the
+        # main lane. set_lane(lane) makes lane current (None forgets it); swap_lane(lane) also
+        # returns what current_lane() said before.
+        self.current_lane = self._events.current_lane
+        self.set_lane = self._events.set_lane
+        self.swap_lane = self._events.swap_lane
         self._write_lock = _allocate_lock()
         self._lane_lock = _allocate_lock()
         self._closed = False
-        self._tls = _thread_local()
-        self.main_lane = 0
         self._thread_lanes: dict[int, int] = {}
+        self._events.thread_lanes = self._thread_lanes
         self._families: dict[str, int] = {}  # lane family -> lanes made (lane cap)
         self.untraced = 0  # lanes not recorded because of the lane cap
         self._over: dict[str, int] = {}  # lane family -> lanes of it not recorded
+
+    @property
+    def main_lane(self) -> int:
+        """The program's main thread's lane: the current lane of a thread nobody told about."""
+        return self._events.main_lane
+
+    @main_lane.setter
+    def main_lane(self, lane: int) -> None:
+        self._events.main_lane = lane
 
     @property
     def t0(self) -> int:
@@ -162,22 +175,10 @@ class Recorder:
         except BaseException:  # noqa: BLE001 - reporting a failure must not fail
             pass
 
-    def current_lane(self) -> int:
-        """The lane now running on this OS thread (engines keep it up to date)."""
-        try:
-            return self._tls.lane
-        except AttributeError:
-            return self._thread_lanes.get(_get_ident(), self.main_lane)
-
-    def set_current(self, lane: int) -> int:
-        """Make `lane` current on this thread; returns the previous one to restore."""
-        prev = self.current_lane()
-        self._tls.lane = lane
-        return prev
-
     def bind_thread(self, lane: int, ident: int | None = None) -> None:
+        """`lane` is the lane of thread `ident` (the calling one by default), and current here."""
         self._thread_lanes[_get_ident() if ident is None else ident] = lane
-        self._tls.lane = lane
+        self.set_lane(lane)
 
     # -- transport -----------------------------------------------------------
 

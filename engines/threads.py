@@ -257,16 +257,13 @@ class ThreadsEngine:
         engine, rec = self, self.rec
         Condition = threading.Condition
         orig_wait, orig_notify = Condition.wait, Condition.notify
-        getframe, tls = sys._getframe, rec._tls
+        getframe, current_lane = sys._getframe, rec.current_lane
         woken_by = self._woken_by
 
         def wait(cond, timeout=None):
             if timeout is not None and timeout <= 0:
                 return orig_wait(cond, timeout)
-            try:
-                lane = tls.lane
-            except AttributeError:
-                lane = rec.current_lane()
+            lane = current_lane()
             d = cond.__dict__
             lanes = d.get("_concurview_lanes")
             if lanes is None:
@@ -297,10 +294,7 @@ class ThreadsEngine:
             k = min(n, len(lanes))
             result = orig_notify(cond, n)
             # Still under the lock: the woken cannot run (and record it) before these are recorded.
-            try:
-                me = tls.lane
-            except AttributeError:
-                me = rec.current_lane()
+            me = current_lane()
             for lane in lanes[:k]:
                 woken_by[lane] = me
                 rec.record(lane, READY, None, None, me)
@@ -469,7 +463,7 @@ class ThreadsEngine:
 
         engine, rec = self, self.rec
         real = time.sleep
-        getframe, tls = sys._getframe, rec._tls
+        getframe, current_lane = sys._getframe, rec.current_lane
         sites = self._sites
         reasons: dict = {}  # secs -> "sleep 1.0s": formatting a float costs more than the rest of the hook
 
@@ -485,10 +479,7 @@ class ThreadsEngine:
                     # A library's polling loop (subprocess.Popen.wait(timeout) sleeps 1, 2, 4 ms...
                     # between checks): plumbing, not a wait the program asked for.
                     return real(secs)
-                try:
-                    lane = tls.lane
-                except AttributeError:
-                    lane = rec.current_lane()
+                lane = current_lane()
                 reason = reasons.get(secs)
                 if reason is None:
                     reason = f"sleep {secs}s"
@@ -617,7 +608,7 @@ class ThreadsEngine:
         self._worker_code = module._worker.__code__
         self._work_item_type = WorkItem
 
-        tls, call_sites = rec._tls, self._call_sites
+        current_lane, call_sites = rec.current_lane, self._call_sites
 
         def run(item):
             # Once per task: the call's name is formatted here, inline (see describe_call).
@@ -632,10 +623,7 @@ class ThreadsEngine:
                     code = getattr(fn, "__code__", None)
                     site = call_sites.get(id(code))
                     at = site[0] if site is not None else engine.describe_call(fn, args, kwargs)[1]
-                try:
-                    lane = tls.lane
-                except AttributeError:
-                    lane = rec.current_lane()
+                lane = current_lane()
                 cause = item.__dict__.pop("_concurview_cause", None)
                 rec.record(lane, RUN, reason, at, cause)
             except Exception:  # noqa: BLE001
@@ -757,10 +745,7 @@ class ThreadsEngine:
         except Exception:  # noqa: BLE001 - a repr() that raises
             reason, at = "call", None
         rec = self.rec
-        try:
-            lane = rec._tls.lane
-        except AttributeError:
-            lane = rec.current_lane()
+        lane = rec.current_lane()
         rec.record(lane, RUN, reason, at, cause)
 
     def site(self, frame) -> tuple[str | None, object]:
@@ -839,10 +824,7 @@ class ThreadsEngine:
         except (IndexError, TypeError):
             return
         rec = self.rec
-        try:
-            me = rec._tls.lane
-        except AttributeError:
-            me = rec.current_lane()
+        me = rec.current_lane()
         obj._waker = me
         rec.record(lane, READY, None, None, me)
 
