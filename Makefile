@@ -8,8 +8,8 @@ STAMP  := $(VENV)/.installed
 
 venv: $(STAMP)
 
-# Reinstall whenever the dependencies change.
-$(STAMP): pyproject.toml
+# Reinstall whenever the dependencies or the C sources change (the install compiles them).
+$(STAMP): pyproject.toml $(wildcard engines/*.c engines/*.h)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -268,9 +268,9 @@ def run_through_store(workload: str, *args: object, timeout: float = 300) -> tup
         t_start = time.perf_counter()
         t_first = None
         for batch in run:  # as the app does, minus the drawing (and with the collector on, as there)
-            if t_first is None and batch.events:
+            if t_first is None and len(batch.columns):
                 t_first = time.perf_counter()
-            tl.add(batch.lanes, batch.events)
+            tl.add(batch.lanes, batch.columns)
         t_end = time.perf_counter()
         tl.finish(run.footer())
         result = _read_result(out)

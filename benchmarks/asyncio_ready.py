@@ -45,7 +45,7 @@ def run(quick: bool = False) -> list[Result]:
         }),
         Result(NAME + "-event", "ready event (cause found, recorded, sent) per wake-up", ready_ns, " ns", "", None, {
             "ab_cpu_s": ab["cpu_s"], "marker_add_done_callback_ns": ab["add_done_callback_ns"],
-            "method": "in-process, Recorder writing to /dev/null; hook on vs TracedCoro._woken a no-op",
+            "method": "in-process, Recorder writing to /dev/null; hook on vs call_soon dropping the marker unrecorded",
         }),
     ]
     publish(NAME, results, {k: [s["cpu_s"] for s in v] for k, v in samples.items()} | {"ab": ab["samples"]})

@@ -64,59 +64,51 @@ def run(quick: bool = False) -> list[Result]:
 
 def _batches(streams: list[bytes]):
     """The stream cut as the runner cuts it: whatever one recv(1 MiB) brought is one batch."""
+    from concurview.engines.columns import Columns, Stream
     from concurview.engines.runner import Run, Target
 
     run = Run(Target("replay"))
     for data in streams:
-        buf = bytearray()
+        stream = Stream()
         for pos in range(0, len(data), 1 << 20):
-            buf += data[pos:pos + (1 << 20)]
-            lanes, events = [], []
-            run._frames(buf, lanes, events)
-            yield lanes, events
+            stream.buf += data[pos:pos + (1 << 20)]
+            lanes, parts = [], []
+            run._frames(stream, lanes, parts)
+            yield lanes, Columns.concat(parts) if parts else []
 
 
 def replay_stages(streams: list[bytes]) -> dict[str, float]:
-    """Seconds spent decoding frames, merging them into Events, and in Timeline.add."""
-    import msgspec
-
-    from concurview.engines.events import Frame
+    """Seconds spent decoding frames, merging them into Columns, and in Timeline.add."""
+    from concurview.engines.columns import Columns, Stream
     from concurview.engines.runner import Run, Target
     from concurview.tui.store import Timeline
 
-    dec = msgspec.msgpack.Decoder(Frame)
-    frames = []
+    decoded = []
     t0 = time.perf_counter()
     for data in streams:
-        mv, pos = memoryview(data), 0
-        while pos + 4 <= len(data):
-            size = int.from_bytes(mv[pos:pos + 4], "little")
-            frames.append(dec.decode(mv[pos + 4:pos + 4 + size]))
-            pos += 4 + size
+        stream = Stream()
+        for pos in range(0, len(data), 1 << 20):
+            stream.buf += data[pos:pos + (1 << 20)]
+            decoded.append((stream, stream.groups()))
     t_decode = time.perf_counter() - t0
     run = Run(Target("replay"))
     merged = []
     t0 = time.perf_counter()
-    for frame in frames:
-        lanes, events = [], []
-        run._merge(frame, lanes, events)
-        merged.append((lanes, events))
+    for stream, groups in decoded:
+        lanes, parts = [], []
+        for group in groups:
+            room = run.max_events - run.n_events
+            cols = run._merger.merge(stream, group, room, lanes)
+            if cols is not None:
+                parts.append(cols)
+                run.n_events += len(cols)
+        merged.append((lanes, Columns.concat(parts) if parts else []))
     t_merge = time.perf_counter() - t0
-    del frames
-    # Timeline.add gets the runner's batches (one per recv), not one per frame.
-    batches, lanes_acc, events_acc = [], [], []
-    for lanes, events in merged:
-        lanes_acc += lanes
-        events_acc += events
-        if len(events_acc) >= 40_000:
-            batches.append((lanes_acc, events_acc))
-            lanes_acc, events_acc = [], []
-    batches.append((lanes_acc, events_acc))
-    del merged
+    del decoded
     tl = Timeline()
     t0 = time.perf_counter()
-    for lanes, events in batches:
-        tl.add(lanes, events)
+    for lanes, cols in merged:
+        tl.add(lanes, cols)
     t_add = time.perf_counter() - t0
     return {"decode": t_decode, "merge": t_merge, "store_add": t_add}
 

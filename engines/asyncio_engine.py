@@ -1,4 +1,11 @@
-"""asyncio engine: each task's coroutine is wrapped: every step is a run, every await a wait, every wake-up a ready."""
+"""asyncio engine: each task's coroutine is wrapped: every step is a run, every await a wait, every wake-up a ready.
+
+The wrapper is `TracedCoro`, the C type of engines/_speedups_asyncio.c: a step
+costs no Python frame. `PyTracedCoro` below is the same thing in Python, the
+reference the C type is tested against; CONCURVIEW_ASYNCIO_STEP=python makes a
+traced program use it. Both call back into AsyncioEngine for every explanation
+(`resolve`, `dynamic_reason`, `finish`, `completer`), so they record the same events.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import threading
 import types
 from asyncio import base_events, selector_events
 
+from concurview.engines import _speedups
 from concurview.engines.events import CLOSE, ERROR, READY, RUN, WAIT
 from concurview.engines.recorder import BATCH_EVENTS, UNTRACED, Recorder, _get_ident, _monotonic_ns
 from concurview.engines.where import Where
@@ -29,7 +37,7 @@ _PLUMBING = ("_ContextManagerMixin.",)
 _DEFAULT_NAME = "Task-"  # asyncio's automatic task names: "Task-1", "Task-2", ...
 
 
-class TracedCoro:
+class PyTracedCoro:
     """Stands in for a task's coroutine: the C Task drives it, and we see every step.
 
     It is also the wake-up marker: a step that stops on a future adds the
@@ -39,7 +47,7 @@ class TracedCoro:
 
     # No __getattr__: it would slow down every attribute access of the hot path (3.11 does
     # not specialise attribute loads on such classes); what asyncio reads is forwarded below.
-    __slots__ = ("_coro", "_lane", "_rec", "_engine", "_where", "_tls", "_events", "_t0", "_done_t",
+    __slots__ = ("_coro", "_lane", "_rec", "_engine", "_where", "_events", "_t0", "_done_t",
                  "_sites", "_frame", "__name__", "__qualname__", "__weakref__")
 
     def __init__(self, coro, lane: int, rec: Recorder, engine: AsyncioEngine, where: str | None) -> None:
@@ -48,7 +56,6 @@ class TracedCoro:
         self._rec = rec
         self._engine = engine
         self._where = where  # where the next step resumes: the def line, then each await's line
-        self._tls = None  # the loop thread's dict of the recorder's thread-local, set at the first step
         self._events = rec._events
         self._t0 = rec.t0
         self._done_t = 0
@@ -65,13 +72,9 @@ class TracedCoro:
         # The C Task resumes us through __next__ (= send with None): this runs once per step,
         # so it is written out in full rather than split into helper calls, and counts its
         # bytecodes (~7 ns each here).
-        tls = self._tls
         lane = self._lane
-        try:
-            prev = tls["lane"]
-        except (KeyError, TypeError):
-            tls, prev = self._bind_thread()
-        tls["lane"] = lane
+        rec = self._rec
+        prev = rec.swap_lane(lane)
         events = self._events
         # One room check per step: the wait (and ready) may overfill the batch by two;
         # the next step's check, or anyone's record(), then flushes it.
@@ -84,10 +87,10 @@ class TracedCoro:
         try:
             yielded = coro.send(value)
         except BaseException as exc:
-            tls["lane"] = prev
+            rec.set_lane(prev)
             self._finish(exc)
             raise
-        tls["lane"] = prev
+        rec.set_lane(prev)
         # Why and where it stopped. A task tends to wait at the same few places: the
         # coroutine's bytecode offset and the code it awaits there find the answer again.
         sites = self._sites
@@ -134,23 +137,18 @@ class TracedCoro:
 
     def throw(self, *args):
         # Cancellation arrives here: Task.cancel() throws CancelledError into the coroutine.
-        tls = self._tls
         rec, lane = self._rec, self._lane
-        try:
-            prev = tls["lane"]
-        except (KeyError, TypeError):
-            tls, prev = self._bind_thread()
-        tls["lane"] = lane
+        prev = rec.swap_lane(lane)
         exc_arg = args[0] if args else None
         name = exc_arg.__name__ if isinstance(exc_arg, type) else type(exc_arg).__name__
         rec.record(lane, RUN, "throw " + name, self._where, prev)
         try:
             yielded = self._coro.throw(*args)
         except BaseException as exc:
-            tls["lane"] = prev
+            rec.set_lane(prev)
             self._finish(exc)
             raise
-        tls["lane"] = prev
+        rec.set_lane(prev)
         reason, where = self._engine.resolve(self._coro, yielded, self._sites)
         self._where = where
         rec.record(lane, WAIT, reason, where)
@@ -163,26 +161,10 @@ class TracedCoro:
                 pass
         return yielded
 
-    def _bind_thread(self) -> tuple[dict, int]:
-        """First step (or a thread whose lane lives only in the recorder's table): find the thread's lane."""
-        tls = self._tls = self._rec._tls.__dict__
-        prev = tls.get("lane")
-        if prev is None:
-            prev = self._rec.current_lane()
-        return tls, prev
-
     def _finish(self, exc: BaseException) -> None:
         self._frame = None  # the finished frame holds the coroutine's locals: let them go now
-        rec, lane = self._rec, self._lane
         self._done_t = _monotonic_ns()
-        if isinstance(exc, StopIteration):
-            rec.record(lane, CLOSE, "returned", self._where)
-        elif isinstance(exc, asyncio.CancelledError):
-            rec.record(lane, CLOSE, "cancelled", self._where)
-        else:
-            where = self._engine.where.of_traceback(exc.__traceback__) or self._where
-            rec.record(lane, ERROR, type(exc).__name__, where, None, f"{type(exc).__name__}: {exc}")
-            rec.record(lane, CLOSE, "raised " + type(exc).__name__, where)
+        self._engine.finish(self._lane, self._where, None if isinstance(exc, StopIteration) else exc)
 
     # -- wake-up marker --------------------------------------------------------------------
 
@@ -194,10 +176,8 @@ class TracedCoro:
     def _woken(self, fut, depth: int, _mono=_monotonic_ns, _len=len) -> None:
         """The future this task waits for completed: the task is ready (who completed it = cause)."""
         try:
-            # Whoever completed it runs on the loop's thread: the thread-local dict this task
-            # stepped with says which lane is current there.
-            tls = self._tls
-            current = None if tls is None else tls.get("lane")
+            # Whoever completed it runs on the loop's thread, as the lane current there.
+            current = self._rec._events.lane()
             inner = getattr(fut, "_coro", None)
             engine = self._engine
             if inner.__class__ is TracedCoro:
@@ -212,8 +192,8 @@ class TracedCoro:
                 events.append((_mono() - self._t0, self._lane, READY, reason, None, cause))
             else:
                 self._rec.record(self._lane, READY, reason, None, cause)
-        except Exception:  # noqa: BLE001 - a hook never raises into the program
-            self._engine.errors += 1
+        except Exception as exc:  # noqa: BLE001 - a hook never raises into the program
+            self._engine._hook_failed(exc)
 
     # -- a coroutine to everyone else ------------------------------------------------------
 
@@ -238,8 +218,12 @@ def _forward(name: str) -> property:
 
 for _name in ("cr_await", "cr_code", "cr_frame", "cr_running", "cr_origin", "cr_suspended",
               "gi_code", "gi_frame", "gi_running", "gi_yieldfrom", "gi_suspended"):
-    setattr(TracedCoro, _name, _forward(_name))
-collections.abc.Coroutine.register(TracedCoro)
+    setattr(PyTracedCoro, _name, _forward(_name))
+collections.abc.Coroutine.register(PyTracedCoro)
+collections.abc.Coroutine.register(_speedups.TracedCoro)
+
+# The implementation tasks get; the engine's call_soon and completer look it up here at each use.
+TracedCoro = PyTracedCoro if os.environ.get("CONCURVIEW_ASYNCIO_STEP") == "python" else _speedups.TracedCoro
 
 
 class TracedSelector:
@@ -366,15 +350,28 @@ class AsyncioEngine:
         BaseEventLoop._concurview = self
 
     @staticmethod
-    def _make_call_soon(orig):
+    def _make_call_soon(orig, woken: bool = True):
         """call_soon with the wake-up check in front.
 
         Every task step goes through call_soon, so the original body is repeated
         here rather than called (a second Python call per step); if this Python's
-        body is not the one we know, we wrap it instead.
+        body is not the one we know, we wrap it instead. `woken=False` drops the
+        marker without recording (the ready_ab benchmark weighs the ready events so).
         """
         known = ("_check_closed", "_debug", "_check_thread", "_check_callback", "_call_soon", "_source_traceback")
-        if tuple(orig.__code__.co_names) == known:
+        if not woken:
+            def call_soon(self, callback, *args, context=None):
+                if callback.__class__ is TracedCoro:
+                    return None
+                self._check_closed()
+                if self._debug:
+                    self._check_thread()
+                    self._check_callback(callback, 'call_soon')
+                handle = self._call_soon(callback, args, context)
+                if handle._source_traceback:
+                    del handle._source_traceback[-1]
+                return handle
+        elif tuple(orig.__code__.co_names) == known:
             def call_soon(self, callback, *args, context=None):
                 if callback.__class__ is TracedCoro:
                     callback._woken(args[0] if args else None, 1)
@@ -549,6 +546,23 @@ class AsyncioEngine:
         tname = type(yielded).__name__
         return "await " + _FUTURE_NAMES.get(tname, tname)
 
+    def finish(self, lane: int, where: str | None, exc: BaseException | None) -> None:
+        """A task's coroutine ended: returned (exc None), was cancelled, or raised."""
+        rec = self.rec
+        if exc is None:
+            rec.record(lane, CLOSE, "returned", where)
+        elif isinstance(exc, asyncio.CancelledError):
+            rec.record(lane, CLOSE, "cancelled", where)
+        else:
+            where = self.where.of_traceback(exc.__traceback__) or where
+            rec.record(lane, ERROR, type(exc).__name__, where, None, f"{type(exc).__name__}: {exc}")
+            rec.record(lane, CLOSE, "raised " + type(exc).__name__, where)
+
+    def _hook_failed(self, exc: BaseException) -> None:
+        """A step or wake-up hook failed (it never raises into the program): counted, the first one reported."""
+        self.errors += 1
+        self.rec.engine_failed("asyncio engine", exc, first=self.errors == 1)
+
     # -- who woke a task -------------------------------------------------------------------------
 
     def completer(self, fut, depth: int, current: int | None) -> int | None:
@@ -582,7 +596,7 @@ class AsyncioEngine:
         if ident == self._main_ident:
             return
         rec = self.rec
-        lane = rec._tls.__dict__.get("lane")
+        lane = rec._events.lane()
         if lane is None:
             lane = rec._thread_lanes.get(ident)
         if lane is not None and lane not in self._released:
@@ -604,8 +618,8 @@ class AsyncioEngine:
         self._released.add(lane)
         if rec._thread_lanes.get(ident) == lane:
             del rec._thread_lanes[ident]
-        if ident == _get_ident() and rec._tls.__dict__.get("lane") == lane:
-            del rec._tls.__dict__["lane"]
+        if ident == _get_ident() and rec._events.lane() == lane:
+            rec.set_lane(None)
 
 
 def install(rec: Recorder, where: Where) -> AsyncioEngine:

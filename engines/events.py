@@ -85,11 +85,15 @@ class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer")
     max_events: int | None = None
 
 
-# --- wire -------------------------------------------------------------------
-# Child -> parent: a 4-byte little-endian length, then one msgpack Frame.
-# Lanes and events travel as arrays (field order below), about 25 bytes per
-# event. Lane ids on the wire are (pid << 24 | n): unique across every process
-# of a run without coordination; the runner renumbers them densely.
+# --- wire ---------------------------------------------------------------------
+# Child -> parent: a 4-byte little-endian length, then one msgpack Frame. Lanes
+# travel as arrays (field order below); events travel in columns, as the child's
+# event buffer keeps them (engines/_speedups.c): native-endian int64 times, lanes
+# and causes (-1 = None), uint8 kinds, and uint32 ids of reason, where and text
+# into the process's own string table (0 = None). A frame carries the strings
+# new to that table; `reset` says the table starts over with this frame. Lane
+# ids on the wire are (pid << 24 | n): unique across every process of a run
+# without coordination; the runner renumbers them densely.
 
 WIRE_LANE_SHIFT = 24
 
@@ -103,20 +107,19 @@ class WireLane(msgspec.Struct, array_like=True, frozen=True, gc=False):
     tid: int | None = None
 
 
-class WireEvent(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    t: int
-    lane: int
-    kind: int  # index into EVENT_KINDS
-    reason: str | None = None
-    where: str | None = None
-    cause: int | None = None
-    text: str | None = None
-
-
-class Frame(msgspec.Struct, array_like=True):
-    """One batch from one process: its new lanes, then its events, then its drop counter."""
+class Frame(msgspec.Struct, array_like=True, gc=False):
+    """One batch from one process: its new lanes, its events in columns, its drop counter."""
 
     pid: int
     lanes: list[WireLane] = []
-    events: list[WireEvent] = []
     dropped: int = 0
+    n: int = 0  # events
+    t: bytes = b""
+    lane: bytes = b""
+    kind: bytes = b""
+    cause: bytes = b""
+    reason: bytes = b""
+    where: bytes = b""
+    text: bytes = b""
+    strings: list[str] = []
+    reset: bool = False

@@ -187,7 +187,7 @@ class GeneratorEngine:
         rec.record(driver, WAIT, reason, site[1])
         reason = None if throw is None else "throw " + throw if throw else "throw"
         rec.record(lane, RUN, reason, self._where(frame), driver)
-        rec._tls.lane = lane
+        rec.set_lane(lane)
 
     def suspend(self, frame: FrameType, value) -> None:
         state = self._gens.get(id(frame))
@@ -197,7 +197,7 @@ class GeneratorEngine:
         lane, driver = state[LANE], state[DRIVER]
         rec.record(lane, WAIT, "yield " + _short(value), self._where(frame))
         rec.record(driver, RUN, None, state[DRIVER_WHERE], lane)
-        rec._tls.lane = driver
+        rec.set_lane(driver)
 
     def finish(self, frame: FrameType, exc: BaseException | None, value=None) -> None:
         state = self._gens.pop(id(frame), None)
@@ -215,7 +215,7 @@ class GeneratorEngine:
             rec.record(lane, ERROR, name, where, None, f"{name}: {exc}")
             rec.record(lane, CLOSE, "raised " + name, where)
         rec.record(driver, RUN, None, state[DRIVER_WHERE], lane)
-        rec._tls.lane = driver
+        rec.set_lane(driver)
 
     def _failed(self, exc: BaseException) -> None:
         self.errors += 1

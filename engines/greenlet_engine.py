@@ -5,6 +5,7 @@ from __future__ import annotations
 import linecache
 import os
 import sys
+import weakref
 from collections import Counter
 
 from concurview.engines.events import CLOSE, RUN, WAIT
@@ -15,8 +16,16 @@ from concurview.engines.where import Where
 # a small list, so the hot path reads and writes items instead of attributes.
 ATTR = "_concurview"
 # lane, where it resumes, "switch → name", name, is the hub, then the last switch site:
-# its code, f_lasti and what _site() made of it.
-LANE, RESUME, TO_ME, NAME, HUB, SITE_CODE, SITE_LASTI, SITE = range(8)
+# its code, f_lasti and what _site() made of it, then the user's frame calling a library
+# function whose explanation is fixed (gevent.sleep(0)): its code, f_lasti and the `where`
+# _user_where() found (the C tracer's second cache; engines/_speedups_greenlet.c reads these slots),
+# and a weak reference to the greenlet itself (the C tracer finds the list again from the greenlet's
+# address and checks it is still that greenlet's).
+(LANE, RESUME, TO_ME, NAME, HUB, SITE_CODE, SITE_LASTI, SITE, CALLER_CODE, CALLER_LASTI, CALLER_WHERE,
+ SELF) = range(12)
+# The tracer: "c" (engines/_speedups_greenlet.c, the default) or "python" (_make_tracer, the
+# reference the C one is tested against).
+ENV_TRACER = "CONCURVIEW_GREENLET_TRACER"
 
 _GEVENT_DIR = os.sep + "gevent" + os.sep
 _SOCKET_FILES = ("_socket3.py", "_socketcommon.py", "_ssl3.py", "ssl.py", "socket.py")
@@ -29,6 +38,15 @@ def _gevent_file(code) -> str | None:
     fn = code.co_filename
     i = fn.rfind(_GEVENT_DIR)
     return None if i < 0 else fn[i + len(_GEVENT_DIR):]
+
+
+def _info(g, lane, resume, to_me, name, hub: bool) -> list:
+    """Greenlet g's info list (the slots above), with empty caches."""
+    try:
+        me = weakref.ref(g)
+    except TypeError:  # a greenlet type without weak references: the C tracer looks the list up each time
+        me = None
+    return [lane, resume, to_me, name, hub, None, -1, None, None, -1, None, me]
 
 
 def _short(value) -> str:
@@ -56,7 +74,9 @@ class GreenletEngine:
 
     # -- arming ----------------------------------------------------------------------
 
-    def install(self) -> None:
+    def install(self, process_wide: bool = True) -> None:
+        """Trace this thread; process_wide also arms new threads and stops at interpreter exit
+        (False: only this thread, for tests that trace inside their own process)."""
         import greenlet
 
         self._greenlet = greenlet
@@ -65,18 +85,19 @@ class GreenletEngine:
         main = greenlet.getcurrent()
         if getattr(main, ATTR, None) is None:
             name = threading.main_thread().name if threading.current_thread() is threading.main_thread() else "main"
-            setattr(main, ATTR, [self.rec.current_lane(), None, "switch → " + name, name, False, None, -1, None])
+            setattr(main, ATTR, _info(main, self.rec.current_lane(), None, "switch → " + name, name, False))
         self._main_thread = _get_ident()
         self.arm_thread()
-        self._arm_new_threads()
-        self._stop_at_interpreter_exit()
+        if process_wide:
+            self._arm_new_threads()
+            self._stop_at_interpreter_exit()
 
     def stop(self) -> None:
         """Stop tracing the calling thread (its previous tracer, if any, is put back)."""
         greenlet = self._greenlet
         tracer = greenlet.gettrace()
         if tracer in self._tracers:
-            greenlet.settrace(tracer.__defaults__[-1])
+            greenlet.settrace(_previous(tracer))
         me = _get_ident()
         for prepare, check, ident in self._watchers:
             if ident == me:
@@ -113,10 +134,14 @@ class GreenletEngine:
         greenlet = self._greenlet
         if greenlet.gettrace() in self._tracers:
             return
-        tracer = self._make_tracer()
+        python = os.environ.get(ENV_TRACER) == "python"
+        tracer = self._make_tracer() if python else self._make_c_tracer()
         self._tracers.add(tracer)
         prev = greenlet.settrace(tracer)
-        tracer.__defaults__ = tracer.__defaults__[:-1] + (prev,)
+        if python:
+            tracer.__defaults__ = tracer.__defaults__[:-1] + (prev,)
+        else:
+            tracer.previous = prev
 
     def _arm_new_threads(self) -> None:
         import threading
@@ -138,12 +163,18 @@ class GreenletEngine:
 
     # -- the tracer --------------------------------------------------------------------
 
+    def _make_c_tracer(self):
+        """The tracer in C: the common switch there, everything else through the methods below."""
+        from concurview.engines._speedups import GreenletTracer
+
+        return GreenletTracer(self.rec._events, adopt=self._adopt, site=self._site,
+                              caller_where=self._caller_where, name_on_call=self._name_on_call,
+                              failed=self._failed)
+
     def _make_tracer(self):
+        """The tracer in Python: what the C one does, kept as its reference (ENV_TRACER=python)."""
         rec = self.rec
         events = rec._events
-        # This thread's own dict of the recorder's thread-local (the tracer is made on the
-        # thread it traces): a dict store costs a third of a thread-local setattr.
-        tls = rec._tls.__dict__
         adopt = self._adopt
         site = self._site
         slow = self._slow
@@ -154,7 +185,7 @@ class GreenletEngine:
         # Everything the hot path touches is bound as a default argument (a local): greenlet
         # calls tracer(event, args) and the rest keep their defaults.
         def tracer(event, args, _t0=rec.t0, _mono=_monotonic_ns, _extend=events.extend, _events=events,
-                   _tls=tls, _len=len, _switch="switch", _prev=None):
+                   _set_lane=rec.set_lane, _len=len, _switch="switch", _prev=None):
             tl = 0
             try:
                 origin, target = args
@@ -197,10 +228,10 @@ class GreenletEngine:
                     pass
                 elif _len(_events) < limit:
                     _extend((ev, (t, tl, RUN, None if event == _switch else event, ti[1], ol)))
-                    _tls["lane"] = tl
+                    _set_lane(tl)
                 else:
                     slow(ev, (t, tl, RUN, None if event == _switch else event, ti[1], ol))
-                    _tls["lane"] = tl
+                    _set_lane(tl)
             except BaseException as exc:  # noqa: BLE001 - a raising tracer is dropped by greenlet
                 failed(exc)
             if _prev is not None:
@@ -234,7 +265,7 @@ class GreenletEngine:
         rec = self.rec
         if g.parent is None:
             # The main greenlet of a thread: the thread's own lane (nothing ran on it yet here).
-            info = [rec.current_lane(), None, "switch → main", "main", False, None, -1, None]
+            info = _info(g, rec.current_lane(), None, "switch → main", "main", False)
             setattr(g, ATTR, info)
             return info
         hub = any(c.__name__ == "Hub" and c.__module__.startswith("gevent") for c in type(g).__mro__)
@@ -249,7 +280,7 @@ class GreenletEngine:
             if run is None and g.gr_frame is None and not g.dead:
                 # A plain greenlet forgets `run` just before this first switch in: the lane
                 # is declared when that function is called (see _name_on_call).
-                info = [None, None, None, None, False, None, -1, None]
+                info = _info(g, None, None, None, None, False)
                 setattr(g, ATTR, info)
                 return info
             base = getattr(run, "__name__", None) or type(run).__name__
@@ -257,7 +288,7 @@ class GreenletEngine:
                 base = type(g).__name__
         code = getattr(run, "__code__", None)
         start = self.where.of_code(code) if code is not None else None
-        info = [None, start, None, None, hub, None, -1, None]
+        info = _info(g, None, start, None, None, hub)
         lane = self._declare(g, info, kind, base, start, origin)
         setattr(g, ATTR, info)
         if hub:
@@ -320,7 +351,7 @@ class GreenletEngine:
                 else:
                     rec.record(*ev[1:])
                 rec.record(lane, RUN, None, start, cause)
-                rec._tls.lane = lane
+                rec.set_lane(lane)
             except BaseException as exc:  # noqa: BLE001
                 engine._failed(exc)
 
@@ -376,7 +407,11 @@ class GreenletEngine:
     # -- why a greenlet stopped ----------------------------------------------------------
 
     def _site(self, f) -> tuple:
-        """What a switch made at frame f means: (handler or None, where, call site text, code)."""
+        """What a switch made at frame f means: (handler or None, where, call site text, code, fixed reason).
+
+        A fixed reason (gevent.sleep(0)) says the explanation reads no local value: it is
+        (fixed reason, _user_where(f)), which the C tracer answers from its caches.
+        """
         code = f.f_code
         key = id(code) + (f.f_lasti << 48)
         ent = self._sites.get(key)
@@ -384,16 +419,16 @@ class GreenletEngine:
             return ent
         if self._is_user(code):
             line = f.f_lineno
-            ent = (None, self.where.at(code, line), self._callsite(code, line), code)
+            ent = (None, self.where.at(code, line), self._callsite(code, line), code, None)
         else:
             handler = self._handler(code)
             if handler == self._why_hub:
                 # The hub hands the thread to a greenlet: "switch → eat", nowhere in the user's code.
-                ent = (None, None, None, code)
+                ent = (None, None, None, code, None)
             elif handler == self._why_sleep and "waiter.get()" in linecache.getline(code.co_filename, f.f_lineno):
-                ent = (self._why_sleep0, None, None, code)  # gevent.sleep(0): no need to read locals
+                ent = (self._why_sleep0, None, None, code, "sleep(0)")  # gevent.sleep(0): no need to read locals
             else:
-                ent = (handler, None, None, code)
+                ent = (handler, None, None, code, None)
         self._sites[key] = ent
         return ent
 
@@ -420,6 +455,16 @@ class GreenletEngine:
                 return self._site(f)[1]
             f = f.f_back
         return None
+
+    def _caller_where(self, f, info: list) -> str | None:
+        """_user_where(f) for the C tracer, remembered on the greenlet when f's caller is the user's
+        code: then it depends on that frame's code and f_lasti alone, and the next switch from the
+        same line is answered in C."""
+        w = self._user_where(f)
+        back = f.f_back
+        if back is not None and self._is_user(back.f_code):
+            info[CALLER_CODE], info[CALLER_LASTI], info[CALLER_WHERE] = back.f_code, back.f_lasti, w
+        return w
 
     def _is_user(self, code) -> bool:
         # By id: hashing a code object hashes its bytecode and constants every time.
@@ -479,6 +524,11 @@ class GreenletEngine:
             return self._why_sleep(api, ti)
         name = getattr(code, "co_qualname", code.co_name)
         return name, self._user_where(api)
+
+
+def _previous(tracer):
+    """The tracer that `tracer` (ours, C or Python) chains to."""
+    return tracer.__defaults__[-1] if hasattr(tracer, "__defaults__") else tracer.previous
 
 
 def install(rec: Recorder, where: Where) -> GreenletEngine | None:

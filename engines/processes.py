@@ -172,7 +172,7 @@ class ProcessesEngine:
 
     def _patch_util(self, module) -> None:
         """spawnv_passfds starts spawn children and the forkserver: prefix their program with bootstrap()."""
-        engine, rec = self, self.rec
+        engine = self
         orig = module.spawnv_passfds
 
         def spawnv_passfds(path, args, passfds):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import _thread
 import os
 import re
 import socket
@@ -12,6 +11,7 @@ from collections import deque
 
 import msgspec
 
+from concurview.engines._speedups import EventBuffer
 from concurview.engines.events import ERROR, LOG, MARK, OPEN, WIRE_LANE_SHIFT, Frame
 
 
@@ -29,7 +29,6 @@ def _original(module: str, name: str):
 _allocate_lock = _original("_thread", "allocate_lock")
 _start_new_thread = _original("_thread", "start_new_thread")
 _get_ident = _original("_thread", "get_ident")
-_thread_local = _original("_thread", "_local")
 _sleep = _original("time", "sleep")
 _monotonic_ns = time.monotonic_ns
 _write = os.write
@@ -55,57 +54,71 @@ _encoder = msgspec.msgpack.Encoder()
 class Recorder:
     """Collects lanes and events of one process and streams them to the runner.
 
-    `record()` is the hot path: one tuple appended to a deque. The thread that
-    fills a batch writes it (blocking: backpressure); threads arriving while a
-    write is under way keep appending, and past `cap` pending events new ones
-    are dropped and counted instead of blocking.
+    `record()` is the hot path: one row appended to the C event buffer (engines
+    with a fast path of their own append tuples to `_events`, or rows from C).
+    The thread that fills a batch writes it (blocking: backpressure); threads
+    arriving while a write is under way keep appending, and past `cap` pending
+    events new ones are dropped and counted instead of blocking.
     """
 
     def __init__(self, fd: int, t0: int, cap: int = DEFAULT_CAP) -> None:
         self.fd = fd
-        self.t0 = t0
         self.cap = cap
         self.pid = _getpid()
         self.dropped = 0
         self._base = self.pid << WIRE_LANE_SHIFT
         self._n_lanes = 0
         self._lanes: deque = deque()
-        self._events: deque = deque()
+        self._events = EventBuffer(t0, BATCH_EVENTS, self._full)
+        # The hot path is the buffer's own, one C call an event:
+        #   record(lane, kind, reason=None, where=None, cause=None, text=None)
+        #   record_at(t, lane, kind, ...)  -- at trace time t (ns), measured by other means (a kernel stamp)
+        #   now()  -- trace time (ns since t0)
+        self.record = self._events.record
+        self.record_at = self._events.record_at
+        self.now = self._events.now
+        # Which lane runs on each OS thread, kept in a C thread-local (greenlet switches and task
+        # steps set it): current_lane() is that, else the thread's lane in _thread_lanes, else the
+        # main lane. set_lane(lane) makes lane current (None forgets it); swap_lane(lane) also
+        # returns what current_lane() said before.
+        self.current_lane = self._events.current_lane
+        self.set_lane = self._events.set_lane
+        self.swap_lane = self._events.swap_lane
         self._write_lock = _allocate_lock()
         self._lane_lock = _allocate_lock()
         self._closed = False
-        self._tls = _thread_local()
-        self.main_lane = 0
         self._thread_lanes: dict[int, int] = {}
+        self._events.thread_lanes = self._thread_lanes
         self._families: dict[str, int] = {}  # lane family -> lanes made (lane cap)
         self.untraced = 0  # lanes not recorded because of the lane cap
         self._over: dict[str, int] = {}  # lane family -> lanes of it not recorded
 
-    # -- hot path ------------------------------------------------------------
+    @property
+    def main_lane(self) -> int:
+        """The program's main thread's lane: the current lane of a thread nobody told about."""
+        return self._events.main_lane
 
-    def now(self) -> int:
-        return _monotonic_ns() - self.t0
+    @main_lane.setter
+    def main_lane(self, lane: int) -> None:
+        self._events.main_lane = lane
 
-    def record(self, lane: int, kind: int, reason: str | None = None, where: str | None = None,
-               cause: int | None = None, text: str | None = None) -> None:
-        events = self._events
-        if len(events) >= BATCH_EVENTS:
-            if len(events) >= self.cap and self._write_lock.locked():
-                self.dropped += 1
-                return
-            self.flush(block=False)
-        events.append((_monotonic_ns() - self.t0, lane, kind, reason, where, cause, text))
+    @property
+    def t0(self) -> int:
+        """Trace start (monotonic ns): event times are relative to it."""
+        return self._events.t0
 
-    def record_at(self, t: int, lane: int, kind: int, reason: str | None = None, where: str | None = None,
-                  cause: int | None = None, text: str | None = None) -> None:
-        """Record something that happened at trace time `t` (ns), measured by other means (a kernel stamp)."""
-        events = self._events
-        if len(events) >= BATCH_EVENTS:
-            if len(events) >= self.cap and self._write_lock.locked():
-                self.dropped += 1
-                return
-            self.flush(block=False)
-        events.append((t, lane, kind, reason, where, cause, text))
+    @t0.setter
+    def t0(self, value: int) -> None:
+        self._events.t0 = value
+
+    def _full(self) -> bool:
+        """A record() found a batch pending: send it (False), or, past `cap` events while another
+        thread's write is blocked, drop this event and count it (True)."""
+        if len(self._events) >= self.cap and self._write_lock.locked():
+            self.dropped += 1
+            return True
+        self.flush(block=False)
+        return False
 
     # -- lanes ---------------------------------------------------------------
 
@@ -162,22 +175,10 @@ class Recorder:
         except BaseException:  # noqa: BLE001 - reporting a failure must not fail
             pass
 
-    def current_lane(self) -> int:
-        """The lane now running on this OS thread (engines keep it up to date)."""
-        try:
-            return self._tls.lane
-        except AttributeError:
-            return self._thread_lanes.get(_get_ident(), self.main_lane)
-
-    def set_current(self, lane: int) -> int:
-        """Make `lane` current on this thread; returns the previous one to restore."""
-        prev = self.current_lane()
-        self._tls.lane = lane
-        return prev
-
     def bind_thread(self, lane: int, ident: int | None = None) -> None:
+        """`lane` is the lane of thread `ident` (the calling one by default), and current here."""
         self._thread_lanes[_get_ident() if ident is None else ident] = lane
-        self._tls.lane = lane
+        self.set_lane(lane)
 
     # -- transport -----------------------------------------------------------
 
@@ -191,14 +192,15 @@ class Recorder:
             lock.release()
 
     def _flush_locked(self) -> None:
-        lanes, events = self._lanes, self._events
-        if not (lanes or events or self.dropped):
+        events = self._events
+        if not (self._lanes or events or self.dropped):
             return
+        # Events first, lanes after: a lane declared in between goes out with this frame and
+        # its events with the next, so the runner always knows a lane before its events.
+        columns = events.take(self.main_lane)
+        lanes = self._lanes
         ll = [lanes.popleft() for _ in range(len(lanes))]
-        ee = [events.popleft() for _ in range(len(events))]
-        if self.untraced:
-            ee = self._drop_untraced(ee)
-        frame = _encoder.encode(Frame(self.pid, ll, ee, self.dropped))  # type: ignore[arg-type]
+        frame = _encoder.encode(Frame(self.pid, ll, self.dropped, *columns))  # type: ignore[arg-type]
         data = memoryview(len(frame).to_bytes(4, "little") + frame)
         while data:
             try:
@@ -210,19 +212,6 @@ class Recorder:
                 self._closed = True
                 return
             data = data[n:]
-
-    def _drop_untraced(self, ee: list) -> list:
-        """Events of lanes past the lane cap go; their output goes to the main lane; causes they were become None."""
-        out = []
-        for e in ee:
-            if e[1] == UNTRACED:
-                if e[2] != LOG and e[2] != ERROR:
-                    continue
-                e = (e[0], self.main_lane) + tuple(e[2:])
-            if len(e) > 5 and e[5] == UNTRACED:
-                e = tuple(e[:5]) + (None,) + tuple(e[6:])
-            out.append(e)
-        return out
 
     def start_flusher(self) -> None:
         """Flush every ~16 ms from a real OS thread so a quiet program's events still arrive."""
@@ -254,6 +243,7 @@ class Recorder:
         self.dropped = 0
         self._lanes.clear()
         self._events.clear()
+        self._events.reset_strings()  # the new stream starts a string table of its own
         self._write_lock = _allocate_lock()
         self._lane_lock = _allocate_lock()
         self._thread_lanes.clear()

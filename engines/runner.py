@@ -18,14 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import msgspec
+from typing import TYPE_CHECKING
 
 from concurview.engines.events import (
-    ERROR, EVENT_KINDS, LOG, WIRE_LANE_SHIFT, Event, Footer, Frame, Header, Lane,
+    ERROR, EVENT_KINDS, LOG, WIRE_LANE_SHIFT, Event, Footer, Header, Lane, WireLane,
 )
 from concurview.engines.recorder import ENV_CHANNEL, ENV_T0
 
-_frame_dec = msgspec.msgpack.Decoder(Frame)
+if TYPE_CHECKING:
+    from concurview.engines.columns import Columns, Stream
 _EXIT_GRACE = 1.0  # s the run's other processes get to finish once the program has exited
 
 # Retention cap: the parent keeps at most this many events of a run; later ones are
@@ -132,12 +133,22 @@ class Batch:
     """What arrived since the last batch, renumbered for the merged trace."""
 
     lanes: list[Lane]
-    events: list[Event]
+    columns: Columns  # the events, seq `seq0` on
     dropped: int  # total dropped so far, all processes
+    seq0: int = 0
 
+    @property
+    def events(self) -> list[Event]:
+        """The events as records (one object each: for writers of small batches and tests)."""
+        return self.columns.events(self.seq0)
 
-_UNKNOWN_KIND = len(EVENT_KINDS)
-_KIND_NAMES = (*EVENT_KINDS, "unknown")  # by wire code; anything past the known kinds is "unknown"
+    @classmethod
+    def from_events(cls, lanes: list[Lane], events: list[Event], dropped: int = 0) -> Batch:
+        """A batch of Event records (runs made up by tests and tools)."""
+        from concurview.engines.columns import Columns, StringTable
+
+        return cls(lanes, Columns.from_events(events, StringTable()), dropped, events[0].seq if events else 0)
+
 
 class Run:
     """One traced run. Iterate it for batches; it ends when every process of the run is gone.
@@ -158,7 +169,11 @@ class Run:
         self.n_events = 0
         self.n_lanes = 0
         self.t_last = 0
-        self._lane_ids: dict[int, int] = {}
+        # numpy and msgspec load with the first run, not with the app.
+        from concurview.engines.columns import Merger
+
+        self._merger = Merger()
+        self.strings = self._merger.strings  # every string of the run: the batches' columns index it
         self._dropped: dict[int, int] = {}
         self._stop_requested: str | None = None
         self._t0 = 0
@@ -278,15 +293,18 @@ class Run:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
     def _loop(self, sel: selectors.BaseSelector, listener: socket.socket) -> Iterator[Batch]:
+        from concurview.engines.columns import Stream
+
         assert self.proc is not None
-        bufs: dict[socket.socket, bytearray] = {}
+        streams: dict[socket.socket, Stream] = {}
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         exited_at: float | None = None
         killed_after_exit = False
         output = bytearray()
         while True:
+            seq0 = self.n_events
             lanes: list[Lane] = []
-            events: list[Event] = []
+            parts: list[Columns] = []
             for key, _ in sel.select(timeout=0.02):
                 what, obj = key.data, key.fileobj
                 if what == "accept":
@@ -295,22 +313,22 @@ class Run:
                     except BlockingIOError:
                         continue
                     conn.setblocking(False)
-                    bufs[conn] = bytearray()
+                    streams[conn] = Stream()
                     sel.register(conn, selectors.EVENT_READ, "frames")
                 elif what == "frames":
-                    buf = bufs[obj]  # type: ignore[index]
-                    if not self._read_into(obj, buf):  # type: ignore[arg-type]
+                    stream = streams[obj]  # type: ignore[index]
+                    if not self._read_into(obj, stream.buf):  # type: ignore[arg-type]
                         sel.unregister(obj)
                         obj.close()  # type: ignore[union-attr]
-                        del bufs[obj]  # type: ignore[arg-type]
-                    self._frames(buf, lanes, events)
+                        del streams[obj]  # type: ignore[arg-type]
+                    self._frames(stream, lanes, parts)
                 else:
                     chunk = self._read_output(obj)  # type: ignore[arg-type]
                     if chunk is None:
                         sel.unregister(obj)
                     else:
                         output += chunk
-                        self._output_lines(output, lanes, events, final=False)
+                        self._output_lines(output, lanes, parts, final=False)
             now = time.monotonic()
             if self.exit_code is None and self.proc.poll() is not None:
                 self.exit_code = self.proc.returncode
@@ -321,8 +339,8 @@ class Run:
             if reason is not None and self.stop_reason is None:
                 self.stop_reason = reason
                 self._kill_group()
-            if lanes or events:
-                yield Batch(lanes, events, self.dropped)
+            if lanes or parts:
+                yield Batch(lanes, self._joined(parts), self.dropped, seq0)
             open_streams = len(sel.get_map()) - 1  # the listener stays registered
             if self.exit_code is not None and open_streams == 0:
                 break
@@ -337,11 +355,12 @@ class Run:
                 exited_at = now
             if self.stop_reason is not None and self.exit_code is None:
                 self.proc.wait()
+        seq0 = self.n_events
         tail_lanes: list[Lane] = []
-        tail: list[Event] = []
+        tail: list[Columns] = []
         self._output_lines(output, tail_lanes, tail, final=True)
         if tail:
-            yield Batch(tail_lanes, tail, self.dropped)
+            yield Batch(tail_lanes, self._joined(tail), self.dropped, seq0)
 
     @staticmethod
     def _read_into(conn: socket.socket, buf: bytearray) -> bool:
@@ -364,80 +383,64 @@ class Run:
             return None
         return data or None
 
-    def _frames(self, buf: bytearray, lanes: list[Lane], events: list[Event]) -> None:
-        pos = 0
-        n = len(buf)
-        while n - pos >= 4:
-            size = int.from_bytes(buf[pos:pos + 4], "little")
-            if n - pos - 4 < size:
-                break
-            frame = _frame_dec.decode(memoryview(buf)[pos + 4:pos + 4 + size])
-            pos += 4 + size
-            self._merge(frame, lanes, events)
-        del buf[:pos]
+    def _joined(self, parts: list[Columns]) -> Columns:
+        from concurview.engines.columns import Columns
 
-    def _merge(self, frame: Frame, lanes: list[Lane], events: list[Event]) -> None:
-        ids = self._lane_ids
-        self._dropped[frame.pid] = frame.dropped
-        wire_events = frame.events
-        room = self.max_events - self.n_events
-        if len(wire_events) > room:
-            # Retention cap: keep the oldest, drop the newest and count them (a consistent prefix).
-            room = max(room, 0)
-            self.capped += len(wire_events) - room
-            wire_events = wire_events[:room]
-            if not room:
-                return  # nor new lanes: nothing of theirs will be kept
-        for wl in frame.lanes:
-            dense = ids[wl.id] = len(ids)
-            parent = ids.get(wl.parent) if wl.parent is not None else None
-            lanes.append(Lane(dense, wl.kind, wl.name, parent, wl.pid, wl.tid))
-        self.n_lanes = len(ids)
-        if not wire_events:
-            return
-        # Field by field, in C-level loops: a Python loop per event was most of the parent's cost.
-        get = ids.get
-        lane_ids = list(map(get, [we.lane for we in wire_events]))
-        codes = [we.kind for we in wire_events]
-        if None in lane_ids or max(codes) >= len(EVENT_KINDS):
-            # A lane we never heard of has nothing to draw it on; a kind from the future is kept
-            # as "unknown" (readers skip it).
-            keep = [i for i, lane in enumerate(lane_ids) if lane is not None]
-            wire_events = [wire_events[i] for i in keep]
-            lane_ids = [lane_ids[i] for i in keep]
-            codes = [min(codes[i], _UNKNOWN_KIND) for i in keep]
-            if not wire_events:
-                return
-        times = [we.t for we in wire_events]
-        seq = self.n_events
-        events.extend(map(
-            Event, range(seq, seq + len(times)), times, lane_ids, map(_KIND_NAMES.__getitem__, codes),
-            [we.reason for we in wire_events], [we.where for we in wire_events],
-            map(get, [we.cause for we in wire_events]), [we.text for we in wire_events],
-        ))
-        self.n_events = seq + len(times)
-        self.t_last = max(self.t_last, max(times))
-        if ERROR in codes:
-            out = self._output_lane
-            for we in wire_events:
-                if we.kind == ERROR and we.lane == out:
-                    self._uncaught = we.reason  # an exception escaped the program's main thread
+        return Columns.concat(parts) if parts else Columns.empty(self.strings)
 
-    def _output_lines(self, output: bytearray, lanes: list[Lane], events: list[Event], final: bool) -> None:
+    def _frames(self, stream: Stream, lanes: list[Lane], parts: list[Columns]) -> None:
+        """The whole frames that arrived on a process's stream, as one Columns part per string table."""
+        merger = self._merger
+        for group in stream.groups():
+            for frame in group:
+                self._dropped[frame.pid] = frame.dropped
+            n = sum(frame.n for frame in group)
+            room = self.max_events - self.n_events
+            if n > room:
+                # Retention cap: keep the oldest, drop the newest and count them (a consistent prefix).
+                room = max(room, 0)
+                self.capped += n - room
+                if not room:
+                    continue  # nor new lanes: nothing of theirs will be kept
+            cols = merger.merge(stream, group, room, lanes)
+            self.n_lanes = len(merger.lane_ids)
+            if cols is None:
+                continue
+            parts.append(cols)
+            self.n_events += len(cols)
+            self.t_last = max(self.t_last, int(cols.t.max()))
+            main = merger.lane_ids.get(self._output_lane)  # type: ignore[arg-type]
+            errors = ((cols.kind == ERROR) & (cols.lane == main)).nonzero()[0]
+            if len(errors):
+                # An exception escaped the program's main thread.
+                self._uncaught = self.strings[int(cols.reason[errors[-1]])]
+
+    def _output_lines(self, output: bytearray, lanes: list[Lane], parts: list[Columns], final: bool) -> None:
         """Bytes written straight to fd 1/2 (C code, crashes, subprocesses) become log lines on the main lane."""
         assert self.proc is not None
-        lane = self._lane_ids.get(self._output_lane)  # type: ignore[arg-type]
+        events: list[Event] = []
+        lane = self._merger.lane_ids.get(self._output_lane)  # type: ignore[arg-type]
         if lane is None:
             if not final:
                 return  # keep the bytes until the main lane is declared
             if not output:
                 return
             # The child died before declaring its main lane (bad interpreter, import error...).
-            lane = self._lane_ids[self._output_lane] = len(self._lane_ids)  # type: ignore[index]
-            lanes.append(Lane(lane, "process", "child", None, self.proc.pid, None))
+            new = self._merger.declare(WireLane(self._output_lane, "process", "child", None, self.proc.pid))
+            lanes.append(new)
+            lane = new.id
             events.append(Event(self.n_events, self.t_last, lane, "open"))
             self.n_events += 1
-            self.n_lanes = len(self._lane_ids)
+            self.n_lanes = len(self._merger.lane_ids)
+        try:
+            self._output_events(output, lane, events, final)
+        finally:
+            if events:
+                from concurview.engines.columns import Columns
+
+                parts.append(Columns.from_events(events, self.strings))
+
+    def _output_events(self, output: bytearray, lane: int, events: list[Event], final: bool) -> None:
         while output:
             end = output.find(b"\n")
             if end < 0:

@@ -10,7 +10,7 @@ import sys
 import threading
 
 from concurview.engines.events import CLOSE, ERROR, READY, RUN, WAIT
-from concurview.engines.recorder import BATCH_EVENTS, Recorder, _allocate_lock, _get_ident, _monotonic_ns
+from concurview.engines.recorder import Recorder, _allocate_lock, _get_ident
 from concurview.engines.where import Where
 
 _engine: ThreadsEngine | None = None  # the one engine of this process, for the lock and queue types
@@ -53,7 +53,6 @@ LABELS = {
     ("connection.py", "Connection.poll"): "Connection.poll",
 }
 _TIMER = "Timer"  # the label of the engine's own Timer.run
-_LIMIT = BATCH_EVENTS - 2  # hot paths append straight to the recorder's queue below this
 _MAX_DEPTH = 32  # frames walked looking for a label and the program's line
 _REPR_MAX = 40  # characters of one argument in `task('屌丝4')`
 _CALL_MAX = 100
@@ -258,27 +257,20 @@ class ThreadsEngine:
         engine, rec = self, self.rec
         Condition = threading.Condition
         orig_wait, orig_notify = Condition.wait, Condition.notify
-        getframe, tls, mono = sys._getframe, rec._tls, _monotonic_ns
+        getframe, current_lane = sys._getframe, rec.current_lane
         woken_by = self._woken_by
 
         def wait(cond, timeout=None):
             if timeout is not None and timeout <= 0:
                 return orig_wait(cond, timeout)
-            try:
-                lane = tls.lane
-            except AttributeError:
-                lane = rec.current_lane()
+            lane = current_lane()
             d = cond.__dict__
             lanes = d.get("_concurview_lanes")
             if lanes is None:
                 lanes = d["_concurview_lanes"] = []
             reason, at = engine.wait_reason(getframe(1), "Condition.wait", timeout)
             lanes.append(lane)
-            events = rec._events
-            if len(events) < _LIMIT:
-                events.append((mono() - rec.t0, lane, WAIT, reason, at))
-            else:
-                rec.record(lane, WAIT, reason, at)
+            rec.record(lane, WAIT, reason, at)
             got = False
             try:
                 got = orig_wait(cond, timeout)
@@ -287,10 +279,7 @@ class ThreadsEngine:
                 # The condition's lock is held again here: notify() took us off the list if it woke us.
                 if got:
                     cause = woken_by.pop(lane, None)
-                    if len(events) < _LIMIT:
-                        events.append((mono() - rec.t0, lane, RUN, None, at, cause))
-                    else:
-                        rec.record(lane, RUN, None, at, cause)
+                    rec.record(lane, RUN, None, at, cause)
                 else:
                     try:
                         lanes.remove(lane)
@@ -305,17 +294,10 @@ class ThreadsEngine:
             k = min(n, len(lanes))
             result = orig_notify(cond, n)
             # Still under the lock: the woken cannot run (and record it) before these are recorded.
-            try:
-                me = tls.lane
-            except AttributeError:
-                me = rec.current_lane()
-            events, t0 = rec._events, rec.t0
+            me = current_lane()
             for lane in lanes[:k]:
                 woken_by[lane] = me
-                if len(events) < _LIMIT:
-                    events.append((mono() - t0, lane, READY, None, None, me))
-                else:
-                    rec.record(lane, READY, None, None, me)
+                rec.record(lane, READY, None, None, me)
             del lanes[:k]
             return result
 
@@ -481,8 +463,8 @@ class ThreadsEngine:
 
         engine, rec = self, self.rec
         real = time.sleep
-        getframe, mono, tls = sys._getframe, _monotonic_ns, rec._tls
-        sites, events, t0 = self._sites, rec._events, rec.t0
+        getframe, current_lane = sys._getframe, rec.current_lane
+        sites = self._sites
         reasons: dict = {}  # secs -> "sleep 1.0s": formatting a float costs more than the rest of the hook
 
         def sleep(secs, /):
@@ -497,29 +479,20 @@ class ThreadsEngine:
                     # A library's polling loop (subprocess.Popen.wait(timeout) sleeps 1, 2, 4 ms...
                     # between checks): plumbing, not a wait the program asked for.
                     return real(secs)
-                try:
-                    lane = tls.lane
-                except AttributeError:
-                    lane = rec.current_lane()
+                lane = current_lane()
                 reason = reasons.get(secs)
                 if reason is None:
                     reason = f"sleep {secs}s"
                     if len(reasons) < 1024:
                         reasons[secs] = reason
-                if len(events) < _LIMIT:
-                    events.append((mono() - t0, lane, WAIT, reason, at))
-                else:
-                    rec.record(lane, WAIT, reason, at)
+                rec.record(lane, WAIT, reason, at)
             except Exception:  # noqa: BLE001 - a hook never raises into the program
                 engine.errors += 1
                 return real(secs)
             try:
                 return real(secs)
             finally:
-                if len(events) < _LIMIT:
-                    events.append((mono() - t0, lane, RUN, None, at))
-                else:
-                    rec.record(lane, RUN, None, at)
+                rec.record(lane, RUN, None, at)
 
         sleep.__doc__ = real.__doc__
         sleep.__wrapped__ = real  # type: ignore[attr-defined]
@@ -635,7 +608,7 @@ class ThreadsEngine:
         self._worker_code = module._worker.__code__
         self._work_item_type = WorkItem
 
-        tls, events, call_sites, mono = rec._tls, rec._events, self._call_sites, _monotonic_ns
+        current_lane, call_sites = rec.current_lane, self._call_sites
 
         def run(item):
             # Once per task: the call's name is formatted here, inline (see describe_call).
@@ -650,15 +623,9 @@ class ThreadsEngine:
                     code = getattr(fn, "__code__", None)
                     site = call_sites.get(id(code))
                     at = site[0] if site is not None else engine.describe_call(fn, args, kwargs)[1]
-                try:
-                    lane = tls.lane
-                except AttributeError:
-                    lane = rec.current_lane()
+                lane = current_lane()
                 cause = item.__dict__.pop("_concurview_cause", None)
-                if len(events) < _LIMIT:
-                    events.append((mono() - rec.t0, lane, RUN, reason, at, cause))
-                else:
-                    rec.record(lane, RUN, reason, at, cause)
+                rec.record(lane, RUN, reason, at, cause)
             except Exception:  # noqa: BLE001
                 engine.errors += 1
             return orig(item)
@@ -778,15 +745,8 @@ class ThreadsEngine:
         except Exception:  # noqa: BLE001 - a repr() that raises
             reason, at = "call", None
         rec = self.rec
-        try:
-            lane = rec._tls.lane
-        except AttributeError:
-            lane = rec.current_lane()
-        events = rec._events
-        if len(events) < _LIMIT:
-            events.append((_monotonic_ns() - rec.t0, lane, RUN, reason, at, cause))
-        else:
-            rec.record(lane, RUN, reason, at, cause)
+        lane = rec.current_lane()
+        rec.record(lane, RUN, reason, at, cause)
 
     def site(self, frame) -> tuple[str | None, object]:
         """(`file:line` of `frame` if it is the program's code, else None), cached by code and offset."""
@@ -864,16 +824,9 @@ class ThreadsEngine:
         except (IndexError, TypeError):
             return
         rec = self.rec
-        try:
-            me = rec._tls.lane
-        except AttributeError:
-            me = rec.current_lane()
+        me = rec.current_lane()
         obj._waker = me
-        events = rec._events
-        if len(events) < _LIMIT:
-            events.append((_monotonic_ns() - rec.t0, lane, READY, None, None, me))
-        else:
-            rec.record(lane, READY, None, None, me)
+        rec.record(lane, READY, None, None, me)
 
     def queue_wait(self, q: TracedSimpleQueue, timeout) -> object:
         """SimpleQueue.get on an empty queue: a pool worker waits for work; anyone else waits for an item."""

@@ -10,15 +10,21 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import msgspec
 
 from concurview.engines.events import FORMAT_NAME, FORMAT_VERSION, Event, Footer, Header, Lane
 
+if TYPE_CHECKING:  # numpy loads with the first trace read, not with every command that may read one
+    from concurview.engines._speedups import EventParser
+    from concurview.engines.columns import Columns, StringTable
+
 _GZIP_MAGIC = b"\x1f\x8b"
-_TAG = b'{"type":"'  # how every tagged (non-event) line starts
 _LANE_TAG = b'"type":"lane"'
 _FOOTER_TAG = b'"type":"footer"'
-_CHUNK = 4 << 20  # bytes of event lines decoded at once
+_CHUNK = 1 << 20  # bytes of the file read at once
+_PARSED_ALL, _TAGGED = 0, 1  # EventParser.parse() stopped at the end, at a tagged line (2: at another)
 _FLUSH_EVERY = 0.25  # s: a killed recorder loses at most this much of the .partial file
 
 
@@ -46,7 +52,6 @@ _magic_dec = msgspec.json.Decoder(_Magic)
 _lane_dec = msgspec.json.Decoder(Lane)
 _footer_dec = msgspec.json.Decoder(Footer)
 _event_dec = msgspec.json.Decoder(Event)
-_events_dec = msgspec.json.Decoder(list[Event])
 
 
 class TraceWriter:
@@ -72,7 +77,7 @@ class TraceWriter:
 
     def events(self, events: list[Event]) -> None:
         if events:
-            self._file.write(b"\n".join(_encoder.encode(e) for e in events) + b"\n")
+            self._file.write(_encoder.encode_lines(events))
         # Flush when the stream has caught up (a small batch) or every _FLUSH_EVERY under a flood.
         now = time.monotonic()
         if len(events) < 256 or now - self._flushed > _FLUSH_EVERY:
@@ -250,13 +255,17 @@ class TraceReader:
             self._buf = data[end + 1:]
             self._line = 2
 
-    def batches(self, chunk_bytes: int = _CHUNK) -> Iterator[tuple[list[Lane], list[Event]]]:
-        """Lanes and events in file order, about `chunk_bytes` of the file at a time.
+    def columns(self, strings: StringTable, chunk_bytes: int = _CHUNK) -> Iterator[tuple[list[Lane], Columns]]:
+        """Lanes and events in file order, a chunk of the file at a time, the events in columns
+        (their strings interned into `strings`); new lanes come before the events that follow them.
 
-        Lane and footer lines are rare and tagged; the event lines between them
-        are decoded as one JSON array per run (C speed). Only a run that fails
-        that way is read line by line, to find the torn or damaged line.
+        Event lines go through the C parser; a line it leaves - a tagged lane or footer
+        line, or anything unusual - is decoded by msgspec, which also names what is
+        wrong with a damaged line.
         """
+        from concurview.engines._speedups import EventParser
+
+        parser = EventParser(strings._ids, strings.strings)
         try:
             while not self.truncated:
                 if not self._eof:
@@ -271,35 +280,65 @@ class TraceReader:
                     if not cut:
                         continue  # one line longer than a chunk: read on
                 block, self._buf = data[:cut], data[cut:]
-                yield from self._block(block, final=self._eof)
-                self._line += block.count(b"\n")
+                yield from self._block(block, self._eof, parser, strings)
                 if self._eof:
                     break
         finally:
             self._buf = b""
             self._src.close()
 
-    def _block(self, data: bytes, final: bool) -> Iterator[tuple[list[Lane], list[Event]]]:
-        """The whole lines in `data` (the last one may lack its newline when `final`)."""
-        pos, n = 0, len(data)
-        while pos < n and not self.truncated:
-            tag = data.find(_TAG, pos)
-            stop = n if tag < 0 else data.rfind(b"\n", pos, tag) + 1
-            lanes: list[Lane] = []
-            events: list[Event] = []
-            if stop > pos:  # plain event lines up to the tag, or to the end of the block
-                events = self._decode_events(data, pos, stop, last=final and stop >= n)
-                pos = stop
-            else:  # the tagged line itself
-                eol = data.find(b"\n", pos)
-                line_end = n if eol < 0 else eol
-                self._decode_tagged(data[pos:line_end], self._lineno(data, pos), lanes, last=final and eol < 0)
-                pos = line_end + 1
-            if lanes or events:
-                yield lanes, events
+    def batches(self, chunk_bytes: int = _CHUNK) -> Iterator[tuple[list[Lane], list[Event]]]:
+        """As columns(), the events as records numbered from 0 (for tools and tests: slow)."""
+        from concurview.engines.columns import StringTable
 
-    def _lineno(self, data: bytes, pos: int) -> int:
-        return self._line + data.count(b"\n", 0, pos)
+        strings, seq = StringTable(), 0
+        for lanes, cols in self.columns(strings, chunk_bytes):
+            events = cols.events(seq)
+            seq += len(events)
+            yield lanes, events
+
+    def _block(self, data: bytes, final: bool, parser: EventParser,
+               strings: StringTable) -> Iterator[tuple[list[Lane], Columns]]:
+        """The whole lines in `data` (the last one may lack its newline when `final`)."""
+        from concurview.engines.columns import Columns
+
+        pos, n = 0, len(data)
+        parts: list[Columns] = []
+        slow: list[Event] = []  # lines msgspec decoded since the parser's last rows
+        while pos < n and not self.truncated:
+            stop, at, lines = parser.parse(data, pos)
+            self._line += lines
+            if parser.pending():
+                if slow:
+                    parts.append(Columns.from_events(slow, strings))
+                    slow = []
+                parts.append(_rows(parser.take(), strings))
+            if stop == _PARSED_ALL:
+                break
+            eol = data.find(b"\n", at)
+            line = data[at:n if eol < 0 else eol]
+            last = final and eol < 0
+            if stop == _TAGGED:
+                lanes: list[Lane] = []
+                self._decode_tagged(line, self._line, lanes, last)
+                if lanes:
+                    if slow:
+                        parts.append(Columns.from_events(slow, strings))
+                        slow = []
+                    if parts:
+                        yield [], Columns.concat(parts)
+                        parts = []
+                    yield lanes, Columns.empty(strings)
+            else:
+                event = self._decode_event(line, self._line, last)
+                if event is not None:
+                    slow.append(event)
+            self._line += 1
+            pos = n if eol < 0 else eol + 1
+        if slow:
+            parts.append(Columns.from_events(slow, strings))
+        if parts:
+            yield [], Columns.concat(parts)
 
     def _decode_tagged(self, line: bytes, lineno: int, lanes: list[Lane], last: bool) -> None:
         try:
@@ -314,29 +353,28 @@ class TraceReader:
                 return
             raise TraceFormatError(f"{self.path}: line {lineno}: {_short(e)}") from None
 
-    def _decode_events(self, data: bytes, start: int, end: int, last: bool) -> list[Event]:
-        body = data[start:end].rstrip(b"\n")
-        if not body:
-            return []
+    def _decode_event(self, line: bytes, lineno: int, last: bool) -> Event | None:
+        """An event line the parser left to msgspec (None: the file ends in a torn line)."""
         try:
-            return _events_dec.decode(b"[" + body.replace(b"\n", b",") + b"]")
-        except _BAD:
-            pass
-        # Slow path, only for a run with a blank, torn or bad line in it.
-        out: list[Event] = []
-        lines = body.split(b"\n")
-        first = self._lineno(data, start)
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                out.append(_event_dec.decode(line))
-            except _BAD as e:
-                if last and i == len(lines) - 1 and isinstance(e, _TORN):
-                    self.truncated = True
-                    break
-                raise TraceFormatError(f"{self.path}: line {first + i}: {_short(e)}") from None
-        return out
+            return _event_dec.decode(line)
+        except _BAD as e:
+            if last and isinstance(e, _TORN):
+                self.truncated = True
+                return None
+            raise TraceFormatError(f"{self.path}: line {lineno}: {_short(e)}") from None
+
+
+def _rows(taken: tuple, strings: StringTable) -> Columns:
+    """EventParser.take()'s bytes as Columns."""
+    import numpy as np
+
+    from concurview.engines.columns import Columns
+
+    _n, t, lane, kind, reason, where, text, cause = taken
+    i32 = np.int32
+    return Columns(np.frombuffer(t, np.int64), np.frombuffer(lane, i32), np.frombuffer(kind, np.uint8),
+                   np.frombuffer(reason, i32), np.frombuffer(where, i32), np.frombuffer(text, i32),
+                   np.frombuffer(cause, i32), strings)
 
 
 def _short(e: Exception) -> str:

@@ -32,6 +32,7 @@ from concurview.tui.screens import ErrorScreen, ExportScreen, FindScreen, Found,
 from concurview.tui.states import DONE, NONE, RUNNING, STATE_NAMES
 
 if TYPE_CHECKING:
+    from concurview.engines.columns import Columns
     from concurview.tui.store import Timeline
 
 
@@ -394,7 +395,7 @@ class ConcurviewApp(App[int]):
             with self._feed_lock:
                 queue = self._feed_queue.setdefault(id(run), [[], [], 0])
                 queue[0] += batch.lanes
-                queue[1] += batch.events
+                queue[1].append(batch.columns)
                 queue[2] = batch.dropped
                 post = id(run) not in self._feed_posted
                 self._feed_posted.add(id(run))
@@ -402,11 +403,16 @@ class ConcurviewApp(App[int]):
                 self.post_message(self.BatchArrived(run))
         self.post_message(self.RunEnded(run))
 
-    def _take_batches(self, run: Run) -> tuple[list[Lane], list[Event], int] | None:
+    def _take_batches(self, run: Run) -> tuple[list[Lane], Columns | list, int] | None:
         with self._feed_lock:
             self._feed_posted.discard(id(run))
             queued = self._feed_queue.pop(id(run), None)
-        return None if queued is None else (queued[0], queued[1], queued[2])
+        if queued is None:
+            return None
+        from concurview.engines.columns import Columns
+
+        lanes, parts, dropped = queued
+        return lanes, Columns.concat(parts) if parts else [], dropped
 
     def on_concurview_app_batch_arrived(self, message: BatchArrived) -> None:
         queued = self._take_batches(message.run)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import itertools
 import os
 from pathlib import Path
 from collections import defaultdict
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from concurview.engines.columns import KIND_NAMES, UNKNOWN_KIND, Columns, StringTable
 from concurview.engines.events import (
     CLOSE, COOPERATIVE_KINDS, EVENT_KINDS, KIND_CODE, OPEN, READY, RUN, WAIT,
     Event, Footer, Header, Lane,
@@ -22,7 +22,7 @@ NONE, RUNNING, READY_S, WAITING, DONE = range(5)
 STATE_NAMES = ("not started", "running", "ready", "waiting", "done")
 _STATE_OF_KIND = {OPEN: READY_S, RUN: RUNNING, WAIT: WAITING, READY: READY_S, CLOSE: DONE}
 _COUNTED = (RUNNING, READY_S, WAITING)  # the states whose running totals a track keeps
-_FRESH = 1 << 40  # provisional detail ids of keys first seen in a batch start here
+_PACK = 21  # bits of each of reason, where and cause in one detail's sort key (when they fit)
 _LANES_NARROW = np.iinfo(np.uint16).max  # lane ids fit 2 bytes up to here, then the column widens
 
 
@@ -139,71 +139,78 @@ class Timeline:
         self._tracks: list[_Track] = []
         self._lane_kind: list[str] = []
         # Per event: time (8 bytes), lane (2, widening to 4 past 65535 lanes), kind (1) and one
-        # interned (reason, where, text, cause) detail (4); per state change its index in its
-        # lane's track (4); per switch its index (4). About 20 bytes an event in all.
+        # interned (reason, where, cause) detail (4); per state change its index in its lane's
+        # track (4); per switch its index (4). About 20 bytes an event in all. Texts (log lines,
+        # errors, marks) are few: kept aside with the index of their event.
         self._t = _Column(np.int64)
         self._lane = _Column(np.uint16)
         self._kind = _Column(np.uint8)
         self._detail = _Column(np.int32)
         self._switches = _Column(np.int32)
-        self._details: list[tuple[str | None, str | None, str | None, int | None]] = []
-        self._detail_ids: dict[tuple[str | None, str | None, str | None, int | None], int] = {}
+        self._text_at = _Column(np.int32, 64)
+        self._text_id = _Column(np.int32, 64)
+        self.strings = StringTable()  # every string of the trace; the details index it
+        self._details: list[tuple[int, int, int]] = []  # detail -> (reason, where, cause or -1)
+        self._detail_ids: dict[tuple[int, int, int], int] = {}
+        self._sources: dict[int, tuple[StringTable, np.ndarray]] = {}  # another table's ids -> ours
         self.t_end = 0
         self._view_cache: dict[str, tuple[int, object]] = {}
 
     # -- ingest -------------------------------------------------------------------
 
-    def add(self, lanes: Iterable[Lane], events: Sequence[Event]) -> None:
+    def add(self, lanes: Iterable[Lane], events: Columns | Sequence[Event]) -> None:
+        """New lanes (dense ids, in order), then events: a run's or a file's Columns, or Event records."""
         for lane in lanes:
             if lane.id != len(self.lanes):
                 raise ValueError(f"lane ids must be dense and in order: got {lane.id}, expected {len(self.lanes)}")
             self.lanes.append(lane)
             self._tracks.append(_Track())
             self._lane_kind.append(lane.kind)
-        if not events:
+        cols = events if isinstance(events, Columns) else Columns.from_events(list(events), self.strings)
+        if not len(cols):
             return
         n_lanes = len(self.lanes)
         if n_lanes > _LANES_NARROW and self._lane.a.dtype == np.uint16:
             self._lane.widen(np.int32)
-        base = self._t.n
-        # One list comprehension per field is the fastest way out of a million structs
-        # (measured: ~40 ns/event each; zip(*...) transposes cost far more).
-        code = _KIND_CODE_UNKNOWN
-        kind_a = np.array([code[e.kind] for e in events], dtype=np.uint8)
-        lane_a = np.array([e.lane for e in events], dtype=np.int64)
-        t = np.array([e.t for e in events], dtype=np.int64)
-        causes = [e.cause for e in events]
-        bad = {c for c in set(causes) if c is not None and not 0 <= c < n_lanes}
-        if bad:  # a cause naming no lane is dropped, the event kept
-            causes = [None if c in bad else c for c in causes]
         # Readers ignore kinds they do not know; lanes must be declared before their events.
-        keep = (kind_a != _UNKNOWN) & (lane_a >= 0) & (lane_a < n_lanes)
-        ds = self._intern(zip([e.reason for e in events], [e.where for e in events],
-                              [e.text for e in events], causes), len(events))
+        lane_a, kind_a = cols.lane, cols.kind
+        keep = (kind_a != UNKNOWN_KIND) & (lane_a >= 0) & (lane_a < n_lanes)
         if not keep.all():
             if not keep.any():
                 return
-            t, lane_a, kind_a, ds = t[keep], lane_a[keep], kind_a[keep], ds[keep]
-        lane_a = lane_a.astype(np.int32)
+            cols = cols.take(keep)
+            lane_a, kind_a = cols.lane, cols.kind
+        t = cols.t
+        cause = cols.cause
+        if len(cause) and (int(cause.max()) >= n_lanes or int(cause.min()) < -1):
+            cause = np.where((cause >= 0) & (cause < n_lanes), cause, -1)  # naming no lane: dropped, event kept
+        ds = self._intern_details(self._own(cols, cols.reason), self._own(cols, cols.where), cause)
+        base = self._t.n
         self._t.extend(t)
         self._lane.extend(lane_a)
         self._kind.extend(kind_a)
         self._detail.extend(ds)
+        texts = np.flatnonzero(cols.text)
+        if len(texts):
+            self._text_at.extend(texts + base)
+            self._text_id.extend(self._own(cols, cols.text[texts]))
         self.t_end = max(self.t_end, int(t.max()))
         idx = np.arange(base, base + len(t), dtype=np.int32)
-        runs = idx[kind_a == RUN]
+        is_run = kind_a == RUN
+        runs = idx[is_run]
         if len(runs):
             last = self._t.a[self._switches.a[self._switches.n - 1]] if self._switches.n else None
             self._switches.extend(runs)
-            ordered = t[kind_a == RUN]
+            ordered = t[is_run]
             if (last is not None and ordered[0] < last) or (np.diff(ordered) < 0).any():
                 # Something reported late (a probe, another process's frame): keep switches in time order.
                 sw = self._switches.view()
                 sw[:] = sw[np.lexsort((sw, self._t.a[sw]))]
-        changes = np.isin(kind_a, (OPEN, RUN, WAIT, READY, CLOSE))
+        changes = _CHANGES[kind_a]
         if changes.any():
             cl, ci = lane_a[changes], idx[changes]
-            order = np.argsort(cl, kind="stable")
+            # Stable sorts of 2-byte keys are radix sorts: 7x faster than of 4-byte ones.
+            order = np.argsort(cl.astype(np.uint16) if n_lanes <= _LANES_NARROW else cl, kind="stable")
             cl, ci = cl[order], ci[order]
             bounds = np.flatnonzero(np.diff(cl)) + 1
             starts = np.concatenate(([0], bounds))
@@ -216,27 +223,47 @@ class Timeline:
         for col in (self._t, self._lane, self._kind, self._detail):
             col.reserve(n_events)
 
-    def _intern(self, keys: Iterable[tuple], n: int) -> np.ndarray:
-        """The detail id of each (reason, where, text, cause) key, new keys numbered as they come.
+    def _own(self, cols: Columns, ids: np.ndarray) -> np.ndarray:
+        """String ids of `cols`' table as ids of ours (the same ids when the table is ours)."""
+        table = cols.strings
+        if table is self.strings:
+            return ids
+        known = self._sources.get(id(table))
+        mapping = known[1] if known is not None else np.zeros(1, dtype=np.int32)
+        if len(mapping) < len(table):
+            fresh = self.strings.intern_many(table.strings[len(mapping):])
+            mapping = np.concatenate([mapping, fresh])
+            self._sources[id(table)] = (table, mapping)  # the table is kept: its id() stays its own
+        return mapping[ids]
 
-        One C-level pass: setdefault hands back the id of a key seen before, and for a new
-        key a provisional number above _FRESH from a counter (dense numbers for those come
-        after, from the few new entries at the end of the insertion-ordered dict).
+    def _intern_details(self, reason: np.ndarray, where: np.ndarray, cause: np.ndarray) -> np.ndarray:
+        """The detail id of each event's (reason, where, cause), new ones numbered as they come.
+
+        numpy finds the distinct triples of the batch (a sort of one packed key, or of two when
+        the ids are too large to pack); only those few go through the dictionary.
         """
+        c1 = cause.astype(np.int64) + 1
+        limit = 1 << _PACK
+        if int(reason.max()) < limit and int(where.max()) < limit and int(c1.max()) < limit:
+            key = reason.astype(np.int64) | (where.astype(np.int64) << _PACK) | (c1 << 2 * _PACK)
+            uniq, inverse = np.unique(key, return_inverse=True)
+            mask = limit - 1
+            triples = zip((uniq & mask).tolist(), ((uniq >> _PACK) & mask).tolist(),
+                          ((uniq >> 2 * _PACK) - 1).tolist())
+        else:
+            pairs, first = np.unique((reason.astype(np.int64) << 32) | where, return_inverse=True)
+            uniq, inverse = np.unique((first.astype(np.int64) << 32) | c1, return_inverse=True)
+            pair = pairs[uniq >> 32]
+            triples = zip((pair >> 32).tolist(), (pair & 0xFFFFFFFF).tolist(), ((uniq & 0xFFFFFFFF) - 1).tolist())
         ids, details = self._detail_ids, self._details
-        before = len(ids)
-        out = np.fromiter(map(ids.setdefault, keys, itertools.count(_FRESH)), np.int64, n)
-        added = len(ids) - before
-        if added:
-            new = list(itertools.islice(reversed(ids.items()), added))[::-1]
-            provisional = np.fromiter((v for _, v in new), np.int64, added)
-            first = len(details)
-            for k, _ in new:
-                ids[k] = len(details)
-                details.append(k)
-            fresh = out >= _FRESH
-            out[fresh] = np.searchsorted(provisional, out[fresh]) + first
-        return out.astype(np.int32)
+        out = np.empty(len(uniq), dtype=np.int32)
+        for j, triple in enumerate(triples):
+            d = ids.get(triple)
+            if d is None:
+                d = ids[triple] = len(details)
+                details.append(triple)
+            out[j] = d
+        return out[inverse.reshape(-1)]
 
     def finish(self, footer: Footer | None, truncated: bool = False) -> None:
         """The run is over: keep the footer and give back growth slack."""
@@ -244,7 +271,7 @@ class Timeline:
         self.truncated = truncated
         if footer is not None:
             self.dropped = footer.dropped
-        for col in (self._t, self._lane, self._kind, self._detail, self._switches):
+        for col in (self._t, self._lane, self._kind, self._detail, self._switches, self._text_at, self._text_id):
             col.trim()
         for tr in self._tracks:
             tr.ev.trim()
@@ -264,9 +291,10 @@ class Timeline:
         return self.footer is not None and self.footer.complete and not self.truncated
 
     def event(self, i: int) -> Event:
-        reason, where, text, cause = self._details[int(self._detail.a[i])]
-        return Event(i, int(self._t.a[i]), int(self._lane.a[i]), EVENT_KINDS[self._kind.a[i]],
-                     reason, where, cause, text)
+        reason, where, cause = self._details[int(self._detail.a[i])]
+        s = self.strings.strings
+        return Event(i, int(self._t.a[i]), int(self._lane.a[i]), KIND_NAMES[self._kind.a[i]],
+                     s[reason], s[where], None if cause < 0 else cause, self.event_text(i))
 
     def events_of_kind(self, *kinds: str) -> np.ndarray:
         """Indices of every event of the given kinds, in order."""
@@ -278,7 +306,7 @@ class Timeline:
 
     def memory_bytes(self) -> int:
         """Bytes of the event columns and indexes (what the store keeps; growth slack included)."""
-        cols = (self._t, self._lane, self._kind, self._detail, self._switches)
+        cols = (self._t, self._lane, self._kind, self._detail, self._switches, self._text_at, self._text_id)
         return sum(c.a.nbytes for c in cols) + sum(tr.ev.a.nbytes for tr in self._tracks)
 
     def cache_bytes(self) -> int:
@@ -577,7 +605,7 @@ class Timeline:
         for j in range(i, max(i - 8, -1), -1):
             where = self._details[int(self._detail.a[int(tr.ev.a[j])])][1]
             if where:
-                return state, where
+                return state, self.strings[where]
         return state, None
 
     def lane_event_times(self, lane: int, kinds: tuple[str, ...]) -> np.ndarray:
@@ -592,7 +620,9 @@ class Timeline:
         return np.flatnonzero(np.isin(self._kind.a[start:self._t.n], codes)) + start
 
     def event_text(self, i: int) -> str | None:
-        return self._details[int(self._detail.a[i])][2]
+        at = self._text_at.view()
+        j = int(np.searchsorted(at, i))
+        return self.strings[int(self._text_id.a[j])] if j < len(at) and at[j] == i else None
 
     def describe_event(self, i: int) -> str:
         """One line for any event: `event 15/26  398.8 ms  task2 is ready (woken by MainThread)`."""
@@ -694,8 +724,9 @@ class Timeline:
         return self.lanes[lane].name
 
 
-_UNKNOWN = 255
-_KIND_CODE_UNKNOWN: dict[str, int] = defaultdict(lambda: _UNKNOWN, KIND_CODE)
+_LOAD_BATCH = 50_000  # events a load gives the store at once
+_CHANGES = np.zeros(256, dtype=bool)  # by kind code: the kinds that change a lane's state
+_CHANGES[[OPEN, RUN, WAIT, READY, CLOSE]] = True
 _KIND_TO_STATE = np.full(len(EVENT_KINDS), NONE, dtype=np.uint8)
 for _k, _s in _STATE_OF_KIND.items():
     _KIND_TO_STATE[_k] = _s
@@ -727,25 +758,43 @@ def load(path: str | os.PathLike[str]) -> Timeline:
         return load_chrome(path, read_bytes(Path(path)))
     reader = TraceReader(path)
     tl = Timeline(reader.header)
-    # A load allocates millions of short-lived, acyclic objects: scanning them for
-    # cycles over and over is most of the cost (measured ~40%), so pause the collector.
+    # A load may allocate many short-lived, acyclic objects (msgspec decodes the lines the
+    # parser leaves): scanning them for cycles over and over costs, so pause the collector.
     enabled = gc.isenabled()
     gc.disable()
     try:
+        # The reader's batches are a chunk of the file each; the store takes them in bigger
+        # ones (each add has a cost per lane).
+        pending: list[Columns] = []
+        waiting = 0
         reserved = False
-        for lanes, events in reader.batches():
-            if not reserved and len(events) >= 10_000:
-                # The first big batch tells how many bytes an event takes: size the columns once.
-                reserved = True
-                done = reader.fraction_read
-                if done < 1.0:
-                    tl.reserve(int((tl.n_events + len(events)) / done * 1.05))
+
+        def add(lanes: list[Lane]) -> None:
+            nonlocal waiting
             try:
-                tl.add(lanes, events)
+                tl.add(lanes, Columns.concat(pending) if pending else [])
             except ValueError as e:
                 from concurview.engines.tracefile import TraceFormatError
 
                 raise TraceFormatError(f"{path}: {e}") from None
+            pending.clear()
+            waiting = 0
+
+        for lanes, cols in reader.columns(tl.strings):
+            if lanes:
+                add(lanes)  # the events before a lane line may not name it
+            if len(cols):
+                pending.append(cols)
+                waiting += len(cols)
+            if waiting >= _LOAD_BATCH:
+                if not reserved:
+                    # The first batch tells how many bytes an event takes: size the columns once.
+                    reserved = True
+                    done = reader.fraction_read
+                    if done < 1.0:
+                        tl.reserve(int((tl.n_events + waiting) / done * 1.05))
+                add([])
+        add([])
     finally:
         if enabled:
             gc.enable()

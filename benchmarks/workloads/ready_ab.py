@@ -2,7 +2,8 @@
 
 Usage: ready_ab.py OUT.json [ROUNDS] [REPS]. Runs the Queue ping-pong REPS times
 each way, interleaved: as traced, and with the engine's wake-up hook reduced to
-nothing (TracedCoro._woken a no-op; the done-callback marker is still added).
+nothing (call_soon drops the marker without calling TracedCoro._woken; the
+done-callback marker is still added, and call_soon still has to recognise it).
 The Recorder writes its frames to /dev/null: everything the child pays per event
 (finding the cause, recording, encoding, the write) without a reader thread
 taking the GIL back and forth, which made this difference too noisy to read.
@@ -35,15 +36,17 @@ def main() -> None:
     rec.main_lane = lane
     rec.bind_thread(lane)
     asyncio_engine.install(rec, Where(HERE))
-    woken = asyncio_engine.TracedCoro._woken
+    loop_class = asyncio.base_events.BaseEventLoop
+    call_soon = {"ready": loop_class.call_soon,
+                 "no_ready": asyncio_engine.AsyncioEngine._make_call_soon(loop_class.call_soon.__wrapped__, woken=False)}
     samples = {"ready": [], "no_ready": []}
     for i in range(reps):
         for variant in (("ready", "no_ready") if i % 2 == 0 else ("no_ready", "ready")):
-            asyncio_engine.TracedCoro._woken = woken if variant == "ready" else (lambda self, fut, depth: None)
+            loop_class.call_soon = call_soon[variant]
             c0 = time.process_time()
             asyncio.run(asyncio_pingpong.main(rounds))
             samples[variant].append(time.process_time() - c0)
-    asyncio_engine.TracedCoro._woken = woken
+    loop_class.call_soon = call_soon["ready"]
     fut_cost = marker_cost()
     with open(out, "w") as f:
         json.dump({"cpu_s": {k: statistics.median(v) for k, v in samples.items()}, "samples": samples,

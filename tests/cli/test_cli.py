@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,7 +112,8 @@ BAD = [
 
 @pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
-    (tmp_path / "garbage.jsonl").write_bytes(os.urandom(64))
+    # Fixed bytes: random ones starting with "[" would read as a (broken) Chrome trace instead.
+    (tmp_path / "garbage.jsonl").write_bytes(bytes(range(7, 71)) + b"\xff\xfe")
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "bad-line.jsonl").write_text(
         '{"format":"concurview-trace","version":1}\n{"type":"lane","id":0,"kind":"main","name":"m"}\n{"seq":1\n'

@@ -90,9 +90,9 @@ def test_the_lane_cap_drops_a_family_past_n_and_counts_it(monkeypatch):
     """CONCURVIEW_MAX_LANES in the recorder itself: lanes past the cap get UNTRACED and send nothing."""
     import os
 
-    import msgspec
+    from wire import decode
 
-    from concurview.engines.events import LOG, MARK, RUN, Frame
+    from concurview.engines.events import LOG, MARK, RUN
     from concurview.engines.recorder import ENV_MAX_LANES, UNTRACED, Recorder
 
     r, w = os.pipe()
@@ -111,7 +111,7 @@ def test_the_lane_cap_drops_a_family_past_n_and_counts_it(monkeypatch):
     finally:
         os.close(r)
         os.close(w)
-    frame = msgspec.msgpack.decode(data[4:4 + int.from_bytes(data[:4], "little")], type=Frame)
+    (frame,) = decode(data)
     assert [lane.name for lane in frame.lanes] == ["MainThread", "handle", "handle-2", "main"]
     events = frame.events
     assert all(e.lane != UNTRACED and e.cause != UNTRACED for e in events)

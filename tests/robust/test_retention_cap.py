@@ -5,28 +5,31 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from concurview.engines.events import OPEN, RUN, Footer, Frame, WireEvent, WireLane
+from wire import frame_bytes, stream
+
+from concurview.engines.events import OPEN, RUN, Footer, WireLane
 from concurview.engines.runner import DEFAULT_MAX_EVENTS, ENV_MAX_EVENTS, Run, Target, max_events_from_env
 
 PID = 4242
 BASE = PID << 24
 
 
-def frame(first_lane: int, n_lanes: int, n_events: int, dropped: int = 0) -> Frame:
+def frame(first_lane: int, n_lanes: int, n_events: int, dropped: int = 0) -> bytes:
     lanes = [WireLane(BASE | i, "thread", f"t{i}", None, PID, i) for i in range(first_lane, first_lane + n_lanes)]
-    events = [WireEvent(i, BASE | first_lane, OPEN if i == 0 else RUN) for i in range(n_events)]
-    return Frame(PID, lanes, events, dropped)
+    events = [(i, BASE | first_lane, OPEN if i == 0 else RUN) for i in range(n_events)]
+    return frame_bytes(PID, lanes, events, dropped)
 
 
 def test_events_past_the_cap_are_dropped_newest_first_and_counted():
     run = Run(Target("prog.py"), max_events=10)
-    kept = []
-    run._merge(frame(0, 1, 6), [], kept)
-    run._merge(frame(1, 1, 6, dropped=3), [], kept)  # 4 of these fit
+    parts: list = []
+    run._frames(stream(frame(0, 1, 6)), [], parts)
+    run._frames(stream(frame(1, 1, 6, dropped=3)), [], parts)  # 4 of these fit
     lanes: list = []
-    run._merge(frame(2, 1, 5, dropped=5), lanes, kept)  # none fit: its lane is not kept either
-    assert [e.seq for e in kept] == list(range(10)), "a dense prefix of the run"
-    assert run.n_events == 10 and run.capped == 7 and not lanes and run.n_lanes == 2
+    run._frames(stream(frame(2, 1, 5, dropped=5)), lanes, parts)  # none fit: its lane is not kept either
+    kept = run._joined(parts).events()
+    assert [e.t for e in kept] == [0, 1, 2, 3, 4, 5, 0, 1, 2, 3], "the oldest of each frame, in order"
+    assert len(kept) == 10 and run.n_events == 10 and run.capped == 7 and not lanes and run.n_lanes == 2
     assert run.dropped == 5 + 7, "the recorders' drops (latest counter) plus the cap's"
     f = run.footer()
     assert (f.events, f.dropped, f.max_events) == (10, 12, 10)
@@ -34,7 +37,7 @@ def test_events_past_the_cap_are_dropped_newest_first_and_counted():
 
 def test_under_the_cap_nothing_changes_and_the_footer_says_nothing_about_it():
     run = Run(Target("prog.py"), max_events=100)
-    run._merge(frame(0, 2, 50), [], [])
+    run._frames(stream(frame(0, 2, 50)), [], [])
     f = run.footer()
     assert (f.events, f.dropped, f.max_events) == (50, 0, None)
     assert b"max_events" not in msgspec.json.encode(f), "omitted when unused: old readers see the same footer"

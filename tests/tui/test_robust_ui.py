@@ -113,10 +113,10 @@ class DroppingRun:
         evs = [Event(0, 0, 0, "open"), Event(1, 10, 0, "run"), Event(2, 20, 1, "open", cause=0),
                Event(3, 30, 0, "wait", reason="join"), Event(4, 40, 1, "run")]
         self.gate.acquire()
-        yield Batch(lanes, evs[:3], 0)
+        yield Batch.from_events(lanes, evs[:3], 0)
         self.gate.acquire()
         if self.stop_reason is None:
-            yield Batch([], evs[3:], 12345)
+            yield Batch.from_events([], evs[3:], 12345)
         self.gate.acquire()
 
     def footer(self) -> Footer:
@@ -165,7 +165,7 @@ class StreamingRun:
                 kind = "open" if seq < self.n_lanes else cycle[(seq // self.n_lanes) % 3]
                 evs.append(Event(seq, t, lane, kind, reason="sleep 0.01s" if kind == "wait" else None))
                 seq, t = seq + 1, t + 1000
-            yield Batch(lanes if first else [], evs, 0)
+            yield Batch.from_events(lanes if first else [], evs, 0)
             first = False
             self.sent = seq
             time.sleep(0.005)

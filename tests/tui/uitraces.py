@@ -54,7 +54,7 @@ class ReplayRun:
             self._gate.acquire()
             if self.stop_reason is not None:
                 return
-            yield Batch(self.lanes if i == 0 else [], events, 0)  # every lane up front: ids stay dense
+            yield Batch.from_events(self.lanes if i == 0 else [], events, 0)  # every lane up front: ids stay dense
             self.sent = i + 1
 
     def footer(self) -> Footer:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from concurview.engines.events import Event, Footer, Header, Lane
+from concurview.engines.events import EVENT_KINDS, KIND_CODE, Event, Footer, Header, Lane
 from concurview.engines.tracefile import TraceFormatError, TraceWriter
 from concurview.tui.store import load
 
@@ -103,3 +104,81 @@ def test_huge_times_and_lane_ids(tmp_path):
                  '{"seq":0,"t":99999999999999999999999,"lane":0,"kind":"run"}\n'
                  '{"seq":1,"t":1,"lane":4294967296,"kind":"run"}\n{"seq":2,"t":-5,"lane":0,"kind":"run"}\n')
     check(p)
+
+
+# -- the C event parser against msgspec, the reference for what a valid event line is ---------
+
+_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+field_value = st.one_of(json_scalar, _text, st.sampled_from(["run", "wait", "open", "log", "teleport"]),
+                        st.integers(0, 2**63 + 10), st.lists(st.integers(), max_size=2))
+# Mostly valid events (so the parser takes many), now and then a field of another kind or shape.
+def _mostly(valid, weird=field_value):
+    return st.integers(0, 9).flatmap(lambda k: weird if k == 0 else valid)
+
+
+_valid = st.fixed_dictionaries({
+    "seq": _mostly(st.integers(0, 10)), "t": _mostly(st.integers(0, 2**63 - 1)),
+    "lane": _mostly(st.integers(0, 2**31 - 1)), "kind": _mostly(st.sampled_from(EVENT_KINDS)),
+}, optional={
+    "reason": _mostly(st.none() | _text), "where": _mostly(st.none() | _text),
+    "cause": _mostly(st.none() | st.integers(0, 2**31 - 1)), "text": _mostly(st.none() | _text),
+    "extra": field_value,
+})
+event_like = st.builds(lambda fields, drop: {k: v for k, v in fields.items() if k != drop},
+                       _valid, st.sampled_from(["", "", "", "seq", "t", "lane", "kind"]))
+
+def _spaced(record: dict, spaces: bool) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(", ", " : ") if spaces else (",", ":")).encode()
+
+
+def _parsed(line: bytes):
+    """(t, lane, kind, reason, where, cause, text) if the C parser took the line, else None."""
+    from concurview.engines.columns import KIND_NAMES, StringTable
+    from concurview.engines._speedups import EventParser
+
+    strings = StringTable()
+    parser = EventParser(strings._ids, strings.strings)
+    stop, _pos, _lines = parser.parse(line + b"\n", 0)
+    if stop != 0:
+        return None
+    n, t, lane, kind, reason, where, text, cause = parser.take()
+    assert n == 1
+    s = strings.strings
+    num = lambda b: int.from_bytes(b, "little", signed=True)  # noqa: E731
+    return (num(t), num(lane), KIND_NAMES[kind[0]], s[num(reason)], s[num(where)],
+            None if num(cause) < 0 else num(cause), s[num(text)])
+
+
+def _reference(line: bytes):
+    try:
+        e = msgspec.json.decode(line, type=Event)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return None
+    return (e.t, e.lane, e.kind if e.kind in KIND_CODE else "unknown", e.reason, e.where, e.cause, e.text)
+
+
+@settings(max_examples=600, deadline=None)
+@given(event_like, st.booleans())
+def test_the_parser_takes_only_what_msgspec_reads_and_reads_it_alike(record, spaces):
+    line = _spaced(record, spaces)
+    parsed, reference = _parsed(line), _reference(line)
+    if parsed is not None:
+        assert reference is not None, f"msgspec refuses what the parser took: {line!r}"
+        assert parsed == reference, line
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**63 - 1), st.integers(0, 2**31 - 1), st.sampled_from(EVENT_KINDS),
+       st.none() | _text, st.none() | _text, st.none() | st.integers(0, 2**31 - 1), st.none() | _text)
+def test_lines_our_writer_makes_take_the_fast_path(t, lane, kind, reason, where, cause, text):
+    line = msgspec.json.encode(Event(0, t, lane, kind, reason, where, cause, text))
+    assert _parsed(line) == (t, lane, kind, reason, where, cause, text)
+
+
+def test_bytes_that_are_not_utf8_are_left_to_msgspec():
+    for line in (b'{"seq":0,"t":1,"lane":0,"kind":"run","reason":"\xff"}',
+                 b'{"seq":0,"t":1,"lane":0,"kind":"r\xffn"}',
+                 b'{"seq":0,"t":1,"lane":0,"kind":"run","reason":"\\ud800"}'):
+        assert _parsed(line) is None and _reference(line) is None, line
+    # msgspec skips an unknown field's string unread; the parser leaves such a line to it.
+    assert _parsed(b'{"seq":0,"t":1,"lane":0,"kind":"run","x":"\xc3"}') is None

@@ -8,14 +8,17 @@ import time
 
 import msgspec
 import pytest
+import wire
+from wire import decode
 
+from concurview.engines._speedups import EventBuffer
 from concurview.engines.events import LOG, RUN, WAIT, WIRE_LANE_SHIFT, Frame
 from concurview.engines.recorder import BATCH_EVENTS, LaneWriter, Recorder
 
 _dec = msgspec.msgpack.Decoder(Frame)
 
 
-def read_frames(fd: int) -> list[Frame]:
+def read_frames(fd: int) -> list[Decoded]:
     """Everything written so far (the write end must be closed or idle)."""
     os.set_blocking(fd, False)
     data = b""
@@ -27,13 +30,7 @@ def read_frames(fd: int) -> list[Frame]:
         if not chunk:
             break
         data += chunk
-    frames, pos = [], 0
-    while pos < len(data):
-        size = int.from_bytes(data[pos:pos + 4], "little")
-        frames.append(_dec.decode(data[pos + 4:pos + 4 + size]))
-        pos += 4 + size
-    assert pos == len(data), "frames are whole"
-    return frames
+    return decode(data)
 
 
 @pytest.fixture
@@ -126,7 +123,7 @@ def test_a_full_pipe_blocks_the_writer_for_backpressure(pipe):
     while total < 200_001:
         buf += os.read(r, 1 << 20)
         while len(buf) >= 4 and len(buf) - 4 >= (size := int.from_bytes(buf[:4], "little")):
-            total += len(_dec.decode(buf[4:4 + size]).events)
+            total += _dec.decode(buf[4:4 + size]).n
             buf = buf[4 + size:]
     assert done.wait(5) and total == 200_001 and rec.dropped == 0
 
@@ -156,24 +153,65 @@ def test_lane_writer_attributes_lines_to_the_printing_lane(pipe):
 def test_runner_merges_wire_frames_into_dense_lanes_and_numbered_events():
     """Lane ids renumbered densely across processes, causes mapped, unknown lanes dropped,
     kinds from a newer recorder kept as "unknown" (readers skip them), sequence numbers dense."""
-    from concurview.engines.events import Frame, WireEvent, WireLane
+    from concurview.engines.events import WireLane
     from concurview.engines.runner import Run, Target
+
+    def stream(pid, lanes, events):
+        return wire.stream(wire.frame_bytes(pid, lanes, events))
 
     run = Run(Target("merge"))
     a, b = (7 << 24) | 0, (9 << 24) | 0
-    lanes, events = [], []
-    run._merge(Frame(7, [WireLane(a, "main", "MainThread", pid=7)], [WireEvent(5, a, RUN, None, "x.py:1")]),
-               lanes, events)
-    run._merge(Frame(9, [WireLane(b, "process", "worker", parent=a, pid=9)], [
-        WireEvent(9, b, RUN, None, None, a),
-        WireEvent(3, (9 << 24) | 5, RUN),  # a lane never declared: nothing to draw it on
-        WireEvent(12, b, 200, "from the future"),
-        WireEvent(14, b, WAIT, "sleep 1.0s", "w.py:2", (3 << 24) | 1),  # a cause never declared
-    ]), lanes, events)
+    lanes, parts = [], []
+    run._frames(stream(7, [WireLane(a, "main", "MainThread", pid=7)], [(5, a, RUN, None, "x.py:1")]), lanes, parts)
+    run._frames(stream(9, [WireLane(b, "process", "worker", parent=a, pid=9)], [
+        (9, b, RUN, None, None, a),
+        (3, (9 << 24) | 5, RUN),  # a lane never declared: nothing to draw it on
+        (12, b, 200, "from the future"),
+        (14, b, WAIT, "sleep 1.0s", "w.py:2", (3 << 24) | 1),  # a cause never declared
+    ]), lanes, parts)
+    events = run._joined(parts).events()
     assert [(l.id, l.name, l.parent) for l in lanes] == [(0, "MainThread", None), (1, "worker", 0)]
     assert [(e.seq, e.t, e.lane, e.kind, e.cause) for e in events] == [
         (0, 5, 0, "run", None), (1, 9, 1, "run", 0), (2, 12, 1, "unknown", None), (3, 14, 1, "wait", None)]
     assert events[1].where is None and events[3].reason == "sleep 1.0s" and run.t_last == 14
+    assert run.n_events == 4
+
+
+def test_the_string_table_starts_over_and_a_frame_says_so(pipe):
+    """A flood of unique log lines must not grow the child's table for ever: past its limit the
+    table restarts, the next frame says `reset`, and every line still reads back right."""
+    r, w = pipe
+    rec = Recorder(w, time.monotonic_ns())
+    lane = rec.new_lane("main", "m")
+    received = []
+    reader = threading.Thread(target=lambda: received.append(_read_until_closed(r)))
+    reader.start()
+    n = 70_000  # past the 65536 strings of one table
+    for i in range(n):
+        rec.record(lane, LOG, "stdout", None, None, f"line {i}")
+    rec.flush()
+    os.close(w)
+    reader.join(10)
+    frames = decode(received[0])
+    assert any(_dec.decode(raw).reset for raw in _raw_frames(received[0])), "the table restarted"
+    texts = [e.text for f in frames for e in f.events if e.kind == LOG]
+    assert texts == [f"line {i}" for i in range(n)]
+
+
+def _read_until_closed(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _raw_frames(data: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(data):
+        size = int.from_bytes(data[pos:pos + 4], "little")
+        out.append(data[pos + 4:pos + 4 + size])
+        pos += 4 + size
+    return out
 
 
 def test_an_engine_failure_is_one_log_line_on_the_main_lane(pipe):

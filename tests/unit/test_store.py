@@ -141,7 +141,8 @@ def test_growing_while_live_keeps_answers_consistent():
 def test_strings_are_interned():
     rows = [(i, 0, "log", "stdout", None, None, "same line") for i in range(1000)]
     tl = build(LOOP[:1], rows)
-    assert len(tl._details) == 1
+    assert len(tl._details) == 1 and len(tl.strings) == 3  # None, 'stdout', 'same line'
+    assert tl.event_text(999) == "same line" and tl.event(500).reason == "stdout"
 
 
 @pytest.mark.parametrize("ns, text", [(0, "0"), (850, "850 ns"), (41_200_000, "41.2 ms"),

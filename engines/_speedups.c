@@ -1,0 +1,798 @@
+/* concurview.engines._speedups: the child's event buffer, in columns, with strings interned per process.
+ *
+ * Engines record millions of events; a Python tuple per event and a msgpack
+ * object per event to send it were most of their cost. Here an event is a row
+ * of seven machine words appended to growable columns, and take() hands the
+ * columns over as bytes, ready to be framed (engines/recorder.py) and read by
+ * the runner with numpy, without a Python object per event on either side.
+ */
+
+#include "_speedups.h"
+
+#include <stddef.h>
+#include <string.h>
+#include <time.h>
+#ifdef __APPLE__
+#include <mach/mach_time.h>
+#endif
+
+/* Past this many strings the table starts over (a flood of unique log lines must not grow it forever). */
+#define CV_MAX_STRINGS (1 << 16)
+#define CV_UNTRACED (-1)
+
+int64_t
+cv_monotonic_ns(void)
+{
+#if defined(__APPLE__)
+    /* CPython's time.monotonic_ns() on macOS: mach_absolute_time scaled by the timebase. */
+    static mach_timebase_info_data_t base;
+    if (base.denom == 0) {
+        mach_timebase_info(&base);
+    }
+    return (int64_t)(mach_absolute_time() * base.numer / base.denom);
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+#endif
+}
+
+/* -- growth ------------------------------------------------------------------------------ */
+
+static int
+grow(EventBuffer *b)
+{
+    Py_ssize_t cap = b->cap ? b->cap * 2 : 512;
+#define GROW(field, type)                                                   \
+    do {                                                                    \
+        type *p = PyMem_Realloc(b->field, (size_t)cap * sizeof(type));      \
+        if (p == NULL) {                                                    \
+            PyErr_NoMemory();                                               \
+            return -1;                                                      \
+        }                                                                   \
+        b->field = p;                                                       \
+    } while (0)
+    GROW(t, int64_t);
+    GROW(lane, int64_t);
+    GROW(cause, int64_t);
+    GROW(reason, uint32_t);
+    GROW(where, uint32_t);
+    GROW(text, uint32_t);
+    GROW(kind, uint8_t);
+#undef GROW
+    b->cap = cap;
+    return 0;
+}
+
+/* -- strings ----------------------------------------------------------------------------- */
+
+/* Forget the remembered ids (the table starts over, or the buffer goes). */
+static void
+memo_clear(EventBuffer *b)
+{
+    for (int i = 0; i < CV_MEMO; i++) {
+        Py_CLEAR(b->memo[i].s);
+    }
+}
+
+/* The id of s in this process's table (0 for None), adding it when new. (uint32_t)-1 on error. */
+static inline uint32_t
+intern(EventBuffer *b, PyObject *s)
+{
+    if (s == NULL || s == Py_None) {
+        return 0;
+    }
+    /* A hot path records the same few strings over and over (`switch → pong`, `x.py:12`): remember
+     * the last ids by the string's address. The memo owns a reference, so an address it holds is
+     * that string's and no other's; it is cleared whenever the table starts over. */
+    uintptr_t addr = (uintptr_t)s;
+    size_t slot = (addr >> 4 ^ addr >> 10) & (CV_MEMO - 1);
+    if (b->memo[slot].s == s) {
+        return b->memo[slot].id;
+    }
+    PyObject *key = s;
+    if (!PyUnicode_CheckExact(s)) {
+        /* A str subclass or anything else: its text, as the JSON writer would store it. */
+        key = PyObject_Str(s);
+        if (key == NULL) {
+            return (uint32_t)-1;
+        }
+    }
+    else {
+        Py_INCREF(key);
+    }
+    PyObject *found = PyDict_GetItemWithError(b->ids, key);
+    uint32_t id;
+    if (found != NULL) {
+        id = (uint32_t)PyLong_AsUnsignedLong(found);
+    }
+    else if (PyErr_Occurred()) {
+        id = (uint32_t)-1;
+    }
+    else {
+        id = b->next_id;
+        PyObject *value = PyLong_FromUnsignedLong(id);
+        if (value == NULL || PyDict_SetItem(b->ids, key, value) < 0 || PyList_Append(b->fresh, key) < 0) {
+            id = (uint32_t)-1;
+        }
+        else {
+            b->next_id++;
+        }
+        Py_XDECREF(value);
+    }
+    Py_DECREF(key);
+    if (id != (uint32_t)-1 && PyUnicode_CheckExact(s)) {
+        Py_INCREF(s);
+        Py_XSETREF(b->memo[slot].s, s);
+        b->memo[slot].id = id;
+    }
+    return id;
+}
+
+/* -- the current lane of each thread -------------------------------------------------------- */
+
+#if defined(_MSC_VER)
+#define CV_THREAD_LOCAL __declspec(thread)
+#else
+#define CV_THREAD_LOCAL _Thread_local
+#endif
+
+/* A store to these is what a greenlet switch or a task step costs to say who runs now; a
+ * thread-local dict (Python's threading.local) costs ~200 instructions a store. */
+static CV_THREAD_LOCAL uint64_t tls_owner;  /* the serial of the buffer that set tls_lane; 0: none */
+static CV_THREAD_LOCAL int64_t tls_lane;
+static uint64_t next_serial = 1;  /* under the GIL */
+
+int
+cv_lane_get(EventBuffer *b, int64_t *lane)
+{
+    if (tls_owner != b->serial) {
+        return 0;
+    }
+    *lane = tls_lane;
+    return 1;
+}
+
+void
+cv_lane_set(EventBuffer *b, int64_t lane)
+{
+    tls_owner = b->serial;
+    tls_lane = lane;
+}
+
+void
+cv_lane_unset(EventBuffer *b)
+{
+    if (tls_owner == b->serial) {
+        tls_owner = 0;
+    }
+}
+
+int
+cv_current_lane(EventBuffer *b, int64_t *lane)
+{
+    if (cv_lane_get(b, lane)) {
+        return 0;
+    }
+    *lane = b->main_lane;
+    if (b->thread_lanes == NULL || PyDict_GET_SIZE(b->thread_lanes) == 0) {
+        return 0;
+    }
+    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    if (ident == NULL) {
+        return -1;
+    }
+    PyObject *found = PyDict_GetItemWithError(b->thread_lanes, ident);
+    Py_DECREF(ident);
+    if (found != NULL) {
+        int64_t v = cv_int64(found);
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        *lane = v;
+    }
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* -- the C API the fast paths use ---------------------------------------------------------- */
+
+int
+cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason, PyObject *where,
+        int64_t cause, PyObject *text)
+{
+    uint32_t r = intern(b, reason), w, x;
+    if (r == (uint32_t)-1) {
+        return -1;
+    }
+    w = intern(b, where);
+    if (w == (uint32_t)-1) {
+        return -1;
+    }
+    x = intern(b, text);
+    if (x == (uint32_t)-1) {
+        return -1;
+    }
+    if (b->n == b->cap && grow(b) < 0) {
+        return -1;
+    }
+    Py_ssize_t i = b->n++;
+    b->t[i] = t;
+    b->lane[i] = lane;
+    b->kind[i] = (uint8_t)kind;
+    b->cause[i] = cause;
+    b->reason[i] = r;
+    b->where[i] = w;
+    b->text[i] = x;
+    if (lane == CV_UNTRACED) {
+        b->untraced = 1;
+    }
+    return 0;
+}
+
+int
+cv_room(EventBuffer *b)
+{
+    if (b->n < b->batch || b->on_full == NULL || b->on_full == Py_None) {
+        return 0;
+    }
+    PyObject *r = PyObject_CallNoArgs(b->on_full);
+    if (r == NULL) {
+        return -1;
+    }
+    int drop = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return drop;
+}
+
+/* -- Python-level methods ------------------------------------------------------------------ */
+
+static int
+as_i64(PyObject *o, int64_t *out, int64_t if_none)
+{
+    if (o == NULL || o == Py_None) {
+        *out = if_none;
+        return 0;
+    }
+    int64_t v = cv_int64(o);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* (t, lane, kind[, reason[, where[, cause[, text]]]]) — the tuples engines append. */
+static int
+push_tuple(EventBuffer *b, PyObject *ev)
+{
+    if (!PyTuple_Check(ev) || PyTuple_GET_SIZE(ev) < 3 || PyTuple_GET_SIZE(ev) > 7) {
+        PyErr_SetString(PyExc_TypeError, "an event is a tuple (t, lane, kind[, reason, where, cause, text])");
+        return -1;
+    }
+    Py_ssize_t size = PyTuple_GET_SIZE(ev);
+    int64_t t, lane, kind, cause;
+    if (as_i64(PyTuple_GET_ITEM(ev, 0), &t, 0) < 0 || as_i64(PyTuple_GET_ITEM(ev, 1), &lane, CV_NONE) < 0
+        || as_i64(PyTuple_GET_ITEM(ev, 2), &kind, 0) < 0
+        || as_i64(size > 5 ? PyTuple_GET_ITEM(ev, 5) : NULL, &cause, CV_NONE) < 0) {
+        return -1;
+    }
+    if (kind < 0 || kind > 255) {
+        PyErr_SetString(PyExc_ValueError, "event kind out of range");
+        return -1;
+    }
+    return cv_push(b, t, lane, (int)kind, size > 3 ? PyTuple_GET_ITEM(ev, 3) : NULL,
+                   size > 4 ? PyTuple_GET_ITEM(ev, 4) : NULL, cause, size > 6 ? PyTuple_GET_ITEM(ev, 6) : NULL);
+}
+
+static PyObject *
+buf_append(EventBuffer *b, PyObject *ev)
+{
+    if (push_tuple(b, ev) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+buf_extend(EventBuffer *b, PyObject *events)
+{
+    PyObject *it = PyObject_GetIter(events);
+    if (it == NULL) {
+        return NULL;
+    }
+    PyObject *ev;
+    while ((ev = PyIter_Next(it)) != NULL) {
+        int rc = push_tuple(b, ev);
+        Py_DECREF(ev);
+        if (rc < 0) {
+            Py_DECREF(it);
+            return NULL;
+        }
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* record(lane, kind, reason=None, where=None, cause=None, text=None), now; record_at(t, lane, ...). */
+static PyObject *
+record_impl(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int timed)
+{
+    static const char *const names[] = {"t", "lane", "kind", "reason", "where", "cause", "text"};
+    PyObject *v[7] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    int first = timed ? 0 : 1;  /* record() has no t */
+    Py_ssize_t npos = nargs;
+    if (npos > 7 - first) {
+        PyErr_SetString(PyExc_TypeError, "record() takes at most 6 arguments");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < npos; i++) {
+        v[first + i] = args[i];
+    }
+    if (kwnames != NULL) {
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); k++) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+            int slot = -1;
+            for (int j = first; j < 7; j++) {
+                if (PyUnicode_CompareWithASCIIString(name, names[j]) == 0) {
+                    slot = j;
+                    break;
+                }
+            }
+            if (slot < 0 || v[slot] != NULL) {
+                PyErr_Format(PyExc_TypeError, "record() got an unexpected or repeated argument %R", name);
+                return NULL;
+            }
+            v[slot] = args[npos + k];
+        }
+    }
+    if ((timed && v[0] == NULL) || v[1] == NULL || v[2] == NULL) {
+        PyErr_SetString(PyExc_TypeError, "record() needs a lane and a kind");
+        return NULL;
+    }
+    int64_t t, lane, kind, cause;
+    if (as_i64(v[1], &lane, CV_NONE) < 0 || as_i64(v[2], &kind, 0) < 0 || as_i64(v[5], &cause, CV_NONE) < 0) {
+        return NULL;
+    }
+    if (kind < 0 || kind > 255) {
+        PyErr_SetString(PyExc_ValueError, "event kind out of range");
+        return NULL;
+    }
+    int drop = cv_room(b);
+    if (drop < 0) {
+        return NULL;
+    }
+    if (drop) {
+        Py_RETURN_NONE;
+    }
+    if (timed) {
+        if (as_i64(v[0], &t, 0) < 0) {
+            return NULL;
+        }
+    }
+    else {
+        t = cv_monotonic_ns() - b->t0;
+    }
+    if (cv_push(b, t, lane, (int)kind, v[3], v[4], cause, v[6]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+buf_record(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return record_impl(b, args, PyVectorcall_NARGS(nargs), kwnames, 0);
+}
+
+static PyObject *
+buf_record_at(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return record_impl(b, args, PyVectorcall_NARGS(nargs), kwnames, 1);
+}
+
+static PyObject *
+buf_lane(EventBuffer *b, PyObject *Py_UNUSED(ignored))
+{
+    int64_t lane;
+    if (!cv_lane_get(b, &lane)) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromLongLong(lane);
+}
+
+static PyObject *
+buf_set_lane(EventBuffer *b, PyObject *lane)
+{
+    if (lane == Py_None) {
+        cv_lane_unset(b);
+        Py_RETURN_NONE;
+    }
+    int64_t v = cv_int64(lane);
+    if (v == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    cv_lane_set(b, v);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+buf_current_lane(EventBuffer *b, PyObject *Py_UNUSED(ignored))
+{
+    int64_t lane;
+    if (cv_current_lane(b, &lane) < 0) {
+        return NULL;
+    }
+    return PyLong_FromLongLong(lane);
+}
+
+static PyObject *
+buf_swap_lane(EventBuffer *b, PyObject *lane)
+{
+    int64_t prev;
+    if (cv_current_lane(b, &prev) < 0) {
+        return NULL;
+    }
+    PyObject *r = buf_set_lane(b, lane);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    return PyLong_FromLongLong(prev);
+}
+
+static PyObject *
+buf_now(EventBuffer *b, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(cv_monotonic_ns() - b->t0);
+}
+
+/* Events of UNTRACED lanes go (their output moves to the main lane); an UNTRACED cause is None. */
+static void
+drop_untraced(EventBuffer *b, int64_t main_lane)
+{
+    Py_ssize_t out = 0;
+    for (Py_ssize_t i = 0; i < b->n; i++) {
+        if (b->lane[i] == CV_UNTRACED) {
+            if (b->kind[i] != CV_LOG && b->kind[i] != CV_ERROR) {
+                continue;
+            }
+            b->lane[i] = main_lane;
+        }
+        if (out != i) {
+            b->t[out] = b->t[i];
+            b->lane[out] = b->lane[i];
+            b->kind[out] = b->kind[i];
+            b->cause[out] = b->cause[i];
+            b->reason[out] = b->reason[i];
+            b->where[out] = b->where[i];
+            b->text[out] = b->text[i];
+        }
+        out++;
+    }
+    b->n = out;
+    b->untraced = 0;
+}
+
+/* take(main_lane) -> (n, t, lane, kind, cause, reason, where, text, strings, reset) and an empty buffer.
+ *
+ * t, lane and cause are native int64 columns, kind uint8, reason/where/text uint32 ids into the
+ * process's string table (0 = None); `strings` are the table's entries new in this frame (ids
+ * continue where the last frame's ended); `reset` says the table started over with this frame.
+ */
+static PyObject *
+buf_take(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
+{
+    int64_t main_lane = 0;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "take() takes at most one argument");
+        return NULL;
+    }
+    if (nargs == 1 && as_i64(args[0], &main_lane, 0) < 0) {
+        return NULL;
+    }
+    if (b->untraced) {
+        drop_untraced(b, main_lane);
+    }
+    Py_ssize_t n = b->n;
+    PyObject *fresh = PyList_New(0);
+    if (fresh == NULL) {
+        return NULL;
+    }
+    PyObject *out = Py_BuildValue(
+        "(ny#y#y#y#y#y#y#OO)", n,
+        (const char *)b->t, n * 8, (const char *)b->lane, n * 8, (const char *)b->kind, n,
+        (const char *)b->cause, n * 8, (const char *)b->reason, n * 4, (const char *)b->where, n * 4,
+        (const char *)b->text, n * 4, b->fresh, b->reset_pending ? Py_True : Py_False);
+    if (out == NULL) {
+        Py_DECREF(fresh);
+        return NULL;
+    }
+    Py_SETREF(b->fresh, fresh);
+    b->n = 0;
+    b->reset_pending = 0;
+    if (PyDict_GET_SIZE(b->ids) > CV_MAX_STRINGS) {
+        PyDict_Clear(b->ids);
+        memo_clear(b);
+        b->next_id = 1;
+        b->reset_pending = 1;
+    }
+    return out;
+}
+
+static PyObject *
+buf_clear(EventBuffer *b, PyObject *Py_UNUSED(ignored))
+{
+    b->n = 0;
+    b->untraced = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+buf_reset_strings(EventBuffer *b, PyObject *Py_UNUSED(ignored))
+{
+    /* A forked child: its own stream starts with its own table. */
+    PyDict_Clear(b->ids);
+    memo_clear(b);
+    if (PyList_SetSlice(b->fresh, 0, PyList_GET_SIZE(b->fresh), NULL) < 0) {
+        return NULL;
+    }
+    b->next_id = 1;
+    b->reset_pending = 0;
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t
+buf_len(EventBuffer *b)
+{
+    return b->n;
+}
+
+static int
+buf_bool(EventBuffer *b)
+{
+    return b->n > 0;
+}
+
+/* -- lifecycle ----------------------------------------------------------------------------- */
+
+static int
+buf_init(EventBuffer *b, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"t0", "batch", "on_full", NULL};
+    long long t0 = 0;
+    Py_ssize_t batch = 256;
+    PyObject *on_full = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|LnO", kwlist, &t0, &batch, &on_full)) {
+        return -1;
+    }
+    b->t0 = t0;
+    b->batch = batch;
+    if (b->serial == 0) {
+        b->serial = next_serial++;
+    }
+    Py_INCREF(on_full);
+    Py_XSETREF(b->on_full, on_full);
+    if (b->ids == NULL && (b->ids = PyDict_New()) == NULL) {
+        return -1;
+    }
+    if (b->fresh == NULL && (b->fresh = PyList_New(0)) == NULL) {
+        return -1;
+    }
+    if (b->next_id == 0) {
+        b->next_id = 1;
+    }
+    if (b->cap == 0 && grow(b) < 0) {  /* take() always has columns to copy, even empty ones */
+        return -1;
+    }
+    return 0;
+}
+
+static int
+buf_traverse(EventBuffer *b, visitproc visit, void *arg)
+{
+    Py_VISIT(b->on_full);
+    Py_VISIT(b->thread_lanes);
+    return 0;
+}
+
+static int
+buf_clear_refs(EventBuffer *b)
+{
+    Py_CLEAR(b->on_full);
+    Py_CLEAR(b->thread_lanes);
+    return 0;
+}
+
+static void
+buf_dealloc(EventBuffer *b)
+{
+    PyObject_GC_UnTrack(b);
+    if (b->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)b);
+    }
+    buf_clear_refs(b);
+    Py_CLEAR(b->ids);
+    Py_CLEAR(b->fresh);
+    memo_clear(b);
+    PyMem_Free(b->t);
+    PyMem_Free(b->lane);
+    PyMem_Free(b->cause);
+    PyMem_Free(b->reason);
+    PyMem_Free(b->where);
+    PyMem_Free(b->text);
+    PyMem_Free(b->kind);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static PyObject *
+get_t0(EventBuffer *b, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(b->t0);
+}
+
+static int
+set_t0(EventBuffer *b, PyObject *v, void *Py_UNUSED(c))
+{
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "t0 cannot be deleted");
+        return -1;
+    }
+    return as_i64(v, &b->t0, 0);
+}
+
+static PyObject *
+get_strings(EventBuffer *b, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(PyDict_GET_SIZE(b->ids));
+}
+
+static PyMethodDef buf_methods[] = {
+    {"append", (PyCFunction)buf_append, METH_O, "Append one event tuple (t, lane, kind[, reason, where, cause, text])."},
+    {"extend", (PyCFunction)buf_extend, METH_O, "Append event tuples."},
+    {"record", (PyCFunction)(void (*)(void))buf_record, METH_FASTCALL | METH_KEYWORDS,
+     "record(lane, kind, reason=None, where=None, cause=None, text=None): an event now (on_full first, at a batch boundary)."},
+    {"record_at", (PyCFunction)(void (*)(void))buf_record_at, METH_FASTCALL | METH_KEYWORDS,
+     "record_at(t, lane, kind, reason=None, where=None, cause=None, text=None): an event at trace time t."},
+    {"now", (PyCFunction)buf_now, METH_NOARGS, "Trace time now (monotonic ns since t0)."},
+    {"lane", (PyCFunction)buf_lane, METH_NOARGS, "The lane an engine made current on this thread, or None."},
+    {"set_lane", (PyCFunction)buf_set_lane, METH_O, "set_lane(lane): make lane current on this thread (None: forget it)."},
+    {"current_lane", (PyCFunction)buf_current_lane, METH_NOARGS,
+     "The lane running on this thread: the one set, else thread_lanes[ident], else main_lane."},
+    {"swap_lane", (PyCFunction)buf_swap_lane, METH_O, "swap_lane(lane) -> current_lane() before it was set."},
+    {"take", (PyCFunction)(void (*)(void))buf_take, METH_FASTCALL,
+     "take(main_lane) -> (n, t, lane, kind, cause, reason, where, text, strings, reset); empties the buffer."},
+    {"clear", (PyCFunction)buf_clear, METH_NOARGS, "Forget the pending events."},
+    {"reset_strings", (PyCFunction)buf_reset_strings, METH_NOARGS, "Start a new string table (a forked child)."},
+    {NULL},
+};
+
+static PyObject *
+get_main_lane(EventBuffer *b, void *Py_UNUSED(c))
+{
+    return PyLong_FromLongLong(b->main_lane);
+}
+
+static int
+set_main_lane(EventBuffer *b, PyObject *v, void *Py_UNUSED(c))
+{
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "main_lane cannot be deleted");
+        return -1;
+    }
+    return as_i64(v, &b->main_lane, 0);
+}
+
+static PyObject *
+get_thread_lanes(EventBuffer *b, void *Py_UNUSED(c))
+{
+    return Py_NewRef(b->thread_lanes ? b->thread_lanes : Py_None);
+}
+
+static int
+set_thread_lanes(EventBuffer *b, PyObject *v, void *Py_UNUSED(c))
+{
+    if (v != NULL && v != Py_None && !PyDict_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "thread_lanes is a dict (thread ident -> lane)");
+        return -1;
+    }
+    Py_XSETREF(b->thread_lanes, v == NULL || v == Py_None ? NULL : Py_NewRef(v));
+    return 0;
+}
+
+static PyGetSetDef buf_getset[] = {
+    {"t0", (getter)get_t0, (setter)set_t0, "Trace start (monotonic ns).", NULL},
+    {"main_lane", (getter)get_main_lane, (setter)set_main_lane, "The lane of a thread nobody told about.", NULL},
+    {"thread_lanes", (getter)get_thread_lanes, (setter)set_thread_lanes,
+     "thread ident -> lane: the current lane of threads that never set one.", NULL},
+    {"strings", (getter)get_strings, NULL, "Strings in the table now.", NULL},
+    {NULL},
+};
+
+static PySequenceMethods buf_as_sequence = {
+    .sq_length = (lenfunc)buf_len,
+};
+
+static PyNumberMethods buf_as_number = {
+    .nb_bool = (inquiry)buf_bool,
+};
+
+PyTypeObject CV_EventBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "concurview.engines._speedups.EventBuffer",
+    .tp_doc = "EventBuffer(t0=0, batch=256, on_full=None): a process's pending events, in columns.",
+    .tp_basicsize = sizeof(EventBuffer),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)buf_init,
+    .tp_dealloc = (destructor)buf_dealloc,
+    .tp_traverse = (traverseproc)buf_traverse,
+    .tp_clear = (inquiry)buf_clear_refs,
+    .tp_methods = buf_methods,
+    .tp_getset = buf_getset,
+    .tp_as_sequence = &buf_as_sequence,
+    .tp_as_number = &buf_as_number,
+    .tp_weaklistoffset = offsetof(EventBuffer, weakrefs),
+};
+
+/* -- module -------------------------------------------------------------------------------- */
+
+static PyObject *
+monotonic_ns(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(cv_monotonic_ns());
+}
+
+static PyMethodDef module_methods[] = {
+    {"monotonic_ns", monotonic_ns, METH_NOARGS, "The clock the buffer stamps events with (time.monotonic_ns)."},
+    {NULL},
+};
+
+static int
+add_type(PyObject *m, const char *name, PyTypeObject *type)
+{
+    if (PyType_Ready(type) < 0) {
+        return -1;
+    }
+    return PyModule_AddObjectRef(m, name, (PyObject *)type);
+}
+
+static int
+module_exec(PyObject *m)
+{
+    if (add_type(m, "EventBuffer", &CV_EventBufferType) < 0 || add_type(m, "EventParser", &CV_EventParserType) < 0) {
+        return -1;
+    }
+    if (cv_greenlet_register(m) < 0) {
+        return -1;
+    }
+    if (cv_asyncio_register(m) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "concurview.engines._speedups",
+    .m_doc = "Hot paths in C: the child's event buffer, the greenlet tracer, the trace file's event parser.",
+    .m_size = 0,
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&module_def);
+}
