@@ -187,8 +187,7 @@ async def _measure_app(path: Path, quick: bool) -> dict:
                 f0 = time.perf_counter()
                 for y in range(height):
                     diagram.render_line(y)
-                for y in range(cursor_rows):
-                    diagram.cursor_cell(y)
+                diagram.cursor_cells(0, cursor_rows)
                 frames.append(time.perf_counter() - f0)
             app.windows[TIME] = None
             app._refresh_view()

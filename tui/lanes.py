@@ -295,14 +295,14 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         tl = self.timeline
         if tl is None:
             return
-        width = self.scrollable_content_region.width
+        label_width = self.layout_widths()[0]  # the rows' cells do not change, the cursor's column is drawn over
         rows = tl.lane_tree()
         top = int(self.scroll_offset.y)
         drawn = self._drawn_labels
         for row in self._visible_rows():
             lane = rows[row][0]
             if drawn.get(row) != self._label_shows(tl, lane):
-                self.refresh(Region(0, row - top + 1, width, 1))
+                self.refresh(Region(0, row - top + 1, label_width, 1))
 
     def _place_cursor(self) -> None:
         """Put the cursor's column over the rows at the cursor, or hide it (no cursor in the window)."""
@@ -366,25 +366,34 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         segments += self._plot(tl, row, lane, plot_width)[1]  # the cursor's cell is drawn over it
         return Strip(segments, label_width + 1 + plot_width).crop(0, width)
 
-    def cursor_cell(self, y: int) -> Strip:
-        """Line y of the cursor's column: the cell under the cursor in lane row y, marked with a glyph
-        that reads without colour (the label says the state)."""
+    def cursor_cells(self, start: int, end: int) -> list[Strip]:
+        """Lines start..end of the cursor's column: the cell under the cursor in each lane row, marked with a
+        glyph that reads without colour (the label says the state); blank past the last row."""
         tl = self.timeline
+        blank = Strip.blank(1, self.cached_style())
         label_width, plot_width = self.layout_widths()
         col = self._cursor_column_at(plot_width)
         rows = self._visible_rows()
-        if tl is None or col is None or y >= len(rows):
-            return Strip.blank(1, self.cached_style())
+        if tl is None or col is None:
+            return [blank] * max(0, end - start)
         self._check_frame(tl, plot_width)
-        row = rows[y]
-        lane = tl.lane_tree()[row][0]
-        starts, segments = self._plot(tl, row, lane, plot_width)
-        if not segments:
-            return Strip.blank(1, self.cached_style())
-        i = bisect_right(starts, col) - 1
-        text, style, _ = segments[i]
-        glyph = text[col - starts[i]]
-        return Strip([Segment(CURSOR_GLYPHS.get(glyph, glyph), (style or Style()) + self._palette()["cursor"])], 1)
+        tree = tl.lane_tree()
+        mark = self._palette()["cursor"]
+        strips = []
+        for y in range(start, end):
+            if y >= len(rows):
+                strips.append(blank)
+                continue
+            row = rows[y]
+            starts, segments = self._plot(tl, row, tree[row][0], plot_width)
+            if not segments:
+                strips.append(blank)
+                continue
+            i = bisect_right(starts, col) - 1
+            text, style, _ = segments[i]
+            glyph = text[col - starts[i]]
+            strips.append(Strip([Segment(CURSOR_GLYPHS.get(glyph, glyph), (style or Style()) + mark)], 1))
+        return strips
 
     def _palette(self) -> dict:
         """The styles a frame uses, looked up once (a theme change clears them)."""
@@ -399,6 +408,9 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
                 "label": get("lanes--label"), "label-selected": get("lanes--label-selected"),
                 "cells": [base + st for st in states], "cells-selected": [sel + st for st in states],
                 "states": states,
+                # (state -> run length -> Segment) for plain and selected rows, filled as rows are drawn
+                "runs": [_Runs(GLYPHS[i], base + st) for i, st in enumerate(states)],
+                "runs-selected": [_Runs(GLYPHS[i], sel + st) for i, st in enumerate(states)],
             }
         return pal
 
@@ -494,11 +506,12 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         if errors is not None and len(errors):
             states = states.copy()
             states[errors] = ERROR
-        styles = self._palette()["cells-selected" if selected else "cells"]
+        runs = self._palette()["runs-selected" if selected else "runs"]
         starts = [0, *(np.flatnonzero(np.diff(states)) + 1).tolist()]
-        ends = starts[1:] + [len(states)]
+        lengths = np.diff(starts + [len(states)]).tolist()
         codes = states[starts].tolist() if len(states) else []
-        segments = [Segment(GLYPHS[st] * (b - a), styles[st]) for a, b, st in zip(starts, ends, codes)]
+        # One Segment per run of equal cells, shared by every row that has a run of that state and length.
+        segments = [runs[st][n] for st, n in zip(codes, lengths)]
         cached = (starts if len(states) else [], segments)
         self._plots[(row, selected)] = cached
         return cached
@@ -602,6 +615,18 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         return None
 
 
+class _Runs(dict):
+    """run length -> the Segment of that many cells of one glyph and style, made on first use."""
+
+    def __init__(self, glyph: str, style: Style) -> None:
+        super().__init__()
+        self.glyph, self.style = glyph, style
+
+    def __missing__(self, n: int) -> Segment:
+        segment = self[n] = Segment(self.glyph * n, self.style)
+        return segment
+
+
 class CursorColumn(Widget):
     """The cursor's column, drawn over the diagram's lane rows: moving the cursor repaints this column and
     the few labels whose state changes, while the rows (hundreds of cells each) stay as they were drawn.
@@ -618,8 +643,16 @@ class CursorColumn(Widget):
         super().__init__()
         self.diagram = diagram
 
-    def render_line(self, y: int) -> Strip:
-        return self.diagram.cursor_cell(y)
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # All the column's cells at once, without the per-line styles cache (nothing here has padding, a
+        # border or a tint): a step repaints every cell, and that cache cost twice the cells themselves.
+        strips = self.diagram.cursor_cells(crop.y, crop.bottom)
+        filters = self.get_line_filters()
+        if filters:
+            background = self.background_colors[1]
+            for f in filters:
+                strips = [strip.apply_filter(f, background) for strip in strips]
+        return strips
 
     def on_click(self, event: events.Click) -> None:
         event.stop()
