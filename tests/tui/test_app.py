@@ -465,3 +465,45 @@ async def test_a_trace_whose_switches_bunch_up_opens_on_the_switch_axis(name, ax
         assert app.axis == axis
         await pilot.press("t")
         assert app.axis == (TIME if axis == SWITCH else SWITCH)
+
+
+async def test_the_cursor_column_stays_on_its_rows_when_the_lanes_scroll():
+    """The cursor's column is drawn over the rows: after a wheel scroll of the lanes every visible row shows
+    its own cell under the cursor, marked, and nothing else of the row changes."""
+    from concurview.tui.lanes import CURSOR_GLYPHS
+
+    app = make_app(trace=trace("io-models"))
+    async with app.run_test(size=(120, 22)) as pilot:
+        diagram = app.query_one(LaneDiagram)
+        app.goto_switch(app.timeline.n_switches // 2)
+        await pilot.pause()
+        for _ in range(3):
+            diagram.scroll_down(animate=False)  # what a wheel turn does
+            await pilot.pause()
+        assert diagram.scroll_offset.y > 0, "more lanes than rows: the diagram scrolled"
+        label_width, plot_width = diagram.layout_widths()
+        x = label_width + 1 + diagram._cursor_column_at(plot_width)
+        shown = diagram_text(app).splitlines()
+        rows = len(app.timeline.lanes) - int(diagram.scroll_offset.y)
+        assert rows > 1
+        for y in range(1, min(rows + 1, len(shown))):
+            drawn = diagram.render_line(y).text
+            row = shown[y][:len(drawn)]  # (the scrollbar is past the row)
+            glyph = drawn[x]
+            assert row[:x] == drawn[:x] and row[x + 1:] == drawn[x + 1:], f"row {y} otherwise unchanged"
+            assert row[x] == CURSOR_GLYPHS.get(glyph, glyph), f"row {y}: its own cell, marked"
+
+
+async def test_clicking_on_the_cursor_column_selects_that_row_s_lane():
+    messages = []
+    app = make_app(trace=trace("asyncio-tasks"))
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        diagram = app.query_one(LaneDiagram)
+        app.goto_switch(3)
+        await pilot.pause()
+        label_width, plot_width = diagram.layout_widths()
+        col = diagram._cursor_column_at(plot_width)
+        await pilot.click(LaneDiagram, offset=(label_width + 1 + col, 3))
+        clicked = [m for m in messages if isinstance(m, LaneDiagram.CellClicked)]
+        assert clicked and clicked[-1].lane == lane_id(app, "task2"), "the click went through to the row under it"
+        assert app.selected == lane_id(app, "task2")
