@@ -207,12 +207,15 @@ class Drain:
             self._readers.append(t)
 
     def _read(self, conn: socket.socket, buf: bytearray) -> None:
+        from concurview.engines.runner import READ_GAP
+
         conn.settimeout(None)
         with conn:
             while True:
                 data = conn.recv(1 << 20)
                 if not data:
                     return
+                time.sleep(READ_GAP)  # as the runner reads: at most every READ_GAP while frames flow
                 self.nbytes += len(data)
                 if self.keep:
                     buf += data
