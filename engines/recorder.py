@@ -271,6 +271,12 @@ class Recorder:
 def connect(address: str, t0: int) -> Recorder:
     """Open this process's own stream to the runner (every process gets one: frames never interleave)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        # Room for what a busy program writes while the runner waits READ_GAP between reads
+        # (the kernel caps it at net.core.wmem_max; the default 208 kB already holds ~2 ms).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    except OSError:
+        pass
     sock.connect(address)
     fd = sock.detach()
     os.set_blocking(fd, True)
