@@ -19,6 +19,7 @@
 #include "_speedups.h"
 
 #include <stddef.h>
+#include <structmember.h>
 
 enum {
     K_SLEEP,      /* time.sleep(secs) */
@@ -27,10 +28,15 @@ enum {
     K_RUN,        /* concurrent.futures.thread._WorkItem.run(item) */
     K_RLOCK,      /* threading._CRLock(*args, **kwargs): the traced one when the program makes it */
     K_LOCK,       /* threading.Lock() */
+    K_ACQUIRE,    /* TracedLock.acquire / __enter__: an uncontended acquire */
+    K_RELEASE,    /* TracedLock.release / __exit__: nobody waiting */
+    K_PUT,        /* TracedSimpleQueue.put: nobody waiting */
+    K_GET,        /* TracedSimpleQueue.get: an item there */
     K_COUNT
 };
 
-static const char *kind_names[K_COUNT] = {"sleep", "wait", "notify", "run", "rlock", "lock"};
+static const char *kind_names[K_COUNT] = {"sleep", "wait", "notify", "run", "rlock", "lock", "acquire", "release",
+                                          "put", "get"};
 
 #define CODE_BITS 8
 #define CODE_SLOTS (1 << CODE_BITS)
@@ -63,6 +69,8 @@ typedef struct {
     PyObject *traced;          /* lock factories: the traced type */
     PyObject *skip;            /* rlock: threading.RLock.__code__ (look one frame further) */
     PyObject *is_user;         /* lock factories: where.is_user */
+    PyObject *aux;             /* get: SimpleQueue.qsize */
+    Py_ssize_t lock_at, waiters_at;  /* acquire, release, put, get: offsets of the traced type's slots (-1: none) */
     unsigned long long slow_calls;  /* calls handed to the Python side (tests: the common case needs none) */
     CodeSlot codes[CODE_SLOTS];     /* wait: code -> label ("" user, None, name); run: code -> where; locks: code -> bool */
     SiteSlot sites[SITE_SLOTS];     /* sleep, wait: (code, lasti) -> where */
@@ -717,22 +725,158 @@ hook_factory(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwna
     return PyObject_Vectorcall(h->real, args, nargsf, kwnames);
 }
 
+/* -- TracedLock and TracedSimpleQueue: their uncontended case ------------------------------------ */
+
+/* A slot of self (borrowed), or NULL when self is not of the traced type or the slot is unset. */
+static inline PyObject *
+slot(ThreadHook *h, PyObject *self, Py_ssize_t offset)
+{
+    if (offset < 0 || !PyObject_TypeCheck(self, (PyTypeObject *)h->traced)) {
+        return NULL;
+    }
+    return *(PyObject **)((char *)self + offset);
+}
+
+/* `if self._waiters:` -> 0 (nobody waits), 1 (someone may), -1 (not a list: ask Python). */
+static inline int
+waiting(PyObject *waiters)
+{
+    if (waiters == Py_None) {
+        return 0;
+    }
+    if (PyList_CheckExact(waiters)) {
+        return PyList_GET_SIZE(waiters) != 0;
+    }
+    return -1;
+}
+
+static PyObject *
+hook_acquire(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    /* self._lock.acquire(False) first, as the Python method does; only an acquire that would block goes there. */
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *lock = nargs >= 1 && kwnames == NULL ? slot(h, args[0], h->lock_at) : NULL;
+    if (lock != NULL) {
+        PyObject *call[2] = {lock, Py_False};
+        PyObject *r = PyObject_Vectorcall(h->real, call, 2, NULL);
+        if (r != Py_False) {
+            return r;  /* True (or its error) */
+        }
+        Py_DECREF(r);
+    }
+    return slow(h, args, nargsf, kwnames);
+}
+
+static PyObject *
+hook_release(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    /* release() takes no argument; __exit__(*exc) any number: the same hook serves both (h->aux). */
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames == NULL && nargs >= 1 && (h->aux != NULL || nargs == 1)) {
+        PyObject *lock = slot(h, args[0], h->lock_at), *waiters = slot(h, args[0], h->waiters_at);
+        if (lock != NULL && waiters != NULL && waiting(waiters) == 0) {
+            PyObject *r = PyObject_Vectorcall(h->real, &lock, 1, NULL);
+            if (r == NULL) {
+                return NULL;
+            }
+            Py_DECREF(r);
+            Py_RETURN_NONE;
+        }
+    }
+    return slow(h, args, nargsf, kwnames);
+}
+
+static PyObject *
+hook_put(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames == NULL && nargs >= 2 && nargs <= 4) {
+        PyObject *waiters = slot(h, args[0], h->waiters_at);
+        if (waiters != NULL && waiting(waiters) == 0) {
+            PyObject *r = PyObject_Vectorcall(h->real, args, 2, NULL);  /* _sq_put(self, item) */
+            if (r == NULL) {
+                return NULL;
+            }
+            Py_DECREF(r);
+            Py_RETURN_NONE;
+        }
+    }
+    return slow(h, args, nargsf, kwnames);
+}
+
+static PyObject *
+hook_get(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    /* An item there: _sq_get(self, False). An empty queue is the Python method's (its wait). */
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    int plain = kwnames == NULL;
+    if (!plain && nargs + PyTuple_GET_SIZE(kwnames) <= 3) {
+        /* work_queue.get(block=True), as the pool's workers call it: block and timeout by name */
+        plain = 1;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+            if (!(PyUnicode_CompareWithASCIIString(name, "block") == 0 && nargs < 2)
+                && !(PyUnicode_CompareWithASCIIString(name, "timeout") == 0 && nargs < 3)) {
+                plain = 0;
+            }
+        }
+    }
+    if (plain && nargs >= 1 && nargs <= 3 && PyObject_TypeCheck(args[0], (PyTypeObject *)h->traced)) {
+        PyObject *n = PyObject_Vectorcall(h->aux, args, 1, NULL);  /* qsize(self): under the GIL, as get() is */
+        if (n == NULL) {
+            return NULL;
+        }
+        int some = PyObject_IsTrue(n);
+        Py_DECREF(n);
+        if (some < 0) {
+            return NULL;
+        }
+        if (some) {
+            PyObject *call[2] = {args[0], Py_False};
+            return PyObject_Vectorcall(h->real, call, 2, NULL);
+        }
+    }
+    return slow(h, args, nargsf, kwnames);
+}
+
+/* The offset of slot `name` of type (a member descriptor of its own), or -1. */
+static Py_ssize_t
+slot_offset(PyObject *type, const char *name)
+{
+    PyObject *d = PyObject_GetAttrString(type, name);
+    if (d == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    Py_ssize_t at = -1;
+    if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX) {
+            at = m->offset;
+        }
+    }
+    Py_DECREF(d);
+    return at;
+}
+
 /* -- the type ---------------------------------------------------------------------------------- */
 
 static vectorcallfunc impls[K_COUNT] = {
     (vectorcallfunc)hook_sleep, (vectorcallfunc)hook_wait, (vectorcallfunc)hook_notify,
     (vectorcallfunc)hook_run, (vectorcallfunc)hook_factory, (vectorcallfunc)hook_factory,
+    (vectorcallfunc)hook_acquire, (vectorcallfunc)hook_release, (vectorcallfunc)hook_put, (vectorcallfunc)hook_get,
 };
 
 static PyObject *
 hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"kind", "events", "real", "python", "engine", "table", "traced", "skip", "is_user",
-                             NULL};
+                             "aux", NULL};
     const char *kind;
-    PyObject *buf, *real, *python, *engine, *table = NULL, *traced = NULL, *skip = NULL, *is_user = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "sO!OOO|$OOOO", kwlist, &kind, &CV_EventBufferType, &buf, &real,
-                                     &python, &engine, &table, &traced, &skip, &is_user)) {
+    PyObject *buf, *real, *python, *engine, *table = NULL, *traced = NULL, *skip = NULL, *is_user = NULL,
+        *aux = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "sO!OOO|$OOOOO", kwlist, &kind, &CV_EventBufferType, &buf, &real,
+                                     &python, &engine, &table, &traced, &skip, &is_user, &aux)) {
         return NULL;
     }
     int k = -1;
@@ -745,7 +889,11 @@ hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_Format(PyExc_ValueError, "no thread hook %s", kind);
         return NULL;
     }
-    int method = k == K_WAIT || k == K_NOTIFY || k == K_RUN;
+    int method = k == K_WAIT || k == K_NOTIFY || k == K_RUN || k >= K_ACQUIRE;
+    if (k >= K_ACQUIRE && (traced == NULL || !PyType_Check(traced) || (k == K_GET && (aux == NULL || !PyCallable_Check(aux))))) {
+        PyErr_SetString(PyExc_TypeError, "this hook needs traced= (the type) (and get: aux=, its qsize)");
+        return NULL;
+    }
     if (type == &ThreadHookType && method) {
         type = &ThreadMethodType;  /* a method of a class: bound like a function */
     }
@@ -775,6 +923,12 @@ hook_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     h->traced = Py_XNewRef(traced);
     h->skip = skip == Py_None ? NULL : Py_XNewRef(skip);
     h->is_user = Py_XNewRef(is_user);
+    h->aux = aux == Py_None ? NULL : Py_XNewRef(aux);
+    h->lock_at = h->waiters_at = -1;
+    if (k >= K_ACQUIRE) {
+        h->lock_at = slot_offset(traced, "_lock");
+        h->waiters_at = slot_offset(traced, "_waiters");
+    }
     return (PyObject *)h;
 }
 
@@ -790,6 +944,7 @@ hook_traverse(ThreadHook *h, visitproc visit, void *arg)
     Py_VISIT(h->traced);
     Py_VISIT(h->skip);
     Py_VISIT(h->is_user);
+    Py_VISIT(h->aux);
     for (int i = 0; i < CODE_SLOTS; i++) {
         Py_VISIT(h->codes[i].value);
     }
@@ -811,6 +966,7 @@ hook_clear(ThreadHook *h)
     Py_CLEAR(h->traced);
     Py_CLEAR(h->skip);
     Py_CLEAR(h->is_user);
+    Py_CLEAR(h->aux);
     for (int i = 0; i < CODE_SLOTS; i++) {
         Py_CLEAR(h->codes[i].code);
         Py_CLEAR(h->codes[i].value);

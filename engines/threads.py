@@ -185,6 +185,21 @@ class TracedSimpleQueue(_SimpleQueue):
         self.put(item)
 
 
+_LockType = type(_allocate_lock())
+# The Python methods the C hooks stand for (kept: an engine armed later may want them back).
+_PY_METHODS = {(cls, name): cls.__dict__[name] for cls, names in (
+    (TracedLock, ("acquire", "__enter__", "release", "__exit__")), (TracedSimpleQueue, ("put", "get")))
+    for name in names}
+_METHOD_HOOKS = {  # method -> (hook kind, the real call it makes, extra)
+    "acquire": ("acquire", _LockType.acquire, {}),
+    "__enter__": ("acquire", _LockType.acquire, {}),
+    "release": ("release", _LockType.release, {}),
+    "__exit__": ("release", _LockType.release, {"aux": True}),  # takes *exc
+    "put": ("put", _sq_put, {}),
+    "get": ("get", _sq_get, {"aux": _SimpleQueue.qsize}),
+}
+
+
 class ThreadsEngine:
     """Gives every thread a lane and records what blocks it.
 
@@ -224,7 +239,7 @@ class ThreadsEngine:
         self._c_hooks = os.environ.get(ENV_HOOKS, "c") != "python"
         self.hooks: dict[str, object] = {}  # kind -> the C hook installed (tests read slow_calls)
 
-    def _hook(self, kind: str, real, python, **extra):
+    def _hook(self, kind: str, real, python, key: str | None = None, **extra):
         """The wrapper to install: `python` itself, or its C hook (which hands it what is uncommon)."""
         if not self._c_hooks:
             return python
@@ -237,8 +252,14 @@ class ThreadsEngine:
             return python
         hook.__doc__ = python.__doc__
         hook.__wrapped__ = getattr(python, "__wrapped__", real)  # type: ignore[attr-defined]
-        self.hooks[kind] = hook
+        self.hooks[key or kind] = hook
         return hook
+
+    def _patch_lock_types(self) -> None:
+        """TracedLock's acquire/release and TracedSimpleQueue's put/get: their uncontended case in C."""
+        for (cls, name), python in _PY_METHODS.items():
+            kind, real, extra = _METHOD_HOOKS[name]
+            setattr(cls, name, self._hook(kind, real, python, key=f"{cls.__name__}.{name}", traced=cls, **extra))
 
     # -- arming ---------------------------------------------------------------------------
 
@@ -267,6 +288,7 @@ class ThreadsEngine:
                 # taken for the program's frame below it.
                 threading._CRLock = rlock  # type: ignore[attr-defined]
             queue.SimpleQueue = TracedSimpleQueue  # type: ignore[misc]
+            self._patch_lock_types()
         return True
 
     def _patch_condition(self) -> None:
