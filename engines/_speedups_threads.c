@@ -70,6 +70,7 @@ typedef struct {
     PyObject *skip;            /* rlock: threading.RLock.__code__ (look one frame further) */
     PyObject *is_user;         /* lock factories: where.is_user */
     PyObject *aux;             /* get: SimpleQueue.qsize */
+    PyObject *last_key, *last_reason;  /* sleep: the last secs object and its reason (a constant, mostly) */
     Py_ssize_t lock_at, waiters_at;  /* acquire, release, put, get: offsets of the traced type's slots (-1: none) */
     unsigned long long slow_calls;  /* calls handed to the Python side (tests: the common case needs none) */
     CodeSlot codes[CODE_SLOTS];     /* wait: code -> label ("" user, None, name); run: code -> where; locks: code -> bool */
@@ -80,7 +81,7 @@ static PyTypeObject ThreadHookType, ThreadMethodType;
 
 static PyObject *s_site, *s_label_of, *s_describe_call, *s_wait_reason, *s_errors, *s_lanes, *s_cause, *s_fn,
     *s_args, *s_kwargs, *s_cond_wait, *s_timed_out, *s_comma, *s_timer, *s_empty, *s_sleep_prefix, *s_sleep_suffix,
-    *s_call;
+    *s_call, *s_block, *s_timeout;
 
 /* -- helpers ------------------------------------------------------------------------------ */
 
@@ -91,6 +92,23 @@ lookup_attr(PyObject *obj, PyObject *name, PyObject **result)
     return PyObject_GetOptionalAttr(obj, name, result);
 #else
     return _PyObject_LookupAttr(obj, name, result);
+#endif
+}
+
+/* d.pop(key, None) without the None: a new reference, or NULL (with an exception set on error). */
+static PyObject *
+dict_pop(PyObject *d, PyObject *key)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *v = NULL;
+    return PyDict_Pop(d, key, &v) > 0 ? v : NULL;
+#else
+    PyObject *v = _PyDict_Pop(d, key, Py_None);
+    if (v == Py_None) {
+        Py_DECREF(v);
+        return NULL;  /* absent (a None value is taken for absent: a cause that is None) */
+    }
+    return v;
 #endif
 }
 
@@ -212,7 +230,7 @@ hook_sleep(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwname
         Py_DECREF(at);
         goto failed;
     }
-    PyObject *reason = PyDict_GetItemWithError(h->table, secs);  /* borrowed */
+    PyObject *reason = secs == h->last_key ? h->last_reason : PyDict_GetItemWithError(h->table, secs);  /* borrowed */
     if (reason == NULL) {
         if (PyErr_Occurred()) {
             Py_DECREF(at);
@@ -229,6 +247,10 @@ hook_sleep(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwname
     }
     else {
         Py_INCREF(reason);
+    }
+    if (secs != h->last_key) {
+        Py_XSETREF(h->last_key, Py_NewRef(secs));
+        Py_XSETREF(h->last_reason, Py_NewRef(reason));
     }
     int rc = record(h->buf, lane, CV_WAIT, reason, at, CV_NONE);
     Py_DECREF(reason);
@@ -416,14 +438,13 @@ hook_wait(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwnames
     if (got) {
         /* woken_by.pop(lane, None) */
         int64_t c = CV_NONE;
-        PyObject *cause = PyDict_GetItemWithError(h->table, lane_obj);
+        PyObject *cause = dict_pop(h->table, lane_obj);
         rc = 0;
         if (cause != NULL) {
-            Py_INCREF(cause);
             if (cause != Py_None) {
                 c = cv_int64(cause);
             }
-            rc = (c == -1 && PyErr_Occurred()) || PyDict_DelItem(h->table, lane_obj) < 0 ? -1 : 0;
+            rc = (c == -1 && PyErr_Occurred()) ? -1 : 0;
             Py_DECREF(cause);
         }
         else if (PyErr_Occurred()) {
@@ -545,6 +566,75 @@ fail:
 
 /* -- _WorkItem.run ------------------------------------------------------------------------------- */
 
+/* f"{name}({', '.join([repr(a) for a in args])})" for a tuple of arguments (new reference). */
+#define TEXT_ARGS 8
+static PyObject *
+call_text(PyObject *name, PyObject *args)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n > TEXT_ARGS) {
+        PyObject *parts = PyList_New(n);
+        if (parts == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *r = PyObject_Repr(PyTuple_GET_ITEM(args, i));
+            if (r == NULL) {
+                Py_DECREF(parts);
+                return NULL;
+            }
+            PyList_SET_ITEM(parts, i, r);
+        }
+        PyObject *joined = PyUnicode_Join(s_comma, parts);
+        Py_DECREF(parts);
+        if (joined == NULL) {
+            return NULL;
+        }
+        PyObject *text = PyUnicode_FromFormat("%U(%U)", name, joined);
+        Py_DECREF(joined);
+        return text;
+    }
+    PyObject *reprs[TEXT_ARGS];
+    Py_ssize_t length = PyUnicode_GET_LENGTH(name) + 2 + (n > 1 ? 2 * (n - 1) : 0);
+    Py_UCS4 maxchar = PyUnicode_MAX_CHAR_VALUE(name);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *r = PyObject_Repr(PyTuple_GET_ITEM(args, i));
+        if (r == NULL) {
+            while (i-- > 0) {
+                Py_DECREF(reprs[i]);
+            }
+            return NULL;
+        }
+        reprs[i] = r;
+        length += PyUnicode_GET_LENGTH(r);
+        if (PyUnicode_MAX_CHAR_VALUE(r) > maxchar) {
+            maxchar = PyUnicode_MAX_CHAR_VALUE(r);
+        }
+    }
+    PyObject *text = PyUnicode_New(length, maxchar);
+    if (text != NULL) {
+        int kind = PyUnicode_KIND(text);
+        void *data = PyUnicode_DATA(text);
+        Py_ssize_t at = PyUnicode_GET_LENGTH(name);
+        PyUnicode_CopyCharacters(text, 0, name, 0, at);
+        PyUnicode_WRITE(kind, data, at++, '(');
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (i > 0) {
+                PyUnicode_WRITE(kind, data, at++, ',');
+                PyUnicode_WRITE(kind, data, at++, ' ');
+            }
+            Py_ssize_t len = PyUnicode_GET_LENGTH(reprs[i]);
+            PyUnicode_CopyCharacters(text, at, reprs[i], 0, len);
+            at += len;
+        }
+        PyUnicode_WRITE(kind, data, at, ')');
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(reprs[i]);
+    }
+    return text;
+}
+
 /* Its run event, named after the call: 0, 1 for the Python wrapper to do it, or -1 with an exception set. */
 static int
 announce(ThreadHook *h, PyObject *item)
@@ -579,28 +669,7 @@ announce(ThreadHook *h, PyObject *item)
         Py_DECREF(r);
     }
     else {
-        /* f"{fn.__name__}({', '.join([repr(a) for a in args])})" */
-        Py_ssize_t n = PyTuple_GET_SIZE(args);
-        PyObject *parts = PyList_New(n);
-        if (parts == NULL) {
-            goto done;
-        }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *r = PyObject_Repr(PyTuple_GET_ITEM(args, i));
-            if (r == NULL) {
-                Py_DECREF(parts);
-                goto done;
-            }
-            PyList_SET_ITEM(parts, i, r);
-        }
-        PyObject *joined = PyUnicode_Join(s_comma, parts);
-        Py_DECREF(parts);
-        if (joined == NULL) {
-            goto done;
-        }
-        PyObject *name = ((PyFunctionObject *)fn)->func_name;
-        reason = PyUnicode_FromFormat("%U(%U)", name, joined);
-        Py_DECREF(joined);
+        reason = call_text(((PyFunctionObject *)fn)->func_name, args);
         if (reason == NULL) {
             goto done;
         }
@@ -815,8 +884,9 @@ hook_get(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
         plain = 1;
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
             PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-            if (!(PyUnicode_CompareWithASCIIString(name, "block") == 0 && nargs < 2)
-                && !(PyUnicode_CompareWithASCIIString(name, "timeout") == 0 && nargs < 3)) {
+            int block = name == s_block || PyUnicode_CompareWithASCIIString(name, "block") == 0;
+            int timeout = !block && (name == s_timeout || PyUnicode_CompareWithASCIIString(name, "timeout") == 0);
+            if (!(block && nargs < 2) && !(timeout && nargs < 3)) {
                 plain = 0;
             }
         }
@@ -945,6 +1015,8 @@ hook_traverse(ThreadHook *h, visitproc visit, void *arg)
     Py_VISIT(h->skip);
     Py_VISIT(h->is_user);
     Py_VISIT(h->aux);
+    Py_VISIT(h->last_key);
+    Py_VISIT(h->last_reason);
     for (int i = 0; i < CODE_SLOTS; i++) {
         Py_VISIT(h->codes[i].value);
     }
@@ -967,6 +1039,8 @@ hook_clear(ThreadHook *h)
     Py_CLEAR(h->skip);
     Py_CLEAR(h->is_user);
     Py_CLEAR(h->aux);
+    Py_CLEAR(h->last_key);
+    Py_CLEAR(h->last_reason);
     for (int i = 0; i < CODE_SLOTS; i++) {
         Py_CLEAR(h->codes[i].code);
         Py_CLEAR(h->codes[i].value);
@@ -1062,7 +1136,7 @@ cv_threads_register(PyObject *module)
         {&s_wait_reason, "wait_reason"}, {&s_errors, "errors"}, {&s_lanes, "_concurview_lanes"},
         {&s_cause, "_concurview_cause"}, {&s_fn, "fn"}, {&s_args, "args"}, {&s_kwargs, "kwargs"},
         {&s_cond_wait, "Condition.wait"}, {&s_timed_out, "timed out"}, {&s_comma, ", "}, {&s_timer, "Timer"},
-        {&s_empty, ""}, {&s_sleep_prefix, "sleep "}, {&s_sleep_suffix, "s"}, {&s_call, "call"},
+        {&s_empty, ""}, {&s_sleep_prefix, "sleep "}, {&s_sleep_suffix, "s"}, {&s_call, "call"}, {&s_block, "block"}, {&s_timeout, "timeout"},
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         if (*strings[i].slot == NULL && (*strings[i].slot = PyUnicode_InternFromString(strings[i].text)) == NULL) {

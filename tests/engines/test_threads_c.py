@@ -61,7 +61,8 @@ MIXED = """
     with ThreadPoolExecutor(1) as pool:
         for call in (lambda: pool.submit(task, "a"), lambda: pool.submit(task, "b", n=2),
                      lambda: pool.submit(functools.partial(task, "c")), lambda: pool.submit(long_args, "x" * 120, 7),
-                     lambda: pool.submit(task, "屌丝4")):
+                     lambda: pool.submit(task, "屌丝4"), lambda: pool.submit(long_args),
+                     lambda: pool.submit(long_args, "é", 2.5, None, "丝"), lambda: pool.submit(long_args, *range(9))):
             call().result()
             time.sleep(GAP)
 
@@ -128,6 +129,7 @@ def test_c_and_python_hooks_record_the_same_trace(tmp_path, monkeypatch):
     assert {"task('a')", "task('b', n=2)", "task('c')", "task('屌丝4')", "sleep 0.05s", "sleep 0s", "Future.result",
             "waiting for work", "Lock.acquire", "RLock.acquire", "Condition.wait", "Queue.get", "timed out",
             "Event.wait (timeout 0.001s)", "no more work: shutting down"} <= reasons
+    assert {"long_args()", "long_args('é', 2.5, None, '丝')", "long_args(0, 1, 2, 3, 4, 5, 6, 7, 8)"} <= reasons
     assert "long_args('" + "x" * 38 + "…, 7)" in reasons, "a call past 100 characters: each argument cut"
     main = {e[:2] for e in ours["MainThread"]}
     assert ("wait", "Condition.wait") in main and ("ready", None) in main
