@@ -80,8 +80,7 @@ typedef struct {
 static PyTypeObject ThreadHookType, ThreadMethodType;
 
 static PyObject *s_site, *s_label_of, *s_describe_call, *s_wait_reason, *s_errors, *s_lanes, *s_cause, *s_fn,
-    *s_args, *s_kwargs, *s_cond_wait, *s_timed_out, *s_comma, *s_timer, *s_empty, *s_sleep_prefix, *s_sleep_suffix,
-    *s_call, *s_block, *s_timeout;
+    *s_args, *s_kwargs, *s_cond_wait, *s_timed_out, *s_comma, *s_timer, *s_empty, *s_block, *s_timeout;
 
 /* -- helpers ------------------------------------------------------------------------------ */
 
@@ -824,7 +823,7 @@ hook_acquire(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwna
 {
     /* self._lock.acquire(False) first, as the Python method does; only an acquire that would block goes there. */
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *lock = nargs >= 1 && kwnames == NULL ? slot(h, args[0], h->lock_at) : NULL;
+    PyObject *lock = nargs >= 1 && nargs <= 3 && kwnames == NULL ? slot(h, args[0], h->lock_at) : NULL;
     if (lock != NULL) {
         PyObject *call[2] = {lock, Py_False};
         PyObject *r = PyObject_Vectorcall(h->real, call, 2, NULL);
@@ -1136,7 +1135,7 @@ cv_threads_register(PyObject *module)
         {&s_wait_reason, "wait_reason"}, {&s_errors, "errors"}, {&s_lanes, "_concurview_lanes"},
         {&s_cause, "_concurview_cause"}, {&s_fn, "fn"}, {&s_args, "args"}, {&s_kwargs, "kwargs"},
         {&s_cond_wait, "Condition.wait"}, {&s_timed_out, "timed out"}, {&s_comma, ", "}, {&s_timer, "Timer"},
-        {&s_empty, ""}, {&s_sleep_prefix, "sleep "}, {&s_sleep_suffix, "s"}, {&s_call, "call"}, {&s_block, "block"}, {&s_timeout, "timeout"},
+        {&s_empty, ""}, {&s_block, "block"}, {&s_timeout, "timeout"},
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         if (*strings[i].slot == NULL && (*strings[i].slot = PyUnicode_InternFromString(strings[i].text)) == NULL) {
