@@ -348,7 +348,13 @@ nonpositive(PyObject *timeout)
         return PyFloat_AS_DOUBLE(timeout) <= 0.0;
     }
     if (PyLong_CheckExact(timeout)) {
-        return _PyLong_Sign(timeout) <= 0;
+        int overflow;
+        long v = PyLong_AsLongAndOverflow(timeout, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return -1;
+        }
+        return overflow < 0 || (overflow == 0 && v <= 0);
     }
     return -1;
 }
