@@ -252,6 +252,8 @@ class ThreadsEngine:
             return python
         hook.__doc__ = python.__doc__
         hook.__wrapped__ = getattr(python, "__wrapped__", real)  # type: ignore[attr-defined]
+        hook.__name__, hook.__qualname__ = python.__name__, python.__qualname__  # type: ignore[attr-defined]
+        hook.__module__ = python.__module__
         self.hooks[key or kind] = hook
         return hook
 
