@@ -771,6 +771,9 @@ module_exec(PyObject *m)
     if (cv_asyncio_register(m) < 0) {
         return -1;
     }
+    if (cv_threads_register(m) < 0) {
+        return -1;
+    }
     return 0;
 }
 

@@ -74,5 +74,6 @@ int cv_room(EventBuffer *b);
 /* Each fast path in its own file adds its types to the module (called from module_exec). 0, or -1. */
 int cv_greenlet_register(PyObject *module);   /* _speedups_greenlet.c: GreenletTracer */
 int cv_asyncio_register(PyObject *module);    /* _speedups_asyncio.c: TracedCoro */
+int cv_threads_register(PyObject *module);    /* _speedups_threads.c: ThreadHook, ThreadMethod */
 
 #endif

@@ -53,6 +53,10 @@ LABELS = {
     ("connection.py", "Connection.poll"): "Connection.poll",
 }
 _TIMER = "Timer"  # the label of the engine's own Timer.run
+# The per-call wrappers (time.sleep, Condition.wait/notify, _WorkItem.run, the lock factories):
+# "c" (engines/_speedups_threads.c, the default: the common case in C, the rest handed to the
+# Python wrappers and methods below) or "python" (the Python wrappers alone: the reference).
+ENV_HOOKS = "CONCURVIEW_THREADS_HOOKS"
 _MAX_DEPTH = 32  # frames walked looking for a label and the program's line
 _REPR_MAX = 40  # characters of one argument in `task('屌丝4')`
 _CALL_MAX = 100
@@ -181,6 +185,21 @@ class TracedSimpleQueue(_SimpleQueue):
         self.put(item)
 
 
+_LockType = type(_allocate_lock())
+# The Python methods the C hooks stand for (kept: an engine armed later may want them back).
+_PY_METHODS = {(cls, name): cls.__dict__[name] for cls, names in (
+    (TracedLock, ("acquire", "__enter__", "release", "__exit__")), (TracedSimpleQueue, ("put", "get")))
+    for name in names}
+_METHOD_HOOKS = {  # method -> (hook kind, the real call it makes, extra)
+    "acquire": ("acquire", _LockType.acquire, {}),
+    "__enter__": ("acquire", _LockType.acquire, {}),
+    "release": ("release", _LockType.release, {}),
+    "__exit__": ("release", _LockType.release, {"aux": True}),  # takes *exc
+    "put": ("put", _sq_put, {}),
+    "get": ("get", _sq_get, {"aux": _SimpleQueue.qsize}),
+}
+
+
 class ThreadsEngine:
     """Gives every thread a lane and records what blocks it.
 
@@ -217,6 +236,32 @@ class ThreadsEngine:
         self._starter_name = "_start_joinable_thread" if hasattr(threading, "_start_joinable_thread") \
             else "_start_new_thread"
         self._starter = getattr(threading, self._starter_name)
+        self._c_hooks = os.environ.get(ENV_HOOKS, "c") != "python"
+        self.hooks: dict[str, object] = {}  # kind -> the C hook installed (tests read slow_calls)
+
+    def _hook(self, kind: str, real, python, key: str | None = None, **extra):
+        """The wrapper to install: `python` itself, or its C hook (which hands it what is uncommon)."""
+        if not self._c_hooks:
+            return python
+        try:
+            from concurview.engines._speedups import ThreadHook
+
+            hook = ThreadHook(kind, self.rec._events, real, python, self, **extra)
+        except Exception:  # noqa: BLE001 - an old build without the hooks: the Python wrapper
+            self.errors += 1
+            return python
+        hook.__doc__ = python.__doc__
+        hook.__wrapped__ = getattr(python, "__wrapped__", real)  # type: ignore[attr-defined]
+        hook.__name__, hook.__qualname__ = python.__name__, python.__qualname__  # type: ignore[attr-defined]
+        hook.__module__ = python.__module__
+        self.hooks[key or kind] = hook
+        return hook
+
+    def _patch_lock_types(self) -> None:
+        """TracedLock's acquire/release and TracedSimpleQueue's put/get: their uncontended case in C."""
+        for (cls, name), python in _PY_METHODS.items():
+            kind, real, extra = _METHOD_HOOKS[name]
+            setattr(cls, name, self._hook(kind, real, python, key=f"{cls.__name__}.{name}", traced=cls, **extra))
 
     # -- arming ---------------------------------------------------------------------------
 
@@ -245,6 +290,7 @@ class ThreadsEngine:
                 # taken for the program's frame below it.
                 threading._CRLock = rlock  # type: ignore[attr-defined]
             queue.SimpleQueue = TracedSimpleQueue  # type: ignore[misc]
+            self._patch_lock_types()
         return True
 
     def _patch_condition(self) -> None:
@@ -303,7 +349,8 @@ class ThreadsEngine:
 
         for f, orig in ((wait, orig_wait), (notify, orig_notify)):
             f.__doc__, f.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
-        Condition.wait, Condition.notify = wait, notify
+        Condition.wait = self._hook("wait", orig_wait, wait, table=woken_by)
+        Condition.notify = self._hook("notify", orig_notify, notify, table=woken_by)
 
     def _io_traced(self) -> bool:
         """Socket and select waits are recorded unless the program reports its own IO (probes)."""
@@ -452,7 +499,8 @@ class ThreadsEngine:
 
         Lock.__doc__ = _allocate_lock.__doc__
         RLock.__doc__ = _CRLock.__doc__
-        return Lock, RLock
+        return (self._hook("lock", _allocate_lock, Lock, traced=TracedLock, is_user=is_user),
+                self._hook("rlock", _CRLock, RLock, traced=TracedRLock, skip=_RLOCK_FACTORY_CODE, is_user=is_user))
 
     def gevent_threads(self) -> bool:
         """True once gevent's monkey.patch_all() (run by the program itself) made threads greenlets."""
@@ -496,7 +544,7 @@ class ThreadsEngine:
 
         sleep.__doc__ = real.__doc__
         sleep.__wrapped__ = real  # type: ignore[attr-defined]
-        time.sleep = sleep
+        time.sleep = self._hook("sleep", real, sleep, table=reasons)
 
     def _patch_threads(self) -> None:
         engine, rec = self, self.rec
@@ -631,7 +679,7 @@ class ThreadsEngine:
             return orig(item)
 
         run.__doc__, run.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
-        WorkItem.run = run
+        WorkItem.run = self._hook("run", orig, run)
 
     def _patch_connection(self, module) -> None:
         engine, rec = self, self.rec
@@ -756,6 +804,15 @@ class ThreadsEngine:
         return entry
 
     # -- blocking --------------------------------------------------------------------------------
+
+    def label_of(self, code) -> str | None:
+        """What why() makes of a frame running `code`: "" the program's own, a label from LABELS, or None."""
+        entry = self._labels.get(id(code))
+        if entry is None:
+            user = self.where.is_user(code)
+            name = None if user else LABELS.get((os.path.basename(code.co_filename), code.co_qualname))
+            entry = self._labels[id(code)] = ("" if user else name, code)
+        return entry[0]
 
     def why(self, frame) -> tuple[str | None, object, str | None]:
         """(the outermost library call on the way up that names this wait, its frame, the program's line)."""
