@@ -232,7 +232,7 @@ cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason, PyO
 int
 cv_room(EventBuffer *b)
 {
-    if (b->n < b->batch || b->on_full == NULL || b->on_full == Py_None) {
+    if (b->n < b->next_full || b->on_full == NULL || b->on_full == Py_None) {
         return 0;
     }
     PyObject *r = PyObject_CallNoArgs(b->on_full);
@@ -241,6 +241,12 @@ cv_room(EventBuffer *b)
     }
     int drop = PyObject_IsTrue(r);
     Py_DECREF(r);
+    if (drop == 0 && b->n >= b->next_full) {
+        /* Nothing was taken: another thread holds the write (the flusher, waiting for the GIL).
+         * Ask again a batch later, not at every event (a Python call each), or at the cap. */
+        Py_ssize_t next = b->n + b->batch;
+        b->next_full = next <= b->limit ? next : (b->limit > b->n ? b->limit : b->n + 1);
+    }
     return drop;
 }
 
@@ -512,6 +518,7 @@ buf_take(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_SETREF(b->fresh, fresh);
     b->n = 0;
+    b->next_full = b->batch;
     b->reset_pending = 0;
     if (PyDict_GET_SIZE(b->ids) > CV_MAX_STRINGS) {
         PyDict_Clear(b->ids);
@@ -526,6 +533,7 @@ static PyObject *
 buf_clear(EventBuffer *b, PyObject *Py_UNUSED(ignored))
 {
     b->n = 0;
+    b->next_full = b->batch;
     b->untraced = 0;
     Py_RETURN_NONE;
 }
@@ -561,15 +569,17 @@ buf_bool(EventBuffer *b)
 static int
 buf_init(EventBuffer *b, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"t0", "batch", "on_full", NULL};
+    static char *kwlist[] = {"t0", "batch", "on_full", "cap", NULL};
     long long t0 = 0;
-    Py_ssize_t batch = 256;
+    Py_ssize_t batch = 256, cap = PY_SSIZE_T_MAX;
     PyObject *on_full = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|LnO", kwlist, &t0, &batch, &on_full)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|LnOn", kwlist, &t0, &batch, &on_full, &cap)) {
         return -1;
     }
     b->t0 = t0;
     b->batch = batch;
+    b->next_full = batch;
+    b->limit = cap;
     if (b->serial == 0) {
         b->serial = next_serial++;
     }
@@ -644,6 +654,30 @@ set_t0(EventBuffer *b, PyObject *v, void *Py_UNUSED(c))
 }
 
 static PyObject *
+get_cap(EventBuffer *b, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(b->limit);
+}
+
+static int
+set_cap(EventBuffer *b, PyObject *v, void *Py_UNUSED(c))
+{
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cap cannot be deleted");
+        return -1;
+    }
+    Py_ssize_t cap = PyLong_AsSsize_t(v);
+    if (cap == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    b->limit = cap;
+    if (b->next_full > cap) {
+        b->next_full = cap > b->batch ? cap : b->batch;
+    }
+    return 0;
+}
+
+static PyObject *
 get_strings(EventBuffer *b, void *Py_UNUSED(c))
 {
     return PyLong_FromSsize_t(PyDict_GET_SIZE(b->ids));
@@ -708,6 +742,8 @@ static PyGetSetDef buf_getset[] = {
     {"thread_lanes", (getter)get_thread_lanes, (setter)set_thread_lanes,
      "thread ident -> lane: the current lane of threads that never set one.", NULL},
     {"strings", (getter)get_strings, NULL, "Strings in the table now.", NULL},
+    {"cap", (getter)get_cap, (setter)set_cap,
+     "Pending events past which on_full is asked at every event (below it, once a batch when it could not flush).", NULL},
     {NULL},
 };
 
@@ -722,7 +758,7 @@ static PyNumberMethods buf_as_number = {
 PyTypeObject CV_EventBufferType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "concurview.engines._speedups.EventBuffer",
-    .tp_doc = "EventBuffer(t0=0, batch=256, on_full=None): a process's pending events, in columns.",
+    .tp_doc = "EventBuffer(t0=0, batch=256, on_full=None, cap=sys.maxsize): a process's pending events, in columns.",
     .tp_basicsize = sizeof(EventBuffer),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,

@@ -13,7 +13,7 @@ from wire import decode
 
 from concurview.engines._speedups import EventBuffer
 from concurview.engines.events import LOG, RUN, WAIT, WIRE_LANE_SHIFT, Frame
-from concurview.engines.recorder import BATCH_EVENTS, LaneWriter, Recorder
+from concurview.engines.recorder import BATCH_EVENTS, WRITE_BYTES, LaneWriter, Recorder
 
 _dec = msgspec.msgpack.Decoder(Frame)
 
@@ -62,7 +62,9 @@ def test_full_batches_are_written_without_being_asked(pipe):
     r, w = pipe
     rec = Recorder(w, time.monotonic_ns())
     lane = rec.new_lane("main", "m")
-    for i in range(3 * BATCH_EVENTS):
+    # Full batches are written together once WRITE_BYTES are encoded (an event here is 37 bytes on
+    # the wire): enough for a write, and less than a pipe holds (64 KiB), so nothing blocks.
+    for i in range(2 * BATCH_EVENTS + WRITE_BYTES // 30):
         rec.record(lane, WAIT if i % 2 else RUN)
     frames = read_frames(r)
     assert len(frames) >= 2, "batches went out while recording"
