@@ -232,3 +232,11 @@ def test_an_exception_of_the_previous_tracer_is_theirs_to_raise(engine):
     with pytest.raises(LookupError):
         g.switch()
     assert engine.errors == 0, "our part of the switch did not fail"
+
+
+def test_a_tracer_never_initialised_refuses_to_be_called():
+    from concurview.engines._speedups import GreenletTracer
+
+    tracer = GreenletTracer.__new__(GreenletTracer)  # no callbacks, no buffer: it used to crash
+    with pytest.raises(TypeError, match="__init__"):
+        tracer("switch", (greenlet.getcurrent(), greenlet.getcurrent()))
