@@ -34,6 +34,8 @@ typedef struct {
     Py_ssize_t limit;     /* `cap`: past this many pending, on_full is asked at every event (it may drop them) */
     PyObject *on_full;    /* () -> bool: flush (False), or drop this event (True) */
     PyObject *weakrefs;
+    char *enc;            /* take_frame()'s scratch: one frame encoded, reused (no allocation per frame) */
+    Py_ssize_t enc_len, enc_cap;
     struct { PyObject *s; uint32_t id; } memo[CV_MEMO];  /* recent strings by address (owned refs) */
 } EventBuffer;
 

@@ -9,10 +9,8 @@ import sys
 import time
 from collections import deque
 
-import msgspec
-
 from concurview.engines._speedups import EventBuffer
-from concurview.engines.events import ERROR, LOG, MARK, OPEN, WIRE_LANE_SHIFT, Frame
+from concurview.engines.events import ERROR, LOG, MARK, OPEN, WIRE_LANE_SHIFT
 
 
 
@@ -52,8 +50,6 @@ ENV_MAX_LANES = "CONCURVIEW_MAX_LANES"
 UNTRACED = -1
 _CAPPED_KINDS = frozenset({"thread", "greenlet", "task", "timer", "generator"})
 _NUMBERED = re.compile(r"-\d+$|\d+")  # eat, eat-2, eat-3: one family
-
-_encoder = msgspec.msgpack.Encoder()
 
 
 class Recorder:
@@ -219,13 +215,11 @@ class Recorder:
         if self._lanes or events or self.dropped:
             # Events first, lanes after: a lane declared in between goes out with this frame and
             # its events with the next, so the runner always knows a lane before its events.
-            columns = events.take(self.main_lane)
+            # One length-prefixed Frame appended to out, encoded by the buffer itself (byte for byte
+            # what msgspec writes for Frame(pid, lanes, dropped, *events.take(main_lane))).
             lanes = self._lanes
-            ll = [lanes.popleft() for _ in range(len(lanes))]
-            start = len(out)
-            out += b"\0\0\0\0"  # the length prefix, filled in once the frame is encoded after it
-            _encoder.encode_into(Frame(self.pid, ll, self.dropped, *columns), out, start + 4)  # type: ignore[arg-type]
-            out[start:start + 4] = (len(out) - start - 4).to_bytes(4, "little")
+            ll = [lanes.popleft() for _ in range(len(lanes))] if lanes else []
+            events.take_frame(out, self.pid, ll, self.dropped, self.main_lane)
         if not out or len(out) < write_at:
             return
         self._written = _monotonic()

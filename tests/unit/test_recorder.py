@@ -8,6 +8,8 @@ import time
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import wire
 from wire import decode
 
@@ -249,3 +251,27 @@ def test_a_batch_boundary_that_cannot_flush_asks_again_a_batch_later_and_at_the_
     for i in range(9):
         buf.record_at(i, 1, RUN)
     assert calls == [8], "a take() starts the count again"
+
+
+_any_text = st.none() | st.text(max_size=40) | st.text(min_size=250, max_size=300)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(-2**63, 2**63 - 1), st.integers(-1, 2**40), st.integers(0, 8),
+                               _any_text, _any_text, st.none() | st.integers(0, 2**40), _any_text), max_size=300),
+       lanes=st.lists(st.tuples(st.integers(0, 2**64 - 1), st.text(max_size=10), st.text(max_size=40),
+                                st.none() | st.integers(-2**63, 2**63 - 1), st.integers(0, 2**22),
+                                st.none() | st.integers(0, 2**64 - 1)), max_size=20),
+       dropped=st.integers(0, 2**40), pid=st.integers(0, 2**22))
+def test_the_buffers_own_frame_encoding_is_what_msgspec_writes(rows, lanes, dropped, pid):
+    a, b = EventBuffer(0, 1 << 30), EventBuffer(0, 1 << 30)
+    for _ in range(2):  # the second frame: strings already sent are not sent again
+        for row in rows:
+            a.record_at(*row)
+            b.record_at(*row)
+        want = msgspec.msgpack.encode(Frame(pid, lanes, dropped, *a.take(5)))
+        out = bytearray(b"before")
+        assert b.take_frame(out, pid, lanes, dropped, 5) == len(rows)
+        assert out[:6] == b"before" and int.from_bytes(out[6:10], "little") == len(want)
+        assert bytes(out[10:]) == want
+        assert len(b) == 0
