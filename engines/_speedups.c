@@ -708,20 +708,29 @@ enc_obj(EventBuffer *b, PyObject *o, int depth)
     return -1;
 }
 
-/* take_frame(out, pid, lanes, dropped, main_lane) -> n: what take() returns, as the wire's Frame
- * (engines/events.py) encoded after a 4-byte little-endian length, appended to bytearray out.
+/* take_frame(out, at, pid, lanes, dropped, main_lane) -> end: what take() returns, as the wire's Frame
+ * (engines/events.py) encoded after a 4-byte little-endian length, written into bytearray out at
+ * offset at (out grows when it must, never shrinks: the caller reuses it and writes out[:end]).
  * Byte for byte what msgspec writes for Frame(pid, lanes, dropped, *take(main_lane)), without a
  * bytes object per column or a Python object per field: the child's flush is most of this. */
 static PyObject *
 buf_take_frame(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5 || !PyByteArray_CheckExact(args[0]) || !PyList_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "take_frame(out: bytearray, pid, lanes: list, dropped, main_lane)");
+    if (nargs != 6 || !PyByteArray_CheckExact(args[0]) || !PyList_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "take_frame(out: bytearray, at, pid, lanes: list, dropped, main_lane)");
         return NULL;
     }
     PyObject *out = args[0];
+    Py_ssize_t at = PyLong_AsSsize_t(args[1]);
+    if (at == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (at < 0 || at > PyByteArray_GET_SIZE(out)) {
+        PyErr_SetString(PyExc_ValueError, "take_frame(): offset outside the bytearray");
+        return NULL;
+    }
     int64_t pid, dropped, main_lane;
-    if (as_i64(args[1], &pid, 0) < 0 || as_i64(args[3], &dropped, 0) < 0 || as_i64(args[4], &main_lane, 0) < 0) {
+    if (as_i64(args[2], &pid, 0) < 0 || as_i64(args[4], &dropped, 0) < 0 || as_i64(args[5], &main_lane, 0) < 0) {
         return NULL;
     }
     if (b->untraced) {
@@ -734,7 +743,7 @@ buf_take_frame(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
     }
     b->enc_len = 4;  /* the length, once known */
     b->enc[b->enc_len++] = (char)(0x90 | 13);  /* Frame: 13 fields, as an array */
-    if (enc_int(b, pid) < 0 || enc_obj(b, args[2], 0) < 0 || enc_int(b, dropped) < 0 || enc_int(b, n) < 0
+    if (enc_int(b, pid) < 0 || enc_obj(b, args[3], 0) < 0 || enc_int(b, dropped) < 0 || enc_int(b, n) < 0
         || enc_bin(b, b->t, n * 8) < 0 || enc_bin(b, b->lane, n * 8) < 0 || enc_bin(b, b->kind, n) < 0
         || enc_bin(b, b->cause, n * 8) < 0 || enc_bin(b, b->reason, n * 4) < 0 || enc_bin(b, b->where, n * 4) < 0
         || enc_bin(b, b->text, n * 4) < 0 || enc_obj(b, b->fresh, 0) < 0
@@ -745,8 +754,8 @@ buf_take_frame(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
     for (int i = 0; i < 4; i++) {
         b->enc[i] = (char)(size >> (8 * i));
     }
-    Py_ssize_t at = PyByteArray_GET_SIZE(out);
-    if (PyByteArray_Resize(out, at + b->enc_len) < 0) {
+    Py_ssize_t end = at + b->enc_len;
+    if (end > PyByteArray_GET_SIZE(out) && PyByteArray_Resize(out, end) < 0) {
         return NULL;
     }
     memcpy(PyByteArray_AS_STRING(out) + at, b->enc, (size_t)b->enc_len);
@@ -754,7 +763,7 @@ buf_take_frame(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     taken(b);
-    return PyLong_FromSsize_t(n);
+    return PyLong_FromSsize_t(end);
 }
 
 static PyObject *
@@ -928,7 +937,7 @@ static PyMethodDef buf_methods[] = {
     {"take", (PyCFunction)(void (*)(void))buf_take, METH_FASTCALL,
      "take(main_lane) -> (n, t, lane, kind, cause, reason, where, text, strings, reset); empties the buffer."},
     {"take_frame", (PyCFunction)(void (*)(void))buf_take_frame, METH_FASTCALL,
-     "take_frame(out, pid, lanes, dropped, main_lane) -> n: take()'s events as one length-prefixed wire Frame appended to bytearray out."},
+     "take_frame(out, at, pid, lanes, dropped, main_lane) -> end: take()'s events as one length-prefixed wire Frame written into bytearray out at offset at."},
     {"clear", (PyCFunction)buf_clear, METH_NOARGS, "Forget the pending events."},
     {"reset_strings", (PyCFunction)buf_reset_strings, METH_NOARGS, "Start a new string table (a forked child)."},
     {NULL},

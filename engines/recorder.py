@@ -88,7 +88,10 @@ class Recorder:
         self._write_lock = _allocate_lock()
         self._lane_lock = _allocate_lock()
         self._closed = False
-        self._out = bytearray()  # encoded frames not written yet (under _write_lock)
+        # Encoded frames not written yet: out[:_used] (under _write_lock). The bytearray is kept at
+        # its size and written over, not emptied: no allocation, no growth copies per write.
+        self._out = bytearray()
+        self._used = 0
         self._written = 0.0  # when frames were last written (monotonic s)
         self._thread_lanes: dict[int, int] = {}
         self._events.thread_lanes = self._thread_lanes
@@ -215,15 +218,17 @@ class Recorder:
         if self._lanes or events or self.dropped:
             # Events first, lanes after: a lane declared in between goes out with this frame and
             # its events with the next, so the runner always knows a lane before its events.
-            # One length-prefixed Frame appended to out, encoded by the buffer itself (byte for byte
+            # One length-prefixed Frame written into out after what is pending, encoded by the buffer (byte for byte
             # what msgspec writes for Frame(pid, lanes, dropped, *events.take(main_lane))).
             lanes = self._lanes
             ll = [lanes.popleft() for _ in range(len(lanes))] if lanes else []
-            events.take_frame(out, self.pid, ll, self.dropped, self.main_lane)
-        if not out or len(out) < write_at:
+            self._used = events.take_frame(out, self._used, self.pid, ll, self.dropped, self.main_lane)
+        used = self._used
+        if not used or used < write_at:
             return
         self._written = _monotonic()
-        data = memoryview(out)
+        self._used = 0
+        data = memoryview(out)[:used]
         try:
             while data:
                 try:
@@ -237,7 +242,8 @@ class Recorder:
                 data = data[n:]
         finally:
             data.release()
-            out.clear()
+            if len(out) > 4 * WRITE_BYTES:  # a frame of huge log lines: do not keep its room
+                self._out = bytearray()
 
     def start_flusher(self) -> None:
         """Flush every ~16 ms from a real OS thread so a quiet program's events still arrive.
@@ -250,7 +256,7 @@ class Recorder:
         def loop() -> None:
             while not self._closed:
                 _sleep(FLUSH_INTERVAL)
-                if (self._events or self._lanes or self._out) and _monotonic() - self._written >= FLUSH_INTERVAL:
+                if (self._events or self._lanes or self._used) and _monotonic() - self._written >= FLUSH_INTERVAL:
                     self.flush()
         _start_new_thread(loop, ())
 
@@ -275,7 +281,7 @@ class Recorder:
         self.dropped = 0
         self._lanes.clear()
         self._events.clear()
-        self._out.clear()  # the parent's encoded frames: the parent writes them
+        self._used = 0  # the parent's encoded frames: the parent writes them
         self._events.reset_strings()  # the new stream starts a string table of its own
         self._write_lock = _allocate_lock()
         self._lane_lock = _allocate_lock()
