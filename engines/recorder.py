@@ -248,15 +248,15 @@ class Recorder:
     def start_flusher(self) -> None:
         """Flush every ~16 ms from a real OS thread so a quiet program's events still arrive.
 
-        Not when frames went out less than FLUSH_INTERVAL ago (whatever is pending is younger than
-        that): a busy program writes its own, and a flush from here holds the write lock while it
-        waits for the GIL (up to the switch interval, twice), which is what made the program's
-        record() calls at a batch boundary ask for a flush again and again.
+        Not when frames went out less than half an interval ago (what is pending is younger than
+        that; nothing waits more than ~24 ms): a busy program writes its own, and a flush from here
+        holds the write lock while it waits for the GIL (up to the switch interval, twice), which
+        made the program's record() calls at a batch boundary ask for a flush again and again.
         """
         def loop() -> None:
             while not self._closed:
                 _sleep(FLUSH_INTERVAL)
-                if (self._events or self._lanes or self._used) and _monotonic() - self._written >= FLUSH_INTERVAL:
+                if (self._events or self._lanes or self._used) and _monotonic() - self._written >= FLUSH_INTERVAL / 2:
                     self.flush()
         _start_new_thread(loop, ())
 
