@@ -128,7 +128,20 @@ report_failure(GreenletTracer *tr)
 static inline int
 same_lasti(PyObject *cached, int lasti)
 {
-    return PyLong_CheckExact(cached) && PyLong_AsLong(cached) == lasti;
+    if (!PyLong_CheckExact(cached)) {
+        return 0;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    /* 3.11's int is its digits: a one-digit (or zero) int read in place, not through PyLong_AsLong. */
+    Py_ssize_t size = Py_SIZE(cached);
+    if (size == 0) {
+        return lasti == 0;
+    }
+    if (size == 1) {
+        return (long)((PyLongObject *)cached)->ob_digit[0] == (long)lasti;
+    }
+#endif
+    return PyLong_AsLong(cached) == lasti;
 }
 
 /* Store a new reference in an info list slot (the list keeps it). */
