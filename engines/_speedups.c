@@ -232,7 +232,7 @@ cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason, PyO
 int
 cv_room(EventBuffer *b)
 {
-    if (b->n < b->batch || b->on_full == NULL || b->on_full == Py_None) {
+    if (b->n < b->next_full || b->on_full == NULL || b->on_full == Py_None) {
         return 0;
     }
     PyObject *r = PyObject_CallNoArgs(b->on_full);
@@ -241,6 +241,12 @@ cv_room(EventBuffer *b)
     }
     int drop = PyObject_IsTrue(r);
     Py_DECREF(r);
+    if (drop == 0 && b->n >= b->next_full) {
+        /* Nothing was taken: another thread holds the write (the flusher, waiting for the GIL).
+         * Ask again a batch later, not at every event (a Python call each), or at the cap. */
+        Py_ssize_t next = b->n + b->batch;
+        b->next_full = next <= b->limit ? next : (b->limit > b->n ? b->limit : b->n + 1);
+    }
     return drop;
 }
 
@@ -476,6 +482,21 @@ drop_untraced(EventBuffer *b, int64_t main_lane)
     b->untraced = 0;
 }
 
+/* The buffer after its events went out: empty, and the string table started over when it is full. */
+static void
+taken(EventBuffer *b)
+{
+    b->n = 0;
+    b->next_full = b->batch;
+    b->reset_pending = 0;
+    if (PyDict_GET_SIZE(b->ids) > CV_MAX_STRINGS) {
+        PyDict_Clear(b->ids);
+        memo_clear(b);
+        b->next_id = 1;
+        b->reset_pending = 1;
+    }
+}
+
 /* take(main_lane) -> (n, t, lane, kind, cause, reason, where, text, strings, reset) and an empty buffer.
  *
  * t, lane and cause are native int64 columns, kind uint8, reason/where/text uint32 ids into the
@@ -511,21 +532,245 @@ buf_take(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_SETREF(b->fresh, fresh);
-    b->n = 0;
-    b->reset_pending = 0;
-    if (PyDict_GET_SIZE(b->ids) > CV_MAX_STRINGS) {
-        PyDict_Clear(b->ids);
-        memo_clear(b);
-        b->next_id = 1;
-        b->reset_pending = 1;
-    }
+    taken(b);
     return out;
+}
+
+/* -- take_frame: the frame encoded here ------------------------------------------------------ */
+
+/* msgpack, as msgspec writes it (the smallest form of each value), into b->enc. */
+static int
+enc_room(EventBuffer *b, Py_ssize_t more)
+{
+    if (b->enc_len + more <= b->enc_cap) {
+        return 0;
+    }
+    Py_ssize_t cap = b->enc_cap ? b->enc_cap : 4096;
+    while (cap < b->enc_len + more) {
+        cap *= 2;
+    }
+    char *p = PyMem_Realloc(b->enc, (size_t)cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->enc = p;
+    b->enc_cap = cap;
+    return 0;
+}
+
+static inline void
+enc_be(EventBuffer *b, uint8_t tag, uint64_t v, int size)
+{
+    char *p = b->enc + b->enc_len;
+    *p++ = (char)tag;
+    for (int i = size - 1; i >= 0; i--) {
+        *p++ = (char)(v >> (8 * i));
+    }
+    b->enc_len += 1 + size;
+}
+
+static int
+enc_int(EventBuffer *b, int64_t v)
+{
+    if (enc_room(b, 9) < 0) {
+        return -1;
+    }
+    if (v >= 0) {
+        if (v < 128) {
+            b->enc[b->enc_len++] = (char)v;
+        }
+        else if (v <= 0xFF) {
+            enc_be(b, 0xcc, (uint64_t)v, 1);
+        }
+        else if (v <= 0xFFFF) {
+            enc_be(b, 0xcd, (uint64_t)v, 2);
+        }
+        else if (v <= 0xFFFFFFFFll) {
+            enc_be(b, 0xce, (uint64_t)v, 4);
+        }
+        else {
+            enc_be(b, 0xcf, (uint64_t)v, 8);
+        }
+    }
+    else if (v >= -32) {
+        b->enc[b->enc_len++] = (char)(uint8_t)(0xe0 | (v + 32));
+    }
+    else if (v >= -128) {
+        enc_be(b, 0xd0, (uint64_t)v, 1);
+    }
+    else if (v >= -32768) {
+        enc_be(b, 0xd1, (uint64_t)v, 2);
+    }
+    else if (v >= -2147483648ll) {
+        enc_be(b, 0xd2, (uint64_t)v, 4);
+    }
+    else {
+        enc_be(b, 0xd3, (uint64_t)v, 8);
+    }
+    return 0;
+}
+
+/* A str, bin or array header for size n (tags: fix base or -1, 8/16/32-bit forms). */
+static int
+enc_head(EventBuffer *b, Py_ssize_t n, int fix, Py_ssize_t fix_max, int t8, int t16, int t32, Py_ssize_t more)
+{
+    if (enc_room(b, 5 + more) < 0) {
+        return -1;
+    }
+    if (fix >= 0 && n <= fix_max) {
+        b->enc[b->enc_len++] = (char)(uint8_t)(fix | n);
+    }
+    else if (t8 >= 0 && n <= 0xFF) {
+        enc_be(b, (uint8_t)t8, (uint64_t)n, 1);
+    }
+    else if (n <= 0xFFFF) {
+        enc_be(b, (uint8_t)t16, (uint64_t)n, 2);
+    }
+    else if ((uint64_t)n <= 0xFFFFFFFFull) {
+        enc_be(b, (uint8_t)t32, (uint64_t)n, 4);
+    }
+    else {
+        PyErr_SetString(PyExc_OverflowError, "a frame field is too large for msgpack");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+enc_bin(EventBuffer *b, const void *data, Py_ssize_t n)
+{
+    if (enc_head(b, n, -1, 0, 0xc4, 0xc5, 0xc6, n) < 0) {
+        return -1;
+    }
+    if (n > 0) {
+        memcpy(b->enc + b->enc_len, data, (size_t)n);
+    }
+    b->enc_len += n;
+    return 0;
+}
+
+/* What lanes and strings hold: None, bool, int, str, and tuples or lists of them. */
+static int
+enc_obj(EventBuffer *b, PyObject *o, int depth)
+{
+    if (o == Py_None || o == Py_True || o == Py_False) {
+        if (enc_room(b, 1) < 0) {
+            return -1;
+        }
+        b->enc[b->enc_len++] = (char)(o == Py_None ? 0xc0 : o == Py_True ? 0xc3 : 0xc2);
+        return 0;
+    }
+    if (PyLong_Check(o)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (overflow != 0) {
+            unsigned long long u = overflow > 0 ? PyLong_AsUnsignedLongLong(o) : (unsigned long long)-1;
+            if (overflow < 0 || (u == (unsigned long long)-1 && PyErr_Occurred())) {
+                PyErr_Clear();
+                PyErr_SetString(PyExc_OverflowError, "can't serialize ints < -2**63 or > 2**64 - 1");
+                return -1;
+            }
+            if (enc_room(b, 9) < 0) {
+                return -1;
+            }
+            enc_be(b, 0xcf, u, 8);
+            return 0;
+        }
+        return enc_int(b, v);
+    }
+    if (PyUnicode_Check(o)) {
+        Py_ssize_t n;
+        const char *text = PyUnicode_AsUTF8AndSize(o, &n);
+        if (text == NULL || enc_head(b, n, 0xa0, 31, 0xd9, 0xda, 0xdb, n) < 0) {
+            return -1;
+        }
+        memcpy(b->enc + b->enc_len, text, (size_t)n);
+        b->enc_len += n;
+        return 0;
+    }
+    if ((PyTuple_Check(o) || PyList_Check(o)) && depth < 4) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+        if (enc_head(b, n, 0x90, 15, -1, 0xdc, 0xdd, 0) < 0) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (enc_obj(b, PySequence_Fast_GET_ITEM(o, i), depth + 1) < 0) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "take_frame() cannot encode %.100s", Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+/* take_frame(out, at, pid, lanes, dropped, main_lane) -> end: what take() returns, as the wire's Frame
+ * (engines/events.py) encoded after a 4-byte little-endian length, written into bytearray out at
+ * offset at (out grows when it must, never shrinks: the caller reuses it and writes out[:end]).
+ * Byte for byte what msgspec writes for Frame(pid, lanes, dropped, *take(main_lane)), without a
+ * bytes object per column or a Python object per field: the child's flush is most of this. */
+static PyObject *
+buf_take_frame(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyByteArray_CheckExact(args[0]) || !PyList_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "take_frame(out: bytearray, at, pid, lanes: list, dropped, main_lane)");
+        return NULL;
+    }
+    PyObject *out = args[0];
+    Py_ssize_t at = PyLong_AsSsize_t(args[1]);
+    if (at == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (at < 0 || at > PyByteArray_GET_SIZE(out)) {
+        PyErr_SetString(PyExc_ValueError, "take_frame(): offset outside the bytearray");
+        return NULL;
+    }
+    int64_t pid, dropped, main_lane;
+    if (as_i64(args[2], &pid, 0) < 0 || as_i64(args[4], &dropped, 0) < 0 || as_i64(args[5], &main_lane, 0) < 0) {
+        return NULL;
+    }
+    if (b->untraced) {
+        drop_untraced(b, main_lane);
+    }
+    Py_ssize_t n = b->n;
+    b->enc_len = 0;
+    if (enc_room(b, 4 + 1) < 0) {
+        return NULL;
+    }
+    b->enc_len = 4;  /* the length, once known */
+    b->enc[b->enc_len++] = (char)(0x90 | 13);  /* Frame: 13 fields, as an array */
+    if (enc_int(b, pid) < 0 || enc_obj(b, args[3], 0) < 0 || enc_int(b, dropped) < 0 || enc_int(b, n) < 0
+        || enc_bin(b, b->t, n * 8) < 0 || enc_bin(b, b->lane, n * 8) < 0 || enc_bin(b, b->kind, n) < 0
+        || enc_bin(b, b->cause, n * 8) < 0 || enc_bin(b, b->reason, n * 4) < 0 || enc_bin(b, b->where, n * 4) < 0
+        || enc_bin(b, b->text, n * 4) < 0 || enc_obj(b, b->fresh, 0) < 0
+        || enc_obj(b, b->reset_pending ? Py_True : Py_False, 0) < 0) {
+        return NULL;
+    }
+    uint32_t size = (uint32_t)(b->enc_len - 4);
+    for (int i = 0; i < 4; i++) {
+        b->enc[i] = (char)(size >> (8 * i));
+    }
+    Py_ssize_t end = at + b->enc_len;
+    if (end > PyByteArray_GET_SIZE(out) && PyByteArray_Resize(out, end) < 0) {
+        return NULL;
+    }
+    memcpy(PyByteArray_AS_STRING(out) + at, b->enc, (size_t)b->enc_len);
+    if (PyList_GET_SIZE(b->fresh) > 0 && PyList_SetSlice(b->fresh, 0, PyList_GET_SIZE(b->fresh), NULL) < 0) {
+        return NULL;
+    }
+    taken(b);
+    return PyLong_FromSsize_t(end);
 }
 
 static PyObject *
 buf_clear(EventBuffer *b, PyObject *Py_UNUSED(ignored))
 {
     b->n = 0;
+    b->next_full = b->batch;
     b->untraced = 0;
     Py_RETURN_NONE;
 }
@@ -561,15 +806,17 @@ buf_bool(EventBuffer *b)
 static int
 buf_init(EventBuffer *b, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"t0", "batch", "on_full", NULL};
+    static char *kwlist[] = {"t0", "batch", "on_full", "cap", NULL};
     long long t0 = 0;
-    Py_ssize_t batch = 256;
+    Py_ssize_t batch = 256, cap = PY_SSIZE_T_MAX;
     PyObject *on_full = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|LnO", kwlist, &t0, &batch, &on_full)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|LnOn", kwlist, &t0, &batch, &on_full, &cap)) {
         return -1;
     }
     b->t0 = t0;
     b->batch = batch;
+    b->next_full = batch;
+    b->limit = cap;
     if (b->serial == 0) {
         b->serial = next_serial++;
     }
@@ -624,6 +871,7 @@ buf_dealloc(EventBuffer *b)
     PyMem_Free(b->where);
     PyMem_Free(b->text);
     PyMem_Free(b->kind);
+    PyMem_Free(b->enc);
     Py_TYPE(b)->tp_free((PyObject *)b);
 }
 
@@ -641,6 +889,30 @@ set_t0(EventBuffer *b, PyObject *v, void *Py_UNUSED(c))
         return -1;
     }
     return as_i64(v, &b->t0, 0);
+}
+
+static PyObject *
+get_cap(EventBuffer *b, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(b->limit);
+}
+
+static int
+set_cap(EventBuffer *b, PyObject *v, void *Py_UNUSED(c))
+{
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cap cannot be deleted");
+        return -1;
+    }
+    Py_ssize_t cap = PyLong_AsSsize_t(v);
+    if (cap == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    b->limit = cap;
+    if (b->next_full > cap) {
+        b->next_full = cap > b->batch ? cap : b->batch;
+    }
+    return 0;
 }
 
 static PyObject *
@@ -664,6 +936,8 @@ static PyMethodDef buf_methods[] = {
     {"swap_lane", (PyCFunction)buf_swap_lane, METH_O, "swap_lane(lane) -> current_lane() before it was set."},
     {"take", (PyCFunction)(void (*)(void))buf_take, METH_FASTCALL,
      "take(main_lane) -> (n, t, lane, kind, cause, reason, where, text, strings, reset); empties the buffer."},
+    {"take_frame", (PyCFunction)(void (*)(void))buf_take_frame, METH_FASTCALL,
+     "take_frame(out, at, pid, lanes, dropped, main_lane) -> end: take()'s events as one length-prefixed wire Frame written into bytearray out at offset at."},
     {"clear", (PyCFunction)buf_clear, METH_NOARGS, "Forget the pending events."},
     {"reset_strings", (PyCFunction)buf_reset_strings, METH_NOARGS, "Start a new string table (a forked child)."},
     {NULL},
@@ -708,6 +982,8 @@ static PyGetSetDef buf_getset[] = {
     {"thread_lanes", (getter)get_thread_lanes, (setter)set_thread_lanes,
      "thread ident -> lane: the current lane of threads that never set one.", NULL},
     {"strings", (getter)get_strings, NULL, "Strings in the table now.", NULL},
+    {"cap", (getter)get_cap, (setter)set_cap,
+     "Pending events past which on_full is asked at every event (below it, once a batch when it could not flush).", NULL},
     {NULL},
 };
 
@@ -722,7 +998,7 @@ static PyNumberMethods buf_as_number = {
 PyTypeObject CV_EventBufferType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "concurview.engines._speedups.EventBuffer",
-    .tp_doc = "EventBuffer(t0=0, batch=256, on_full=None): a process's pending events, in columns.",
+    .tp_doc = "EventBuffer(t0=0, batch=256, on_full=None, cap=sys.maxsize): a process's pending events, in columns.",
     .tp_basicsize = sizeof(EventBuffer),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,

@@ -30,8 +30,12 @@ typedef struct {
     int64_t main_lane;    /* the current lane of a thread no engine told about */
     PyObject *thread_lanes;  /* thread ident -> lane, for threads whose lane is known elsewhere */
     Py_ssize_t batch;     /* on_full is called when a record() finds this many events pending */
+    Py_ssize_t next_full; /* ... or, when it could not flush (another thread is writing), this many */
+    Py_ssize_t limit;     /* `cap`: past this many pending, on_full is asked at every event (it may drop them) */
     PyObject *on_full;    /* () -> bool: flush (False), or drop this event (True) */
     PyObject *weakrefs;
+    char *enc;            /* take_frame()'s scratch: one frame encoded, reused (no allocation per frame) */
+    Py_ssize_t enc_len, enc_cap;
     struct { PyObject *s; uint32_t id; } memo[CV_MEMO];  /* recent strings by address (owned refs) */
 } EventBuffer;
 

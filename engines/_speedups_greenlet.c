@@ -20,6 +20,8 @@
 
 #include "_speedups.h"
 
+#include <stddef.h>
+
 /* The info list on each greenlet: the slots of greenlet_engine.py (LANE, RESUME, ...). */
 enum {
     I_LANE,          /* lane id; None until a plain greenlet's function is named; -1 past the lane cap */
@@ -68,6 +70,7 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
+    vectorcallfunc vectorcall; /* tracer_vectorcall: greenlet's PyObject_CallFunction passes its stack here, no tuple */
     EventBuffer *buf;          /* rec._events */
     PyObject *previous;        /* the tracer installed before us (chained), or NULL */
     /* The engine's Python side, for everything uncommon. */
@@ -125,7 +128,20 @@ report_failure(GreenletTracer *tr)
 static inline int
 same_lasti(PyObject *cached, int lasti)
 {
-    return PyLong_CheckExact(cached) && PyLong_AsLong(cached) == lasti;
+    if (!PyLong_CheckExact(cached)) {
+        return 0;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    /* 3.11's int is its digits: a one-digit (or zero) int read in place, not through PyLong_AsLong. */
+    Py_ssize_t size = Py_SIZE(cached);
+    if (size == 0) {
+        return lasti == 0;
+    }
+    if (size == 1) {
+        return (long)((PyLongObject *)cached)->ob_digit[0] == (long)lasti;
+    }
+#endif
+    return PyLong_AsLong(cached) == lasti;
 }
 
 /* Store a new reference in an info list slot (the list keeps it). */
@@ -236,6 +252,20 @@ info_of(GreenletTracer *tr, PyObject *g, PyObject *origin, int64_t *lane, int *d
         slot->declared = 1;
     }
     return info;
+}
+
+/* info_of's common case inline: a greenlet seen before, its lane declared. */
+static inline PyObject *
+info_fast(GreenletTracer *tr, PyObject *g, PyObject *origin, int64_t *lane, int *declared)
+{
+    InfoSlot *slot = slot_of(tr, g);
+    PyObject *info = slot->info;
+    if (info != NULL && slot->declared && belongs_to(info, g)) {
+        *lane = slot->lane;
+        *declared = 1;
+        return Py_NewRef(info);
+    }
+    return info_of(tr, g, origin, lane, declared);
 }
 
 /* origin.gr_frame (new reference): greenlet's getter called directly, found once per type. */
@@ -422,11 +452,11 @@ trace_switch(GreenletTracer *tr, PyObject *event, PyObject *pair, PyObject **pen
 
     int64_t ol, tl;
     int o_declared, t_declared;
-    oi = info_of(tr, origin, NULL, &ol, &o_declared);
+    oi = info_fast(tr, origin, NULL, &ol, &o_declared);
     if (oi == NULL) {
         goto done;
     }
-    ti = info_of(tr, target, origin, &tl, &t_declared);
+    ti = info_fast(tr, target, origin, &tl, &t_declared);
     if (ti == NULL) {
         goto done;
     }
@@ -483,13 +513,13 @@ done:
 }
 
 static PyObject *
-tracer_call(GreenletTracer *tr, PyObject *args, PyObject *kwds)
+tracer_vectorcall(GreenletTracer *tr, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    if ((kwds != NULL && PyDict_GET_SIZE(kwds) != 0) || PyTuple_GET_SIZE(args) != 2) {
+    if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) || PyVectorcall_NARGS(nargsf) != 2) {
         PyErr_SetString(PyExc_TypeError, "GreenletTracer(event, (origin, target))");
         return NULL;  /* a wrong call, not a switch: say so */
     }
-    PyObject *event = PyTuple_GET_ITEM(args, 0), *pair = PyTuple_GET_ITEM(args, 1);
+    PyObject *event = args[0], *pair = args[1];
     PyObject *pending = NULL, *ti = NULL, *target = NULL;
     if (!PyUnicode_Check(event)) {
         PyErr_SetString(PyExc_TypeError, "a greenlet trace event is a str");
@@ -526,6 +556,13 @@ tracer_call(GreenletTracer *tr, PyObject *args, PyObject *kwds)
 
 /* -- lifecycle ----------------------------------------------------------------------------- */
 
+static PyObject *
+tracer_uninitialised(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyErr_SetString(PyExc_TypeError, "GreenletTracer.__init__() was not called");
+    return NULL;
+}
+
 static int
 tracer_init(GreenletTracer *tr, PyObject *args, PyObject *kwds)
 {
@@ -548,7 +585,19 @@ tracer_init(GreenletTracer *tr, PyObject *args, PyObject *kwds)
     Py_XSETREF(tr->caller_where, Py_NewRef(caller));
     Py_XSETREF(tr->name_on_call, Py_NewRef(name_on_call));
     Py_XSETREF(tr->failed, Py_NewRef(failed));
+    tr->vectorcall = (vectorcallfunc)tracer_vectorcall;
     return 0;
+}
+
+/* A tracer made but not initialised refuses to be called (its callbacks are missing). */
+static PyObject *
+tracer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    GreenletTracer *tr = (GreenletTracer *)PyType_GenericNew(type, args, kwds);
+    if (tr != NULL) {
+        tr->vectorcall = (vectorcallfunc)tracer_uninitialised;
+    }
+    return (PyObject *)tr;
 }
 
 static int
@@ -633,14 +682,16 @@ static PyTypeObject GreenletTracerType = {
     .tp_doc = "GreenletTracer(events, *, adopt, site, caller_where, name_on_call, failed): "
               "the callable for greenlet.settrace; the common switch in C, the rest through the engine's methods.",
     .tp_basicsize = sizeof(GreenletTracer),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = tracer_new,
     .tp_init = (initproc)tracer_init,
     .tp_dealloc = (destructor)tracer_dealloc,
     .tp_traverse = (traverseproc)tracer_traverse,
     .tp_clear = (inquiry)tracer_clear,
-    /* greenlet calls PyObject_CallFunction(tracer, "O(OO)", ...): the arguments arrive as a tuple. */
-    .tp_call = (ternaryfunc)tracer_call,
+    /* greenlet calls PyObject_CallFunction(tracer, "O(OO)", ...), which builds its arguments on the
+     * stack and hands them to a vectorcall (a tp_call costs a tuple made and freed, ~150 instructions). */
+    .tp_vectorcall_offset = offsetof(GreenletTracer, vectorcall),
+    .tp_call = PyVectorcall_Call,
     .tp_getset = tracer_getset,
 };
 

@@ -9,10 +9,8 @@ import sys
 import time
 from collections import deque
 
-import msgspec
-
 from concurview.engines._speedups import EventBuffer
-from concurview.engines.events import ERROR, LOG, MARK, OPEN, WIRE_LANE_SHIFT, Frame
+from concurview.engines.events import ERROR, LOG, MARK, OPEN, WIRE_LANE_SHIFT
 
 
 
@@ -31,11 +29,16 @@ _start_new_thread = _original("_thread", "start_new_thread")
 _get_ident = _original("_thread", "get_ident")
 _sleep = _original("time", "sleep")
 _monotonic_ns = time.monotonic_ns
+_monotonic = time.monotonic
 _write = os.write
 _getpid = os.getpid
 
 BATCH_EVENTS = 256
 FLUSH_INTERVAL = 0.016
+# Full batches are encoded at once but written together, once this many bytes are pending (or at
+# the next flush: the flusher's tick, an explicit flush). One write per 256 events was most of what
+# the channel cost the child: each write wakes the reader (on 2 cores, an idle one), ~8 us a write.
+WRITE_BYTES = 32 * 1024
 DEFAULT_CAP = 1_000_000  # events pending in the child before new ones are dropped
 
 ENV_CHANNEL = "CONCURVIEW_CHANNEL"
@@ -47,8 +50,6 @@ ENV_MAX_LANES = "CONCURVIEW_MAX_LANES"
 UNTRACED = -1
 _CAPPED_KINDS = frozenset({"thread", "greenlet", "task", "timer", "generator"})
 _NUMBERED = re.compile(r"-\d+$|\d+")  # eat, eat-2, eat-3: one family
-
-_encoder = msgspec.msgpack.Encoder()
 
 
 class Recorder:
@@ -63,13 +64,13 @@ class Recorder:
 
     def __init__(self, fd: int, t0: int, cap: int = DEFAULT_CAP) -> None:
         self.fd = fd
-        self.cap = cap
         self.pid = _getpid()
         self.dropped = 0
         self._base = self.pid << WIRE_LANE_SHIFT
         self._n_lanes = 0
         self._lanes: deque = deque()
-        self._events = EventBuffer(t0, BATCH_EVENTS, self._full)
+        # cap: past it on_full (_full) is asked at every record(), to drop while a write is blocked.
+        self._events = EventBuffer(t0, BATCH_EVENTS, self._full, cap)
         # The hot path is the buffer's own, one C call an event:
         #   record(lane, kind, reason=None, where=None, cause=None, text=None)
         #   record_at(t, lane, kind, ...)  -- at trace time t (ns), measured by other means (a kernel stamp)
@@ -87,6 +88,11 @@ class Recorder:
         self._write_lock = _allocate_lock()
         self._lane_lock = _allocate_lock()
         self._closed = False
+        # Encoded frames not written yet: out[:_used] (under _write_lock). The bytearray is kept at
+        # its size and written over, not emptied: no allocation, no growth copies per write.
+        self._out = bytearray()
+        self._used = 0
+        self._written = 0.0  # when frames were last written (monotonic s)
         self._thread_lanes: dict[int, int] = {}
         self._events.thread_lanes = self._thread_lanes
         self._families: dict[str, int] = {}  # lane family -> lanes made (lane cap)
@@ -103,6 +109,15 @@ class Recorder:
         self._events.main_lane = lane
 
     @property
+    def cap(self) -> int:
+        """Events pending in the child before new ones are dropped (while another thread writes)."""
+        return self._events.cap
+
+    @cap.setter
+    def cap(self, value: int) -> None:
+        self._events.cap = value
+
+    @property
     def t0(self) -> int:
         """Trace start (monotonic ns): event times are relative to it."""
         return self._events.t0
@@ -114,10 +129,15 @@ class Recorder:
     def _full(self) -> bool:
         """A record() found a batch pending: send it (False), or, past `cap` events while another
         thread's write is blocked, drop this event and count it (True)."""
-        if len(self._events) >= self.cap and self._write_lock.locked():
+        lock = self._write_lock
+        if len(self._events) >= self.cap and lock.locked():
             self.dropped += 1
             return True
-        self.flush(block=False)
+        if lock.acquire(False):
+            try:
+                self._flush_locked(WRITE_BYTES)
+            finally:
+                lock.release()
         return False
 
     # -- lanes ---------------------------------------------------------------
@@ -191,34 +211,52 @@ class Recorder:
         finally:
             lock.release()
 
-    def _flush_locked(self) -> None:
+    def _flush_locked(self, write_at: int = 0) -> None:
+        """Encode the pending events as one frame; write what is encoded once write_at bytes are."""
         events = self._events
-        if not (self._lanes or events or self.dropped):
+        out = self._out
+        if self._lanes or events or self.dropped:
+            # Events first, lanes after: a lane declared in between goes out with this frame and
+            # its events with the next, so the runner always knows a lane before its events.
+            # One length-prefixed Frame written into out after what is pending, encoded by the buffer (byte for byte
+            # what msgspec writes for Frame(pid, lanes, dropped, *events.take(main_lane))).
+            lanes = self._lanes
+            ll = [lanes.popleft() for _ in range(len(lanes))] if lanes else []
+            self._used = events.take_frame(out, self._used, self.pid, ll, self.dropped, self.main_lane)
+        used = self._used
+        if not used or used < write_at:
             return
-        # Events first, lanes after: a lane declared in between goes out with this frame and
-        # its events with the next, so the runner always knows a lane before its events.
-        columns = events.take(self.main_lane)
-        lanes = self._lanes
-        ll = [lanes.popleft() for _ in range(len(lanes))]
-        frame = _encoder.encode(Frame(self.pid, ll, self.dropped, *columns))  # type: ignore[arg-type]
-        data = memoryview(len(frame).to_bytes(4, "little") + frame)
-        while data:
-            try:
-                n = _write(self.fd, data)
-            except InterruptedError:
-                continue
-            except OSError:
-                # The runner is gone (killed UI, closed pipe): stop talking, keep running.
-                self._closed = True
-                return
-            data = data[n:]
+        self._written = _monotonic()
+        self._used = 0
+        data = memoryview(out)[:used]
+        try:
+            while data:
+                try:
+                    n = _write(self.fd, data)
+                except InterruptedError:
+                    continue
+                except OSError:
+                    # The runner is gone (killed UI, closed pipe): stop talking, keep running.
+                    self._closed = True
+                    return
+                data = data[n:]
+        finally:
+            data.release()
+            if len(out) > 4 * WRITE_BYTES:  # a frame of huge log lines: do not keep its room
+                self._out = bytearray()
 
     def start_flusher(self) -> None:
-        """Flush every ~16 ms from a real OS thread so a quiet program's events still arrive."""
+        """Flush every ~16 ms from a real OS thread so a quiet program's events still arrive.
+
+        Not when frames went out less than half an interval ago (what is pending is younger than
+        that; nothing waits more than ~24 ms): a busy program writes its own, and a flush from here
+        holds the write lock while it waits for the GIL (up to the switch interval, twice), which
+        made the program's record() calls at a batch boundary ask for a flush again and again.
+        """
         def loop() -> None:
             while not self._closed:
                 _sleep(FLUSH_INTERVAL)
-                if self._events or self._lanes:
+                if (self._events or self._lanes or self._used) and _monotonic() - self._written >= FLUSH_INTERVAL / 2:
                     self.flush()
         _start_new_thread(loop, ())
 
@@ -243,6 +281,7 @@ class Recorder:
         self.dropped = 0
         self._lanes.clear()
         self._events.clear()
+        self._used = 0  # the parent's encoded frames: the parent writes them
         self._events.reset_strings()  # the new stream starts a string table of its own
         self._write_lock = _allocate_lock()
         self._lane_lock = _allocate_lock()

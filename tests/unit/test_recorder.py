@@ -8,12 +8,14 @@ import time
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import wire
 from wire import decode
 
 from concurview.engines._speedups import EventBuffer
 from concurview.engines.events import LOG, RUN, WAIT, WIRE_LANE_SHIFT, Frame
-from concurview.engines.recorder import BATCH_EVENTS, LaneWriter, Recorder
+from concurview.engines.recorder import BATCH_EVENTS, WRITE_BYTES, LaneWriter, Recorder
 
 _dec = msgspec.msgpack.Decoder(Frame)
 
@@ -62,7 +64,9 @@ def test_full_batches_are_written_without_being_asked(pipe):
     r, w = pipe
     rec = Recorder(w, time.monotonic_ns())
     lane = rec.new_lane("main", "m")
-    for i in range(3 * BATCH_EVENTS):
+    # Full batches are written together once WRITE_BYTES are encoded (an event here is 37 bytes on
+    # the wire): enough for a write, and less than a pipe holds (64 KiB), so nothing blocks.
+    for i in range(2 * BATCH_EVENTS + WRITE_BYTES // 30):
         rec.record(lane, WAIT if i % 2 else RUN)
     frames = read_frames(r)
     assert len(frames) >= 2, "batches went out while recording"
@@ -226,3 +230,48 @@ def test_an_engine_failure_is_one_log_line_on_the_main_lane(pipe):
     logs = [e for f in read_frames(r) for e in f.events if e.kind == LOG]
     assert [(e.lane, e.reason) for e in logs] == [(rec.main_lane, "concurview")]
     assert logs[0].text == "concurview's greenlet tracer failed (later failures are only counted): KeyError: 'gr'"
+
+
+def test_a_batch_boundary_that_cannot_flush_asks_again_a_batch_later_and_at_the_cap():
+    # on_full returning False without taking the events (another thread holds the write) must not
+    # be asked again at every event (a Python call each), only a batch later; past the cap, always.
+    calls = []
+
+    def on_full():
+        calls.append(len(buf))
+        return len(buf) >= 30  # past the cap: drop
+
+    buf = EventBuffer(0, 8, on_full, 30)
+    for i in range(40):
+        buf.record_at(i, 1, RUN)
+    assert calls == [8, 16, 24, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30]
+    assert len(buf) == 30
+    buf.take(0)
+    calls.clear()
+    for i in range(9):
+        buf.record_at(i, 1, RUN)
+    assert calls == [8], "a take() starts the count again"
+
+
+_any_text = st.none() | st.text(max_size=40) | st.text(min_size=250, max_size=300)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(-2**63, 2**63 - 1), st.integers(-1, 2**40), st.integers(0, 8),
+                               _any_text, _any_text, st.none() | st.integers(0, 2**40), _any_text), max_size=300),
+       lanes=st.lists(st.tuples(st.integers(0, 2**64 - 1), st.text(max_size=10), st.text(max_size=40),
+                                st.none() | st.integers(-2**63, 2**63 - 1), st.integers(0, 2**22),
+                                st.none() | st.integers(0, 2**64 - 1)), max_size=20),
+       dropped=st.integers(0, 2**40), pid=st.integers(0, 2**22))
+def test_the_buffers_own_frame_encoding_is_what_msgspec_writes(rows, lanes, dropped, pid):
+    a, b = EventBuffer(0, 1 << 30), EventBuffer(0, 1 << 30)
+    for _ in range(2):  # the second frame: strings already sent are not sent again
+        for row in rows:
+            a.record_at(*row)
+            b.record_at(*row)
+        want = msgspec.msgpack.encode(Frame(pid, lanes, dropped, *a.take(5)))
+        out = bytearray(b"before, and what an earlier frame left")
+        end = b.take_frame(out, 6, pid, lanes, dropped, 5)
+        assert out[:6] == b"before" and int.from_bytes(out[6:10], "little") == len(want)
+        assert bytes(out[10:end]) == want and len(out) >= end
+        assert len(b) == 0
