@@ -52,6 +52,12 @@ _CAPPED_KINDS = frozenset({"thread", "greenlet", "task", "timer", "generator"})
 _NUMBERED = re.compile(r"-\d+$|\d+")  # eat, eat-2, eat-3: one family
 
 
+def _on_buffer(name: str, doc: str) -> property:
+    """A Recorder attribute kept in its event buffer, where the C fast paths read it."""
+    return property(lambda self: getattr(self._events, name), lambda self, value: setattr(self._events, name, value),
+                    doc=doc)
+
+
 class Recorder:
     """Collects lanes and events of one process and streams them to the runner.
 
@@ -99,32 +105,9 @@ class Recorder:
         self.untraced = 0  # lanes not recorded because of the lane cap
         self._over: dict[str, int] = {}  # lane family -> lanes of it not recorded
 
-    @property
-    def main_lane(self) -> int:
-        """The program's main thread's lane: the current lane of a thread nobody told about."""
-        return self._events.main_lane
-
-    @main_lane.setter
-    def main_lane(self, lane: int) -> None:
-        self._events.main_lane = lane
-
-    @property
-    def cap(self) -> int:
-        """Events pending in the child before new ones are dropped (while another thread writes)."""
-        return self._events.cap
-
-    @cap.setter
-    def cap(self, value: int) -> None:
-        self._events.cap = value
-
-    @property
-    def t0(self) -> int:
-        """Trace start (monotonic ns): event times are relative to it."""
-        return self._events.t0
-
-    @t0.setter
-    def t0(self, value: int) -> None:
-        self._events.t0 = value
+    main_lane = _on_buffer("main_lane", "The main thread's lane: the current lane of a thread nobody told about.")
+    cap = _on_buffer("cap", "Events pending in the child before new ones are dropped (while another thread writes).")
+    t0 = _on_buffer("t0", "Trace start (monotonic ns): event times are relative to it.")
 
     def _full(self) -> bool:
         """A record() found a batch pending: send it (False), or, past `cap` events while another
