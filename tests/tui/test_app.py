@@ -507,3 +507,27 @@ async def test_clicking_on_the_cursor_column_selects_that_row_s_lane():
         clicked = [m for m in messages if isinstance(m, LaneDiagram.CellClicked)]
         assert clicked and clicked[-1].lane == lane_id(app, "task2"), "the click went through to the row under it"
         assert app.selected == lane_id(app, "task2")
+
+
+async def test_arrows_edit_a_parameter_field_and_step_everywhere_else(replays):
+    """left/right step the diagram from anywhere (they are the app's before the focused widget's), but in a
+    parameter field they move its text cursor: a user editing `3.0` must not lose switches."""
+    runner = replays("asyncio-tasks", parts=1)
+    app = make_app(scenario="asyncio-tasks", runner=runner)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: runner.runs)
+        runner.runs[0].release()
+        await wait_for(pilot, lambda: app.current_run is None and app.timeline.n_switches > 2)
+        app.goto_switch(1)
+        if not app.query_one("#picker-params").display:
+            await pilot.press("p")
+        field = app.query_one("#param-task_sleep", Input)
+        field.focus()
+        await pilot.pause()
+        field.cursor_position = len(field.value)
+        await pilot.press("left", "left")
+        assert field.cursor_position == len(field.value) - 2, "the field's cursor moved"
+        assert app.cursor.switch == 1, "the diagram did not step"
+        app.query_one("#source").focus()  # a pane has the focus: the arrows still step
+        await pilot.press("right")
+        assert app.cursor.switch == 2
