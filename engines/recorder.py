@@ -36,8 +36,8 @@ _getpid = os.getpid
 BATCH_EVENTS = 256
 FLUSH_INTERVAL = 0.016
 # Full batches are encoded at once but written together, once this many bytes are pending (or at
-# the next flush: the flusher's tick, an explicit flush). One write per 256 events was most of what
-# the channel cost the child: each write wakes the reader (on 2 cores, an idle one), ~8 us a write.
+# the next flush: the flusher's tick, an explicit flush): a write per 256 events was a syscall, and a
+# wake-up of the reader, per 256 events.
 WRITE_BYTES = 32 * 1024
 DEFAULT_CAP = 1_000_000  # events pending in the child before new ones are dropped
 

@@ -278,31 +278,26 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         top = int(self.scroll_offset.y)
         return range(top, min(top + self.scrollable_content_region.height - 1, len(tl.lane_tree())))
 
-    def _refresh_lane_rows(self, *lanes: int | None) -> None:
-        """Repaint the rows of these lanes (those on screen)."""
+    def _refresh_rows(self, width: int, wanted) -> None:
+        """Repaint the first `width` cells of the rows on screen whose lane `wanted(row, lane)` picks."""
         tl = self.timeline
         if tl is None:
             return
-        width = self.scrollable_content_region.width
         rows = tl.lane_tree()
         top = int(self.scroll_offset.y)
         for row in self._visible_rows():
-            if rows[row][0] in lanes:
+            if wanted(row, rows[row][0]):
                 self.refresh(Region(0, row - top + 1, width, 1))
 
+    def _refresh_lane_rows(self, *lanes: int | None) -> None:
+        """Repaint the rows of these lanes (those on screen)."""
+        self._refresh_rows(self.scrollable_content_region.width, lambda row, lane: lane in lanes)
+
     def _refresh_changed_labels(self) -> None:
-        """Repaint the rows whose label says another state at the cursor (a step changes a few)."""
-        tl = self.timeline
-        if tl is None:
-            return
-        label_width = self.layout_widths()[0]  # the rows' cells do not change, the cursor's column is drawn over
-        rows = tl.lane_tree()
-        top = int(self.scroll_offset.y)
-        drawn = self._drawn_labels
-        for row in self._visible_rows():
-            lane = rows[row][0]
-            if drawn.get(row) != self._label_shows(tl, lane):
-                self.refresh(Region(0, row - top + 1, label_width, 1))
+        """Repaint the labels that say another state at the cursor (a step changes a few); the rows'
+        cells stay as they are, the cursor's column is drawn over them."""
+        tl, drawn = self.timeline, self._drawn_labels
+        self._refresh_rows(self.layout_widths()[0], lambda row, lane: drawn.get(row) != self._label_shows(tl, lane))
 
     def _place_cursor(self) -> None:
         """Put the cursor's column over the rows at the cursor, or hide it (no cursor in the window)."""
@@ -360,8 +355,8 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         if row >= len(rows):
             return Strip.blank(width, self.cached_style())
         lane, depth = rows[row]
-        self._drawn_labels[row] = self._label_shows(tl, lane)
-        segments = self._label(tl, lane, depth, label_width)
+        shows = self._drawn_labels[row] = self._label_shows(tl, lane)
+        segments = self._label(tl, lane, depth, label_width, shows)
         segments.append(Segment("│", self._palette()["ruler"]))
         segments += self._plot(tl, row, lane, plot_width)[1]  # the cursor's cell is drawn over it
         return Strip(segments, label_width + 1 + plot_width).crop(0, width)
@@ -406,7 +401,6 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
             pal = self._styles = {
                 "base": base, "ruler": get("lanes--ruler"), "cursor": get("lanes--cursor"),
                 "label": get("lanes--label"), "label-selected": get("lanes--label-selected"),
-                "cells": [base + st for st in states], "cells-selected": [sel + st for st in states],
                 "states": states,
                 # (state -> run length -> Segment) for plain and selected rows, filled as rows are drawn
                 "runs": [_Runs(GLYPHS[i], base + st) for i, st in enumerate(states)],
@@ -462,15 +456,13 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         state = NONE if self.cursor is None else tl.state_at(lane, self.cursor.t)[0]
         return lane, state, lane == self.selected
 
-    def _label(self, tl: Timeline, lane: int, depth: int, width: int) -> list[Segment]:
-        """The label's segments, exactly `width` cells: kind icon, name under its parent, state at the cursor."""
+    def _label(self, tl: Timeline, lane: int, depth: int, width: int, shows: tuple) -> list[Segment]:
+        """The label's segments, exactly `width` cells: kind icon, name under its parent, and what
+        `_label_shows` says: the state at the cursor, whether the lane is selected."""
         info = tl.lanes[lane]
-        selected = lane == self.selected
+        _, state, selected = shows
         pal = self._palette()
         style = pal["label-selected" if selected else "label"]
-        state = NONE
-        if self.cursor is not None:
-            state, _ = tl.state_at(lane, self.cursor.t)
         word = STATE_WORDS[state]
         room = width - STATE_WIDTH - 1
         if room < 4:  # too narrow for a state word: all of it for the name

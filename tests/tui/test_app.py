@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from uitraces import trace, wait_for
+from uitraces import diagram_rows, trace, wait_for
 from textual.command import CommandPalette
 from textual.widgets import Input, OptionList
 
@@ -31,10 +31,7 @@ def status(app: ConcurviewApp) -> str:
 
 
 def diagram_text(app: ConcurviewApp) -> str:
-    """The diagram as the screen shows it: its rows with the cursor's column drawn over them."""
-    region = app.query_one(LaneDiagram).content_region
-    lines = app.screen._compositor.render_strips()[region.y:region.bottom]
-    return "\n".join(line.crop(region.x, region.right).text for line in lines)
+    return "\n".join(diagram_rows(app))
 
 
 def lane_id(app: ConcurviewApp, name: str) -> int:

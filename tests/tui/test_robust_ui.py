@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from uitraces import trace, wait_for
+from uitraces import diagram_rows, trace, wait_for
 from textual import events
 
 from concurview.engines.events import Event, Footer, Header, Lane
@@ -16,13 +16,6 @@ from concurview.engines.runner import Batch, Target
 from concurview.tui.app import make_app
 from concurview.tui.lanes import CURSOR_GLYPHS, GLYPHS, LaneDiagram
 from concurview.tui.store import DONE, NONE, READY_S, RUNNING, WAITING
-
-
-def diagram_rows(app) -> list[str]:
-    """The diagram's lines as the screen shows them: its rows with the cursor's column drawn over them."""
-    region = app.query_one(LaneDiagram).content_region
-    lines = app.screen._compositor.render_strips()[region.y:region.bottom]
-    return [line.crop(region.x, region.right).text for line in lines]
 
 
 @pytest.mark.parametrize("name", ["threadpool-shutdown", "gevent-eat-play", "error-raises"])

@@ -13,6 +13,15 @@ from concurview.engines.tracefile import TraceReader
 TRACES = Path(__file__).resolve().parent.parent / "traces"
 
 
+def diagram_rows(app) -> list[str]:
+    """The lane diagram's lines as the screen shows them: its rows with the cursor's column drawn over them."""
+    from concurview.tui.lanes import LaneDiagram
+
+    region = app.query_one(LaneDiagram).content_region
+    lines = app.screen._compositor.render_strips()[region.y:region.bottom]
+    return [line.crop(region.x, region.right).text for line in lines]
+
+
 def trace(name: str) -> str:
     """Path of a recorded fixture (tests/traces/regenerate.py writes them)."""
     return str(TRACES / f"{name}.jsonl")
