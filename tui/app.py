@@ -29,6 +29,7 @@ from concurview.tui.keybar import KeyBar
 from concurview.tui.lanes import Cursor, LaneDiagram
 from concurview.tui.panes import InfoLine, LogView, SourceMark, SourceView
 from concurview.tui.picker import ScenarioPicker
+from concurview.tui.compositor import CroppedScreen
 from concurview.tui.screens import ErrorScreen, ExportScreen, FindScreen, Found, HelpScreen
 from concurview.tui.states import DONE, NONE, RUNNING, STATE_NAMES
 
@@ -180,6 +181,9 @@ class ConcurviewApp(App[int]):
         self._play_timer: Timer | None = None
         self._find_query = ""
         self._bindings_key: tuple | None = None
+
+    def get_default_screen(self) -> Screen:
+        return CroppedScreen(id="_default")
 
     def compose(self) -> ComposeResult:
         yield InfoLine(id="status")

@@ -98,8 +98,8 @@ class SourceView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fals
     path: reactive[str | None] = reactive(None)
     """The program file shown (None: nothing to show)."""
 
-    marks: reactive[tuple[SourceMark, ...]] = reactive(())
-    """The lines where lanes are at the cursor, current lane first."""
+    marks: reactive[tuple[SourceMark, ...]] = reactive((), repaint=False)
+    """The lines where lanes are at the cursor, current lane first (the watcher repaints what changed)."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -251,8 +251,8 @@ class LogView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
     version: reactive[int] = reactive(0)
     """Events in the timeline when the app last said so; new output is indexed on change."""
 
-    cursor_t: reactive[int | None] = reactive(None)
-    """Lines printed at or before this time are bright; None: all are."""
+    cursor_t: reactive[int | None] = reactive(None, repaint=False)
+    """Lines printed at or before this time are bright; None: all are (the watcher repaints what changed)."""
 
     class LineClicked(Message):
         """The user clicked a line: the event that printed it."""
