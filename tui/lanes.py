@@ -194,9 +194,8 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         self._place_cursor()
 
     def watch_cursor(self) -> None:
-        width = self.scrollable_content_region.width
-        self.refresh(Region(0, 0, width, 1))  # the ruler's ▼
-        self._refresh_changed_labels()
+        ruler = Region(0, 0, self.scrollable_content_region.width, 1)  # its ▼
+        self.refresh(ruler, *self._changed_labels())  # one call: each costs a walk of the widget's geometry
         self._place_cursor()
 
     def watch_selected(self, old: int | None, new: int | None) -> None:
@@ -278,26 +277,26 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         top = int(self.scroll_offset.y)
         return range(top, min(top + self.scrollable_content_region.height - 1, len(tl.lane_tree())))
 
-    def _refresh_rows(self, width: int, wanted) -> None:
-        """Repaint the first `width` cells of the rows on screen whose lane `wanted(row, lane)` picks."""
+    def _row_regions(self, width: int, wanted) -> list[Region]:
+        """The first `width` cells of the rows on screen whose lane `wanted(row, lane)` picks."""
         tl = self.timeline
         if tl is None:
-            return
+            return []
         rows = tl.lane_tree()
         top = int(self.scroll_offset.y)
-        for row in self._visible_rows():
-            if wanted(row, rows[row][0]):
-                self.refresh(Region(0, row - top + 1, width, 1))
+        return [Region(0, row - top + 1, width, 1) for row in self._visible_rows() if wanted(row, rows[row][0])]
 
     def _refresh_lane_rows(self, *lanes: int | None) -> None:
         """Repaint the rows of these lanes (those on screen)."""
-        self._refresh_rows(self.scrollable_content_region.width, lambda row, lane: lane in lanes)
+        regions = self._row_regions(self.scrollable_content_region.width, lambda row, lane: lane in lanes)
+        if regions:
+            self.refresh(*regions)
 
-    def _refresh_changed_labels(self) -> None:
-        """Repaint the labels that say another state at the cursor (a step changes a few); the rows'
-        cells stay as they are, the cursor's column is drawn over them."""
+    def _changed_labels(self) -> list[Region]:
+        """The labels that say another state at the cursor (a step changes a few); the rows' cells stay
+        as they are, the cursor's column is drawn over them."""
         tl, drawn = self.timeline, self._drawn_labels
-        self._refresh_rows(self.layout_widths()[0], lambda row, lane: drawn.get(row) != self._label_shows(tl, lane))
+        return self._row_regions(self.layout_widths()[0], lambda row, lane: drawn.get(row) != self._label_shows(tl, lane))
 
     def _place_cursor(self) -> None:
         """Put the cursor's column over the rows at the cursor, or hide it (no cursor in the window)."""
