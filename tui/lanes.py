@@ -364,7 +364,8 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         """Lines start..end of the cursor's column: the cell under the cursor in each lane row, marked with a
         glyph that reads without colour (the label says the state); blank past the last row."""
         tl = self.timeline
-        blank = Strip.blank(1, self.cached_style())
+        pal = self._palette()
+        blank = pal["cursor-blank"]
         label_width, plot_width = self.layout_widths()
         col = self._cursor_column_at(plot_width)
         rows = self._visible_rows()
@@ -372,7 +373,8 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
             return [blank] * max(0, end - start)
         self._check_frame(tl, plot_width)
         tree = tl.lane_tree()
-        mark = self._palette()["cursor"]
+        mark = pal["cursor"]
+        cells = pal["cursor-cells"]  # (glyph, style) -> its strip: the same few every step, their filtered forms cached
         strips = []
         for y in range(start, end):
             if y >= len(rows):
@@ -385,8 +387,12 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
                 continue
             i = bisect_right(starts, col) - 1
             text, style, _ = segments[i]
-            glyph = text[col - starts[i]]
-            strips.append(Strip([Segment(CURSOR_GLYPHS.get(glyph, glyph), (style or Style()) + mark)], 1))
+            key = (text[col - starts[i]], style)
+            strip = cells.get(key)
+            if strip is None:
+                glyph = key[0]
+                strip = cells[key] = Strip([Segment(CURSOR_GLYPHS.get(glyph, glyph), (style or Style()) + mark)], 1)
+            strips.append(strip)
         return strips
 
     def _palette(self) -> dict:
@@ -404,6 +410,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
                 # (state -> run length -> Segment) for plain and selected rows, filled as rows are drawn
                 "runs": [_Runs(GLYPHS[i], base + st) for i, st in enumerate(states)],
                 "runs-selected": [_Runs(GLYPHS[i], sel + st) for i, st in enumerate(states)],
+                "cursor-cells": {}, "cursor-blank": Strip.blank(1, base),
             }
         return pal
 
@@ -633,17 +640,25 @@ class CursorColumn(Widget):
     def __init__(self, diagram: LaneDiagram) -> None:
         super().__init__()
         self.diagram = diagram
+        self._background = None  # the background its filters see, looked up once per style change
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # All the column's cells at once, without the per-line styles cache (nothing here has padding, a
         # border or a tint): a step repaints every cell, and that cache cost twice the cells themselves.
+        # The diagram hands out the same few strips step after step, so their filtered forms are cached too.
         strips = self.diagram.cursor_cells(crop.y, crop.bottom)
         filters = self.get_line_filters()
         if filters:
-            background = self.background_colors[1]
+            background = self._background
+            if background is None:
+                background = self._background = self.background_colors[1]
             for f in filters:
                 strips = [strip.apply_filter(f, background) for strip in strips]
         return strips
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._background = None
 
     def on_click(self, event: events.Click) -> None:
         event.stop()
