@@ -364,11 +364,25 @@ def _run_program(args: argparse.Namespace) -> int:
     return _run_live(target, args.timeout)
 
 
+def _app_factory():
+    """`make_app`, imported with the cyclic garbage collector off, then everything the imports made (some 40k
+    modules, classes and Textual's parsed CSS, all alive until exit) moved where no collection walks it again
+    (`gc.freeze`): the first frame comes ~35 ms sooner (bench_ui), and later full collections are shorter."""
+    import gc
+
+    gc.disable()
+    try:
+        from concurview.tui.app import make_app
+    finally:
+        gc.freeze()
+        gc.enable()
+    return make_app
+
+
 def _run_live(target, timeout: float | None) -> int:
     """The app, live on the user's program. Exit status: the program's own exit code when it ran to its
     end (as under python); 124 when it was stopped or timed out before (as `--record` does for a timeout)."""
-    from concurview.tui.app import make_app
-
+    make_app = _app_factory()
     app = make_app(program=target, run_timeout=timeout)
     app.run()
     return 124 if app.program_exit is None else app.program_exit
@@ -471,8 +485,7 @@ def _run_app(**kwargs) -> int:
         max_events_from_env()  # the app's runs read it: a bad value is an error here, not in the app
     except ValueError as e:
         raise UsageError(str(e)) from None
-    from concurview.tui.app import make_app
-
+    make_app = _app_factory()
     app = make_app(**kwargs)
     app.run()
     return app.return_code or 0
