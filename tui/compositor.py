@@ -19,9 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from textual._compositor import Compositor
-from textual.geometry import Region
+from textual.css.scalar import ScalarOffset
+from textual.geometry import Offset, Region
 from textual.screen import Screen
 from textual.strip import Strip
+from textual.widget import Widget
 
 
 class CroppedCompositor(Compositor):
@@ -62,6 +64,23 @@ class CroppedCompositor(Compositor):
                         chops_line[cut] = piece
         return chops  # type: ignore[return-value]
 
+    def shift(self, widget: Widget, expected: Offset, delta: Offset) -> bool:
+        """Move `widget`, which the last arrangement put at `expected` on the screen, by `delta`: its geometry
+        in the maps the next update reads, its old and new cells marked for repainting. False (nothing
+        changed) if the maps do not hold it at `expected`."""
+        maps = [m for m in (self._visible_map, None if self._full_map_invalidated else self._full_map)
+                if m is not None and widget in m]
+        if not maps or any(m[widget].region.offset != expected for m in maps):
+            return False
+        old = maps[0][widget]
+        new = old._replace(region=old.region.translate(delta))
+        for m in maps:
+            m[widget] = new
+        # What the maps feed: the render order, the cuts of each line, what is under the mouse.
+        self._layers = self._layers_visible = self._visible_widgets = self._cuts = None
+        self._dirty_regions.update(r for r in (old.clip.intersection(old.region), new.clip.intersection(new.region)) if r)
+        return True
+
 
 class CroppedScreen(Screen):
     """The app's default screen, drawn by the CroppedCompositor."""
@@ -69,3 +88,22 @@ class CroppedScreen(Screen):
     def __init__(self, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._compositor = CroppedCompositor()
+
+    def move_absolute(self, widget: Widget, x: int, y: int) -> bool:
+        """Put a widget with `position: absolute` at offset (x, y) of its parent's content, as
+        `widget.styles.offset = (x, y)` would, without the layout pass that setting asks for (arranging the
+        whole screen, ~1 ms): only the widget's old and new cells are repainted. False (nothing done) where
+        the screen's geometry of it is not the one its styles give (a layout is due anyway): set the offset then.
+        """
+        parent = widget.parent
+        if not isinstance(parent, Widget) or widget.styles.position != "absolute":
+            return False
+        current = widget.styles.offset.resolve(widget.size, self.size)
+        origin = parent.content_region.offset
+        moved = self._compositor.shift(widget, origin + current, Offset(x, y) - current)
+        if moved:
+            # The style says where the next layout puts it; the parent's cached arrangement still has the old place.
+            widget.styles.inline.set_rule("offset", ScalarOffset.from_offset((x, y)))
+            parent._clear_arrangement_cache()
+            self.check_idle()
+        return moved

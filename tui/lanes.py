@@ -18,6 +18,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from concurview.tui.axis import SWITCH, TIME, Window, switch_ticks, time_ticks
+from concurview.tui.compositor import CroppedScreen
 from concurview.tui.states import DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
 
 if TYPE_CHECKING:
@@ -312,11 +313,16 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
             origin = self.content_region.offset - self.parent.content_region.offset
             placed = (origin.x + label_width + 1 + col, origin.y + 1, rows)
         if placed != self._cursor_placed:
-            self._cursor_placed = placed
+            before, self._cursor_placed = self._cursor_placed, placed
             column.display = placed is not None
             if placed is not None:
-                column.styles.offset = placed[:2]
-                column.styles.height = placed[2]
+                screen = self.screen
+                # Along the same rows, the column moves without a layout pass (stepping on the switch axis moves
+                # it every step); anything else is laid out.
+                if before is None or before[2] != placed[2] or not isinstance(screen, CroppedScreen) \
+                        or not screen.move_absolute(column, *placed[:2]):
+                    column.styles.offset = placed[:2]
+                    column.styles.height = placed[2]
         column.refresh()
 
     def scroll_to_lane(self, lane: int | None) -> None:

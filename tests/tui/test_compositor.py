@@ -10,6 +10,8 @@ from uitraces import trace
 
 from concurview.tui.app import make_app
 from concurview.tui.compositor import CroppedCompositor
+from concurview.tui.lanes import CursorColumn, LaneDiagram
+from textual.screen import Screen
 
 SIZE = (160, 45)
 
@@ -73,7 +75,8 @@ async def test_partial_updates_paint_what_a_full_redraw_paints(monkeypatch, name
         await pilot.pause()
         assert isinstance(app.screen._compositor, CroppedCompositor)
         keys = ["right"] * 30 + ["down", "down", "right_square_bracket", "shift+right", "left", "plus", "plus",
-                                "right", "right", "end", "minus", "up", "t", "left", "left", "home", "pagedown"]
+                                "right", "right", "end", "minus", "up", "t", "left", "left", "home", "pagedown",
+                                "right", "right", "right", "left", "right"]
         for key in keys:
             await pilot.press(key)
             await pilot.pause()
@@ -82,3 +85,51 @@ async def test_partial_updates_paint_what_a_full_redraw_paints(monkeypatch, name
             full = [cells(strip) for strip in app.screen._compositor.render_strips()]
             assert terminal.lines() == full, f"after {key}"
     assert terminal.partial >= len(keys) // 2  # the keys were answered by partial updates, not full redraws
+
+
+def cursor_at(app) -> tuple[int, int] | None:
+    """Where the cursor's column is drawn on the screen (x, first row), None if hidden; and where it belongs."""
+    diagram, column = app.query_one(LaneDiagram), app.query_one(CursorColumn)
+    label_width, plot_width = diagram.layout_widths()
+    col = diagram._cursor_column_at(plot_width)
+    want = None if col is None else (diagram.content_region.x + label_width + 1 + col, diagram.content_region.y + 1)
+    return (tuple(column.region.offset) if column.display else None), want
+
+
+async def test_stepping_on_the_switch_axis_moves_the_cursor_without_a_layout(monkeypatch):
+    """On the switch axis every step moves the cursor's column: it goes to its new column without a layout pass
+    of the screen (the step's cost), is where the cursor is after each step, and stays there when the screen is
+    laid out again (its parent's cached arrangement must not put it back)."""
+    layouts = []
+    original = Screen._refresh_layout
+
+    def refresh_layout(self, *args, **kwargs):
+        layouts.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Screen, "_refresh_layout", refresh_layout)
+    app = make_app(trace=trace("threadpool-shutdown"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        if app.axis != "switch":
+            await pilot.press("t")
+        await pilot.press("home", "right")
+        await pilot.pause()
+        layouts.clear()
+        seen = set()
+        for key in ["right"] * 8 + ["left"] * 3:
+            await pilot.press(key)
+            await pilot.pause()
+            drawn, want = cursor_at(app)
+            assert drawn == want, f"after {key}"
+            seen.add(drawn)
+        assert len(seen) >= 8  # it did move, a column a switch
+        assert layouts == []
+        # Laid out again, at the same size (cached arrangements are used) and at another: it stays with the cursor.
+        app.query_one("#status").refresh(layout=True)
+        await pilot.pause()
+        assert layouts
+        assert cursor_at(app)[0] == cursor_at(app)[1]
+        await pilot.resize_terminal(SIZE[0], SIZE[1] + 1)
+        await pilot.pause()
+        assert cursor_at(app)[0] == cursor_at(app)[1]
