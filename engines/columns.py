@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from concurview.engines.events import EVENT_KINDS, WIRE_LANE_SHIFT, Event, Frame, Lane, WireLane
+from concurview.engines.events import EVENT_KINDS, WIRE_LANE_SHIFT, Column, Event, Frame, Lane, WireLane
 
 UNKNOWN_KIND = len(EVENT_KINDS)  # a kind from a newer writer: kept, drawn as nothing
 KIND_NAMES = (*EVENT_KINDS, "unknown")  # by code
@@ -144,6 +144,65 @@ class Columns:
 _frame_dec = msgspec.msgpack.Decoder(Frame)
 _LOCAL_MASK = (1 << WIRE_LANE_SHIFT) - 1
 _NO_LANES = np.empty(0, dtype=np.int32)
+_OFFSET_TYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.int64}  # an offset's width -> how numpy reads it
+
+
+def _offsets(cols: list[Column], ns: list[int], counts: np.ndarray | None, total: int) -> np.ndarray:
+    """One column's offsets in consecutive frames (each with events), one after another.
+
+    Nearly always the frames' offsets share a width: joined, they are one numpy view. Otherwise
+    each width's are read at once and spread to their frames' events.
+    """
+    if len(cols) == 1:
+        data, n = cols[0].offsets, ns[0]
+        width = len(data) // n
+        if width * n == len(data):
+            if width == 0:
+                return np.zeros(n, dtype=np.uint8)
+            if width in _OFFSET_TYPES:
+                return np.frombuffer(data, _OFFSET_TYPES[width])
+        raise ValueError(f"a frame's column holds {len(data)} bytes for {n} events")
+    sizes = [len(col.offsets) for col in cols]
+    width = sizes[0] // ns[0]
+    if sizes == [width * n for n in ns] and (width == 0 or width in _OFFSET_TYPES):
+        if width == 0:
+            return np.zeros(total, dtype=np.uint8)
+        return np.frombuffer(b"".join([col.offsets for col in cols]), _OFFSET_TYPES[width])
+    assert counts is not None
+    widths = np.array(sizes, dtype=np.int64) // counts
+    if (widths * counts != sizes).any() or not np.isin(widths, (0, *_OFFSET_TYPES)).all():
+        raise ValueError("a frame's column holds a number of bytes that is not n offsets of 1, 2, 4 or 8 bytes")
+    out = np.zeros(total, dtype=np.int64)
+    each = np.repeat(widths, counts)
+    by_frame = widths.tolist()
+    for w in set(by_frame) - {0}:
+        out[each == w] = np.frombuffer(b"".join([col.offsets for col, wk in zip(cols, by_frame) if wk == w]),
+                                       _OFFSET_TYPES[w])
+    return out
+
+
+def _bases(cols: list[Column], counts: np.ndarray | None) -> np.ndarray | np.int64:
+    """Each event's base: one number when every frame has the same (or there is one frame)."""
+    base = cols[0].base
+    if counts is None or all(col.base == base for col in cols):
+        return np.int64(base)
+    return np.repeat(np.array([col.base for col in cols], dtype=np.int64), counts)
+
+
+def _running(steps: np.ndarray, base: np.ndarray | np.int64, counts: np.ndarray | None) -> np.ndarray:
+    """Times from their steps: in each frame, its base plus the running sum of its steps (mod 2**64)."""
+    t = np.cumsum(steps, dtype=np.int64)
+    if counts is None:
+        t += base
+        return t
+    # One running sum for all the frames, less what the frames before each one added.
+    ends = np.cumsum(counts)
+    before = np.zeros(len(counts), dtype=np.int64)
+    before[1:] = t[ends[:-1] - 1]
+    first = np.repeat(before, counts)
+    t -= first
+    t += base
+    return t
 
 
 class Stream:
@@ -214,22 +273,40 @@ class Merger:
         fresh = [s for frame in frames for s in frame.strings]
         if fresh:
             stream.strings = np.concatenate([stream.strings, self.strings.intern_many(fresh)])
-        if not any(frame.n for frame in frames):
+        # The frames with events, only as many as hold the first `room`.
+        full, kept = [], 0
+        for frame in frames:
+            if kept >= room:
+                break
+            if frame.n:
+                full.append(frame)
+                kept += frame.n
+        if not full:
             return None
+        ns = [frame.n for frame in full]
+        counts = np.array(ns, dtype=np.int64) if len(full) > 1 else None
 
-        def column(name: str, dtype) -> np.ndarray:
-            data = getattr(frames[0], name) if len(frames) == 1 else b"".join(getattr(f, name) for f in frames)
-            return np.frombuffer(data, dtype)[:room]
+        def values(name: str) -> tuple[np.ndarray, np.ndarray | np.int64]:
+            cols = [getattr(frame, name) for frame in full]
+            return _offsets(cols, ns, counts, kept), _bases(cols, counts)
 
-        lane = self.dense_ids(column("lane", np.int64))
+        off, base = values("t")
+        t = _running(off, base, counts)
+        off, base = values("lane")
+        lane = self.dense_ids(np.add(off, base, dtype=np.int64))
+        off, base = values("cause")
+        cause = np.add(off, base, dtype=np.int64)
+        cause[off == 0] = -1
+        cause = self.dense_ids(cause)
+        off, base = values("kind")
+        # A kind from the future (or out of a byte's range): kept as unknown.
+        kind = np.minimum(np.add(off, base, dtype=np.int64).view(np.uint64), UNKNOWN_KIND).astype(np.uint8)
         table = stream.strings
-        cols = Columns(
-            column("t", np.int64), lane,
-            np.minimum(column("kind", np.uint8), UNKNOWN_KIND),  # a kind from the future: kept as unknown
-            table[column("reason", np.uint32)], table[column("where", np.uint32)],
-            table[column("text", np.uint32)], self.dense_ids(column("cause", np.int64)), self.strings,
-        )
-        known = lane >= 0
+        reason, where, text = (table[np.add(*values(name), dtype=np.intp)] for name in ("reason", "where", "text"))
+        cols = Columns(t, lane, kind, reason, where, text, cause, self.strings)
+        if kept > room:
+            cols = cols.take(slice(0, room))
+        known = cols.lane >= 0
         if not known.all():
             cols = cols.take(known)  # a lane we never heard of has nothing to draw it on
         return cols if len(cols) else None
