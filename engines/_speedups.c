@@ -521,6 +521,24 @@ width_for(uint64_t max_offset)
     return max_offset == 0 ? 0 : max_offset <= 0xFF ? 1 : max_offset <= 0xFFFF ? 2 : max_offset <= 0xFFFFFFFFu ? 4 : 8;
 }
 
+/* The base of values lo..hi (as uint64, lo <= hi) at the narrowest width: lo rounded down to a
+ * multiple of 2**(8 * width) when the values still fit (a base the process's other frames likely
+ * share: 0 for small ids, pid << 24 for lane ids, which the runner decodes faster), else lo. */
+static inline cv_col
+plan_range(uint64_t lo, uint64_t hi)
+{
+    cv_col p;
+    p.width = width_for(hi - lo);
+    p.base = (int64_t)lo;
+    if (p.width >= 1 && p.width <= 4) {
+        uint64_t mask = ((uint64_t)1 << (8 * p.width)) - 1, round = lo & ~mask;
+        if (hi - round <= mask) {
+            p.base = (int64_t)round;
+        }
+    }
+    return p;
+}
+
 /* Smallest and largest of v[0..n-1], n > 0, in one pass: as simple loop for the narrow types
  * (the compiler vectorises it), in two chains of compares for int64 (half the latency; int64
  * compares do not vectorise before SSE4.2). */
@@ -578,8 +596,7 @@ col_plan(EventBuffer *b, int c)
     case COL_LANE: {
         int64_t lo, hi;
         CV_MINMAX2(int64_t, b->lane, n, lo, hi);
-        p.base = lo;
-        p.width = width_for((uint64_t)hi - (uint64_t)lo);
+        p = plan_range((uint64_t)lo, (uint64_t)hi);
         break;
     }
     case COL_CAUSE: {
@@ -606,23 +623,30 @@ col_plan(EventBuffer *b, int c)
             p.base = CV_NONE;
             break;
         }
-        p.base = (int64_t)(lo - 1);
+        /* Offsets 1.. from the smallest less one; or, when they fit, from one less than it rounded
+         * down (as plan_range: (pid << 24) - 1 for a process's own lanes, whose offset is then
+         * their number + 1, and None's 0 is where the runner's table of them has None). */
         p.width = width_for(hi - lo);  /* the largest offset: (hi - 1) - (lo - 1) */
+        p.base = (int64_t)(lo - 1);
+        if (p.width >= 1 && p.width <= 4) {
+            uint64_t mask = ((uint64_t)1 << (8 * p.width)) - 1, round = (lo & ~mask) - 1;
+            if (hi - 1 - round <= mask) {
+                p.base = (int64_t)round;
+            }
+        }
         break;
     }
     case COL_KIND: {
         uint8_t lo, hi;
         CV_MINMAX(uint8_t, b->kind, n, lo, hi);
-        p.base = lo;
-        p.width = width_for((uint64_t)(hi - lo));
+        p = plan_range(lo, hi);
         break;
     }
     default: {
         const uint32_t *v = c == COL_REASON ? b->reason : c == COL_WHERE ? b->where : b->text;
         uint32_t lo, hi;
         CV_MINMAX(uint32_t, v, n, lo, hi);
-        p.base = lo;
-        p.width = width_for((uint64_t)(hi - lo));
+        p = plan_range(lo, hi);
         break;
     }
     }
