@@ -331,7 +331,8 @@ class Merger:
         low, high = min(bases), max(bases)
         pid = (low + none_at_0) >> WIRE_LANE_SHIFT
         table = self._dense.get(pid)
-        if table is not None and pid >= 0 and (high + none_at_0) >> WIRE_LANE_SHIFT == pid:
+        if (table is not None and pid >= 0 and (high + none_at_0) >> WIRE_LANE_SHIFT == pid
+                and off.dtype != np.int64):  # (offsets of 8 bytes are read signed)
             # The lanes of one process (nearly always): a gather from its table, where value
             # `low` is at `start`.
             start = low - (pid << WIRE_LANE_SHIFT) + 1
