@@ -504,10 +504,12 @@ taken(EventBuffer *b)
  * 0 (no bytes: every offset is 0), 1, 2, 4 or 8 bytes, native-endian. What an offset means:
  *   t                        t[i] = base + offset[0] + ... + offset[i]: the steps between events
  *                            (the encoder's base is t[0] and offset[0] is 0; a step back wraps: width 8)
- *   lane, kind, reason,      value = base + offset (the encoder's base is the smallest value)
+ *   lane, kind, reason,      value = base + offset (the encoder's base: the smallest value)
  *   where, text
  *   cause                    offset 0 is None (-1), else cause = base + offset (base: smallest - 1)
- * All arithmetic mod 2**64, so any int64 values make the trip. */
+ * All arithmetic mod 2**64, so any int64 values make the trip. Bases are rounded down when the
+ * offsets still fit (plan_range): the frames of a process then share them, which the runner reads
+ * faster. */
 enum { COL_T, COL_LANE, COL_KIND, COL_CAUSE, COL_REASON, COL_WHERE, COL_TEXT, N_COLS };  /* wire order */
 
 typedef struct {

@@ -103,12 +103,15 @@ class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer")
 #   reason, where, text
 #           base + offset: an id into the process's own string table (0 = None)
 #
-# The child's base is the column's smallest value (a cause's: its smallest but
-# None, less one), so the pid of lane ids stays in the base and an offset is a
-# few bits; a frame of a ping-pong is ~7 bytes an event (it was 37 when each
-# column went at its full width, int64 times, lanes and causes). The runner
-# decodes many frames at once: offsets of one width joined, widened by numpy,
-# plus each frame's base (engines/columns.py, Merger).
+# Any base that makes the offsets fit decodes; the child's is the column's smallest
+# value (a cause's: its smallest but None, less one), rounded down to a multiple
+# of 2**(8 * width) (a cause's: to one less than one) when the offsets still fit
+# that width: 0 for string ids and kinds, pid << 24 for lane ids, (pid << 24) - 1
+# for causes, so the frames of a process
+# share their bases and the runner gathers from the narrow offsets directly
+# (engines/columns.py, Merger). A greenlet ping-pong sends 7.3 bytes an event,
+# 14.6 a switch (37 and 74 when every column went at full width: int64 times,
+# lanes and causes, uint32 ids).
 #
 # A frame carries the strings new to the process's table; `reset` says the
 # table starts over with this frame. Lane ids on the wire are (pid << 24 | n):
@@ -116,7 +119,6 @@ class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer")
 # renumbers them densely.
 
 WIRE_LANE_SHIFT = 24
-WIRE_WIDTHS = (0, 1, 2, 4, 8)  # bytes per offset in a Column
 
 
 class WireLane(msgspec.Struct, array_like=True, frozen=True, gc=False):
