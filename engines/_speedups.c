@@ -694,7 +694,14 @@ col_write(EventBuffer *b, int c, cv_col p, char *dst)
     }
     case COL_CAUSE: {
         const int64_t *v = b->cause;
-        CV_STORE_ALL(dst, 0, n, p.width, v[i] == CV_NONE ? 0 : (uint64_t)v[i] - base);
+        if (p.width < 8 && ((base + 1) & (((uint64_t)1 << (8 * p.width)) - 1)) == 0) {
+            /* A base one less than a multiple of 2**(8 * width) (the rounded one): None's offset,
+             * -1 - base, is 0 in that many bits by itself (the narrowing copy vectorises). */
+            CV_STORE_ALL(dst, 0, n, p.width, (uint64_t)v[i] - base);
+        }
+        else {
+            CV_STORE_ALL(dst, 0, n, p.width, v[i] == CV_NONE ? 0 : (uint64_t)v[i] - base);
+        }
         break;
     }
     case COL_KIND: {
