@@ -2,9 +2,10 @@
  *
  * Engines record millions of events; a Python tuple per event and a msgpack
  * object per event to send it were most of their cost. Here an event is a row
- * of seven machine words appended to growable columns, and take() hands the
- * columns over as bytes, ready to be framed (engines/recorder.py) and read by
- * the runner with numpy, without a Python object per event on either side.
+ * of seven machine words appended to growable columns, and take_frame() hands
+ * them over as one wire frame (engines/recorder.py), each column narrowed to the
+ * fewest bytes that hold its values, read by the runner with numpy, without a
+ * Python object per event on either side.
  */
 
 #include "_speedups.h"
@@ -497,11 +498,230 @@ taken(EventBuffer *b)
     }
 }
 
+/* -- the wire's columns, each at the narrowest width that holds this frame's values ------------ */
+
+/* A column on the wire (engines/events.py, "wire"): a base and n unsigned offsets of one width,
+ * 0 (no bytes: every offset is 0), 1, 2, 4 or 8 bytes, native-endian. What an offset means:
+ *   t                        t[i] = base + offset[0] + ... + offset[i]: the steps between events
+ *                            (the encoder's base is t[0] and offset[0] is 0; a step back wraps: width 8)
+ *   lane, kind, reason,      value = base + offset (the encoder's base: the smallest value)
+ *   where, text
+ *   cause                    offset 0 is None (-1), else cause = base + offset (base: smallest - 1)
+ * All arithmetic mod 2**64, so any int64 values make the trip. Bases are rounded down when the
+ * offsets still fit (plan_range): the frames of a process then share them, which the runner reads
+ * faster. */
+enum { COL_T, COL_LANE, COL_KIND, COL_CAUSE, COL_REASON, COL_WHERE, COL_TEXT, N_COLS };  /* wire order */
+
+typedef struct {
+    int64_t base;
+    int width;
+} cv_col;
+
+static inline int
+width_for(uint64_t max_offset)
+{
+    return max_offset == 0 ? 0 : max_offset <= 0xFF ? 1 : max_offset <= 0xFFFF ? 2 : max_offset <= 0xFFFFFFFFu ? 4 : 8;
+}
+
+/* The base of values lo..hi (as uint64, lo <= hi) at the narrowest width: lo rounded down to a
+ * multiple of 2**(8 * width) when the values still fit (a base the process's other frames likely
+ * share: 0 for small ids, pid << 24 for lane ids, which the runner decodes faster), else lo. */
+static inline cv_col
+plan_range(uint64_t lo, uint64_t hi)
+{
+    cv_col p;
+    p.width = width_for(hi - lo);
+    p.base = (int64_t)lo;
+    if (p.width >= 1 && p.width <= 4) {
+        uint64_t mask = ((uint64_t)1 << (8 * p.width)) - 1, round = lo & ~mask;
+        if (hi - round <= mask) {
+            p.base = (int64_t)round;
+        }
+    }
+    return p;
+}
+
+/* Smallest and largest of v[0..n-1], n > 0, in one pass: as simple loop for the narrow types
+ * (the compiler vectorises it), in two chains of compares for int64 (half the latency; int64
+ * compares do not vectorise before SSE4.2). */
+#define CV_MINMAX(type, v, n, lo, hi)                                           \
+    do {                                                                        \
+        type lo_ = (v)[0], hi_ = (v)[0];                                        \
+        for (Py_ssize_t i_ = 1; i_ < (n); i_++) {                               \
+            lo_ = (v)[i_] < lo_ ? (v)[i_] : lo_;                                \
+            hi_ = (v)[i_] > hi_ ? (v)[i_] : hi_;                                \
+        }                                                                       \
+        (lo) = lo_;                                                             \
+        (hi) = hi_;                                                             \
+    } while (0)
+
+#define CV_MINMAX2(type, v, n, lo, hi)                                          \
+    do {                                                                        \
+        type lo0_ = (v)[0], hi0_ = (v)[0], lo1_ = (v)[0], hi1_ = (v)[0];        \
+        Py_ssize_t i_ = 1;                                                      \
+        for (; i_ + 1 < (n); i_ += 2) {                                         \
+            type a_ = (v)[i_], b_ = (v)[i_ + 1];                                \
+            lo0_ = a_ < lo0_ ? a_ : lo0_;                                       \
+            hi0_ = a_ > hi0_ ? a_ : hi0_;                                       \
+            lo1_ = b_ < lo1_ ? b_ : lo1_;                                       \
+            hi1_ = b_ > hi1_ ? b_ : hi1_;                                       \
+        }                                                                       \
+        if (i_ < (n)) {                                                         \
+            lo0_ = (v)[i_] < lo0_ ? (v)[i_] : lo0_;                             \
+            hi0_ = (v)[i_] > hi0_ ? (v)[i_] : hi0_;                             \
+        }                                                                       \
+        (lo) = lo1_ < lo0_ ? lo1_ : lo0_;                                       \
+        (hi) = hi1_ > hi0_ ? hi1_ : hi0_;                                       \
+    } while (0)
+
+/* Base and width of column c of the buffer's n events. */
+static cv_col
+col_plan(EventBuffer *b, int c)
+{
+    cv_col p = {0, 0};
+    Py_ssize_t n = b->n;
+    if (n == 0) {
+        return p;
+    }
+    switch (c) {
+    case COL_T: {
+        /* The width that holds the largest step is the one that holds them all or'ed (vectorised). */
+        const int64_t *t = b->t;
+        uint64_t steps = 0;
+        for (Py_ssize_t i = 1; i < n; i++) {
+            steps |= (uint64_t)t[i] - (uint64_t)t[i - 1];
+        }
+        p.base = t[0];
+        p.width = width_for(steps);
+        break;
+    }
+    case COL_LANE: {
+        int64_t lo, hi;
+        CV_MINMAX2(int64_t, b->lane, n, lo, hi);
+        p = plan_range((uint64_t)lo, (uint64_t)hi);
+        break;
+    }
+    case COL_CAUSE: {
+        /* As unsigned, None (-1) is the largest value and the smallest of cause + 1 (0): the least
+         * of c and the most of c + 1 are those of the causes that are not None. */
+        const int64_t *v = b->cause;
+        uint64_t lo = UINT64_MAX, hi = 0, lo1 = UINT64_MAX, hi1 = 0;
+        Py_ssize_t i = 0;
+        for (; i + 1 < n; i += 2) {  /* two chains, as CV_MINMAX2 */
+            uint64_t u = (uint64_t)v[i], w = (uint64_t)v[i + 1];
+            lo = u < lo ? u : lo;
+            hi = u + 1 > hi ? u + 1 : hi;
+            lo1 = w < lo1 ? w : lo1;
+            hi1 = w + 1 > hi1 ? w + 1 : hi1;
+        }
+        if (i < n) {
+            uint64_t u = (uint64_t)v[i];
+            lo = u < lo ? u : lo;
+            hi = u + 1 > hi ? u + 1 : hi;
+        }
+        lo = lo1 < lo ? lo1 : lo;
+        hi = hi1 > hi ? hi1 : hi;
+        if (hi == 0) {  /* all None */
+            p.base = CV_NONE;
+            break;
+        }
+        /* Offsets 1.. from the smallest less one; or, when they fit, from one less than it rounded
+         * down (as plan_range: (pid << 24) - 1 for a process's own lanes, whose offset is then
+         * their number + 1, and None's 0 is where the runner's table of them has None). */
+        p.width = width_for(hi - lo);  /* the largest offset: (hi - 1) - (lo - 1) */
+        p.base = (int64_t)(lo - 1);
+        if (p.width >= 1 && p.width <= 4) {
+            uint64_t mask = ((uint64_t)1 << (8 * p.width)) - 1, round = (lo & ~mask) - 1;
+            if (hi - 1 - round <= mask) {
+                p.base = (int64_t)round;
+            }
+        }
+        break;
+    }
+    case COL_KIND: {
+        uint8_t lo, hi;
+        CV_MINMAX(uint8_t, b->kind, n, lo, hi);
+        p = plan_range(lo, hi);
+        break;
+    }
+    default: {
+        const uint32_t *v = c == COL_REASON ? b->reason : c == COL_WHERE ? b->where : b->text;
+        uint32_t lo, hi;
+        CV_MINMAX(uint32_t, v, n, lo, hi);
+        p = plan_range(lo, hi);
+        break;
+    }
+    }
+    return p;
+}
+
+/* Offsets from..n-1 of width w (1, 2, 4, 8) to dst, unaligned: OFFSET is an expression in i. */
+#define CV_STORE(type, dst, from, n, OFFSET)                                 \
+    for (Py_ssize_t i = (from); i < (n); i++) {                              \
+        type o_ = (type)(OFFSET);                                            \
+        memcpy((dst) + (size_t)i * sizeof(type), &o_, sizeof(type));         \
+    }
+#define CV_STORE_ALL(dst, from, n, w, OFFSET)                                \
+    do {                                                                     \
+        switch (w) {                                                         \
+        case 1: CV_STORE(uint8_t, dst, from, n, OFFSET) break;               \
+        case 2: CV_STORE(uint16_t, dst, from, n, OFFSET) break;              \
+        case 4: CV_STORE(uint32_t, dst, from, n, OFFSET) break;              \
+        default: CV_STORE(uint64_t, dst, from, n, OFFSET) break;             \
+        }                                                                    \
+    } while (0)
+
+/* Column c's n offsets (p.width bytes each) to dst. */
+static void
+col_write(EventBuffer *b, int c, cv_col p, char *dst)
+{
+    Py_ssize_t n = b->n;
+    uint64_t base = (uint64_t)p.base;
+    if (p.width == 0 || n == 0) {
+        return;
+    }
+    switch (c) {
+    case COL_T: {
+        const int64_t *t = b->t;
+        memset(dst, 0, (size_t)p.width);  /* t[0] - base; then the steps */
+        CV_STORE_ALL(dst, 1, n, p.width, (uint64_t)t[i] - (uint64_t)t[i - 1]);
+        break;
+    }
+    case COL_LANE: {
+        const int64_t *v = b->lane;
+        CV_STORE_ALL(dst, 0, n, p.width, (uint64_t)v[i] - base);
+        break;
+    }
+    case COL_CAUSE: {
+        const int64_t *v = b->cause;
+        if (p.width < 8 && ((base + 1) & (((uint64_t)1 << (8 * p.width)) - 1)) == 0) {
+            /* A base one less than a multiple of 2**(8 * width) (the rounded one): None's offset,
+             * -1 - base, is 0 in that many bits by itself (the narrowing copy vectorises). */
+            CV_STORE_ALL(dst, 0, n, p.width, (uint64_t)v[i] - base);
+        }
+        else {
+            CV_STORE_ALL(dst, 0, n, p.width, v[i] == CV_NONE ? 0 : (uint64_t)v[i] - base);
+        }
+        break;
+    }
+    case COL_KIND: {
+        const uint8_t *v = b->kind;
+        CV_STORE_ALL(dst, 0, n, p.width, (uint64_t)v[i] - base);
+        break;
+    }
+    default: {
+        const uint32_t *v = c == COL_REASON ? b->reason : c == COL_WHERE ? b->where : b->text;
+        CV_STORE_ALL(dst, 0, n, p.width, (uint64_t)v[i] - base);
+        break;
+    }
+    }
+}
+
 /* take(main_lane) -> (n, t, lane, kind, cause, reason, where, text, strings, reset) and an empty buffer.
  *
- * t, lane and cause are native int64 columns, kind uint8, reason/where/text uint32 ids into the
- * process's string table (0 = None); `strings` are the table's entries new in this frame (ids
- * continue where the last frame's ended); `reset` says the table started over with this frame.
+ * Each column is (base, offsets): bytes of n offsets of one width, as the wire carries it (above);
+ * `strings` are the table's entries new in this frame (ids continue where the last frame's ended);
+ * `reset` says the table started over with this frame.
  */
 static PyObject *
 buf_take(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
@@ -518,20 +738,39 @@ buf_take(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
         drop_untraced(b, main_lane);
     }
     Py_ssize_t n = b->n;
+    PyObject *out = PyTuple_New(3 + N_COLS);
+    if (out == NULL) {
+        return NULL;
+    }
+    PyObject *count = PyLong_FromSsize_t(n);
+    if (count == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(out, 0, count);
+    for (int c = 0; c < N_COLS; c++) {
+        cv_col p = col_plan(b, c);
+        PyObject *data = PyBytes_FromStringAndSize(NULL, n * p.width);
+        if (data == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        col_write(b, c, p, PyBytes_AS_STRING(data));
+        PyObject *col = Py_BuildValue("(LN)", (long long)p.base, data);
+        if (col == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, 1 + c, col);
+    }
     PyObject *fresh = PyList_New(0);
     if (fresh == NULL) {
+        Py_DECREF(out);
         return NULL;
     }
-    PyObject *out = Py_BuildValue(
-        "(ny#y#y#y#y#y#y#OO)", n,
-        (const char *)b->t, n * 8, (const char *)b->lane, n * 8, (const char *)b->kind, n,
-        (const char *)b->cause, n * 8, (const char *)b->reason, n * 4, (const char *)b->where, n * 4,
-        (const char *)b->text, n * 4, b->fresh, b->reset_pending ? Py_True : Py_False);
-    if (out == NULL) {
-        Py_DECREF(fresh);
-        return NULL;
-    }
-    Py_SETREF(b->fresh, fresh);
+    PyTuple_SET_ITEM(out, 1 + N_COLS, b->fresh);  /* the buffer's reference, handed over */
+    b->fresh = fresh;
+    PyTuple_SET_ITEM(out, 2 + N_COLS, Py_NewRef(b->reset_pending ? Py_True : Py_False));
     taken(b);
     return out;
 }
@@ -637,16 +876,24 @@ enc_head(EventBuffer *b, Py_ssize_t n, int fix, Py_ssize_t fix_max, int t8, int 
     return 0;
 }
 
+/* The event columns, each as the array [base, bin of offsets] (narrowed by col_write). */
 static int
-enc_bin(EventBuffer *b, const void *data, Py_ssize_t n)
+enc_columns(EventBuffer *b)
 {
-    if (enc_head(b, n, -1, 0, 0xc4, 0xc5, 0xc6, n) < 0) {
-        return -1;
+    Py_ssize_t n = b->n;
+    for (int c = 0; c < N_COLS; c++) {
+        cv_col p = col_plan(b, c);
+        Py_ssize_t size = n * p.width;
+        if (enc_room(b, 1) < 0) {
+            return -1;
+        }
+        b->enc[b->enc_len++] = (char)(0x90 | 2);
+        if (enc_int(b, p.base) < 0 || enc_head(b, size, -1, 0, 0xc4, 0xc5, 0xc6, size) < 0) {
+            return -1;
+        }
+        col_write(b, c, p, b->enc + b->enc_len);
+        b->enc_len += size;
     }
-    if (n > 0) {
-        memcpy(b->enc + b->enc_len, data, (size_t)n);
-    }
-    b->enc_len += n;
     return 0;
 }
 
@@ -744,9 +991,7 @@ buf_take_frame(EventBuffer *b, PyObject *const *args, Py_ssize_t nargs)
     b->enc_len = 4;  /* the length, once known */
     b->enc[b->enc_len++] = (char)(0x90 | 13);  /* Frame: 13 fields, as an array */
     if (enc_int(b, pid) < 0 || enc_obj(b, args[3], 0) < 0 || enc_int(b, dropped) < 0 || enc_int(b, n) < 0
-        || enc_bin(b, b->t, n * 8) < 0 || enc_bin(b, b->lane, n * 8) < 0 || enc_bin(b, b->kind, n) < 0
-        || enc_bin(b, b->cause, n * 8) < 0 || enc_bin(b, b->reason, n * 4) < 0 || enc_bin(b, b->where, n * 4) < 0
-        || enc_bin(b, b->text, n * 4) < 0 || enc_obj(b, b->fresh, 0) < 0
+        || enc_columns(b) < 0 || enc_obj(b, b->fresh, 0) < 0
         || enc_obj(b, b->reset_pending ? Py_True : Py_False, 0) < 0) {
         return NULL;
     }
@@ -935,7 +1180,7 @@ static PyMethodDef buf_methods[] = {
      "The lane running on this thread: the one set, else thread_lanes[ident], else main_lane."},
     {"swap_lane", (PyCFunction)buf_swap_lane, METH_O, "swap_lane(lane) -> current_lane() before it was set."},
     {"take", (PyCFunction)(void (*)(void))buf_take, METH_FASTCALL,
-     "take(main_lane) -> (n, t, lane, kind, cause, reason, where, text, strings, reset); empties the buffer."},
+     "take(main_lane) -> (n, t, lane, kind, cause, reason, where, text, strings, reset), each column (base, offsets) as on the wire; empties the buffer."},
     {"take_frame", (PyCFunction)(void (*)(void))buf_take_frame, METH_FASTCALL,
      "take_frame(out, at, pid, lanes, dropped, main_lane) -> end: take()'s events as one length-prefixed wire Frame written into bytearray out at offset at."},
     {"clear", (PyCFunction)buf_clear, METH_NOARGS, "Forget the pending events."},

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from concurview.engines.events import EVENT_KINDS, WIRE_LANE_SHIFT, Event, Frame, Lane, WireLane
+from concurview.engines.events import EVENT_KINDS, WIRE_LANE_SHIFT, Column, Event, Frame, Lane, WireLane
 
 UNKNOWN_KIND = len(EVENT_KINDS)  # a kind from a newer writer: kept, drawn as nothing
 KIND_NAMES = (*EVENT_KINDS, "unknown")  # by code
@@ -144,6 +144,61 @@ class Columns:
 _frame_dec = msgspec.msgpack.Decoder(Frame)
 _LOCAL_MASK = (1 << WIRE_LANE_SHIFT) - 1
 _NO_LANES = np.empty(0, dtype=np.int32)
+# Stream.groups() cuts a group past this many events: what numpy makes of one group fits the
+# caches (a 1 MiB read holds ~150k narrow events; decoded at once, they took twice as long).
+_GROUP_EVENTS = 32768
+_OFFSET_TYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.int64}  # an offset's width -> how numpy reads it
+
+
+def _offsets(cols: list[Column], ns: list[int], counts: np.ndarray | None, total: int) -> np.ndarray:
+    """One column's offsets in consecutive frames (each with events), one after another, as
+    unsigned integers of the widest width among them (int64 for 8 bytes).
+
+    Nearly always the frames' offsets share a width: joined, they are one numpy view. Otherwise
+    each run of frames of one width is read at once into its place.
+    """
+    sizes = [len(col.offsets) for col in cols]
+    width = sizes[0] // ns[0]
+    if counts is None or sizes == [width * n for n in ns]:
+        if width * ns[0] == sizes[0] and (width == 0 or width in _OFFSET_TYPES):
+            if width == 0:
+                return np.zeros(total, dtype=np.uint8)
+            data = cols[0].offsets if len(cols) == 1 else b"".join([col.offsets for col in cols])
+            return np.frombuffer(data, _OFFSET_TYPES[width])
+        if counts is None:
+            raise ValueError(f"a frame's column holds {sizes[0]} bytes for {ns[0]} events")
+    nbytes = np.array(sizes, dtype=np.int64)
+    widths = nbytes // counts
+    if (widths * counts != nbytes).any() or not np.isin(widths, (0, *_OFFSET_TYPES)).all():
+        raise ValueError("a frame's column holds a number of bytes that is not n offsets of 1, 2, 4 or 8 bytes")
+    out = np.zeros(total, dtype=_OFFSET_TYPES[int(widths.max())])
+    cuts = (np.flatnonzero(np.diff(widths)) + 1).tolist()
+    at = [0, *np.cumsum(counts).tolist()]
+    by_frame = widths.tolist()
+    for i, j in zip([0, *cuts], [*cuts, len(cols)]):
+        if by_frame[i]:
+            out[at[i]:at[j]] = np.frombuffer(b"".join([col.offsets for col in cols[i:j]]), _OFFSET_TYPES[by_frame[i]])
+    return out
+
+
+def _per_event(bases: list[int], counts: np.ndarray | None) -> np.ndarray | int:
+    """The frames' bases, one per event; one number when every frame has the same."""
+    if counts is None or bases.count(bases[0]) == len(bases):
+        return bases[0]
+    return np.repeat(np.array(bases, dtype=np.int64), counts)
+
+
+def _running(steps: np.ndarray, bases: list[int], counts: np.ndarray | None) -> np.ndarray:
+    """Times from their steps: in each frame, its base plus the running sum of its steps (mod 2**64)."""
+    t = np.cumsum(steps, dtype=np.int64)
+    if counts is None:
+        t += np.int64(bases[0])
+        return t
+    # One running sum for all the frames, less what the frames before each one added.
+    first = np.array(bases, dtype=np.int64)
+    first[1:] -= t[np.cumsum(counts[:-1]) - 1]
+    t += np.repeat(first, counts)
+    return t
 
 
 class Stream:
@@ -156,7 +211,8 @@ class Stream:
         self.strings = np.zeros(1, dtype=np.int32)  # the process's string id -> the run's (0 = None)
 
     def groups(self) -> list[list[Frame]]:
-        """The whole frames in the buffer (taken off it), cut where the process's string table starts over."""
+        """The whole frames in the buffer (taken off it), cut where the process's string table starts
+        over and past _GROUP_EVENTS events."""
         buf = self.buf
         frames: list[Frame] = []
         pos, n = 0, len(buf)
@@ -172,11 +228,14 @@ class Stream:
             view.release()
         del buf[:pos]
         groups: list[list[Frame]] = []
+        size = 0
         for frame in frames:
-            if frame.reset or not groups:
+            if frame.reset or not groups or size + frame.n > _GROUP_EVENTS:
                 groups.append([frame])
+                size = frame.n
             else:
                 groups[-1].append(frame)
+                size += frame.n
         return groups
 
 
@@ -188,7 +247,8 @@ class Merger:
     def __init__(self) -> None:
         self.strings = StringTable()
         self.lane_ids: dict[int, int] = {}  # wire lane id -> dense
-        self._dense: dict[int, np.ndarray] = {}  # pid -> its lanes' dense ids by local number (-1: none)
+        # pid -> its lanes' dense ids at 1 + local number; -1 at 0 (None) and for lanes not declared
+        self._dense: dict[int, np.ndarray] = {}
 
     def declare(self, wl: WireLane) -> Lane:
         """A new lane of the run, under its dense id."""
@@ -197,11 +257,11 @@ class Merger:
         parent = ids.get(wl.parent) if wl.parent is not None else None
         pid, local = wl.id >> WIRE_LANE_SHIFT, wl.id & _LOCAL_MASK
         table = self._dense.get(pid, _NO_LANES)
-        if local >= len(table):
-            grown = np.full(max(local + 1, 2 * len(table), 16), -1, dtype=np.int32)
+        if local + 1 >= len(table):
+            grown = np.full(max(local + 2, 2 * len(table), 16), -1, dtype=np.int32)
             grown[:len(table)] = table
             table = self._dense[pid] = grown
-        table[local] = dense
+        table[local + 1] = dense
         return Lane(dense, wl.kind, wl.name, parent, wl.pid, wl.tid)
 
     def merge(self, stream: Stream, frames: list[Frame], room: int, lanes: list[Lane]) -> Columns | None:
@@ -214,25 +274,79 @@ class Merger:
         fresh = [s for frame in frames for s in frame.strings]
         if fresh:
             stream.strings = np.concatenate([stream.strings, self.strings.intern_many(fresh)])
-        if not any(frame.n for frame in frames):
+        # The frames with events, only as many as hold the first `room`.
+        full, kept = [], 0
+        for frame in frames:
+            if kept >= room:
+                break
+            if frame.n:
+                full.append(frame)
+                kept += frame.n
+        if not full:
             return None
-
-        def column(name: str, dtype) -> np.ndarray:
-            data = getattr(frames[0], name) if len(frames) == 1 else b"".join(getattr(f, name) for f in frames)
-            return np.frombuffer(data, dtype)[:room]
-
-        lane = self.dense_ids(column("lane", np.int64))
-        table = stream.strings
-        cols = Columns(
-            column("t", np.int64), lane,
-            np.minimum(column("kind", np.uint8), UNKNOWN_KIND),  # a kind from the future: kept as unknown
-            table[column("reason", np.uint32)], table[column("where", np.uint32)],
-            table[column("text", np.uint32)], self.dense_ids(column("cause", np.int64)), self.strings,
-        )
-        known = lane >= 0
+        cols = self._decode(stream.strings, full)
+        if kept > room:
+            cols = cols.take(slice(0, room))
+        known = cols.lane >= 0
         if not known.all():
             cols = cols.take(known)  # a lane we never heard of has nothing to draw it on
         return cols if len(cols) else None
+
+    def _decode(self, table: np.ndarray, frames: list[Frame]) -> Columns:
+        """Frames with events as Columns (`table`: the process's string ids as the run's).
+
+        Where every frame has the same base (the child rounds them down: 0 for ids and kinds,
+        pid << 24 for lanes), a column is one gather or one pass over its narrow offsets.
+        """
+        ns = [frame.n for frame in frames]
+        total = sum(ns)
+        counts = np.array(ns, dtype=np.int64) if len(frames) > 1 else None
+
+        def column(name: str) -> tuple[np.ndarray, list[int]]:
+            cols = [getattr(frame, name) for frame in frames]
+            return _offsets(cols, ns, counts, total), [col.base for col in cols]
+
+        t = _running(*column("t"), counts)
+        lane = self._dense_ids(*column("lane"), counts, False)
+        cause = self._dense_ids(*column("cause"), counts, True)
+        off, bases = column("kind")
+        base = _per_event(bases, counts)
+        if isinstance(base, int) and base == 0 and off.dtype == np.uint8:
+            kind = np.minimum(off, UNKNOWN_KIND)
+        else:
+            # A kind from the future (or out of a byte's range): kept as unknown.
+            kind = np.minimum(np.add(off, base, dtype=np.int64).view(np.uint64), UNKNOWN_KIND).astype(np.uint8)
+        strings = []
+        for name in ("reason", "where", "text"):
+            off, bases = column(name)
+            base = _per_event(bases, counts)
+            if isinstance(base, int) and 0 <= base <= len(table):
+                strings.append(table[base:][off])
+            else:
+                strings.append(table[np.add(off, base, dtype=np.intp)])
+        return Columns(t, lane, kind, *strings, cause, self.strings)
+
+    def _dense_ids(self, off: np.ndarray, bases: list[int], counts: np.ndarray | None, none_at_0: bool) -> np.ndarray:
+        """Dense ids of a lane or cause column (none_at_0: a cause's, where offset 0 is None)."""
+        low, high = min(bases), max(bases)
+        pid = (low + none_at_0) >> WIRE_LANE_SHIFT
+        table = self._dense.get(pid)
+        if (table is not None and pid >= 0 and (high + none_at_0) >> WIRE_LANE_SHIFT == pid
+                and off.dtype != np.int64):  # (offsets of 8 bytes are read signed)
+            # The lanes of one process (nearly always): a gather from its table, where value
+            # `low` is at `start`.
+            start = low - (pid << WIRE_LANE_SHIFT) + 1
+            index = off if low == high else np.add(off, _per_event([b - low for b in bases], counts), dtype=np.intp)
+            top = start + int(index.max())
+            if top < len(table) and top <= 1 << WIRE_LANE_SHIFT:  # and declared
+                ids = table[start:][index]
+                if none_at_0 and (start or low != high):
+                    ids[off == 0] = -1
+                return ids
+        values = np.add(off, _per_event(bases, counts), dtype=np.int64)
+        if none_at_0:
+            values[off == 0] = -1
+        return self.dense_ids(values)
 
     def dense_ids(self, wire: np.ndarray) -> np.ndarray:
         """The dense ids of wire lane ids; -1 for None (-1 on the wire) and lanes never declared."""
@@ -246,6 +360,6 @@ class Merger:
         # Nearly always the events of one process naming its own lanes: one gather.
         for p in [top] if int(named.min()) == top else np.unique(named).tolist():
             table = self._dense.get(p, _NO_LANES)
-            sel = (pid == p) & (local < len(table))
-            out[sel] = table[local[sel]]
+            sel = (pid == p) & (local < len(table) - 1)
+            out[sel] = table[local[sel] + 1]
         return out

@@ -87,13 +87,36 @@ class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer")
 
 # --- wire ---------------------------------------------------------------------
 # Child -> parent: a 4-byte little-endian length, then one msgpack Frame. Lanes
-# travel as arrays (field order below); events travel in columns, as the child's
-# event buffer keeps them (engines/_speedups.c): native-endian int64 times, lanes
-# and causes (-1 = None), uint8 kinds, and uint32 ids of reason, where and text
-# into the process's own string table (0 = None). A frame carries the strings
-# new to that table; `reset` says the table starts over with this frame. Lane
-# ids on the wire are (pid << 24 | n): unique across every process of a run
-# without coordination; the runner renumbers them densely.
+# travel as arrays (field order below); the frame's n events travel in columns,
+# each a Column: [base, offsets], offsets a bin of n unsigned native-endian
+# integers all of one width, len(offsets) // n bytes: 0 (an empty bin: every
+# offset is 0), 1, 2, 4 or 8, the narrowest that holds this frame's offsets
+# (frame of reference). Arithmetic is mod 2**64 (int64), so any values make the
+# trip; what a column's offsets mean:
+#
+#   t       ns since trace start: t[i] = base + offset[0] + ... + offset[i]
+#           (the child sends base = t[0], offset[0] = 0, then the steps between
+#           events; a step back in time wraps, and makes the frame's width 8)
+#   lane    base + offset: a wire lane id, (pid << 24 | n)
+#   kind    base + offset: an index into EVENT_KINDS (newer writers may send more)
+#   cause   offset 0 is None, else base + offset: a wire lane id (of any process)
+#   reason, where, text
+#           base + offset: an id into the process's own string table (0 = None)
+#
+# Any base that makes the offsets fit decodes; the child's is the column's smallest
+# value (a cause's: its smallest but None, less one), rounded down to a multiple
+# of 2**(8 * width) (a cause's: to one less than one) when the offsets still fit
+# that width: 0 for string ids and kinds, pid << 24 for lane ids, (pid << 24) - 1
+# for causes, so the frames of a process
+# share their bases and the runner gathers from the narrow offsets directly
+# (engines/columns.py, Merger). A greenlet ping-pong sends 7.3 bytes an event,
+# 14.6 a switch (37 and 74 when every column went at full width: int64 times,
+# lanes and causes, uint32 ids).
+#
+# A frame carries the strings new to the process's table; `reset` says the
+# table starts over with this frame. Lane ids on the wire are (pid << 24 | n):
+# unique across every process of a run without coordination; the runner
+# renumbers them densely.
 
 WIRE_LANE_SHIFT = 24
 
@@ -107,19 +130,33 @@ class WireLane(msgspec.Struct, array_like=True, frozen=True, gc=False):
     tid: int | None = None
 
 
+class Column(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """One field of a frame's events: a base and an offset per event (see the wire, above)."""
+
+    base: Annotated[int, msgspec.Meta(ge=-2**63, le=2**63 - 1)] = 0
+    offsets: bytes = b""
+
+
+_EMPTY = Column()
+
+
 class Frame(msgspec.Struct, array_like=True, gc=False):
-    """One batch from one process: its new lanes, its events in columns, its drop counter."""
+    """One batch from one process: its new lanes, its events in columns, its drop counter.
+
+    The columns are Columns when decoded; EventBuffer.take() gives them as (base, offsets)
+    tuples, which msgspec writes the same way.
+    """
 
     pid: int
     lanes: list[WireLane] = []
     dropped: int = 0
     n: int = 0  # events
-    t: bytes = b""
-    lane: bytes = b""
-    kind: bytes = b""
-    cause: bytes = b""
-    reason: bytes = b""
-    where: bytes = b""
-    text: bytes = b""
+    t: Column = _EMPTY
+    lane: Column = _EMPTY
+    kind: Column = _EMPTY
+    cause: Column = _EMPTY
+    reason: Column = _EMPTY
+    where: Column = _EMPTY
+    text: Column = _EMPTY
     strings: list[str] = []
     reset: bool = False

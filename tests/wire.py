@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import array
+import sys
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -52,6 +52,32 @@ class Decoded:
     events: list[WireEvent]
 
 
+_MOD = 1 << 64
+
+
+def _int64(u: int) -> int:
+    u %= _MOD
+    return u - _MOD if u >= 1 << 63 else u
+
+
+def column(col, n: int, rule: str = "base") -> list[int | None]:
+    """A Column's n values by the wire's rules (engines/events.py): offsets of len // n bytes each,
+    rule "base" (base + offset), "steps" (base + the running sum) or "cause" (0 = None)."""
+    base, data = col.base, col.offsets
+    width = len(data) // n if n else 0
+    assert width in (0, 1, 2, 4, 8) and width * n == len(data), "n offsets of one width"
+    offsets = [int.from_bytes(data[i * width:(i + 1) * width], sys.byteorder) for i in range(n)]
+    if rule == "steps":
+        out, t = [], base
+        for o in offsets:
+            t += o
+            out.append(_int64(t))
+        return out
+    if rule == "cause":
+        return [None if o == 0 else _int64(base + o) for o in offsets]
+    return [_int64(base + o) for o in offsets]
+
+
 def decode(data: bytes) -> list[Decoded]:
     """Whole frames, their columns turned back into events through the stream's string table."""
     frames, pos, table = [], 0, [None]
@@ -62,11 +88,11 @@ def decode(data: bytes) -> list[Decoded]:
         if f.reset:
             del table[1:]
         table += f.strings
-        cols = [array.array(code, getattr(f, name)) for name, code in
-                (("t", "q"), ("lane", "q"), ("kind", "B"), ("reason", "I"), ("where", "I"), ("cause", "q"), ("text", "I"))]
-        assert all(len(c) == f.n for c in cols)
-        events = [WireEvent(t, lane, kind, table[r], table[w], None if c < 0 else c, table[x])
-                  for t, lane, kind, r, w, c, x in zip(*cols)]
+        t, lane, kind, cause = (column(f.t, f.n, "steps"), column(f.lane, f.n), column(f.kind, f.n),
+                                column(f.cause, f.n, "cause"))
+        reason, where, text = (column(getattr(f, name), f.n) for name in ("reason", "where", "text"))
+        events = [WireEvent(*row[:3], table[row[3]], table[row[4]], row[5], table[row[6]])
+                  for row in zip(t, lane, kind, reason, where, cause, text)]
         frames.append(Decoded(f.pid, f.lanes, f.dropped, events))
     assert pos == len(data), "frames are whole"
     return frames

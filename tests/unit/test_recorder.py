@@ -64,10 +64,12 @@ def test_full_batches_are_written_without_being_asked(pipe):
     r, w = pipe
     rec = Recorder(w, time.monotonic_ns())
     lane = rec.new_lane("main", "m")
-    # Full batches are written together once WRITE_BYTES are encoded (an event here is 37 bytes on
-    # the wire): enough for a write, and less than a pipe holds (64 KiB), so nothing blocks.
-    for i in range(2 * BATCH_EVENTS + WRITE_BYTES // 30):
+    # Full batches are written together once WRITE_BYTES are encoded (an event here is a few bytes
+    # on the wire): recorded until the first write, less than a pipe holds (64 KiB), so nothing blocks.
+    for i in range(WRITE_BYTES):  # at least a byte an event
         rec.record(lane, WAIT if i % 2 else RUN)
+        if rec._written:
+            break
     frames = read_frames(r)
     assert len(frames) >= 2, "batches went out while recording"
     assert all(len(f.events) <= BATCH_EVENTS for f in frames)

@@ -198,8 +198,8 @@ def test_missing_file_and_directory(tmp_path):
 
 
 def test_wire_frames_carry_events_in_columns_and_each_string_once():
-    """A frame is a msgpack array: lanes as arrays, then each event field as one binary column;
-    the runner's merger turns it back into the events, with dense lane ids."""
+    """A frame is a msgpack array: lanes as arrays, then each event field as one column (a base and
+    a binary of narrow offsets); the runner's merger turns it back into the events, with dense lane ids."""
     main, task = 7 << WIRE_LANE_SHIFT, 7 << WIRE_LANE_SHIFT | 1
     buf = EventBuffer(0)
     buf.append((123, task, RUN, "await sleep(1)", "x.py:3", main))
@@ -208,7 +208,10 @@ def test_wire_frames_carry_events_in_columns_and_each_string_once():
     data = msgspec.msgpack.encode(Frame(7, lanes, 0, *buf.take(0)))
     raw = msgspec.msgpack.decode(data)
     assert raw[:4] == [7, [[main, "main", "m", None, 7, 1], [task, "task", "t", main, 7, 1]], 0, 2]
-    assert [len(col) for col in raw[4:11]] == [16, 16, 2, 16, 8, 8, 8]  # t, lane, kind, cause, reason, where, text
+    # t, lane, kind, cause, reason, where, text: [base, offsets], each offset a byte here or none at all
+    # (the child's bases: the first time, else the smallest value, rounded down when it fits the width)
+    assert raw[4:11] == [[123, b"\x00\x01"], [task, b""], [0, bytes([RUN, WAIT])], [main - 1, b"\x01\x00"],
+                         [1, b""], [0, b"\x02\x03"], [0, b""]]
     assert raw[11] == ["await sleep(1)", "x.py:3", "x.py:4"]
 
     stream, merger, declared = Stream(), Merger(), []
