@@ -78,13 +78,22 @@ def column(col, n: int, rule: str = "base") -> list[int | None]:
     return [_int64(base + o) for o in offsets]
 
 
-def decode(data: bytes) -> list[Decoded]:
-    """Whole frames, their columns turned back into events through the stream's string table."""
-    frames, pos, table = [], 0, [None]
+def raw_frames(data: bytes) -> list[bytes]:
+    """The msgpack of each length-prefixed frame in `data` (which holds whole frames only)."""
+    out, pos = [], 0
     while pos < len(data):
         size = int.from_bytes(data[pos:pos + 4], "little")
-        f = _dec.decode(data[pos + 4:pos + 4 + size])
+        out.append(data[pos + 4:pos + 4 + size])
         pos += 4 + size
+    assert pos == len(data), "frames are whole"
+    return out
+
+
+def decode(data: bytes) -> list[Decoded]:
+    """Whole frames, their columns turned back into events through the stream's string table."""
+    frames, table = [], [None]
+    for raw in raw_frames(data):
+        f = _dec.decode(raw)
         if f.reset:
             del table[1:]
         table += f.strings
@@ -94,5 +103,4 @@ def decode(data: bytes) -> list[Decoded]:
         events = [WireEvent(*row[:3], table[row[3]], table[row[4]], row[5], table[row[6]])
                   for row in zip(t, lane, kind, reason, where, cause, text)]
         frames.append(Decoded(f.pid, f.lanes, f.dropped, events))
-    assert pos == len(data), "frames are whole"
     return frames

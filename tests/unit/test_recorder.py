@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 import wire
-from wire import decode
+from wire import decode, raw_frames
 
 from concurview.engines._speedups import EventBuffer
 from concurview.engines.events import LOG, RUN, WAIT, WIRE_LANE_SHIFT, Frame
@@ -199,7 +199,7 @@ def test_the_string_table_starts_over_and_a_frame_says_so(pipe):
     os.close(w)
     reader.join(10)
     frames = decode(received[0])
-    assert any(_dec.decode(raw).reset for raw in _raw_frames(received[0])), "the table restarted"
+    assert any(_dec.decode(raw).reset for raw in raw_frames(received[0])), "the table restarted"
     texts = [e.text for f in frames for e in f.events if e.kind == LOG]
     assert texts == [f"line {i}" for i in range(n)]
 
@@ -210,14 +210,6 @@ def _read_until_closed(fd: int) -> bytes:
         chunks.append(chunk)
     return b"".join(chunks)
 
-
-def _raw_frames(data: bytes) -> list[bytes]:
-    out, pos = [], 0
-    while pos < len(data):
-        size = int.from_bytes(data[pos:pos + 4], "little")
-        out.append(data[pos + 4:pos + 4 + size])
-        pos += 4 + size
-    return out
 
 
 def test_an_engine_failure_is_one_log_line_on_the_main_lane(pipe):

@@ -7,7 +7,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wire import decode
+from wire import decode, raw_frames
 
 from concurview.engines._speedups import EventBuffer
 from concurview.engines.columns import KIND_NAMES, UNKNOWN_KIND, Merger, Stream
@@ -159,19 +159,11 @@ def test_many_strings_wider_ids_and_the_table_starting_over():
     rows = [(i, OWN, RUN, "r", f"w{i % 300}", None, f"line {i}") for i in range(n)]
     data = frames_of(rows, per_frame=66_000)
     assert [w[4:] for w in widths(data)] == [(0, 2, 4), (0, 2, 2)]  # reason, where, text
-    assert [_dec.decode(raw).reset for raw in _raw(data)] == [False, True]
+    assert [_dec.decode(raw).reset for raw in raw_frames(data)] == [False, True]
     want = [as_sent(r) for r in rows]
     assert [tuple(e) for f in decode(data) for e in f.events] == want
     assert merged(data, [OWN]) == want
 
-
-def _raw(data: bytes) -> list[bytes]:
-    out, pos = [], 0
-    while pos < len(data):
-        size = int.from_bytes(data[pos:pos + 4], "little")
-        out.append(data[pos + 4:pos + 4 + size])
-        pos += 4 + size
-    return out
 
 
 _own = st.integers(0, 300).map(lambda n: OWN | n)
