@@ -19,7 +19,6 @@
 
 /* Past this many strings the table starts over (a flood of unique log lines must not grow it forever). */
 #define CV_MAX_STRINGS (1 << 16)
-#define CV_UNTRACED (-1)
 
 int64_t
 cv_monotonic_ns(void)
@@ -40,8 +39,8 @@ cv_monotonic_ns(void)
 
 /* -- growth ------------------------------------------------------------------------------ */
 
-static int
-grow(EventBuffer *b)
+int
+cv_grow(EventBuffer *b)
 {
     Py_ssize_t cap = b->cap ? b->cap * 2 : 512;
 #define GROW(field, type)                                                   \
@@ -76,21 +75,10 @@ memo_clear(EventBuffer *b)
     }
 }
 
-/* The id of s in this process's table (0 for None), adding it when new. (uint32_t)-1 on error. */
-static inline uint32_t
-intern(EventBuffer *b, PyObject *s)
+/* cv_intern's slow path: s is not in the memo (or not an exact str). */
+uint32_t
+cv_intern_slow(EventBuffer *b, PyObject *s, size_t slot)
 {
-    if (s == NULL || s == Py_None) {
-        return 0;
-    }
-    /* A hot path records the same few strings over and over (`switch → pong`, `x.py:12`): remember
-     * the last ids by the string's address. The memo owns a reference, so an address it holds is
-     * that string's and no other's; it is cleared whenever the table starts over. */
-    uintptr_t addr = (uintptr_t)s;
-    size_t slot = (addr >> 4 ^ addr >> 10) & (CV_MEMO - 1);
-    if (b->memo[slot].s == s) {
-        return b->memo[slot].id;
-    }
     PyObject *key = s;
     if (!PyUnicode_CheckExact(s)) {
         /* A str subclass or anything else: its text, as the JSON writer would store it. */
@@ -132,40 +120,15 @@ intern(EventBuffer *b, PyObject *s)
 
 /* -- the current lane of each thread -------------------------------------------------------- */
 
-#if defined(_MSC_VER)
-#define CV_THREAD_LOCAL __declspec(thread)
-#else
-#define CV_THREAD_LOCAL _Thread_local
-#endif
-
-/* A store to these is what a greenlet switch or a task step costs to say who runs now; a
- * thread-local dict (Python's threading.local) costs ~200 instructions a store. */
-static CV_THREAD_LOCAL uint64_t tls_owner;  /* the serial of the buffer that set tls_lane; 0: none */
-static CV_THREAD_LOCAL int64_t tls_lane;
+CV_THREAD_LOCAL uint64_t cv_tls_owner;
+CV_THREAD_LOCAL int64_t cv_tls_lane;
 static uint64_t next_serial = 1;  /* under the GIL */
-
-int
-cv_lane_get(EventBuffer *b, int64_t *lane)
-{
-    if (tls_owner != b->serial) {
-        return 0;
-    }
-    *lane = tls_lane;
-    return 1;
-}
-
-void
-cv_lane_set(EventBuffer *b, int64_t lane)
-{
-    tls_owner = b->serial;
-    tls_lane = lane;
-}
 
 void
 cv_lane_unset(EventBuffer *b)
 {
-    if (tls_owner == b->serial) {
-        tls_owner = 0;
+    if (cv_tls_owner == b->serial) {
+        cv_tls_owner = 0;
     }
 }
 
@@ -198,42 +161,9 @@ cv_current_lane(EventBuffer *b, int64_t *lane)
 /* -- the C API the fast paths use ---------------------------------------------------------- */
 
 int
-cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason, PyObject *where,
-        int64_t cause, PyObject *text)
+cv_room_slow(EventBuffer *b)
 {
-    uint32_t r = intern(b, reason), w, x;
-    if (r == (uint32_t)-1) {
-        return -1;
-    }
-    w = intern(b, where);
-    if (w == (uint32_t)-1) {
-        return -1;
-    }
-    x = intern(b, text);
-    if (x == (uint32_t)-1) {
-        return -1;
-    }
-    if (b->n == b->cap && grow(b) < 0) {
-        return -1;
-    }
-    Py_ssize_t i = b->n++;
-    b->t[i] = t;
-    b->lane[i] = lane;
-    b->kind[i] = (uint8_t)kind;
-    b->cause[i] = cause;
-    b->reason[i] = r;
-    b->where[i] = w;
-    b->text[i] = x;
-    if (lane == CV_UNTRACED) {
-        b->untraced = 1;
-    }
-    return 0;
-}
-
-int
-cv_room(EventBuffer *b)
-{
-    if (b->n < b->next_full || b->on_full == NULL || b->on_full == Py_None) {
+    if (b->on_full == NULL || b->on_full == Py_None) {
         return 0;
     }
     PyObject *r = PyObject_CallNoArgs(b->on_full);
@@ -462,7 +392,7 @@ drop_untraced(EventBuffer *b, int64_t main_lane)
 {
     Py_ssize_t out = 0;
     for (Py_ssize_t i = 0; i < b->n; i++) {
-        if (b->lane[i] == CV_UNTRACED) {
+        if (b->lane[i] == CV_NONE) {
             if (b->kind[i] != CV_LOG && b->kind[i] != CV_ERROR) {
                 continue;
             }
@@ -1076,7 +1006,7 @@ buf_init(EventBuffer *b, PyObject *args, PyObject *kwds)
     if (b->next_id == 0) {
         b->next_id = 1;
     }
-    if (b->cap == 0 && grow(b) < 0) {  /* take() always has columns to copy, even empty ones */
+    if (b->cap == 0 && cv_grow(b) < 0) {  /* take() always has columns to copy, even empty ones */
         return -1;
     }
     return 0;

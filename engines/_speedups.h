@@ -11,7 +11,8 @@
 enum { CV_OPEN, CV_RUN, CV_WAIT, CV_READY, CV_LOG, CV_ERROR, CV_CLOSE, CV_PHASE, CV_MARK };
 
 #define CV_NONE (-1)      /* a cause that is None (and the lane cap's UNTRACED lane) */
-#define CV_MEMO 64        /* strings whose ids are remembered by address (a power of two) */
+#define CV_MEMO_BITS 10   /* strings whose ids are remembered by address: 2**10 slots (16 KB a buffer) */
+#define CV_MEMO (1 << CV_MEMO_BITS)
 
 /* The events of one process not yet sent, column by column, strings interned per process. */
 typedef struct {
@@ -58,9 +59,37 @@ cv_int64(PyObject *o)
 /* The lane now running on the calling OS thread, as the engines keep it (greenlets and tasks
  * take turns on a thread: each switch sets it). One C thread-local per thread, owned by one
  * buffer at a time: the recorder of the process (tests may make others; a buffer reads only
- * what it set itself). */
-int cv_lane_get(EventBuffer *b, int64_t *lane);  /* 1 and *lane when set, else 0 */
-void cv_lane_set(EventBuffer *b, int64_t lane);
+ * what it set itself). A store to these is what a greenlet switch or a task step costs to say
+ * who runs now (a thread-local dict, Python's threading.local, costs ~200 instructions a store);
+ * the initial-exec model makes it one store, not a call to __tls_get_addr. */
+#if defined(_MSC_VER)
+#define CV_THREAD_LOCAL __declspec(thread)
+#elif defined(__GNUC__) && defined(__ELF__)
+#define CV_THREAD_LOCAL _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define CV_THREAD_LOCAL _Thread_local
+#endif
+extern CV_THREAD_LOCAL uint64_t cv_tls_owner;  /* the serial of the buffer that set cv_tls_lane; 0: none */
+extern CV_THREAD_LOCAL int64_t cv_tls_lane;
+
+/* 1 and *lane when this buffer set the thread's lane, else 0. */
+static inline int
+cv_lane_get(EventBuffer *b, int64_t *lane)
+{
+    if (cv_tls_owner != b->serial) {
+        return 0;
+    }
+    *lane = cv_tls_lane;
+    return 1;
+}
+
+static inline void
+cv_lane_set(EventBuffer *b, int64_t lane)
+{
+    cv_tls_owner = b->serial;
+    cv_tls_lane = lane;
+}
+
 void cv_lane_unset(EventBuffer *b);
 /* The current lane, or where unset the thread's lane in thread_lanes, or main_lane. -1 on error. */
 int cv_current_lane(EventBuffer *b, int64_t *lane);
@@ -68,12 +97,71 @@ int cv_current_lane(EventBuffer *b, int64_t *lane);
 /* Monotonic nanoseconds, the clock of time.monotonic_ns(). */
 int64_t cv_monotonic_ns(void);
 
-/* Append one event. Strings may be NULL or None. 0, or -1 with an exception set. */
-int cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason, PyObject *where,
-            int64_t cause, PyObject *text);
+/* The slow paths of the inline functions below (engines/_speedups.c). */
+uint32_t cv_intern_slow(EventBuffer *b, PyObject *s, size_t slot);
+int cv_grow(EventBuffer *b);
+int cv_room_slow(EventBuffer *b);
+
+/* The id of s in this process's string table (0 for None), adding it when new; (uint32_t)-1 on error.
+ * A hot path records the same few strings over and over (`switch → pong`, `x.py:12`): the last
+ * ids are remembered by the string's address. The memo owns a reference, so an address it holds
+ * is that string's and no other's; it is cleared whenever the table starts over. */
+static inline uint32_t
+cv_intern(EventBuffer *b, PyObject *s)
+{
+    if (s == NULL || s == Py_None) {
+        return 0;
+    }
+    /* Fibonacci hashing of the address: a program's lanes each have their own `switch → name`
+     * (gevent: one per greenlet the hub switches to), made one after another at regular strides. */
+    size_t slot = (size_t)(((uint64_t)(uintptr_t)s >> 4) * 0x9E3779B97F4A7C15ull >> (64 - CV_MEMO_BITS));
+    if (b->memo[slot].s == s) {
+        return b->memo[slot].id;
+    }
+    return cv_intern_slow(b, s, slot);
+}
+
+/* Append one event. Strings may be NULL or None. 0, or -1 with an exception set.
+ * Inline: the engines' fast paths (other files) append an event or two per switch. */
+static inline int
+cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason, PyObject *where,
+        int64_t cause, PyObject *text)
+{
+    uint32_t r = cv_intern(b, reason), w, x;
+    if (r == (uint32_t)-1) {
+        return -1;
+    }
+    w = cv_intern(b, where);
+    if (w == (uint32_t)-1) {
+        return -1;
+    }
+    x = cv_intern(b, text);
+    if (x == (uint32_t)-1) {
+        return -1;
+    }
+    if (b->n == b->cap && cv_grow(b) < 0) {
+        return -1;
+    }
+    Py_ssize_t i = b->n++;
+    b->t[i] = t;
+    b->lane[i] = lane;
+    b->kind[i] = (uint8_t)kind;
+    b->cause[i] = cause;
+    b->reason[i] = r;
+    b->where[i] = w;
+    b->text[i] = x;
+    if (lane == CV_NONE) {  /* the lane cap's UNTRACED lane */
+        b->untraced = 1;
+    }
+    return 0;
+}
 
 /* Before recording at a batch boundary: 0 record, 1 drop (counted by on_full), -1 error. */
-int cv_room(EventBuffer *b);
+static inline int
+cv_room(EventBuffer *b)
+{
+    return b->n < b->next_full ? 0 : cv_room_slow(b);
+}
 
 /* Each fast path in its own file adds its types to the module (called from module_exec). 0, or -1. */
 int cv_greenlet_register(PyObject *module);   /* _speedups_greenlet.c: GreenletTracer */
