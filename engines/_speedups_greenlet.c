@@ -52,7 +52,7 @@ enum {
 /* Info lists found again by the greenlet's address, without an attribute lookup. A slot holds the
  * list, not the greenlet (a tracer must not keep greenlets alive); the list's weak reference to its
  * greenlet says whether the greenlet at that address is still the one it belongs to. */
-#define INFO_BITS 9
+#define INFO_BITS 11  /* 2048 slots (48 KB a thread): gevent programs run hundreds of greenlets */
 #define INFO_SLOTS (1 << INFO_BITS)
 typedef struct {
     PyObject *info;
