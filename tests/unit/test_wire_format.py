@@ -166,6 +166,18 @@ def test_many_strings_wider_ids_and_the_table_starting_over():
 
 
 
+def test_strings_recorded_again_and_again_past_the_memo_keep_their_ids():
+    """More live strings than the buffer remembers by address (1024), each recorded round after
+    round, as 3000 greenlets' `switch → name` would be: every event reads back its own string,
+    and each string is sent once (the table, not the memo, says what was sent)."""
+    names = [f"switch → g-{i}" for i in range(3000)]
+    rows = [(r * 3000 + i, OWN, WAIT, names[i], names[(i * 7) % 3000]) for r in range(3) for i in range(3000)]
+    data = frames_of(rows, per_frame=2500)
+    assert [tuple(e) for f in decode(data) for e in f.events] == [as_sent(r) for r in rows]
+    sent = [s for raw in raw_frames(data) for s in _dec.decode(raw).strings]
+    assert sorted(sent) == sorted(names)
+
+
 _own = st.integers(0, 300).map(lambda n: OWN | n)
 _lane = _own | st.sampled_from([(PID + 1) << WIRE_LANE_SHIFT | 2, 0, (2**22 - 1) << WIRE_LANE_SHIFT | 5])
 _text = st.none() | st.sampled_from(["a", "b", "c", "a longer string"]) | st.text(max_size=8)
