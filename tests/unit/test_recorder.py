@@ -211,7 +211,6 @@ def _read_until_closed(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-
 def test_an_engine_failure_is_one_log_line_on_the_main_lane(pipe):
     """A hook that raises never breaks the program: its first failure is said once (a log, not an
     error - the program did not fail), the later ones are only counted by the engine."""

@@ -31,11 +31,9 @@ def frames_of(rows: list[tuple], lanes: list | None = None, per_frame: int | Non
 
 def widths(data: bytes) -> list[tuple[int, ...]]:
     """Bytes per offset of each column (t, lane, kind, cause, reason, where, text) of each frame."""
-    out, pos = [], 0
-    while pos < len(data):
-        size = int.from_bytes(data[pos:pos + 4], "little")
-        f = _dec.decode(data[pos + 4:pos + 4 + size])
-        pos += 4 + size
+    out = []
+    for raw in raw_frames(data):
+        f = _dec.decode(raw)
         cols = (f.t, f.lane, f.kind, f.cause, f.reason, f.where, f.text)
         out.append(tuple(len(c.offsets) // f.n if f.n else 0 for c in cols))
     return out
@@ -163,7 +161,6 @@ def test_many_strings_wider_ids_and_the_table_starting_over():
     want = [as_sent(r) for r in rows]
     assert [tuple(e) for f in decode(data) for e in f.events] == want
     assert merged(data, [OWN]) == want
-
 
 
 def test_strings_recorded_again_and_again_past_the_memo_keep_their_ids():
