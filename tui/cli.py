@@ -22,11 +22,12 @@ commands:
   compare                one workload on five models, side by side
   summary TRACE          lanes, switches, time running/waiting, max running at once
   open TRACE             open a recorded trace in the app
-  export TRACE --to F    chrome (Perfetto), txt or svg
+  export TRACE --to FMT  FMT chrome (Perfetto), txt or svg; -o FILE (default beside TRACE)
 
 examples:
   concurview record asyncio-tasks -o t.jsonl --set task_sleep=0.3
   concurview summary t.jsonl --json
+  concurview export t.jsonl --to chrome -o t.perfetto.json
   concurview run --record app.jsonl app.py --port 8080
 """
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich.cells import set_cell_size
+
 from concurview.tui.store import DONE, NONE, READY_S, RUNNING, STATE_NAMES, WAITING, Timeline, format_time
+from concurview.tui.text import shorten
 
 GLYPHS = {NONE: " ", RUNNING: "█", READY_S: "▒", WAITING: "─", DONE: " "}
 FORMATS = ("chrome", "txt", "svg")
@@ -83,7 +86,8 @@ def diagram_rows(tl: Timeline, width: int = 100, label_width: int = 24) -> list[
         depth, parent = 0, lane.parent
         while parent is not None and depth < 4:
             depth, parent = depth + 1, tl.lanes[parent].parent
-        label = ("  " * depth + lane.name)[:label_width].ljust(label_width)
+        indent = "  " * depth
+        label = set_cell_size(indent + shorten(lane.name, max(label_width - len(indent), 0)), label_width)
         rows.append((label, lane.kind, states[lane.id].tolist()))
     return rows
 

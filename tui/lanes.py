@@ -20,6 +20,7 @@ from textual.widget import Widget
 from concurview.tui.axis import SWITCH, TIME, Window, switch_ticks, time_ticks
 from concurview.tui.compositor import CroppedScreen
 from concurview.tui.states import DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
+from concurview.tui.text import shorten
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,28 +41,6 @@ KIND_ICONS = {
 # Where the cursor crosses a cell it leaves a mark that reads without colour (the label says the state).
 CURSOR_GLYPHS = {" ": "│", "─": "┼", "█": "╋", "▒": "╂", "▌": "╋"}
 SAMPLES = 8  # switches looked at per cell when a cell covers many (switch axis)
-
-
-def shorten(text: str, width: int) -> str:
-    """`text` in at most `width` cells; a long one loses its middle (lane names differ at the end)."""
-    if cell_len(text) <= width:
-        return text
-    if width <= 1:
-        return "…"[:width]
-    # The end tells lanes apart (worker-0_1, Task-12): it keeps most of a narrow column.
-    tail_cells = max((width - 1) // 2, min(width - 2, 6)) if width <= 17 else 8
-    head, tail = [], []
-    room = width - 1
-    for ch in reversed(text):
-        if cell_len("".join(tail)) + cell_len(ch) > tail_cells:
-            break
-        tail.insert(0, ch)
-    room -= cell_len("".join(tail))
-    for ch in text:
-        if cell_len("".join(head)) + cell_len(ch) > room:
-            break
-        head.append(ch)
-    return "".join(head) + "…" + "".join(tail)
 
 
 class CachedStyles:

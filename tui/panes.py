@@ -18,7 +18,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from concurview.tui.lanes import CachedStyles, shorten
+from concurview.tui.lanes import CachedStyles
+from concurview.tui.text import shorten
 from concurview.tui.states import READY_S, RUNNING, LazyNumpy
 
 if TYPE_CHECKING:

@@ -7,8 +7,12 @@ import subprocess
 import sys
 from collections import defaultdict
 
-from concurview.tui.export import to_chrome, to_svg, to_text
-from samples import LOOP, LOOP_ROWS, build
+from rich.cells import cell_len
+
+from concurview.tui.export import diagram_rows, to_chrome, to_svg, to_text
+from samples import LOOP, LOOP_ROWS, Lane, build
+
+LONG_NAMES = ["ThreadPoolExecutor-12_0", "ThreadPoolExecutor-12_1", "任务任务任务任务任务任务任务-1"]
 
 
 def validate_chrome(doc: dict) -> list[dict]:
@@ -74,6 +78,25 @@ def test_text_diagram():
     assert set(rows) == {"MainThread", "task", "task2"}
     assert rows["MainThread"].startswith("█") and "─" in rows["task"]
     assert lines[-1].startswith("█ running")
+
+
+def test_text_diagram_keeps_long_lane_names_apart():
+    """Names longer than the label column lose their middle, not their end (workers _0 and _1 stay
+    two), and a wide character counts as the two cells it takes: every diagram starts in one column."""
+    lanes = [Lane(0, "main", "MainThread", pid=1, tid=1)] + [
+        Lane(i + 1, "thread", name, parent=0, pid=1, tid=i + 2) for i, name in enumerate(LONG_NAMES)]
+    rows = [(0, 0, "open", None, None, None, None), (0, 0, "run", None, None, None, None)]
+    rows += [(10 * (i + 1), i + 1, "open", None, None, 0, None) for i in range(len(LONG_NAMES))]
+    rows += [(10 * (i + 1), i + 1, "run", None, None, 0, None) for i in range(len(LONG_NAMES))]
+    tl = build(lanes, rows)
+    labels = [label for label, _kind, _states in diagram_rows(tl, width=60)]
+    first, second = (label.strip() for label in labels[1:3])
+    assert first.startswith("ThreadPool") and "…" in first and first.endswith("-12_0")
+    assert second == first[:-1] + "1"
+    assert labels[3].rstrip().endswith("务-1") and "…" in labels[3]
+    assert {cell_len(label) for label in labels} == {24}
+    lines = to_text(tl, width=60).splitlines()[2:6]
+    assert [line.startswith(label) for line, label in zip(lines, labels)] == [True] * 4
 
 
 def test_svg_is_a_picture_of_the_diagram():
