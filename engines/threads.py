@@ -51,6 +51,10 @@ LABELS = {
     ("queues.py", "Queue._feed"): "feeder: waiting for items to send",
     ("queues.py", "Queue.get"): "multiprocessing Queue.get",
     ("connection.py", "Connection.poll"): "Connection.poll",
+    ("queues.py", "SimpleQueue.get"): "multiprocessing SimpleQueue.get",
+    ("pool.py", "Pool._handle_results"): "pool: waiting for results",
+    ("pool.py", "Pool._wait_for_updates"): "pool: watching its workers",
+    ("pool.py", "worker"): "pool worker: waiting for a task",
 }
 _TIMER = "Timer"  # the label of the engine's own Timer.run
 # The per-call wrappers (time.sleep, Condition.wait/notify, _WorkItem.run, the lock factories):
@@ -210,7 +214,9 @@ class ThreadsEngine:
     `threading.excepthook`, the receiving socket calls (`recv`, `recv_into`,
     `recvfrom`, `recvfrom_into`, `accept`) and `select.select`. Patched when first
     used (checked at each thread start): `concurrent.futures.thread._WorkItem.run`
-    (each work item a run named after its call) and `multiprocessing.connection.wait`.
+    (each work item a run named after its call). Patched as it is imported:
+    `multiprocessing.connection`'s `wait` and its connections' `recv` calls (a pool's
+    result thread binds `recv` before any thread starts).
 
     A socket or select call is recorded only when it would block: a first,
     non-blocking attempt (MSG_DONTWAIT, a zero timeout) answers the common case
@@ -228,8 +234,7 @@ class ThreadsEngine:
         self._call_sites: dict[int, tuple[str | None, object]] = {}  # id(code) -> (where of its def, code)
         # (id(code) << 32) + f_lasti -> (`file:line` if the program's own code else None, code kept alive)
         self._sites: dict[int, tuple[str | None, object]] = {}
-        self._pending = {"concurrent.futures.thread": self._patch_thread_pool,
-                         "multiprocessing.connection": self._patch_connection}
+        self._pending = {"concurrent.futures.thread": self._patch_thread_pool}
         self._io: bool | None = None  # socket/select waits recorded (decided at the first one)
         self._worker_code = None  # concurrent.futures.thread._worker.__code__ once seen
         self._work_item_type = None
@@ -291,7 +296,19 @@ class ThreadsEngine:
                 threading._CRLock = rlock  # type: ignore[attr-defined]
             queue.SimpleQueue = TracedSimpleQueue  # type: ignore[misc]
             self._patch_lock_types()
+            from concurview.engines.processes import after_import
+
+            after_import(self._guarded(self._patch_connection), "multiprocessing.connection")
         return True
+
+    def _guarded(self, patch):
+        """`patch(module)`, its failure counted (a patch that fails leaves the module as it was)."""
+        def run(module) -> None:
+            try:
+                patch(module)
+            except Exception:  # noqa: BLE001
+                self.errors += 1
+        return run
 
     def _patch_condition(self) -> None:
         """Condition.wait is a wait (every Event, Semaphore, Barrier, Queue and Future wait is one);
@@ -682,6 +699,8 @@ class ThreadsEngine:
         WorkItem.run = self._hook("run", orig, run)
 
     def _patch_connection(self, module) -> None:
+        """`wait` (and the modules that took it by name: multiprocessing.pool does, as it is
+        imported) and the connections' receiving calls: each a wait when it would block."""
         engine, rec = self, self.rec
         orig = module.wait
 
@@ -707,6 +726,36 @@ class ThreadsEngine:
 
         wait.__doc__, wait.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
         module.wait = wait
+        for name, mod in list(sys.modules.items()):
+            if name.startswith(("multiprocessing.", "concurrent.futures.")) and getattr(mod, "wait", None) is orig:
+                mod.wait = wait
+        base = getattr(module, "_ConnectionBase", None)
+        if base is not None:
+            for name in ("recv", "recv_bytes", "recv_bytes_into"):
+                setattr(base, name, self._receiving(getattr(base, name), "Connection." + name))
+
+    def _receiving(self, orig, default: str):
+        """A connection's recv*(): when nothing is there to read yet (a zero-timeout poll, as
+        `Connection.poll()` asks), a wait named after what the program called, then a run."""
+        engine, rec = self, self.rec
+
+        def receive(conn, *args, **kwargs):
+            try:
+                if conn._poll(0):
+                    return orig(conn, *args, **kwargs)
+                lane = rec.current_lane()
+                label, _, at = engine.why(sys._getframe(1))
+                rec.record(lane, WAIT, label or default, at)
+            except Exception:  # noqa: BLE001 - closed, not readable...: the real call says so
+                return orig(conn, *args, **kwargs)
+            try:
+                return orig(conn, *args, **kwargs)
+            finally:
+                rec.record(lane, RUN, None, at)
+
+        receive.__name__ = receive.__qualname__ = orig.__name__
+        receive.__doc__, receive.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
+        return receive
 
     # -- lanes ----------------------------------------------------------------------------------
 

@@ -23,20 +23,22 @@ class Where:
     def __init__(self, program_dir: str) -> None:
         self.root = os.path.abspath(program_dir) + os.sep
         self._libs = _library_dirs() + (_CONCURVIEW_DIR + os.sep,)
-        self._user: dict[CodeType, bool] = {}
+        # By id(code), the code kept in the entry (so its id is not reused while cached): code objects
+        # compare equal across files (two empty __init__.py), and hashing one hashes its bytecode.
+        self._user: dict[int, tuple[bool, CodeType]] = {}
         self._files: dict[str, str] = {}
-        self._lines: dict[tuple[CodeType, int], str] = {}
+        self._lines: dict[tuple[int, int], tuple[str | None, CodeType]] = {}
 
     def is_user(self, code: CodeType) -> bool:
         try:
-            return self._user[code]
+            return self._user[id(code)][0]
         except KeyError:
             fn = code.co_filename
             path = os.path.abspath(fn)
-            user = not fn.startswith("<") and not path.startswith(self._libs)
             # The program itself may live under site-packages or concurview (scenarios): the root wins.
-            user = user or path.startswith(self.root)
-            self._user[code] = user
+            # Code compiled from a string (`<string>`: spawn's `python -c` bootstrap) is nobody's file.
+            user = not fn.startswith("<") and (not path.startswith(self._libs) or path.startswith(self.root))
+            self._user[id(code)] = (user, code)
             return user
 
     def file(self, filename: str) -> str:
@@ -51,12 +53,12 @@ class Where:
     def at(self, code: CodeType, line: int | None) -> str | None:
         """`file:line` in the program, or None for code that is not the program's (concurview, the
         standard library, site-packages): a `where` never points into a library's frames."""
-        key = (code, line or 0)
+        key = (id(code), line or 0)
         try:
-            return self._lines[key]
+            return self._lines[key][0]
         except KeyError:
-            s = self._lines[key] = (f"{self.file(code.co_filename)}:{line or code.co_firstlineno}"
-                                    if self.is_user(code) else None)
+            s = f"{self.file(code.co_filename)}:{line or code.co_firstlineno}" if self.is_user(code) else None
+            self._lines[key] = (s, code)
             return s
 
     def of_code(self, code: CodeType) -> str | None:

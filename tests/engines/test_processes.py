@@ -166,3 +166,42 @@ def test_a_process_whose_target_raises_shows_the_error_on_its_lane(tmp_path, met
     assert "ValueError: bad" in err.text
     assert [e.reason for e in events(tl, "close") if e.lane == child.id] == ["exit code 1"]
     assert "exitcode 1" in [e.text for e in events(tl, "log")]
+
+
+def test_a_multiprocessing_pool_s_threads_wait_while_its_workers_sleep(tmp_path):
+    """Pool's result thread blocks in a pipe's recv(), its worker thread in connection.wait(): both
+    waits, not runs (the result thread binds recv before any thread starts, and pool.py takes
+    `wait` by name as it is imported), and a worker waiting for its next task says so."""
+    tl = record_program(tmp_path, """\
+        import multiprocessing as mp
+        import time
+
+        def work(x):
+            time.sleep(0.15)
+            return x * x
+
+        if __name__ == "__main__":
+            with mp.get_context("fork").Pool(2) as pool:
+                print(pool.map(work, range(4), chunksize=1))
+    """)
+    assert tl.complete and tl.footer.exit_code == 0
+    assert [e.text for e in events(tl, "log")] == ["[0, 1, 4, 9]"]
+    totals = {lane["name"]: lane for lane in tl.summary()["lane_totals"]}
+    results = next(v for k, v in totals.items() if k.endswith("(_handle_results)"))
+    handler = next(v for k, v in totals.items() if k.endswith("(_handle_workers)"))
+    for lane in (results, handler):
+        # Two rounds of 0.15 s sleeps: the threads wait through most of them (they ran it all before).
+        assert lane["waiting_s"] > 0.2 and lane["running_s"] < lane["waiting_s"] / 2, lane
+    reasons = {(tl.lanes[e.lane].name, e.reason) for e in events(tl, "wait")}
+    assert any(name.endswith("(_handle_results)") and reason == "pool: waiting for results"
+               for name, reason in reasons)
+    assert any(name.endswith("(_handle_workers)") and reason == "pool: watching its workers"
+               for name, reason in reasons)
+    workers = [lane for lane in tl.lanes if lane.kind == "process"]
+    assert len(workers) == 2
+    # (The last task may have been queued before a worker asked: at least one of them waited for one.)
+    assert {e.lane for e in events(tl, "wait") if e.reason == "pool worker: waiting for a task"} <= \
+        {w.id for w in workers}
+    assert any(e.reason == "pool worker: waiting for a task" for e in events(tl, "wait"))
+    # GIL or not, the main thread's threads are never shown running three at once while they sleep.
+    assert tl.max_running(["thread"])["thread"] <= 2
