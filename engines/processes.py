@@ -9,7 +9,9 @@ from concurview.engines.events import CLOSE, RUN, WAIT, WIRE_LANE_SHIFT
 from concurview.engines.recorder import LaneWriter, Recorder, _allocate_lock, _get_ident, error_event
 from concurview.engines.where import Where
 
-_POOL_WORKER = ("concurrent.futures.process", "_process_worker")
+_POOL_WORKER = ("concurrent.futures.process", "_process_worker")  # its first argument: the call queue
+_MP_POOL_WORKER = ("multiprocessing.pool", "worker")  # multiprocessing.Pool's: its first, the task queue
+_WORKERS = (_POOL_WORKER, _MP_POOL_WORKER)
 # The `python -c` programs multiprocessing starts with a fresh interpreter (spawn, forkserver):
 # a child started with one of these is armed before that program runs.
 _FRESH = {"from multiprocessing.spawn import spawn_main": "spawn",
@@ -126,22 +128,27 @@ class ProcessesEngine:
         rec.bind_thread(lane)
         rec.record(lane, RUN, "forked", at, parent)
         rec.flush()  # declared at once: the parent's join (caused by this lane) must not reach the runner first
-        target = getattr(process_obj, "_target", None)
-        if (getattr(target, "__module__", None), getattr(target, "__name__", None)) == _POOL_WORKER:
-            args = getattr(process_obj, "_args", ())
-            if args:
-                self._trace_call_queue(args[0])
+        self._trace_pool_worker(process_obj)
 
     # -- the pool worker's side ----------------------------------------------------------------
 
-    def _trace_call_queue(self, call_queue) -> None:
-        """Each item the worker takes from its call queue is a run named after the call."""
+    def _trace_pool_worker(self, process_obj) -> None:
+        """A pool's worker process (ProcessPoolExecutor's or multiprocessing.Pool's): each item it
+        takes from its queue is a run named after the call."""
+        target = getattr(process_obj, "_target", None)
+        kind = (getattr(target, "__module__", None), getattr(target, "__name__", None))
+        args = getattr(process_obj, "_args", ())
+        if kind in _WORKERS and args:
+            self._trace_call_queue(args[0], self.describe if kind == _POOL_WORKER else self.describe_task)
+
+    def _trace_call_queue(self, call_queue, describe) -> None:
+        """Each item the worker takes from its call queue is a run named after the call (describe(threads, item))."""
         engine, rec = self, self.rec
         get = call_queue.get
         poll = getattr(call_queue, "_poll", None)
         threads = sys.modules.get("concurview.engines.threads")
 
-        def traced_get(block=True, timeout=None):
+        def traced_get(*args, **kwargs):
             lane = rec.current_lane()
             try:
                 idle = poll is None or not poll()
@@ -149,12 +156,20 @@ class ProcessesEngine:
                 idle = True
             if idle:
                 rec.record(lane, WAIT, "waiting for work")
-            item = get(block, timeout)
+            covered = getattr(getattr(threads, "_engine", None), "covered", None)
+            if covered is None:
+                item = get(*args, **kwargs)
+            else:
+                covered.depth = getattr(covered, "depth", 0) + 1  # this wait is recorded here, not by recv()
+                try:
+                    item = get(*args, **kwargs)
+                finally:
+                    covered.depth -= 1
             try:
                 if item is None:
                     rec.record(lane, RUN, "no more work: shutting down")
                 else:
-                    reason, at = engine.describe(threads, item)
+                    reason, at = describe(threads, item)
                     rec.record(lane, RUN, reason, at)
             except Exception:  # noqa: BLE001
                 engine.errors += 1
@@ -163,10 +178,29 @@ class ProcessesEngine:
         call_queue.get = traced_get
 
     def describe(self, threads, item) -> tuple[str, str | None]:
+        """A ProcessPoolExecutor work item (`_CallItem`): `task('屌丝4')`."""
+        return self._describe_call(threads, item.fn, item.args, item.kwargs)
+
+    def describe_task(self, threads, task) -> tuple[str, str | None]:
+        """A multiprocessing.Pool task, (job, i, func, args, kwds): `work(3)`; a map's chunk,
+        `work(3) and 4 more` (map and starmap hand the worker mapstar((work, chunk)))."""
+        _job, _i, func, args, kwds = task
+        if getattr(func, "__module__", None) == "multiprocessing.pool" and \
+                getattr(func, "__name__", None) in ("mapstar", "starmapstar") and len(args) == 1:
+            fn, chunk = args[0]
+            chunk = tuple(chunk)
+            if chunk:
+                first = tuple(chunk[0]) if func.__name__ == "starmapstar" else (chunk[0],)
+                reason, at = self._describe_call(threads, fn, first, {})
+                return (reason + f" and {len(chunk) - 1} more" if len(chunk) > 1 else reason), at
+        return self._describe_call(threads, func, args, kwds)
+
+    @staticmethod
+    def _describe_call(threads, fn, args, kwargs) -> tuple[str, str | None]:
         tengine = getattr(threads, "_engine", None)
         if tengine is not None:
-            return tengine.describe_call(item.fn, item.args, item.kwargs)
-        return getattr(item.fn, "__name__", "call") + "(...)", None
+            return tengine.describe_call(fn, args, kwargs)
+        return getattr(fn, "__name__", "call") + "(...)", None
 
     # -- spawn and forkserver: a fresh interpreter, armed first ---------------------------------
 
@@ -249,18 +283,14 @@ class ProcessesEngine:
             rec.bind_thread(lane)
             rec.record(lane, RUN, "forked by the forkserver", None, parent)
             rec.flush()
-        target = getattr(process, "_target", None)
-        if (getattr(target, "__module__", None), getattr(target, "__name__", None)) == _POOL_WORKER:
-            args = getattr(process, "_args", ())
-            if args:
-                self._trace_call_queue(args[0])
+        self._trace_pool_worker(process)
 
     def _announce_target(self, process) -> None:
         """A Process(target=task, args=(99,)) runs `task(99)`: a run named after the call (pool workers name each
         task); an exception escaping its run() is an error event on the process's lane."""
         target = getattr(process, "_target", None)
         if target is not None and (getattr(target, "__module__", None),
-                                   getattr(target, "__name__", None)) != _POOL_WORKER:
+                                   getattr(target, "__name__", None)) not in _WORKERS:
             threads = sys.modules.get("concurview.engines.threads")
             tengine = getattr(threads, "_engine", None)
             if tengine is not None:

@@ -54,7 +54,6 @@ LABELS = {
     ("queues.py", "SimpleQueue.get"): "multiprocessing SimpleQueue.get",
     ("pool.py", "Pool._handle_results"): "pool: waiting for results",
     ("pool.py", "Pool._wait_for_updates"): "pool: watching its workers",
-    ("pool.py", "worker"): "pool worker: waiting for a task",
 }
 _TIMER = "Timer"  # the label of the engine's own Timer.run
 # The per-call wrappers (time.sleep, Condition.wait/notify, _WorkItem.run, the lock factories):
@@ -242,6 +241,9 @@ class ThreadsEngine:
             else "_start_new_thread"
         self._starter = getattr(threading, self._starter_name)
         self._c_hooks = os.environ.get(ENV_HOOKS, "c") != "python"
+        # `covered.depth` > 0 on a thread while a wrapper of another engine records the wait it is in
+        # (a process pool worker asking for work): the connections' recv calls below it record nothing.
+        self.covered = _thread._local()
         self.hooks: dict[str, object] = {}  # kind -> the C hook installed (tests read slow_calls)
 
     def _hook(self, kind: str, real, python, key: str | None = None, **extra):
@@ -739,9 +741,11 @@ class ThreadsEngine:
         `Connection.poll()` asks), a wait named after what the program called, then a run."""
         engine, rec = self, self.rec
 
+        covered = self.covered
+
         def receive(conn, *args, **kwargs):
             try:
-                if conn._poll(0):
+                if getattr(covered, "depth", 0) or conn._poll(0):
                     return orig(conn, *args, **kwargs)
                 lane = rec.current_lane()
                 label, _, at = engine.why(sys._getframe(1))

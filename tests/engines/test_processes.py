@@ -12,6 +12,10 @@ from recording import events, record_program
 TASK = re.compile(r"task\('屌丝(\d+)'\)")
 
 
+def tl_events(tl, lane: int) -> list:
+    return [tl.event(i) for i in range(tl.n_events) if tl.event_lane(i) == lane]
+
+
 def gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -37,6 +41,11 @@ def test_pool_workers_are_processes_with_their_own_pids_and_tasks_run_on_them(re
     assert sorted(int(TASK.fullmatch(e.reason).group(1)) for e in runs) == list(range(n))
     assert {tl.lanes[e.lane].kind for e in runs} == {"process"}
     assert all(e.where.startswith("processpool_shutdown.py:") for e in runs)
+    # A worker waiting for its next item is one wait (the engine's), not a second one from the
+    # queue's pipe below it.
+    for w in workers:
+        waits = [e.reason for e in tl_events(tl, w.id) if e.kind == "wait"]
+        assert "multiprocessing Queue.get" not in waits and "Connection.recv_bytes" not in waits, waits
     started = [e for e in events(tl, "log") if "开始 (pid" in e.text]
     assert len(started) == n
     assert all(e.text.endswith(f"(pid {tl.lanes[e.lane].pid})") for e in started)
@@ -183,9 +192,11 @@ def test_a_multiprocessing_pool_s_threads_wait_while_its_workers_sleep(tmp_path)
         if __name__ == "__main__":
             with mp.get_context("fork").Pool(2) as pool:
                 print(pool.map(work, range(4), chunksize=1))
+                time.sleep(0.1)  # the workers wait for work
+                print(pool.apply(work, (5,)))
     """)
     assert tl.complete and tl.footer.exit_code == 0
-    assert [e.text for e in events(tl, "log")] == ["[0, 1, 4, 9]"]
+    assert [e.text for e in events(tl, "log")] == ["[0, 1, 4, 9]", "25"]
     totals = {lane["name"]: lane for lane in tl.summary()["lane_totals"]}
     results = next(v for k, v in totals.items() if k.endswith("(_handle_results)"))
     handler = next(v for k, v in totals.items() if k.endswith("(_handle_workers)"))
@@ -197,11 +208,16 @@ def test_a_multiprocessing_pool_s_threads_wait_while_its_workers_sleep(tmp_path)
                for name, reason in reasons)
     assert any(name.endswith("(_handle_workers)") and reason == "pool: watching its workers"
                for name, reason in reasons)
-    workers = [lane for lane in tl.lanes if lane.kind == "process"]
+    # Each task a run on its worker named after the call (map hands the worker mapstar((work, chunk))),
+    # each worker's wait for its next task one wait, not one for the queue and another for its pipe.
+    workers = {lane.id for lane in tl.lanes if lane.kind == "process"}
     assert len(workers) == 2
-    # (The last task may have been queued before a worker asked: at least one of them waited for one.)
-    assert {e.lane for e in events(tl, "wait") if e.reason == "pool worker: waiting for a task"} <= \
-        {w.id for w in workers}
-    assert any(e.reason == "pool worker: waiting for a task" for e in events(tl, "wait"))
+    runs = sorted(e.reason for e in events(tl, "run") if e.lane in workers and (e.reason or "").startswith("work("))
+    assert runs == ["work(0)", "work(1)", "work(2)", "work(3)", "work(5)"]
+    waits = [e for e in events(tl, "wait") if e.lane in workers]
+    assert {e.reason for e in waits} <= {"waiting for work", "sleep 0.15s"}
+    for lane in workers:
+        kinds = [e.kind for e in tl_events(tl, lane) if e.kind in ("run", "wait")]
+        assert all(not (a == b == "wait") for a, b in zip(kinds, kinds[1:])), kinds
     # GIL or not, the main thread's threads are never shown running three at once while they sleep.
     assert tl.max_running(["thread"])["thread"] <= 2
