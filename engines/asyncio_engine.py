@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import collections.abc
+import functools
 import itertools
 import os
 import selectors
@@ -232,18 +233,22 @@ class TracedSelector:
     def __init__(self, inner: selectors.BaseSelector, engine: AsyncioEngine) -> None:
         self._inner = inner
         self._engine = engine
+        # The selector class's own select, past the threads engine's wrapper (which would record the
+        # loop's waits a second time, and cost a Python call per loop iteration).
+        real = getattr(getattr(type(inner), "select", None), "__wrapped__", None)
+        self._select = functools.partial(real, inner) if real is not None else inner.select
         self._name = type(inner).__name__.replace("Selector", "").lower() or "select"
 
     def select(self, timeout=None):
         if timeout is not None and timeout <= 0:
-            return self._inner.select(timeout)
+            return self._select(timeout)
         rec = self._engine.rec
         lane = rec.current_lane()
         wait = "forever" if timeout is None else f"≤ {timeout:.3f}s"
         rec.record(lane, WAIT, f"event loop idle: {self._name} {wait}", self._engine.where.caller(2))
         ready = []
         try:
-            ready = self._inner.select(timeout)
+            ready = self._select(timeout)
         finally:
             rec.record(lane, RUN, f"{self._name} returned {len(ready)} ready" if ready else f"{self._name} timed out")
         return ready

@@ -147,6 +147,7 @@ class ProcessesEngine:
         get = call_queue.get
         poll = getattr(call_queue, "_poll", None)
         threads = sys.modules.get("concurview.engines.threads")
+        covered = rec.covered
 
         def traced_get(*args, **kwargs):
             lane = rec.current_lane()
@@ -156,15 +157,11 @@ class ProcessesEngine:
                 idle = True
             if idle:
                 rec.record(lane, WAIT, "waiting for work")
-            covered = getattr(getattr(threads, "_engine", None), "covered", None)
-            if covered is None:
+            covered.depth += 1  # this wait is recorded here, not by the pipe's recv() below
+            try:
                 item = get(*args, **kwargs)
-            else:
-                covered.depth = getattr(covered, "depth", 0) + 1  # this wait is recorded here, not by recv()
-                try:
-                    item = get(*args, **kwargs)
-                finally:
-                    covered.depth -= 1
+            finally:
+                covered.depth -= 1
             try:
                 if item is None:
                     rec.record(lane, RUN, "no more work: shutting down")
@@ -351,9 +348,12 @@ class ProcessesEngine:
             at = engine.where.caller(2)
             reason = f"join {process.name}" + ("" if timeout is None else f" (timeout {timeout}s)")
             rec.record(lane, WAIT, reason, at)
+            covered = rec.covered
+            covered.depth += 1  # waitpid or connection.wait below: this wait, recorded here
             try:
                 return orig(process, timeout)
             finally:
+                covered.depth -= 1
                 done = popen.returncode is not None
                 # The child's lane is the first its own recorder declared: (pid << shift) | 0.
                 rec.record(lane, RUN, None if done else "timed out", at,

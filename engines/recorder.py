@@ -32,6 +32,15 @@ _monotonic_ns = time.monotonic_ns
 _monotonic = time.monotonic
 _write = os.write
 _getpid = os.getpid
+_local = _original("_thread", "_local")
+
+
+class Covered(_local):
+    """Per OS thread: how many engine wrappers are recording the wait of the call under way (a pool
+    worker asking for work, Process.join). The blocking calls below them (a pipe's recv, waitpid)
+    record nothing: one wait, the outer wrapper's, named after what the program called."""
+
+    depth = 0
 
 BATCH_EVENTS = 256
 FLUSH_INTERVAL = 0.016
@@ -93,6 +102,7 @@ class Recorder:
         self.swap_lane = self._events.swap_lane
         self._write_lock = _allocate_lock()
         self._lane_lock = _allocate_lock()
+        self.covered = Covered()
         self._closed = False
         # Encoded frames not written yet: out[:_used] (under _write_lock). The bytearray is kept at
         # its size and written over, not emptied: no allocation, no growth copies per write.
@@ -259,6 +269,7 @@ class Recorder:
         """
         old = self.fd
         self.pid = _getpid()
+        self.covered.depth = 0  # the child's waits are its own
         self._base = self.pid << WIRE_LANE_SHIFT
         self._n_lanes = 0
         self.dropped = 0

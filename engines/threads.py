@@ -54,6 +54,12 @@ LABELS = {
     ("queues.py", "SimpleQueue.get"): "multiprocessing SimpleQueue.get",
     ("pool.py", "Pool._handle_results"): "pool: waiting for results",
     ("pool.py", "Pool._wait_for_updates"): "pool: watching its workers",
+    ("subprocess.py", "run"): "subprocess.run",
+    ("subprocess.py", "call"): "subprocess.call",
+    ("subprocess.py", "check_call"): "subprocess.check_call",
+    ("subprocess.py", "check_output"): "subprocess.check_output",
+    ("subprocess.py", "Popen.wait"): "Popen.wait",
+    ("subprocess.py", "Popen.communicate"): "Popen.communicate",
 }
 _TIMER = "Timer"  # the label of the engine's own Timer.run
 # The per-call wrappers (time.sleep, Condition.wait/notify, _WorkItem.run, the lock factories):
@@ -210,7 +216,7 @@ class ThreadsEngine:
     per thread, opened at start() by its creator, bound to the thread so its
     prints land on it), `Thread.join`, `time.sleep`, `threading.Lock`,
     `threading._allocate_lock`, `threading.RLock`, `queue.SimpleQueue` and
-    `threading.excepthook`, the receiving socket calls (`recv`, `recv_into`,
+    `threading.excepthook`, `os.waitpid`, the receiving socket calls (`recv`, `recv_into`,
     `recvfrom`, `recvfrom_into`, `accept`) and `select.select`. Patched when first
     used (checked at each thread start): `concurrent.futures.thread._WorkItem.run`
     (each work item a run named after its call). Patched as it is imported:
@@ -241,9 +247,7 @@ class ThreadsEngine:
             else "_start_new_thread"
         self._starter = getattr(threading, self._starter_name)
         self._c_hooks = os.environ.get(ENV_HOOKS, "c") != "python"
-        # `covered.depth` > 0 on a thread while a wrapper of another engine records the wait it is in
-        # (a process pool worker asking for work): the connections' recv calls below it record nothing.
-        self.covered = _thread._local()
+        self.covered = rec.covered  # depth > 0: an outer wrapper records this wait (recorder.Covered)
         self.hooks: dict[str, object] = {}  # kind -> the C hook installed (tests read slow_calls)
 
     def _hook(self, kind: str, real, python, key: str | None = None, **extra):
@@ -282,6 +286,8 @@ class ThreadsEngine:
         _engine = self
         if not gevent_time:
             self._patch_sleep()
+        if not (monkey is not None and monkey.is_module_patched("os")) and hasattr(os, "WNOHANG"):
+            self._patch_waitpid()
         if not (monkey is not None and monkey.is_module_patched("socket")):
             try:
                 self._patch_sockets()
@@ -468,8 +474,10 @@ class ThreadsEngine:
         accept.__doc__, accept.__wrapped__ = real_accept.__doc__, real_accept  # type: ignore[attr-defined]
         Socket.accept = accept
 
+        covered = self.covered
+
         def select_(rlist, wlist, xlist, timeout=None, /):
-            if timeout is not None and timeout <= 0:
+            if covered.depth or (timeout is not None and timeout <= 0):
                 return real_select(rlist, wlist, xlist, timeout)
             ready = real_select(rlist, wlist, xlist, 0)
             if ready[0] or ready[1] or ready[2]:
@@ -488,6 +496,46 @@ class ThreadsEngine:
         select_.__name__ = "select"
         select_.__doc__, select_.__wrapped__ = real_select.__doc__, real_select  # type: ignore[attr-defined]
         select.select = select_
+        self._patch_selectors()
+
+    def _patch_selectors(self) -> None:
+        """`selectors`' select() (subprocess.run's pipes, a selectors-based server): a wait when nothing
+        is ready yet, as select.select. An event loop's selector is the asyncio engine's to show."""
+        import selectors
+
+        engine, rec, covered, getframe = self, self.rec, self.covered, sys._getframe
+
+        def wrap(real):
+            def select(sel, timeout=None):
+                if covered.depth or (timeout is not None and timeout <= 0):
+                    return real(sel, timeout)
+                covered.depth += 1  # SelectSelector calls select.select, patched above
+                try:
+                    ready = real(sel, 0)
+                finally:
+                    covered.depth -= 1
+                if ready:
+                    return ready
+                n = len(sel.get_map())
+                kind = type(sel).__name__.replace("Selector", "").lower() or "select"
+                waiting = engine.io_wait(getframe(1), f"{kind} ({n} fd{'s' if n != 1 else ''})", timeout)
+                if waiting is None:
+                    return real(sel, timeout)
+                ready = []
+                covered.depth += 1
+                try:
+                    ready = real(sel, timeout)
+                    return ready
+                finally:
+                    covered.depth -= 1
+                    rec.record(waiting[0], RUN, None if ready else "timed out", waiting[1])
+
+            select.__doc__, select.__wrapped__ = real.__doc__, real  # type: ignore[attr-defined]
+            return select
+
+        for cls in (selectors.SelectSelector, getattr(selectors, "_PollLikeSelector", None)):
+            if cls is not None and "select" in cls.__dict__:
+                cls.select = wrap(cls.__dict__["select"])
 
     def _lock_factories(self):
         """threading.Lock / RLock: traced when the program itself makes them.
@@ -564,6 +612,33 @@ class ThreadsEngine:
         sleep.__doc__ = real.__doc__
         sleep.__wrapped__ = real  # type: ignore[attr-defined]
         time.sleep = self._hook("sleep", real, sleep, table=reasons)
+
+    def _patch_waitpid(self) -> None:
+        """os.waitpid without WNOHANG, for a child that has not exited yet, is a wait (subprocess.run,
+        Popen.wait, a child watcher's thread): one non-blocking try answers the common case first."""
+        engine, rec, covered = self, self.rec, self.covered
+        real, WNOHANG, getframe = os.waitpid, os.WNOHANG, sys._getframe
+
+        def waitpid(pid, options, /):
+            if options & WNOHANG or covered.depth:
+                return real(pid, options)
+            done = real(pid, options | WNOHANG)  # no such child: raises as the real call would
+            if done[0] != 0:
+                return done
+            try:
+                lane = rec.current_lane()
+                label, _, at = engine.why(getframe(1))
+                rec.record(lane, WAIT, label or f"waitpid({pid})", at)
+            except Exception:  # noqa: BLE001 - a hook never raises into the program
+                engine.errors += 1
+                return real(pid, options)
+            try:
+                return real(pid, options)
+            finally:
+                rec.record(lane, RUN, None, at)
+
+        waitpid.__doc__, waitpid.__wrapped__ = real.__doc__, real  # type: ignore[attr-defined]
+        os.waitpid = waitpid
 
     def _patch_threads(self) -> None:
         engine, rec = self, self.rec
@@ -703,11 +778,11 @@ class ThreadsEngine:
     def _patch_connection(self, module) -> None:
         """`wait` (and the modules that took it by name: multiprocessing.pool does, as it is
         imported) and the connections' receiving calls: each a wait when it would block."""
-        engine, rec = self, self.rec
+        engine, rec, covered = self, self.rec, self.covered
         orig = module.wait
 
         def wait(object_list, timeout=None):
-            if timeout is not None and timeout <= 0:
+            if covered.depth or (timeout is not None and timeout <= 0):
                 return orig(object_list, timeout)
             try:
                 lane = rec.current_lane()
@@ -745,7 +820,7 @@ class ThreadsEngine:
 
         def receive(conn, *args, **kwargs):
             try:
-                if getattr(covered, "depth", 0) or conn._poll(0):
+                if covered.depth or conn._poll(0):
                     return orig(conn, *args, **kwargs)
                 lane = rec.current_lane()
                 label, _, at = engine.why(sys._getframe(1))

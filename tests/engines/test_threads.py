@@ -317,3 +317,39 @@ def test_wait_reasons_name_the_call(tmp_path):
     a_fd = int(ok.split()[1])
     assert reasons.get("prog.py:39") == f"recv fd={a_fd}", main_waits
     assert reasons.get("prog.py:40") == "select (1 fd)", main_waits
+
+
+def test_a_child_process_waited_for_is_a_wait_named_after_the_call(tmp_path):
+    """os.waitpid and the selectors below subprocess.run block in the kernel: waits, not runs, named
+    after what the program called, at its line; a child that has exited already costs no wait."""
+    tl = record_program(tmp_path, """\
+        import subprocess
+        import sys
+        import threading
+
+        def worker():
+            subprocess.run(["sleep", "0.3"])
+
+        t = threading.Thread(target=worker)
+        t.start()
+        out = subprocess.run([sys.executable, "-c", "import time; time.sleep(0.2); print('hi')"],
+                             capture_output=True, text=True).stdout
+        p = subprocess.Popen(["sleep", "0.1"])
+        p.wait()
+        t.join()
+        done = subprocess.Popen(["true"])
+        while done.poll() is None:
+            pass
+        done.wait()
+        print(out.strip())
+    """)
+    assert tl.complete and tl.footer.exit_code == 0
+    assert [e.text for e in events(tl, "log")] == ["hi"]
+    waits = [(tl.lanes[e.lane].name, e.reason, e.where) for e in events(tl, "wait")]
+    assert ("Thread-1 (worker)", "subprocess.run", "prog.py:6") in waits
+    assert ("MainThread", "subprocess.run: poll (2 fds)", "prog.py:10") in waits
+    assert ("MainThread", "Popen.wait", "prog.py:13") in waits
+    assert not [w for w in waits if w[2] == "prog.py:18"], "an exited child is no wait"
+    totals = {lane["name"]: lane for lane in tl.summary()["lane_totals"]}
+    worker = totals["Thread-1 (worker)"]
+    assert worker["waiting_s"] > 0.25 and worker["running_s"] < 0.1, worker
