@@ -215,13 +215,14 @@ class ThreadsEngine:
     Patched before the program runs: `Thread.start` / `_bootstrap_inner` (a lane
     per thread, opened at start() by its creator, bound to the thread so its
     prints land on it), `Thread.join`, `time.sleep`, `threading.Lock`,
-    `threading._allocate_lock`, `threading.RLock`, `queue.SimpleQueue` and
-    `threading.excepthook`, `os.waitpid`, the receiving socket calls (`recv`, `recv_into`,
-    `recvfrom`, `recvfrom_into`, `accept`) and `select.select`. Patched when first
-    used (checked at each thread start): `concurrent.futures.thread._WorkItem.run`
-    (each work item a run named after its call). Patched as it is imported:
-    `multiprocessing.connection`'s `wait` and its connections' `recv` calls (a pool's
-    result thread binds `recv` before any thread starts).
+    `threading._allocate_lock`, `threading.RLock`, `queue.SimpleQueue`,
+    `threading.excepthook`, `os.waitpid`, the receiving socket calls (`recv`,
+    `recv_into`, `recvfrom`, `recvfrom_into`, `accept`), `select.select` and the
+    `selectors` classes' `select()`. Patched when first used (checked at each
+    thread start): `concurrent.futures.thread._WorkItem.run` (each work item a run
+    named after its call). Patched as it is imported: `multiprocessing.connection`'s
+    `wait` and its connections' `recv` calls (a pool's result thread binds `recv`
+    before any thread starts).
 
     A socket or select call is recorded only when it would block: a first,
     non-blocking attempt (MSG_DONTWAIT, a zero timeout) answers the common case
