@@ -10,6 +10,19 @@
 /* Event kinds: the order of engines/events.py EVENT_KINDS. */
 enum { CV_OPEN, CV_RUN, CV_WAIT, CV_READY, CV_LOG, CV_ERROR, CV_CLOSE, CV_PHASE, CV_MARK };
 
+/* Branch hints and cold paths: a traced switch runs inside the interpreter's hot loop, and every
+ * cache line of code it touches evicts one of the interpreter's (greenlet ping-pong: 85 L1i misses
+ * a round traced, 10 with a no-op tracer, cachegrind). Error and slow paths are laid out of line. */
+#if defined(__GNUC__)
+#define CV_LIKELY(x) __builtin_expect(!!(x), 1)
+#define CV_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define CV_COLD __attribute__((cold, noinline))
+#else
+#define CV_LIKELY(x) (x)
+#define CV_UNLIKELY(x) (x)
+#define CV_COLD
+#endif
+
 #define CV_NONE (-1)      /* a cause that is None (and the lane cap's UNTRACED lane) */
 #define CV_MEMO_BITS 10   /* strings whose ids are remembered by address: 2**10 slots (16 KB a buffer) */
 #define CV_MEMO (1 << CV_MEMO_BITS)
@@ -98,9 +111,9 @@ int cv_current_lane(EventBuffer *b, int64_t *lane);
 int64_t cv_monotonic_ns(void);
 
 /* The slow paths of the inline functions below (engines/_speedups.c). */
-uint32_t cv_intern_slow(EventBuffer *b, PyObject *s, size_t slot);
-int cv_grow(EventBuffer *b);
-int cv_room_slow(EventBuffer *b);
+CV_COLD uint32_t cv_intern_slow(EventBuffer *b, PyObject *s, size_t slot);
+CV_COLD int cv_grow(EventBuffer *b);
+CV_COLD int cv_room_slow(EventBuffer *b);
 
 /* The id of s in this process's string table (0 for None), adding it when new; (uint32_t)-1 on error.
  * A hot path records the same few strings over and over (`switch → pong`, `x.py:12`): the last
@@ -115,7 +128,7 @@ cv_intern(EventBuffer *b, PyObject *s)
     /* Fibonacci hashing of the address: a program's lanes each have their own `switch → name`
      * (gevent: one per greenlet the hub switches to), made one after another at regular strides. */
     size_t slot = (size_t)(((uint64_t)(uintptr_t)s >> 4) * 0x9E3779B97F4A7C15ull >> (64 - CV_MEMO_BITS));
-    if (b->memo[slot].s == s) {
+    if (CV_LIKELY(b->memo[slot].s == s)) {
         return b->memo[slot].id;
     }
     return cv_intern_slow(b, s, slot);
@@ -128,18 +141,18 @@ cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason, PyO
         int64_t cause, PyObject *text)
 {
     uint32_t r = cv_intern(b, reason), w, x;
-    if (r == (uint32_t)-1) {
+    if (CV_UNLIKELY(r == (uint32_t)-1)) {
         return -1;
     }
     w = cv_intern(b, where);
-    if (w == (uint32_t)-1) {
+    if (CV_UNLIKELY(w == (uint32_t)-1)) {
         return -1;
     }
     x = cv_intern(b, text);
-    if (x == (uint32_t)-1) {
+    if (CV_UNLIKELY(x == (uint32_t)-1)) {
         return -1;
     }
-    if (b->n == b->cap && cv_grow(b) < 0) {
+    if (CV_UNLIKELY(b->n == b->cap) && cv_grow(b) < 0) {
         return -1;
     }
     Py_ssize_t i = b->n++;
@@ -150,7 +163,7 @@ cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason, PyO
     b->reason[i] = r;
     b->where[i] = w;
     b->text[i] = x;
-    if (lane == CV_NONE) {  /* the lane cap's UNTRACED lane */
+    if (CV_UNLIKELY(lane == CV_NONE)) {  /* the lane cap's UNTRACED lane */
         b->untraced = 1;
     }
     return 0;
@@ -160,7 +173,7 @@ cv_push(EventBuffer *b, int64_t t, int64_t lane, int kind, PyObject *reason, PyO
 static inline int
 cv_room(EventBuffer *b)
 {
-    return b->n < b->next_full ? 0 : cv_room_slow(b);
+    return CV_LIKELY(b->n < b->next_full) ? 0 : cv_room_slow(b);
 }
 
 /* Each fast path in its own file adds its types to the module (called from module_exec). 0, or -1. */

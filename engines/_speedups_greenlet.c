@@ -91,7 +91,7 @@ static PyObject *str_attr, *str_gr_frame, *str_switch, *str_returned, *str_raise
 /* -- small helpers ----------------------------------------------------------------------- */
 
 /* The exception being raised, normalised, and no error indicator set. */
-static PyObject *
+CV_COLD static PyObject *
 take_exception(void)
 {
 #if PY_VERSION_HEX >= 0x030C0000
@@ -110,7 +110,7 @@ take_exception(void)
 }
 
 /* Our own failure: the engine counts it (the first one becomes a log line); nothing propagates. */
-static void
+CV_COLD static void
 report_failure(GreenletTracer *tr)
 {
     PyObject *exc = take_exception();
@@ -201,7 +201,7 @@ lane_of(PyObject *info, int64_t *lane)
 
 /* The info list of greenlet g (new reference) and its lane (lane_of's answer in *declared),
  * adopting g when the engine has not seen it. */
-static PyObject *
+CV_COLD static PyObject *
 info_of(GreenletTracer *tr, PyObject *g, PyObject *origin, int64_t *lane, int *declared)
 {
     InfoSlot *slot = slot_of(tr, g);
@@ -260,12 +260,36 @@ info_fast(GreenletTracer *tr, PyObject *g, PyObject *origin, int64_t *lane, int 
 {
     InfoSlot *slot = slot_of(tr, g);
     PyObject *info = slot->info;
-    if (info != NULL && slot->declared && belongs_to(info, g)) {
+    if (CV_LIKELY(info != NULL && slot->declared && belongs_to(info, g))) {
         *lane = slot->lane;
         *declared = 1;
         return Py_NewRef(info);
     }
     return info_of(tr, g, origin, lane, declared);
+}
+
+/* A type's gr_frame getter, found once: the type's own attribute is the descriptor (greenlet's
+ * getset, unless a subclass replaced it). NULL with an exception set. */
+CV_COLD static FrameGetter *
+frame_getter_new(GreenletTracer *tr, PyTypeObject *type)
+{
+    PyObject *d = PyObject_GetAttr((PyObject *)type, str_gr_frame);
+    if (d == NULL) {
+        return NULL;
+    }
+    FrameGetter *fg = &tr->frames[tr->next_frame];
+    tr->next_frame = (tr->next_frame + 1) % FRAME_TYPES;
+    Py_INCREF(type);
+    Py_XSETREF(fg->type, type);  /* kept, so its address names it (and its descriptor stays) */
+    if (Py_IS_TYPE(d, &PyGetSetDescr_Type) && ((PyGetSetDescrObject *)d)->d_getset->get != NULL) {
+        fg->get = ((PyGetSetDescrObject *)d)->d_getset->get;
+        fg->closure = ((PyGetSetDescrObject *)d)->d_getset->closure;
+    }
+    else {
+        fg->get = NULL;
+    }
+    Py_DECREF(d);
+    return fg;
 }
 
 /* origin.gr_frame (new reference): greenlet's getter called directly, found once per type. */
@@ -280,26 +304,13 @@ frame_of(GreenletTracer *tr, PyObject *g)
             break;
         }
     }
-    if (fg == NULL) {
-        /* The type's own attribute is the descriptor: greenlet's getset, unless a subclass replaced it. */
-        PyObject *d = PyObject_GetAttr((PyObject *)type, str_gr_frame);
-        if (d == NULL) {
+    if (CV_UNLIKELY(fg == NULL)) {
+        fg = frame_getter_new(tr, type);
+        if (fg == NULL) {
             return NULL;
         }
-        fg = &tr->frames[tr->next_frame];
-        tr->next_frame = (tr->next_frame + 1) % FRAME_TYPES;
-        Py_INCREF(type);
-        Py_XSETREF(fg->type, type);  /* kept, so its address names it (and its descriptor stays) */
-        if (Py_IS_TYPE(d, &PyGetSetDescr_Type) && ((PyGetSetDescrObject *)d)->d_getset->get != NULL) {
-            fg->get = ((PyGetSetDescrObject *)d)->d_getset->get;
-            fg->closure = ((PyGetSetDescrObject *)d)->d_getset->closure;
-        }
-        else {
-            fg->get = NULL;
-        }
-        Py_DECREF(d);
     }
-    return fg->get != NULL ? fg->get(g, fg->closure) : PyObject_GetAttr(g, str_gr_frame);
+    return CV_LIKELY(fg->get != NULL) ? fg->get(g, fg->closure) : PyObject_GetAttr(g, str_gr_frame);
 }
 
 /* One event, unless the buffer is at a batch boundary and on_full says to drop it (it counted it). */
@@ -334,6 +345,25 @@ caller_where(GreenletTracer *tr, PyFrameObject *f, PyObject *oi)
     return PyObject_CallFunctionObjArgs(tr->caller_where, (PyObject *)f, oi, NULL);
 }
 
+/* The site cache missed: what engine._site() makes of the frame, cached in the origin's info list
+ * (new reference), or NULL with an exception set. Takes the reference to code. */
+CV_COLD static PyObject *
+site_miss(GreenletTracer *tr, PyObject *frame, PyObject *oi, PyCodeObject *code, int lasti)
+{
+    tr->slow_calls++;
+    PyObject *ent = PyObject_CallOneArg(tr->site, frame);
+    PyObject *lasti_obj = ent == NULL ? NULL : PyLong_FromLong(lasti);
+    if (lasti_obj == NULL) {
+        Py_XDECREF(ent);
+        Py_DECREF(code);
+        return NULL;
+    }
+    set_slot(oi, I_SITE_CODE, (PyObject *)code);  /* the list takes our reference */
+    set_slot(oi, I_SITE_LASTI, lasti_obj);
+    set_slot(oi, I_SITE, Py_NewRef(ent));
+    return ent;
+}
+
 /* The origin's stop: *kind WAIT (or CLOSE when it finished), *reason and *where as new references
  * (or NULL for None). The origin's RESUME becomes the where. 0, or -1 with an exception set. */
 static int
@@ -363,25 +393,19 @@ explain_stop(GreenletTracer *tr, PyObject *origin, PyObject *oi, PyObject *ti, i
     PyCodeObject *code = PyFrame_GetCode(f);
     int lasti = PyFrame_GetLasti(f);
     PyObject *ent;
-    if ((PyObject *)code == PyList_GET_ITEM(oi, I_SITE_CODE) && same_lasti(PyList_GET_ITEM(oi, I_SITE_LASTI), lasti)) {
+    if (CV_LIKELY((PyObject *)code == PyList_GET_ITEM(oi, I_SITE_CODE)
+                  && same_lasti(PyList_GET_ITEM(oi, I_SITE_LASTI), lasti))) {
         ent = Py_NewRef(PyList_GET_ITEM(oi, I_SITE));
         Py_DECREF(code);
     }
     else {
-        tr->slow_calls++;
-        ent = PyObject_CallOneArg(tr->site, frame);
-        PyObject *lasti_obj = ent == NULL ? NULL : PyLong_FromLong(lasti);
-        if (lasti_obj == NULL) {
-            Py_XDECREF(ent);
-            Py_DECREF(code);
+        ent = site_miss(tr, frame, oi, code, lasti);  /* takes our reference to code */
+        if (ent == NULL) {
             Py_DECREF(frame);
             return -1;
         }
-        set_slot(oi, I_SITE_CODE, (PyObject *)code);  /* the list takes our reference */
-        set_slot(oi, I_SITE_LASTI, lasti_obj);
-        set_slot(oi, I_SITE, Py_NewRef(ent));
     }
-    if (!PyTuple_Check(ent) || PyTuple_GET_SIZE(ent) < S_SIZE) {
+    if (CV_UNLIKELY(!PyTuple_Check(ent) || PyTuple_GET_SIZE(ent) < S_SIZE)) {
         PyErr_SetString(PyExc_TypeError, "engine._site() did not return a site entry");
         goto fail;
     }
