@@ -54,6 +54,9 @@ LABELS = {
     ("queues.py", "SimpleQueue.get"): "multiprocessing SimpleQueue.get",
     ("pool.py", "Pool._handle_results"): "pool: waiting for results",
     ("pool.py", "Pool._wait_for_updates"): "pool: watching its workers",
+    ("synchronize.py", "Condition.wait"): "multiprocessing Condition.wait",
+    ("synchronize.py", "Event.wait"): "multiprocessing Event.wait",
+    ("synchronize.py", "Event.set"): "multiprocessing Event.set",
     ("subprocess.py", "run"): "subprocess.run",
     ("subprocess.py", "call"): "subprocess.call",
     ("subprocess.py", "check_call"): "subprocess.check_call",
@@ -220,9 +223,10 @@ class ThreadsEngine:
     `recv_into`, `recvfrom`, `recvfrom_into`, `accept`), `select.select` and the
     `selectors` classes' `select()`. Patched when first used (checked at each
     thread start): `concurrent.futures.thread._WorkItem.run` (each work item a run
-    named after its call). Patched as it is imported: `multiprocessing.connection`'s
+    named after its call). Patched as they are imported: `multiprocessing.connection`'s
     `wait` and its connections' `recv` calls (a pool's result thread binds `recv`
-    before any thread starts).
+    before any thread starts), and `multiprocessing.synchronize`'s locks and
+    semaphores (their acquire, and `with lock:`).
 
     A socket or select call is recorded only when it would block: a first,
     non-blocking attempt (MSG_DONTWAIT, a zero timeout) answers the common case
@@ -308,6 +312,7 @@ class ThreadsEngine:
             from concurview.engines.processes import after_import
 
             after_import(self._guarded(self._patch_connection), "multiprocessing.connection")
+            after_import(self._guarded(self._patch_semlock), "multiprocessing.synchronize")
         return True
 
     def _guarded(self, patch):
@@ -811,6 +816,48 @@ class ThreadsEngine:
         if base is not None:
             for name in ("recv", "recv_bytes", "recv_bytes_into"):
                 setattr(base, name, self._receiving(getattr(base, name), "Connection." + name))
+
+    def _patch_semlock(self, module) -> None:
+        """multiprocessing's Lock, RLock, Semaphore (and the Condition, Event and Queue locks built
+        on them) block in sem_wait(): an acquire that would block is a wait, as a threading lock's."""
+        engine, rec, covered, getframe = self, self.rec, self.covered, sys._getframe
+        SemLock = module.SemLock
+        orig_make = SemLock._make_methods
+
+        def traced_acquire(real, default: str):
+            def acquire(block=True, timeout=None):
+                if not block or covered.depth or real(False):
+                    return real(block, timeout) if not block or covered.depth else True
+                try:
+                    lane = rec.current_lane()
+                    label, _, at = engine.why(getframe(1))
+                    reason = label or default
+                    if timeout is not None:
+                        reason += f" (timeout {_seconds(timeout)})"
+                    rec.record(lane, WAIT, reason, at)
+                except Exception:  # noqa: BLE001 - a hook never raises into the program
+                    engine.errors += 1
+                    return real(block, timeout)
+                got = False
+                try:
+                    got = real(block, timeout)
+                    return got
+                finally:
+                    rec.record(lane, RUN, None if got else "timed out", at)
+
+            acquire.__doc__, acquire.__wrapped__ = real.__doc__, real  # type: ignore[attr-defined]
+            return acquire
+
+        def _make_methods(lock):
+            orig_make(lock)
+            lock.acquire = traced_acquire(lock.acquire, f"multiprocessing {type(lock).__name__}.acquire")
+
+        def __enter__(lock):
+            return lock.acquire()  # the C __enter__ would skip the instance's acquire
+
+        _make_methods.__wrapped__ = orig_make  # type: ignore[attr-defined]
+        SemLock._make_methods = _make_methods
+        SemLock.__enter__ = __enter__
 
     def _receiving(self, orig, default: str):
         """A connection's recv*(): when nothing is there to read yet (a zero-timeout poll, as

@@ -221,3 +221,43 @@ def test_a_multiprocessing_pool_s_threads_wait_while_its_workers_sleep(tmp_path)
         assert all(not (a == b == "wait") for a, b in zip(kinds, kinds[1:])), kinds
     # GIL or not, the main thread's threads are never shown running three at once while they sleep.
     assert tl.max_running(["thread"])["thread"] <= 2
+
+
+def test_a_multiprocessing_lock_held_by_another_process_is_a_wait(tmp_path):
+    """multiprocessing's locks block in sem_wait(): the waiter's lane waits, named after the lock,
+    at its `with` line, from when it asks until the holder lets go (after its 0.3 s sleep)."""
+    tl = record_program(tmp_path, """\
+        import multiprocessing as mp
+        import time
+
+        def holder(lock, ev):
+            with lock:
+                ev.set()
+                time.sleep(0.3)
+
+        def waiter(lock):
+            with lock:
+                print("got it")
+
+        if __name__ == "__main__":
+            ctx = mp.get_context("fork")
+            lock, ev = ctx.Lock(), ctx.Event()
+            a = ctx.Process(target=holder, args=(lock, ev))
+            a.start()
+            ev.wait()
+            b = ctx.Process(target=waiter, args=(lock,))
+            b.start()
+            a.join()
+            b.join()
+    """)
+    assert tl.complete and tl.footer.exit_code == 0
+    lanes = {lane.name.split(" ")[0]: lane for lane in tl.lanes if lane.kind == "process"}
+    waiter = next(lane.id for name, lane in lanes.items() if name.endswith("Process-2"))
+    (wait,) = [e for e in events(tl, "wait") if e.lane == waiter]
+    assert (wait.reason, wait.where) == ("multiprocessing Lock.acquire", "prog.py:10")
+    resumed = next(e for e in events(tl, "run") if e.lane == waiter and e.t > wait.t)
+    slept = next(e for e in events(tl, "wait") if e.reason == "sleep 0.3s")
+    assert resumed.t - slept.t >= 0.25e9, "it waits until the holder is done"
+    assert [e.text for e in events(tl, "log") if e.lane == waiter] == ["got it"]
+    assert not [e for e in events(tl, "wait") if e.reason == "multiprocessing Semaphore.acquire"], \
+        "Event.set waiting for the woken is named after Event.set"
