@@ -52,6 +52,7 @@ LABELS = {
     ("queues.py", "Queue.get"): "multiprocessing Queue.get",
     ("connection.py", "Connection.poll"): "Connection.poll",
     ("queues.py", "SimpleQueue.get"): "multiprocessing SimpleQueue.get",
+    ("queues.py", "SimpleQueue.put"): "multiprocessing SimpleQueue.put",
     ("pool.py", "Pool._handle_results"): "pool: waiting for results",
     ("pool.py", "Pool._wait_for_updates"): "pool: watching its workers",
     ("synchronize.py", "Condition.wait"): "multiprocessing Condition.wait",
