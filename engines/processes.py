@@ -157,6 +157,9 @@ class ProcessesEngine:
                 idle = True
             if idle:
                 rec.record(lane, WAIT, "waiting for work")
+                # Out before it waits: an idle worker is what Pool.terminate() kills (SIGTERM, no
+                # exit handlers), and its events would die with it.
+                rec.flush(block=False)
             covered.depth += 1  # this wait is recorded here, not by the pipe's recv() below
             try:
                 item = get(*args, **kwargs)
@@ -183,11 +186,14 @@ class ProcessesEngine:
         `work(3) and 4 more` (map and starmap hand the worker mapstar((work, chunk)))."""
         _job, _i, func, args, kwds = task
         if getattr(func, "__module__", None) == "multiprocessing.pool" and \
-                getattr(func, "__name__", None) in ("mapstar", "starmapstar") and len(args) == 1:
-            fn, chunk = args[0]
-            chunk = tuple(chunk)
-            if chunk:
+                getattr(func, "__name__", None) in ("mapstar", "starmapstar"):
+            try:
+                ((fn, chunk),) = args
+                chunk = tuple(chunk)
                 first = tuple(chunk[0]) if func.__name__ == "starmapstar" else (chunk[0],)
+            except (TypeError, ValueError, IndexError):  # not the shape this Python's pool.py sends
+                pass
+            else:
                 reason, at = self._describe_call(threads, fn, first, {})
                 return (reason + f" and {len(chunk) - 1} more" if len(chunk) > 1 else reason), at
         return self._describe_call(threads, func, args, kwds)

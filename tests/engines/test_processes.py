@@ -261,3 +261,26 @@ def test_a_multiprocessing_lock_held_by_another_process_is_a_wait(tmp_path):
     assert [e.text for e in events(tl, "log") if e.lane == waiter] == ["got it"]
     assert not [e for e in events(tl, "wait") if e.reason == "multiprocessing Semaphore.acquire"], \
         "Event.set waiting for the woken is named after Event.set"
+
+
+def test_pool_map_chunks_and_starmap_name_their_runs_after_the_calls(tmp_path):
+    tl = record_program(tmp_path, """\
+        import multiprocessing as mp
+
+        def square(x):
+            return x * x
+
+        def add(a, b):
+            return a + b
+
+        if __name__ == "__main__":
+            with mp.get_context("fork").Pool(1) as pool:
+                print(pool.map(square, [3, 4, 5], chunksize=3))
+                print(pool.starmap(add, [(1, 2)]))
+                print(pool.apply(add, (5,), {"b": 6}))
+    """)
+    assert tl.complete and tl.footer.exit_code == 0
+    assert [e.text for e in events(tl, "log")] == ["[9, 16, 25]", "[3]", "11"]
+    (worker,) = [lane.id for lane in tl.lanes if lane.kind == "process"]
+    runs = [e.reason for e in events(tl, "run") if e.lane == worker and e.reason and "(" in e.reason]
+    assert runs == ["square(3) and 2 more", "add(1, 2)", "add(5, b=6)"], runs
