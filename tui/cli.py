@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -336,12 +337,29 @@ def _record(args: argparse.Namespace) -> int:
                        _max_events(args))
 
 
+def _check_module(name: str) -> None:
+    """`-m NAME` that python could not find: a usage error here, not a run that fails. Only the
+    top-level name is looked up (finding `pkg.mod` would import `pkg`, the program's code, in here);
+    python -m looks in the working directory first."""
+    import importlib.machinery
+    import importlib.util
+
+    top = name.split(".")[0]
+    try:
+        found = importlib.util.find_spec(top) or importlib.machinery.PathFinder.find_spec(top, [os.getcwd()])
+    except (ImportError, ValueError):
+        found = None
+    if not top or found is None:
+        raise UsageError(f"-m {name}: No module named {top or repr(name)}")
+
+
 def _run_program(args: argparse.Namespace) -> int:
     from concurview.engines.runner import Target
 
     if args.args[:1] == ["--"]:
         args.args = args.args[1:]
     if args.module:
+        _check_module(args.module)
         program_args = ([args.script] if args.script else []) + args.args
         target = Target(args.module, args=program_args, module=True, echo=bool(args.record))
         label = f"-m {args.module}"

@@ -75,5 +75,10 @@ def test_bad_program_arguments(tmp_path):
                           (["run", "--record", "no/dir/t.jsonl", "plain.py"], "no such directory")]:
         out = run(*args, cwd=tmp_path if "missing.py" in args else PROGRAMS)
         assert out.returncode == 2 and out.stderr.count("\n") == 1 and message in out.stderr, (args, out.stderr)
+    # A module python cannot find is bad input too (the app is not opened, no trace is written);
+    # a package's submodule is looked up in the child (finding it here would import the package).
     out = run("run", "--record", str(tmp_path / "t.jsonl"), "-m", "no_such_module_here")
-    assert out.returncode == 1 and "No module named no_such_module_here" in out.stderr
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "No module named no_such_module_here" in out.stderr and not (tmp_path / "t.jsonl").exists()
+    out = run("run", "--record", str(tmp_path / "t.jsonl"), "-m", "json.no_such_submodule")
+    assert out.returncode == 1 and "No module named json.no_such_submodule" in out.stderr
