@@ -8,11 +8,15 @@ from pathlib import Path
 
 import msgspec
 
-from concurview.engines.events import Event, Footer, Header, Lane
+from concurview.engines.events import LANE_KINDS, Event, Footer, Header, Lane
 from concurview.engines.tracefile import TraceFormatError
 from concurview.tui.store import Timeline
 
 _TASK_NAME = re.compile(r"Task-\d+$")
+# What concurview's own export writes (tui/export.py): lanes named `kind: name`, and the
+# category of each slice its state. Read back, its waits and readiness stay what they were.
+_STATES = {"running": "run", "waiting": "wait", "ready": "ready"}
+_KINDS = frozenset(LANE_KINDS)
 _FUNC_WHERE = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]+):(?P<line>\d+)\)$")
 
 
@@ -26,6 +30,7 @@ def looks_like_chrome(data: bytes) -> bool:
 class _Ev(msgspec.Struct, gc=False):
     ph: str = ""
     name: str = ""
+    cat: str = ""
     pid: int | str = 0
     tid: int | str = 0
     ts: float = -1.0
@@ -59,25 +64,29 @@ def load_chrome(path: str | Path, data: bytes) -> Timeline:
     """Each (pid, tid) becomes a lane; its top-level slices become running intervals, names kept."""
     path = Path(path)
     names: dict[tuple, str] = {}
-    slices: dict[tuple, list[tuple[float, float, str]]] = defaultdict(list)
-    opened: dict[tuple, list[tuple[float, str]]] = defaultdict(list)
-    instants: list[tuple[float, tuple, str]] = []
+    slices: dict[tuple, list[tuple[int, int, str, _Ev | None]]] = defaultdict(list)
+    opened: dict[tuple, list[tuple[int, str]]] = defaultdict(list)
+    instants: list[tuple[int, tuple, str]] = []
     for e in _events(data, path):
         key = (e.pid, e.tid)
         if e.ph == "M" and e.name == "thread_name" and isinstance(e.args.get("name"), str):
             names[key] = e.args["name"]
         elif e.ts < 0:
             continue
+        # Times in integer ns from here: microseconds as floats do not add up exactly (0.07 + 0.02 >
+        # 0.09), and contiguous slices would overlap or leave gaps.
         elif e.ph == "X":
-            slices[key].append((e.ts, e.ts + max(e.dur, 0.0), e.name))
+            start = round(e.ts * 1000)
+            slices[key].append((start, start + round(max(e.dur, 0.0) * 1000), e.name,
+                                e if e.cat in _STATES else None))
         elif e.ph == "B":
-            opened[key].append((e.ts, e.name))
+            opened[key].append((round(e.ts * 1000), e.name))
         elif e.ph == "E" and opened[key]:
             start, name = opened[key].pop()
             if not opened[key]:  # only top-level begin/end pairs
-                slices[key].append((start, e.ts, name))
+                slices[key].append((start, round(e.ts * 1000), name, None))
         elif e.ph in ("i", "I"):
-            instants.append((e.ts, key, e.name))
+            instants.append((round(e.ts * 1000), key, e.name))
     tracks = sorted(set(slices) | {k for _, k, _ in instants}, key=lambda k: (str(k[0]), k[0] != k[1], str(k[1])))
     if not tracks:
         raise TraceFormatError(f"{path}: a Chrome trace with no slices or instants to show")
@@ -87,24 +96,37 @@ def load_chrome(path: str | Path, data: bytes) -> Timeline:
         pid, tid = key
         name = names.get(key) or f"tid {tid}"
         kind = "main" if pid == tid else "task" if _TASK_NAME.match(name) else "thread"
+        prefix, sep, rest = name.partition(": ")
+        if sep and prefix in _KINDS and rest:
+            kind, name = prefix, rest
         lanes.append(Lane(lane_id, kind, name, None, pid if isinstance(pid, int) else None,
                           tid if isinstance(tid, int) else None))
-        top: list[tuple[float, float, str]] = []
-        for start, end, label in sorted(slices.get(key, ()), key=lambda s: (s[0], -s[1])):
+        top: list[tuple[int, int, str, _Ev | None]] = []
+        for start, end, label, ev in sorted(slices.get(key, ()), key=lambda s: (s[0], -s[1])):
             if top and start < top[-1][1]:
                 continue  # nested inside a top-level slice
-            top.append((start, end, label))
-        for i, (start, end, label) in enumerate(top):
-            m = _FUNC_WHERE.match(label)
-            reason, where = (m["func"], f"{Path(m['file']).name}:{m['line']}") if m else (label, None)
+            top.append((start, end, label, ev))
+        for i, (start, end, label, ev) in enumerate(top):
+            if ev is not None:  # a state slice: its state, reason and line as exported
+                state = _STATES[ev.cat]
+                reason, where = ev.args.get("reason"), ev.args.get("where")
+                reason = reason if isinstance(reason, str) else None
+                where = where if isinstance(where, str) else None
+            else:  # another tool's slice: a stretch of running (`func (file:line)` from VizTracer)
+                state = "run"
+                m = _FUNC_WHERE.match(label)
+                reason, where = (m["func"], f"{Path(m['file']).name}:{m['line']}") if m else (label, None)
             if i == 0:
                 rows.append((start, lane_id, "open", None, None))
-            rows.append((start, lane_id, "run", reason[:120], where))
-            rows.append((end, lane_id, "wait" if i < len(top) - 1 else "close", None, None))
+            rows.append((start, lane_id, state, reason[:120] if reason else None, where))
+            if i == len(top) - 1:
+                rows.append((end, lane_id, "close", None, None))
+            elif top[i + 1][0] > end or ev is None:
+                rows.append((end, lane_id, "wait", None, None))  # a gap between slices: not running
     lane_of = {key: i for i, key in enumerate(tracks)}
     rows += [(ts, lane_of[key], "log", "instant", None, name) for ts, key, name in instants]  # type: ignore[misc]
     rows.sort(key=lambda r: r[0])
-    events = [Event(seq, int(round((r[0] - t0) * 1000)), r[1], r[2], r[3], r[4], None, r[5] if len(r) > 5 else None)
+    events = [Event(seq, r[0] - t0, r[1], r[2], r[3], r[4], None, r[5] if len(r) > 5 else None)
               for seq, r in enumerate(rows)]
     tl = Timeline(Header(program=f"{path.name} (Chrome trace)", source=None))
     tl.add(lanes, events)

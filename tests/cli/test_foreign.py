@@ -96,3 +96,25 @@ def test_damaged_chrome_traces(tmp_path, content, message):
         load(p)
     out = subprocess.run([sys.executable, "-m", "concurview", "open", str(p)], capture_output=True, text=True)
     assert out.returncode == 2 and message in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_concurview_s_own_chrome_export_reads_back_with_its_states(tmp_path):
+    """Exported for Perfetto, opened again: each lane keeps its kind, name and its running, waiting
+    and ready time (another tool's slices are all running; ours say which state they are)."""
+    from concurview.tui.export import to_chrome
+    from recording import events
+    from samples import LOOP, LOOP_ROWS, build
+
+    tl = build(LOOP, LOOP_ROWS)
+    path = tmp_path / "t.chrome.json"
+    path.write_text(json.dumps(to_chrome(tl)))
+    back = load(path)
+    before = {lane["name"]: lane for lane in tl.summary()["lane_totals"]}
+    after = {lane["name"]: lane for lane in back.summary()["lane_totals"]}
+    assert set(after) == set(before) == {"MainThread", "task", "task2"}
+    assert {lane.name: lane.kind for lane in back.lanes} == {lane.name: lane.kind for lane in tl.lanes}
+    for name, lane in before.items():
+        for state in ("running_s", "waiting_s", "ready_s"):
+            assert abs(after[name][state] - lane[state]) < 1e-9, (name, state, after[name], lane)
+    reasons = {e.reason for e in events(back, "wait")}
+    assert {"await sleep(3)", "await sleep(2)"} <= reasons
