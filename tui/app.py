@@ -65,7 +65,7 @@ KEYS = (
     ("r", "run the last scenario again"),
     ("s", "stop the running scenario (the trace so far is kept)"),
     ("e", "export the trace (JSON Lines) and a screenshot (SVG)"),
-    ("/", "find a lane or a log line"),
+    ("/", "find a lane, a switch or a log line"),
     ("p", "show / hide the scenario picker"),
     ("?", "this help"),
     ("q", "quit"),
@@ -807,13 +807,17 @@ class ConcurviewApp(App[int]):
         self.push_screen(FindScreen(self._search, self._find_query), self._found)
 
     def _search(self, query: str) -> list[Found]:
-        """Lanes whose name holds `query`, then log lines that do (the first 200)."""
+        """Lanes whose name holds `query`, then runs and waits whose reason does (`work(2)`, `Lock`),
+        then log lines (200 results at most)."""
         self._find_query = query
         tl = self.timeline
         if tl is None:
             return []
         q = query.lower()
         found = [Found(f"lane  {lane.name}  ({lane.kind})", lane.id) for lane in tl.lanes if q in lane.name.lower()]
+        for i in tl.events_with_reason(query, limit=100).tolist():
+            e = tl.event(i)
+            found.append(Found(f"{e.kind:<5} {format_time(e.t):>9}  {tl.lanes[e.lane].name}: {e.reason}", e.lane, i))
         for i in tl.events_of_kind("log", "error").tolist():
             text = tl.event_text(i) or ""
             if q in text.lower():

@@ -111,15 +111,15 @@ class ExportScreen(ModalScreen[str | None]):
 
 @dataclass(frozen=True)
 class Found:
-    """One find result: a lane, or a line a lane printed."""
+    """One find result: a lane, a run or wait by its reason, or a line a lane printed."""
 
     label: str
     lane: int
-    event: int | None = None  # the log/error event, for log lines
+    event: int | None = None  # the event to put the cursor on (a run, a wait, a log line)
 
 
 class FindScreen(ModalScreen[Found | None]):
-    """Find a lane by name or a log line by text; Enter jumps there."""
+    """Find a lane by name, a run or wait by its reason, or a log line by text; Enter jumps there."""
 
     BINDINGS = [
         Binding("escape", "dismiss", "Cancel"),
@@ -135,8 +135,9 @@ class FindScreen(ModalScreen[Found | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="find-box", classes="dialog"):
-            yield Label("Find a lane or a log line", classes="dialog-title")
-            yield Input(self.query_text, placeholder="lane name or text", id="find-query")
+            yield Label("Find a lane, a switch or a log line", classes="dialog-title")
+            yield Input(self.query_text, placeholder="lane name, reason (work(2), sleep, Lock) or text",
+                        id="find-query")
             yield OptionList(id="find-results")
             yield Label("↑↓ choose · enter jumps · esc cancels", classes="dialog-hint")
 

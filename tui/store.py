@@ -301,6 +301,21 @@ class Timeline:
         codes = [KIND_CODE[k] for k in kinds]
         return np.flatnonzero(np.isin(self._kind.view(), codes))
 
+    def events_with_reason(self, query: str, kinds: tuple[str, ...] = ("run", "wait"), limit: int = 200) -> np.ndarray:
+        """Indices of the first `limit` events of these kinds whose reason holds `query` (any case):
+        the strings are matched once each, the events by their interned detail (no object an event)."""
+        q = query.lower()
+        strings = self.strings.strings
+        hit = {i for i, text in enumerate(strings) if text and q in text.lower()}
+        if not hit:
+            return np.zeros(0, dtype=np.int64)
+        wanted = np.zeros(len(self._details), dtype=bool)  # lookup tables: a gather an event, not a sort
+        wanted[[d for d, (reason, _w, _c) in enumerate(self._details) if reason in hit]] = True
+        kind_ok = np.zeros(256, dtype=bool)
+        kind_ok[[KIND_CODE[k] for k in kinds]] = True
+        mask = wanted[self._detail.view()] & kind_ok[self._kind.view()]
+        return np.flatnonzero(mask)[:limit]
+
     def logs(self) -> list[Event]:
         return [self.event(int(i)) for i in self.events_of_kind("log", "error")]
 

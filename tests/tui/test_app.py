@@ -396,6 +396,16 @@ async def test_find_jumps_to_a_lane_or_to_a_log_line():
         await pilot.press("enter")
         assert app.timeline.event_kind(app.cursor.event) == "log"
         assert app.selected == lane_id(app, "MainThread")
+        # A switch by its reason: the cursor lands on that wait, on its lane.
+        await pilot.press("slash")
+        app.screen.query_one(Input).value = "SLEEP(0.2"
+        await pilot.pause()
+        labels = [str(o.prompt) for o in app.screen.query_one("#find-results").options]
+        assert labels and labels[0].startswith("wait") and "task2: await sleep(0.2)" in labels[0], labels
+        await pilot.press("enter")
+        event = app.timeline.event(app.cursor.event)
+        assert (event.kind, event.lane) == ("wait", lane_id(app, "task2")) and event.reason == "await sleep(0.2)"
+        assert app.selected == lane_id(app, "task2")
 
 
 async def test_e_exports_the_trace_and_a_screenshot(tmp_path):
