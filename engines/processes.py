@@ -140,6 +140,21 @@ class ProcessesEngine:
         args = getattr(process_obj, "_args", ())
         if kind in _WORKERS and args:
             self._trace_call_queue(args[0], self.describe if kind == _POOL_WORKER else self.describe_task)
+            if len(args) > 1:
+                self._flush_before_results(args[1])
+
+    def _flush_before_results(self, result_queue) -> None:
+        """The worker's events go out before each result it sends: once the parent has its results it
+        may terminate the pool (SIGTERM, no exit handlers), and what the worker recorded would die with it."""
+        rec, put = self.rec, getattr(result_queue, "put", None)
+        if put is None:
+            return
+
+        def traced_put(*args, **kwargs):
+            rec.flush(block=False)
+            return put(*args, **kwargs)
+
+        result_queue.put = traced_put
 
     def _trace_call_queue(self, call_queue, describe) -> None:
         """Each item the worker takes from its call queue is a run named after the call (describe(threads, item))."""

@@ -523,9 +523,13 @@ class ThreadsEngine:
                     covered.depth -= 1
                 if ready:
                     return ready
-                n = len(sel.get_map())
-                kind = type(sel).__name__.replace("Selector", "").lower() or "select"
-                waiting = engine.io_wait(getframe(1), f"{kind} ({n} fd{'s' if n != 1 else ''})", timeout)
+                try:
+                    n = len(sel.get_map() or ())
+                    kind = type(sel).__name__.replace("Selector", "").lower() or "select"
+                    waiting = engine.io_wait(getframe(1), f"{kind} ({n} fd{'s' if n != 1 else ''})", timeout)
+                except Exception:  # noqa: BLE001 - a hook never raises into the program
+                    engine.errors += 1
+                    waiting = None
                 if waiting is None:
                     return real(sel, timeout)
                 ready = []
@@ -827,8 +831,10 @@ class ThreadsEngine:
 
         def traced_acquire(real, default: str):
             def acquire(block=True, timeout=None):
-                if not block or covered.depth or real(False):
-                    return real(block, timeout) if not block or covered.depth else True
+                if not block or covered.depth or (timeout is not None and timeout <= 0):
+                    return real(block, timeout)
+                if real(False):  # uncontended: one call, nothing recorded
+                    return True
                 try:
                     lane = rec.current_lane()
                     label, _, at = engine.why(getframe(1))
