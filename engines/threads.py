@@ -544,8 +544,10 @@ class ThreadsEngine:
             select.__doc__, select.__wrapped__ = real.__doc__, real  # type: ignore[attr-defined]
             return select
 
-        for cls in (selectors.SelectSelector, getattr(selectors, "_PollLikeSelector", None)):
-            if cls is not None and "select" in cls.__dict__:
+        # Each class with a select() of its own (EpollSelector, the DefaultSelector here, has one).
+        for cls in {c for c in vars(selectors).values() if isinstance(c, type)}:  # DefaultSelector is an alias
+            if issubclass(cls, selectors.BaseSelector) and cls is not selectors.BaseSelector \
+                    and "select" in cls.__dict__:
                 cls.select = wrap(cls.__dict__["select"])
 
     def _lock_factories(self):
@@ -627,7 +629,7 @@ class ThreadsEngine:
     def _patch_waitpid(self) -> None:
         """os.waitpid without WNOHANG, for a child that has not exited yet, is a wait (subprocess.run,
         Popen.wait, a child watcher's thread): one non-blocking try answers the common case first."""
-        engine, rec, covered = self, self.rec, self.covered
+        engine, covered = self, self.covered
         real, WNOHANG, getframe = os.waitpid, os.WNOHANG, sys._getframe
 
         def waitpid(pid, options, /):
@@ -636,17 +638,7 @@ class ThreadsEngine:
             done = real(pid, options | WNOHANG)  # no such child: raises as the real call would
             if done[0] != 0:
                 return done
-            try:
-                lane = rec.current_lane()
-                label, _, at = engine.why(getframe(1))
-                rec.record(lane, WAIT, label or f"waitpid({pid})", at)
-            except Exception:  # noqa: BLE001 - a hook never raises into the program
-                engine.errors += 1
-                return real(pid, options)
-            try:
-                return real(pid, options)
-            finally:
-                rec.record(lane, RUN, None, at)
+            return engine.waited(getframe(1), f"waitpid({pid})", None, real, pid, options)
 
         waitpid.__doc__, waitpid.__wrapped__ = real.__doc__, real  # type: ignore[attr-defined]
         os.waitpid = waitpid
@@ -789,28 +781,14 @@ class ThreadsEngine:
     def _patch_connection(self, module) -> None:
         """`wait` (and the modules that took it by name: multiprocessing.pool does, as it is
         imported) and the connections' receiving calls: each a wait when it would block."""
-        engine, rec, covered = self, self.rec, self.covered
+        engine, covered = self, self.covered
         orig = module.wait
 
         def wait(object_list, timeout=None):
             if covered.depth or (timeout is not None and timeout <= 0):
                 return orig(object_list, timeout)
-            try:
-                lane = rec.current_lane()
-                label, _, at = engine.why(sys._getframe(1))
-                reason = label or f"connection.wait ({len(object_list)} objects)"
-                if timeout is not None:
-                    reason += f" (timeout {_seconds(timeout)})"
-                rec.record(lane, WAIT, reason, at)
-            except Exception:  # noqa: BLE001
-                engine.errors += 1
-                return orig(object_list, timeout)
-            ready = []
-            try:
-                ready = orig(object_list, timeout)
-                return ready
-            finally:
-                rec.record(lane, RUN, None if ready else "timed out", at)
+            return engine.waited(sys._getframe(1), f"connection.wait ({len(object_list)} objects)", timeout,
+                                 orig, object_list, timeout)
 
         wait.__doc__, wait.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
         module.wait = wait
@@ -825,7 +803,7 @@ class ThreadsEngine:
     def _patch_semlock(self, module) -> None:
         """multiprocessing's Lock, RLock, Semaphore (and the Condition, Event and Queue locks built
         on them) block in sem_wait(): an acquire that would block is a wait, as a threading lock's."""
-        engine, rec, covered, getframe = self, self.rec, self.covered, sys._getframe
+        engine, covered, getframe = self, self.covered, sys._getframe
         SemLock = module.SemLock
         orig_make = SemLock._make_methods
 
@@ -835,22 +813,7 @@ class ThreadsEngine:
                     return real(block, timeout)
                 if real(False):  # uncontended: one call, nothing recorded
                     return True
-                try:
-                    lane = rec.current_lane()
-                    label, _, at = engine.why(getframe(1))
-                    reason = label or default
-                    if timeout is not None:
-                        reason += f" (timeout {_seconds(timeout)})"
-                    rec.record(lane, WAIT, reason, at)
-                except Exception:  # noqa: BLE001 - a hook never raises into the program
-                    engine.errors += 1
-                    return real(block, timeout)
-                got = False
-                try:
-                    got = real(block, timeout)
-                    return got
-                finally:
-                    rec.record(lane, RUN, None if got else "timed out", at)
+                return engine.waited(getframe(1), default, timeout, real, block, timeout)
 
             acquire.__doc__, acquire.__wrapped__ = real.__doc__, real  # type: ignore[attr-defined]
             return acquire
@@ -869,23 +832,16 @@ class ThreadsEngine:
     def _receiving(self, orig, default: str):
         """A connection's recv*(): when nothing is there to read yet (a zero-timeout poll, as
         `Connection.poll()` asks), a wait named after what the program called, then a run."""
-        engine, rec = self, self.rec
-
-        covered = self.covered
+        engine, covered = self, self.covered
 
         def receive(conn, *args, **kwargs):
             try:
-                if covered.depth or conn._poll(0):
-                    return orig(conn, *args, **kwargs)
-                lane = rec.current_lane()
-                label, _, at = engine.why(sys._getframe(1))
-                rec.record(lane, WAIT, label or default, at)
+                ready = covered.depth or conn._poll(0)
             except Exception:  # noqa: BLE001 - closed, not readable...: the real call says so
+                ready = True
+            if ready:
                 return orig(conn, *args, **kwargs)
-            try:
-                return orig(conn, *args, **kwargs)
-            finally:
-                rec.record(lane, RUN, None, at)
+            return engine.waited(sys._getframe(1), default, None, orig, conn, *args, **kwargs)
 
         receive.__name__ = receive.__qualname__ = orig.__name__
         receive.__doc__, receive.__wrapped__ = orig.__doc__, orig  # type: ignore[attr-defined]
@@ -1034,6 +990,25 @@ class ThreadsEngine:
         except Exception:  # noqa: BLE001 - a hook never raises into the program
             self.errors += 1
             return default, None
+
+    def waited(self, frame, default: str, timeout, call, /, *args, **kwargs):
+        """`call(*args, **kwargs)`, a call that will block, as a wait of the current lane named by
+        wait_reason() (`frame` is the caller's), then a run: `timed out` when a timeout was given and
+        it came back empty-handed. Recording never raises into the program; the call's own errors do."""
+        rec = self.rec
+        try:
+            lane = rec.current_lane()
+            reason, at = self.wait_reason(frame, default, timeout)
+            rec.record(lane, WAIT, reason, at)
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            return call(*args, **kwargs)
+        result = None
+        try:
+            result = call(*args, **kwargs)
+            return result
+        finally:
+            rec.record(lane, RUN, None if result or timeout is None else "timed out", at)
 
     def block(self, lock, acquire, args: tuple, timeout, default: str) -> bool:
         """A lock acquire that would block: wait (named after what the program called), then run."""

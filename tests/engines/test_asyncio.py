@@ -98,6 +98,9 @@ def test_the_loop_thread_waits_in_the_selector_while_tasks_sleep(tasks_run):
     idle = [e for e in events(tl, 0, "wait") if e.reason.startswith("event loop idle")]
     assert len(idle) >= 2
     assert tl.max_running() == {"main": 1, "task": 1}
+    # Each of the loop's waits is recorded once, by the asyncio engine: the threads engine's
+    # selectors hook is not also recording it underneath ("epoll (1 fd)").
+    assert [e.reason for e in events(tl, 0, "wait")] == [e.reason for e in idle]
 
 
 def test_total_is_about_the_longest_sleep_not_the_sum(tasks_run):

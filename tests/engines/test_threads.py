@@ -353,3 +353,25 @@ def test_a_child_process_waited_for_is_a_wait_named_after_the_call(tmp_path):
     totals = {lane["name"]: lane for lane in tl.summary()["lane_totals"]}
     worker = totals["Thread-1 (worker)"]
     assert worker["waiting_s"] > 0.25 and worker["running_s"] < 0.1, worker
+
+
+def test_a_default_selector_that_waits_is_a_wait_at_the_program_s_line(tmp_path):
+    """selectors.DefaultSelector (epoll here, a select() of its own): waiting for a socket is a wait."""
+    tl = record_program(tmp_path, """\
+        import selectors
+        import socket
+        import threading
+        import time
+
+        a, b = socket.socketpair()
+        sel = selectors.DefaultSelector()
+        sel.register(a, selectors.EVENT_READ)
+        threading.Thread(target=lambda: (time.sleep(0.2), b.send(b"x"))).start()
+        ready = sel.select()
+        print(len(ready), a.recv(1))
+    """)
+    assert tl.complete and tl.footer.exit_code == 0
+    assert [e.text for e in events(tl, "log")] == ["1 b'x'"]
+    kind = __import__("selectors").DefaultSelector.__name__.replace("Selector", "").lower()
+    waits = [(e.reason, e.where) for e in events(tl, "wait") if e.lane == tl.lanes[0].id]
+    assert (f"{kind} (1 fd)", "prog.py:10") in waits, waits
