@@ -16,7 +16,6 @@ _TASK_NAME = re.compile(r"Task-\d+$")
 # What concurview's own export writes (tui/export.py): lanes named `kind: name`, and the
 # category of each slice its state. Read back, its waits and readiness stay what they were.
 _STATES = {"running": "run", "waiting": "wait", "ready": "ready"}
-_KINDS = frozenset(LANE_KINDS)
 _FUNC_WHERE = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]+):(?P<line>\d+)\)$")
 
 
@@ -61,7 +60,8 @@ def _events(data: bytes, path: Path) -> list[_Ev]:
 
 
 def load_chrome(path: str | Path, data: bytes) -> Timeline:
-    """Each (pid, tid) becomes a lane; its top-level slices become running intervals, names kept."""
+    """Each (pid, tid) becomes a lane; its top-level slices become running intervals, names kept
+    (concurview's own exports: each slice the state its category names)."""
     path = Path(path)
     names: dict[tuple, str] = {}
     slices: dict[tuple, list[tuple[int, int, str, _Ev | None]]] = defaultdict(list)
@@ -97,7 +97,7 @@ def load_chrome(path: str | Path, data: bytes) -> Timeline:
         name = names.get(key) or f"tid {tid}"
         kind = "main" if pid == tid else "task" if _TASK_NAME.match(name) else "thread"
         prefix, sep, rest = name.partition(": ")
-        if sep and prefix in _KINDS and rest:
+        if sep and prefix in LANE_KINDS and rest:
             kind, name = prefix, rest
         lanes.append(Lane(lane_id, kind, name, None, pid if isinstance(pid, int) else None,
                           tid if isinstance(tid, int) else None))
