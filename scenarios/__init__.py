@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,10 @@ class Scenario:
     requires: tuple[str, ...] = ()
     # A variant that shares its file's description: the listing leads with its own title.
     variant_of: str | None = None
+    # What each parameter may be, beyond its type (the header's "limits"): numbers a (low, high)
+    # range, either end None for open; strings a tuple of choices or a regular expression. Numbers
+    # without limits must be >= 0 (a count, a size or a time).
+    limits: dict[str, object] = field(default_factory=dict)
 
     @property
     def unavailable(self) -> str | None:
@@ -104,7 +109,41 @@ class Scenario:
                 known = ", ".join(self.params) or "none"
                 raise ScenarioError(f"scenario {self.name!r} has no parameter {key!r} (parameters: {known})")
             out[key] = _coerce_value(self.name, key, self.params[key], raw)
+            _check_limit(self.name, key, out[key], self.limits.get(key), self.params[key])
         return out
+
+
+def _check_limit(scenario: str, key: str, value: object, limit: object, example: object) -> None:
+    """A ScenarioError (one line) unless `value` is within the parameter's limit."""
+    if isinstance(value, bool):
+        return
+    bad = f"scenario {scenario!r}: parameter {key!r}"
+    if isinstance(value, (int, float)):
+        low, high = limit if isinstance(limit, tuple) else (0, None)
+        if low is not None and value < low:
+            raise ScenarioError(f"{bad} must be at least {low}, got {value!r}")
+        if high is not None and value > high:
+            raise ScenarioError(f"{bad} must be at most {high}, got {value!r}")
+    elif isinstance(limit, tuple) and value not in limit:
+        raise ScenarioError(f"{bad} must be one of {', '.join(map(str, limit))}; got {value!r}")
+    elif isinstance(limit, str) and re.fullmatch(limit, str(value)) is None:
+        raise ScenarioError(f"{bad} must look like {example!r} (the pattern {limit}), got {value!r}")
+
+
+def _limits(value: object, params: dict[str, object], path: Path) -> dict[str, object]:
+    """The header's "limits", checked: each names a parameter, with a (low, high) range or choices or a pattern."""
+    if not isinstance(value, dict) or not set(value) <= set(params):
+        raise ScenarioError(f"{path.name}: 'limits' must map known parameters to their limits; got {value!r}")
+    out: dict[str, object] = {}
+    for key, limit in value.items():
+        if isinstance(limit, str):
+            re.compile(limit)
+            out[key] = limit
+        elif isinstance(limit, (list, tuple)):
+            out[key] = tuple(limit)
+        else:
+            raise ScenarioError(f"{path.name}: limit of {key!r} must be a range, choices or a pattern")
+    return out
 
 
 def _coerce_value(scenario: str, key: str, default: object, raw: str) -> object:
@@ -167,6 +206,7 @@ def load_all(path: str | os.PathLike[str], order: int = 0) -> list[Scenario]:
         description=_reflow(ast.get_docstring(tree) or ""), path=path, params=dict(h.get("params", {})),
         facts=tuple(h.get("facts", ())), order=int(h.get("order", order)),
         gevent=bool(h.get("gevent", False)), requires=_requires(h.get("requires", ()), path),
+        limits=_limits(h.get("limits", {}), dict(h.get("params", {})), path),
     )
     out = [base]
     for i, v in enumerate(h.get("variants", ())):
@@ -179,7 +219,7 @@ def load_all(path: str | os.PathLike[str], order: int = 0) -> list[Scenario]:
             params={**base.params, **v.get("params", {})}, facts=tuple(v.get("facts", base.facts)),
             order=int(v.get("order", base.order)), gevent=base.gevent,
             requires=_requires(v["requires"], path) if "requires" in v else base.requires,
-            variant_of=None if "description" in v or "title" not in v else base.name,
+            variant_of=None if "description" in v or "title" not in v else base.name, limits=base.limits,
         ))
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import pytest
 
@@ -43,6 +44,32 @@ def test_coerce_types_from_defaults():
         s.coerce({"task_sleep": "fast"})
     with pytest.raises(ScenarioError, match="wants float"):
         s.coerce({"task_sleep": "nan"})
+
+
+@pytest.mark.parametrize("name, key, raw, message", [
+    ("threadpool-shutdown", "workers", "0", "'workers' must be at least 1, got 0"),
+    ("socket-echo", "style", "nope", "'style' must be one of selectors, gevent, asyncio, threads, all; got 'nope'"),
+    ("asyncio-gather", "limit", "0", "'limit' must be at least 1, got 0"),
+    ("timer", "interval", "-1", "'interval' must be at least 0, got -1.0"),
+    ("io-models", "fds", "1,x", "'fds' must look like '1,100,1000,4000'"),
+    ("io-blocking", "size", "1e12", "wants int"),
+    ("io-blocking", "size", "999999999999", "'size' must be at most 67108864"),
+])
+def test_parameters_out_of_their_limits_are_one_line_errors(name, key, raw, message):
+    """A value of the right type that the program cannot run with (no workers, an unknown style, a
+    semaphore of 0 that hangs) is refused before the run, naming what is allowed."""
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        get(name).coerce({key: raw})
+
+
+def test_parameters_within_their_limits_pass_and_every_limit_names_a_parameter():
+    assert get("threadpool-shutdown").coerce({"workers": "1"})["workers"] == 1
+    assert get("socket-echo").coerce({"style": "all"})["style"] == "all"
+    for s in catalogue().values():
+        assert set(s.limits) <= set(s.params), s.name
+        s.coerce({})  # the defaults themselves are within the limits
+        for key, default in s.params.items():
+            s.coerce({key: str(default)})
 
 
 def test_with_params_changes_only_the_constants(tmp_path):
