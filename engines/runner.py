@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING
 from concurview.engines.events import (
     ERROR, EVENT_KINDS, LOG, WIRE_LANE_SHIFT, Event, Footer, Header, Lane, WireLane,
 )
+from concurview.engines.cgroup import RunCgroup
 from concurview.engines.recorder import ENV_CHANNEL, ENV_T0
 
 if TYPE_CHECKING:
     from concurview.engines.columns import Columns, Stream
 _EXIT_GRACE = 1.0  # s the run's other processes get to finish once the program has exited
+_KILL_WAIT = 5.0  # s a killed program gets to be gone before the run gives up on it (never waits unbounded)
 # The least time between two reads of the channel while frames flow. A write into a socket whose
 # reader sleeps in select() wakes that reader from inside the writer's syscall: on a VM that is an
 # interrupt to the other core for every frame, which the traced program pays for (asyncio sleep(0)
@@ -187,6 +189,8 @@ class Run:
         self._output_lane: int | None = None
         self._env_mark = b""  # CONCURVIEW_CHANNEL=...: unique to this run, inherited by all its processes
         self._killed: set[int] = set()
+        self._cgroup: RunCgroup | None = None  # the run's own cgroup, where the machine allows it
+        self.unkillable = False  # the program outlived our SIGKILL for _KILL_WAIT s (the run ended without it)
         self._uncaught: str | None = None  # type of the exception that ended the program's main thread
 
     # -- control ---------------------------------------------------------------
@@ -202,25 +206,32 @@ class Run:
     def _kill_group(self) -> None:
         """SIGKILL every process of the run, and reap the ones that were re-parented to us.
 
-        The run is: the program's process group and session (it is their leader), and
-        any process carrying this run's CONCURVIEW_CHANNEL in its environment -- which
-        catches daemons that called setsid() to leave the session. Repeated until
-        nothing is left, since a process may fork while we kill.
+        The run is: its cgroup, where we could make one (cgroup.kill takes every process in it at
+        once, however fast they fork, whatever they do to their session or environment); then the
+        program's process group and session (it is their leader), and any process carrying this
+        run's CONCURVIEW_CHANNEL in its environment -- which catches daemons that called setsid() to
+        leave the session. Repeated until a pass finds nothing (a process may fork while we kill),
+        for at most _KILL_WAIT s.
         """
         if self.proc is None:
             return
         root = self.proc.pid
+        if self._cgroup is not None:
+            self._cgroup.kill()
         try:
             os.killpg(root, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         me = os.getpid()
-        for _ in range(20):
+        deadline = time.monotonic() + _KILL_WAIT
+        while time.monotonic() < deadline:
             victims = [
                 pid for pid, state, _ppid, pgid, sid in _processes()
                 if pid != me and state not in "ZX" and (
                     pgid == root or sid == root or (self._env_mark and _has_env(pid, self._env_mark)))
             ]
+            if self._cgroup is not None:
+                victims += self._cgroup.pids()
             if not victims:
                 break
             for pid in victims:
@@ -235,6 +246,16 @@ class Run:
         except subprocess.TimeoutExpired:
             pass
         self._reap(root)
+
+    def _wait_killed(self) -> bool:
+        """Wait, at most _KILL_WAIT s, for the killed program to be gone. False (and `unkillable`) if it is not."""
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout=_KILL_WAIT)
+            return True
+        except subprocess.TimeoutExpired:
+            self.unkillable = True
+            return False
 
     def _reap(self, root: int, wait: float = 2.0) -> None:
         """Collect killed processes that became our children (we are a subreaper), so no zombie stays behind."""
@@ -279,12 +300,17 @@ class Run:
         _become_subreaper()
         try:
             echo = self.target.echo
+            # Made before the child exists, joined right after: the child runs nothing of the
+            # program (nor forks) until its interpreter has started, milliseconds later.
+            self._cgroup = RunCgroup.create()
             self.proc = subprocess.Popen(
                 self.target.command(), env=env, start_new_session=True,
                 stdin=None if echo else subprocess.DEVNULL,
                 stdout=None if echo else subprocess.PIPE,
                 stderr=None if echo else subprocess.STDOUT,
             )
+            if self._cgroup is not None and not self._cgroup.add(self.proc.pid):
+                self._cgroup = None  # refused: fall back to process group, session and environment
             self._output_lane = self.proc.pid << WIRE_LANE_SHIFT  # the root process's main lane
             if self.proc.stdout is not None:
                 os.set_blocking(self.proc.stdout.fileno(), False)
@@ -293,7 +319,9 @@ class Run:
         finally:
             self._kill_group()
             if self.proc is not None:
-                self.proc.wait()
+                self._wait_killed()
+            if self._cgroup is not None:
+                self._cgroup.remove()
             for key in list(sel.get_map().values()):
                 key.fileobj.close()  # type: ignore[union-attr]
             sel.close()
@@ -365,8 +393,8 @@ class Run:
                 self._kill_group()
                 killed_after_exit = True
                 exited_at = now
-            if self.stop_reason is not None and self.exit_code is None:
-                self.proc.wait()
+            if self.stop_reason is not None and self.exit_code is None and not self._wait_killed():
+                break  # it will not die: end the run without it (the footer says so)
         seq0 = self.n_events
         tail_lanes: list[Lane] = []
         tail: list[Columns] = []
@@ -486,6 +514,10 @@ class Run:
                 reason = f"killed by signal {-code}"
         elif reason is None and code:
             reason = f"uncaught {self._uncaught}" if self._uncaught and code == 1 else f"exit code {code}"
+        if self.unkillable:
+            complete = False
+            reason = f"{reason or 'stopped'}; the program (pid {self.proc.pid if self.proc else '?'}) " \
+                     f"was still there {_KILL_WAIT:g} s after SIGKILL"
         return Footer(
             complete=complete,
             exit_code=code,
