@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -20,18 +21,17 @@ HANG = str(PROGRAMS / "hang.py")
 
 
 def _cgroups() -> bool:
+    """Whether this machine gives us a cgroup v2 of our own that takes a process."""
     cg = RunCgroup.create()
     if cg is None:
         return False
-    ok = cg.add(os.getpid()) and _leave(cg)
-    cg.remove(wait=0)
-    return ok
-
-
-def _leave(cg: RunCgroup) -> bool:
-    """Put this process back where it was (the parent of cg)."""
-    parent = RunCgroup(os.path.dirname(cg.path))
-    return parent.add(os.getpid())
+    probe = subprocess.Popen(["sleep", "10"])
+    try:
+        return cg.add(probe.pid)
+    finally:
+        probe.kill()
+        probe.wait()
+        cg.remove()
 
 
 def _alive(pids: list[int]) -> list[int]:
