@@ -353,6 +353,62 @@ class AsyncioEngine:
             create_task.__doc__ = orig_create_task.__doc__
             BaseEventLoop.create_task = create_task
         BaseEventLoop._concurview = self
+        from concurview.engines.processes import after_import
+
+        after_import(self._patch_uvloop, "uvloop")
+
+    def _patch_uvloop(self, uvloop) -> None:
+        """uvloop's loops (not BaseEventLoops: libuv in C) get the same task factory, through a subclass
+        of `uvloop.Loop` put in its place (uvloop.run, new_event_loop and EventLoopPolicy make theirs from
+        that name). Their tasks are traced; the loop's own waits in libuv are not seen. If uvloop's
+        shape is not what this expects, the run says in its log that uvloop's tasks are not traced."""
+        engine = self
+        try:
+            Base = uvloop.Loop
+            if getattr(Base, "_concurview", None) is not None:
+                return
+            orig_set_factory = Base.set_task_factory
+            hidden = {"Loop.shutdown_asyncgens", "Loop.shutdown_default_executor"}
+
+            def uvloop_factory(loop, coro, **kwargs):
+                if getattr(coro, "__qualname__", None) in hidden:
+                    # uvloop.run()'s own clean-up tasks, as asyncio.run()'s are hidden.
+                    user_factory = loop._concurview_user_factory
+                    if user_factory is not None:
+                        return user_factory(loop, coro, **kwargs)
+                    return asyncio.Task(coro, loop=loop, **kwargs)
+                return engine._factory(loop, coro, **kwargs)
+
+            class Loop(Base):  # type: ignore[misc, valid-type]
+                def __init__(loop, *args, **kwargs):
+                    super().__init__(*args, **kwargs)
+                    loop._concurview_user_factory = None
+                    orig_set_factory(loop, uvloop_factory)
+
+                def set_task_factory(loop, factory):
+                    if factory is not None and not callable(factory):
+                        raise TypeError("task factory must be a callable or None")
+                    loop._concurview_user_factory = factory
+
+                def get_task_factory(loop):
+                    return loop._concurview_user_factory
+
+                def run_forever(loop):
+                    engine._adopt_thread(loop)
+                    return super().run_forever()
+
+                def close(loop):
+                    try:
+                        return super().close()
+                    finally:
+                        engine._release_thread(loop)
+
+            Loop.__name__, Loop.__qualname__, Loop.__module__, Loop.__doc__ = (
+                Base.__name__, Base.__qualname__, Base.__module__, Base.__doc__)
+            Loop._concurview = engine
+            uvloop.Loop = Loop
+        except Exception as e:  # noqa: BLE001 - never break the program's import of uvloop
+            self.rec.engine_failed("asyncio engine's uvloop support (uvloop's tasks are not traced)", e, first=True)
 
     @staticmethod
     def _make_call_soon(orig, woken: bool = True):
@@ -420,7 +476,7 @@ class AsyncioEngine:
             name = base if n == 1 else f"{base}-{n}"
         parent = rec.current_lane()
         where = self.where
-        lane = rec.new_lane("task", name, parent=parent, tid=loop._thread_id or ident, cause=parent,
+        lane = rec.new_lane("task", name, parent=parent, tid=getattr(loop, "_thread_id", None) or ident, cause=parent,
                             where=where.caller())
         if lane == UNTRACED:  # past the lane cap: a plain task, no tracing cost at all
             if user_factory is not None:

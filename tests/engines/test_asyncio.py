@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -287,3 +288,41 @@ def test_run_runner_manual_thread_and_eager_loops_are_traced():
         assert "eager done at once True" in texts(tl)
     hidden = [lane.name for lane in tl.lanes if "shutdown" in lane.name]
     assert not hidden, "asyncio.run's own clean-up tasks are not lanes"
+
+
+def test_uvloop_tasks_are_traced_like_asyncio_s(tmp_path):
+    """uvloop's loop is libuv in C, not a BaseEventLoop: its tasks still get lanes, steps and waits,
+    a task factory of the program's own still works beneath ours, and uvloop.run's clean-up tasks are hidden."""
+    pytest.importorskip("uvloop")
+    from recording import record_program
+
+    tl = record_program(tmp_path, """
+        import asyncio, uvloop
+
+        async def worker(n):
+            await asyncio.sleep(0.02 * n)
+            print("worker", n, "done")
+            return n
+
+        def factory(loop, coro, **kwargs):
+            print("own factory")
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        async def main():
+            asyncio.get_running_loop().set_task_factory(factory)
+            print(type(asyncio.get_running_loop()).__module__)
+            print(sum(await asyncio.gather(*(worker(i) for i in range(1, 4)))))
+
+        uvloop.run(main())
+    """)
+    assert_clean_end(tl)
+    logs = texts(tl)
+    plain = subprocess.run([sys.executable, str(tmp_path / "prog.py")], capture_output=True, text=True, check=True)
+    assert logs == plain.stdout.splitlines(), "the program sees what it sees under python"
+    assert logs[0] == "uvloop" and logs.count("own factory") >= 3 and "6" in logs
+    workers = [lane for lane in tl.lanes if lane.name.startswith("worker")]
+    assert len(workers) == 3 and all(lane.kind == "task" for lane in workers)
+    for lane in workers:
+        assert_steps_well_formed(tl, lane.id)
+        assert any("sleep" in (e.reason or "") for e in events(tl, lane.id, "wait"))
+    assert not [lane.name for lane in tl.lanes if "shutdown" in lane.name]
