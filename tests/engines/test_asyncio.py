@@ -326,3 +326,34 @@ def test_uvloop_tasks_are_traced_like_asyncio_s(tmp_path):
         assert_steps_well_formed(tl, lane.id)
         assert any("sleep" in (e.reason or "") for e in events(tl, lane.id, "wait"))
     assert not [lane.name for lane in tl.lanes if "shutdown" in lane.name]
+
+
+def test_nested_tasks_have_the_task_that_created_them_as_parent(tmp_path):
+    """outer creates child, child creates grandchild: the lane tree is main -> outer -> child -> grandchild,
+    and each task's open names its creator as the cause."""
+    from recording import record_program
+
+    tl = record_program(tmp_path, """
+        import asyncio
+
+        async def grandchild():
+            await asyncio.sleep(0.01)
+
+        async def child():
+            await asyncio.create_task(grandchild(), name="grandchild")
+
+        async def outer():
+            await asyncio.create_task(child(), name="child")
+
+        async def main():
+            await asyncio.create_task(outer(), name="outer")
+
+        asyncio.run(main())
+    """)
+    assert_clean_end(tl)
+    main_task, outer, child, grandchild = (lane_named(tl, n) for n in ("main", "outer", "child", "grandchild"))
+    assert main_task.parent == tl.lanes[0].id
+    assert (outer.parent, child.parent, grandchild.parent) == (main_task.id, outer.id, child.id)
+    for lane in (outer, child, grandchild):
+        (opened,) = events(tl, lane.id, "open")
+        assert opened.cause == lane.parent

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+from concurview.engines.threads import ENV_HOOKS
 from concurview.tui.store import Timeline
 from recording import events, record_program
 
@@ -26,7 +29,11 @@ def log_time(tl: Timeline, text: str) -> int:
     return t
 
 
-def test_pool_of_three_runs_twenty_tasks_and_shutdown_waits(record):
+@pytest.mark.parametrize("hooks", ["c", "python"])
+def test_pool_of_three_runs_twenty_tasks_and_shutdown_waits(record, hooks, monkeypatch):
+    """On the C hooks and on their pure-Python fallback (CONCURVIEW_THREADS_HOOKS=python) alike."""
+    if hooks == "python":
+        monkeypatch.setenv(ENV_HOOKS, "python")
     tl = record("threadpool-shutdown", sleep=SLEEP)
     assert tl.complete and tl.footer.exit_code == 0
     main = tl.lanes[0]

@@ -47,8 +47,6 @@ LESSONS = {
     "io-models": "the IO models side by side, each read's two phases (waiting, then copying)",
     "socket-echo": "one thread serves every client: requests interleave on a single lane",
 }
-# Fixtures other sessions are still producing: snapshotted once the files exist and have been looked at.
-PENDING: tuple[str, ...] = ()
 
 PICKER_SCENARIOS = ("threadpool-shutdown", "threadpool-shutdown-nowait", "timer", "processpool-shutdown",
                     "generator-pingpong", "greenlet-eat-play", "gevent-eat-play", "asyncio-tasks",
@@ -178,9 +176,3 @@ def test_no_color(snap_compare, monkeypatch):
     glyphs (█ ▒ ─), the cursor from ▼ and │ ┼ ╋ ╂, the label's state words (run, ready, wait, done)."""
     monkeypatch.setenv("NO_COLOR", "1")
     assert snap_compare(trace_app("threadpool-shutdown"), terminal_size=SIZE, run_before=at_switch("middle"))
-
-
-def test_pending_fixtures_are_listed_until_they_exist():
-    """Not a picture: fixtures still being produced are named in PENDING, not silently missing."""
-    for name in PENDING:
-        assert name not in LESSONS or (TRACES / f"{name}.jsonl").exists()

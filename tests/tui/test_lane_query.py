@@ -15,8 +15,6 @@ FIXTURES = sorted(p for p in TRACES.glob("*.jsonl") if not p.name.startswith("er
 def test_lane_states_many_matches_lane_states(path):
     tl = load(path)
     lanes = [lane for lane, _ in tl.lane_tree()]
-    if not lanes:
-        pytest.skip("no lanes")
     rng = np.random.default_rng(7)
     lo, hi = tl.t_first, max(tl.t_end, tl.t_first + 1)
     for k in range(40):
