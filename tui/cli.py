@@ -465,16 +465,21 @@ def _compare(args: argparse.Namespace) -> int:
             opened.discard()  # nothing was written to it
         raise
     rows = table(runs)
+    failed = None
     if opened is not None:
+        from concurview.engines.outfile import OutputError
         from concurview.engines.tracefile import TraceWriter
 
         params = {"models": models, "jobs": args.jobs, "job_sleep": args.job_sleep, "workers": args.workers}
         tl = merge(runs, params)
-        writer = TraceWriter(opened, tl.header)
-        writer.lanes(tl.lanes)
-        writer.events([tl.event(i) for i in range(tl.n_events)])
-        out = writer.close(tl.footer)
-        print(f"stacked trace -> {out} (concurview open {out})", file=sys.stderr)
+        try:
+            writer = TraceWriter(opened, tl.header)
+            writer.lanes(tl.lanes)
+            writer.events([tl.event(i) for i in range(tl.n_events)])
+            out = writer.close(tl.footer)
+            print(f"stacked trace -> {out} (concurview open {out})", file=sys.stderr)
+        except OutputError as e:
+            failed = e  # said after the table: the runs' numbers are not lost with the file
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -484,6 +489,8 @@ def _compare(args: argparse.Namespace) -> int:
             total = "failed" if r["total_s"] is None else format_time(int(r["total_s"] * 1e9))
             print(f"  {r['model']:<11} {total:>9} {format_time(int(r['ideal_s'] * 1e9)):>9} "
                   f"{r['switches']:>8} {r['lanes']:>5} {r['max_running_workers']:>12}")
+    if failed is not None:
+        raise UsageError(str(failed))
     return 0 if all(r["complete"] and r["exit_code"] == 0 for r in rows) else 1
 
 
@@ -496,6 +503,8 @@ def _export(args: argparse.Namespace) -> int:
     from concurview.engines.outfile import same_file, write_output
 
     src = Path(args.trace)
+    if not os.path.exists(src):
+        load(args.trace)  # a missing input is the first thing to say (its one-line error)
     out: Path | None = None  # stdout
     # The output is checked before the (maybe long) load; it is never the input, by any name or link.
     if args.output is None:

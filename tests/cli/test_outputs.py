@@ -201,3 +201,12 @@ def test_compare_writes_its_stacked_trace_through_the_same_path(tmp_path):
     assert [r["model"] for r in json.loads(out.stdout)] == ["sequential", "threads"]
     r, lanes = read_trace(trace)
     assert r.complete and lanes and not list(tmp_path.glob("*.partial"))
+
+
+def test_compare_to_a_full_device_still_prints_its_table(tmp_path):
+    full = device(tmp_path, "full", 7)
+    out = cv("compare", "--models", "sequential", "--jobs", "1", "--job-sleep", "0.01", "--json", "-o", str(full))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("concurview: error: ")
+    assert "No space left on device" in out.stderr
+    assert json.loads(out.stdout)[0]["model"] == "sequential", "the runs' numbers are not lost with the file"
