@@ -7,7 +7,7 @@ import io
 import os
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from concurview.engines.events import FORMAT_NAME, FORMAT_VERSION, Event, Footer
 
 if TYPE_CHECKING:  # numpy loads with the first trace read, not with every command that may read one
     from concurview.engines._speedups import EventParser
+    from concurview.engines.outfile import OutputFile
     from concurview.engines.columns import Columns, StringTable
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -55,45 +56,74 @@ _event_dec = msgspec.json.Decoder(Event)
 
 
 class TraceWriter:
-    """Streams a trace to `path.partial`, renamed to `path` on close: readers never see a torn file."""
+    """Streams a trace to `path` through an OutputFile (engines/outfile.py): a regular file is written as a
+    `.partial` beside it and renamed over it on close (readers never see a torn file); a device, FIFO or
+    /dev/stdout is streamed to. Every OS error is an OutputError (one line, naming the kept partial)."""
 
-    def __init__(self, path: str | os.PathLike[str], header: Header) -> None:
-        self.path = Path(path)
-        self._tmp = self.path.with_name(self.path.name + ".partial")
-        raw = open(self._tmp, "wb")
-        self._file: io.BufferedIOBase = (
-            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if self.path.suffix == ".gz" else raw
-        )
-        self._raw = raw
-        self._flushed = time.monotonic()
-        self._write(header)
+    def __init__(self, path: str | os.PathLike[str] | OutputFile, header: Header,
+                 inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
+        from concurview.engines.outfile import OutputFile
+
+        self._out = path if isinstance(path, OutputFile) else OutputFile(path, inputs)
+        self.path = self._out.path
+        raw = self._out.file
+        try:
+            self._file: io.BufferedIOBase = (
+                gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if self.path.suffix == ".gz" else raw
+            )
+            self._raw = raw
+            self._flushed = time.monotonic()
+            self._write(header)
+        except OSError as e:
+            raise self._out.failed(e) from None
+
+    @property
+    def partial(self) -> Path | None:
+        """The temp file being written (None when streaming to a device, FIFO or stdout)."""
+        return self._out.partial
 
     def _write(self, obj: object) -> None:
         self._file.write(_encoder.encode(obj) + b"\n")
 
     def lanes(self, lanes: list[Lane]) -> None:
-        for lane in lanes:
-            self._write(lane)
+        try:
+            for lane in lanes:
+                self._write(lane)
+        except OSError as e:
+            raise self._out.failed(e) from None
 
     def events(self, events: list[Event]) -> None:
-        if events:
-            self._file.write(_encoder.encode_lines(events))
-        # Flush when the stream has caught up (a small batch) or every _FLUSH_EVERY under a flood.
-        now = time.monotonic()
-        if len(events) < 256 or now - self._flushed > _FLUSH_EVERY:
-            self._file.flush()
-            self._raw.flush()
-            self._flushed = now
+        try:
+            if events:
+                self._file.write(_encoder.encode_lines(events))
+            # Flush when the stream has caught up (a small batch) or every _FLUSH_EVERY under a flood.
+            now = time.monotonic()
+            if len(events) < 256 or now - self._flushed > _FLUSH_EVERY:
+                self._file.flush()
+                self._raw.flush()
+                self._flushed = now
+        except OSError as e:
+            raise self._out.failed(e) from None
 
     def close(self, footer: Footer | None) -> Path:
         """Write the footer (None leaves the trace marked incomplete) and move the file into place."""
-        if footer is not None:
-            self._write(footer)
-        self._file.close()
+        try:
+            if footer is not None:
+                self._write(footer)
+            if self._file is not self._raw:
+                self._file.close()  # the gzip trailer; the raw file stays open for commit()
+        except OSError as e:
+            raise self._out.failed(e) from None
+        return self._out.commit()
+
+    def abandon(self) -> Path | None:
+        """Stop writing, keep what was written; the partial's path (None when streaming)."""
         if self._file is not self._raw:
-            self._raw.close()
-        os.replace(self._tmp, self.path)
-        return self.path
+            try:
+                self._file.close()
+            except OSError:
+                pass
+        return self._out.abandon()
 
 
 def _open(path: Path):

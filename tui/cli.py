@@ -165,6 +165,7 @@ def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "run":
         argv = _split_program(argv)
     args = _parser().parse_args(argv)  # --help ends here, before msgspec and the catalogue load
+    from concurview.engines.outfile import OutputError
     from concurview.engines.tracefile import TraceFormatError
     from concurview.scenarios import ScenarioError
 
@@ -187,7 +188,7 @@ def _dispatch(argv: list[str]) -> int:
             load(args.trace)  # fail here, in one line, not inside the app
             return _run_app(trace=args.trace)
         return _run_app()
-    except (ScenarioError, TraceFormatError) as e:
+    except (ScenarioError, TraceFormatError, OutputError) as e:
         raise UsageError(str(e)) from None
 
 
@@ -249,12 +250,21 @@ def _list(as_json: bool) -> int:
     return 0
 
 
-def _output_path(raw: str) -> Path:
+def _output_path(raw: str, option: str = "-o", inputs: tuple = ()) -> Path:
+    """`raw` checked as an output file (engines/outfile.py) before any work is done: UsageError if it cannot be."""
+    from concurview.engines.outfile import OutputError, check
+
+    if not raw.strip():
+        raise UsageError(f"{option}: an empty file name; give a file like trace.jsonl")
     out = Path(raw)
     if out.is_dir():
         raise UsageError(f"{out}: is a directory; give a file name like {out / 'trace.jsonl'}")
     if not out.parent.is_dir():
         raise UsageError(f"{out.parent}: no such directory")
+    try:
+        check(out, inputs)
+    except OutputError as e:
+        raise UsageError(str(e)) from None
     return out
 
 
@@ -273,13 +283,21 @@ def _max_events(args: argparse.Namespace) -> int:
 _STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
 
 
-def _record_run(target, out: Path, timeout: float | None, label: str, max_events: int | None = None) -> int:
-    """Run `target` headless into trace file `out`; the exit status says how the run ended."""
+def _record_run(target, out: Path, timeout: float | None, label: str, max_events: int | None = None,
+                inputs: tuple = ()) -> int:
+    """Run `target` headless into trace file `out`; the exit status says how the run ended.
+
+    The file is opened before the program starts (an unwritable output costs no run). If
+    writing fails during the run (a full disk), the run is stopped, what was written is
+    kept in the partial, and the exit status is 2 with one line naming it.
+    """
+    from concurview.engines.outfile import OutputError
     from concurview.engines.runner import Run
     from concurview.engines.tracefile import TraceWriter
 
     run = Run(target, timeout=timeout, max_events=max_events)
-    writer = TraceWriter(out, run.header)
+    writer = TraceWriter(out, run.header, inputs)
+    failed: OutputError | None = None
     # Ctrl+C, kill and a closed terminal stop the run (the child is in its own process
     # group, so it would not get them) and keep what arrived.
     stopped_by: list[int] = []
@@ -291,13 +309,25 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
     previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
     try:
         for batch in run:
-            writer.lanes(batch.lanes)
-            writer.events(batch.events)
+            if failed is not None:
+                continue  # draining a stopped run
+            try:
+                writer.lanes(batch.lanes)
+                writer.events(batch.events)
+            except OutputError as e:
+                failed = e
+                run.stop("cannot write the trace")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         footer = run.footer()
-        writer.close(footer)
+        if failed is None:
+            try:
+                writer.close(footer)
+            except OutputError as e:
+                failed = e
+    if failed is not None:
+        raise UsageError(str(failed))
     line = f"{label}: {footer.events} events, {footer.lanes} lanes, {footer.duration / 1e9:.3f} s -> {out}"
     if footer.dropped:
         line += f", {footer.dropped} events dropped" + (
@@ -332,9 +362,9 @@ def _record(args: argparse.Namespace) -> int:
     scenario, params = _scenario(args.scenario, args.set)
     if scenario.unavailable:
         raise UsageError(f"scenario {scenario.name!r} is unavailable here: {scenario.unavailable}")
-    out = _output_path(args.output)
+    out = _output_path(args.output, inputs=(scenario.path,))
     return _record_run(Target(str(scenario.path), scenario.name, params), out, args.timeout, scenario.name,
-                       _max_events(args))
+                       _max_events(args), inputs=(scenario.path,))
 
 
 def _check_module(name: str) -> None:
@@ -358,22 +388,26 @@ def _run_program(args: argparse.Namespace) -> int:
 
     if args.args[:1] == ["--"]:
         args.args = args.args[1:]
+    if args.record is not None and not args.record.strip():
+        raise UsageError("--record: an empty file name; give a file like trace.jsonl")
     if args.module:
         _check_module(args.module)
         program_args = ([args.script] if args.script else []) + args.args
-        target = Target(args.module, args=program_args, module=True, echo=bool(args.record))
+        target = Target(args.module, args=program_args, module=True, echo=args.record is not None)
         label = f"-m {args.module}"
     elif args.script:
         script = Path(args.script)
         if not script.is_file():
             raise UsageError(f"{script}: no such file" if not script.exists() else f"{script}: not a file")
-        target = Target(str(script.resolve()), args=args.args, echo=bool(args.record))
+        target = Target(str(script.resolve()), args=args.args, echo=args.record is not None)
         label = script.name
     else:
         raise UsageError("run wants a SCRIPT or -m MODULE")
     max_events = _max_events(args)
-    if args.record:
-        return _record_run(target, _output_path(args.record), args.timeout, label, max_events)
+    if args.record is not None:  # `--record ""` is a bad name, not "no recording"
+        inputs = (args.script,) if args.script and not args.module else ()
+        out = _output_path(args.record, "--record", inputs)
+        return _record_run(target, out, args.timeout, label, max_events, inputs)
     if args.max_events is not None:
         import os
 
@@ -415,22 +449,37 @@ def _compare(args: argparse.Namespace) -> int:
     unknown = [m for m in models if m not in _MODELS]
     if unknown or not models:
         raise UsageError(f"unknown model {', '.join(unknown) or '(none)'}; choose from {', '.join(_MODELS)}")
-    out = _output_path(args.output) if args.output else None
+    # Opened before the runs: an unwritable output is an error now, not after minutes of runs.
+    opened = None
+    if args.output is not None:
+        from concurview.engines.outfile import OutputFile
+
+        opened = OutputFile(_output_path(args.output))
     runs = []
-    for model in models:
-        print(f"running {model} ...", file=sys.stderr)
-        runs.append(run_model(model, args.jobs, args.job_sleep, args.workers, args.timeout))
+    try:
+        for model in models:
+            print(f"running {model} ...", file=sys.stderr)
+            runs.append(run_model(model, args.jobs, args.job_sleep, args.workers, args.timeout))
+    except BaseException:
+        if opened is not None:
+            opened.discard()  # nothing was written to it
+        raise
     rows = table(runs)
-    if out is not None:
+    failed = None
+    if opened is not None:
+        from concurview.engines.outfile import OutputError
         from concurview.engines.tracefile import TraceWriter
 
         params = {"models": models, "jobs": args.jobs, "job_sleep": args.job_sleep, "workers": args.workers}
         tl = merge(runs, params)
-        writer = TraceWriter(out, tl.header)
-        writer.lanes(tl.lanes)
-        writer.events([tl.event(i) for i in range(tl.n_events)])
-        writer.close(tl.footer)
-        print(f"stacked trace -> {out} (concurview open {out})", file=sys.stderr)
+        try:
+            writer = TraceWriter(opened, tl.header)
+            writer.lanes(tl.lanes)
+            writer.events([tl.event(i) for i in range(tl.n_events)])
+            out = writer.close(tl.footer)
+            print(f"stacked trace -> {out} (concurview open {out})", file=sys.stderr)
+        except OutputError as e:
+            failed = e  # said after the table: the runs' numbers are not lost with the file
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -440,6 +489,8 @@ def _compare(args: argparse.Namespace) -> int:
             total = "failed" if r["total_s"] is None else format_time(int(r["total_s"] * 1e9))
             print(f"  {r['model']:<11} {total:>9} {format_time(int(r['ideal_s'] * 1e9)):>9} "
                   f"{r['switches']:>8} {r['lanes']:>5} {r['max_running_workers']:>12}")
+    if failed is not None:
+        raise UsageError(str(failed))
     return 0 if all(r["complete"] and r["exit_code"] == 0 for r in rows) else 1
 
 
@@ -449,18 +500,31 @@ def _export(args: argparse.Namespace) -> int:
 
     if not 40 <= args.width <= 1000:
         raise UsageError(f"--width must be between 40 and 1000 columns, got {args.width}")
+    from concurview.engines.outfile import same_file, write_output
+
+    src = Path(args.trace)
+    if not os.path.exists(src):
+        load(args.trace)  # a missing input is the first thing to say (its one-line error)
+    out: Path | None = None  # stdout
+    # The output is checked before the (maybe long) load; it is never the input, by any name or link.
+    if args.output is None:
+        stem = src.name.split(".")[0] or "trace"
+        out = src.with_name(stem + SUFFIXES[args.to])
+        if same_file(out, src):
+            raise UsageError(f"{src}: the default output name for --to {args.to} is this input itself; "
+                             "give -o FILE")
+        out = _output_path(str(out), inputs=(src,))
+    elif args.output != "-":
+        out = _output_path(args.output, inputs=(src,))
     tl = load(args.trace)
     text = export(tl, args.to, args.width)
     if args.to in ("txt", "svg"):
         # txt: for a terminal, or a file someone will `cat`; svg: XML allows no C0 controls.
         text = _clean(text)
-    if args.output == "-":
+    if out is None:
         sys.stdout.write(text)
         return 0
-    src = Path(args.trace)
-    stem = src.name.split(".")[0] or "trace"
-    out = _output_path(args.output) if args.output else src.with_name(stem + SUFFIXES[args.to])
-    out.write_text(text, encoding="utf-8")
+    out = write_output(out, text.encode("utf-8"), inputs=(src,))
     print(f"{args.to}: {out}", file=sys.stderr)
     return 0
 
