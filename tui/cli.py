@@ -306,7 +306,10 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
         stopped_by.append(signum)
         run.stop(_STOP_SIGNALS[signum])
 
-    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
+    # A signal the user's shell set to be ignored stays ignored (`nohup concurview record ...` keeps
+    # recording when the terminal closes), as it would for the program under plain python.
+    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         for batch in run:
             if failed is not None:

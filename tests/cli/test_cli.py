@@ -186,3 +186,26 @@ def test_ctrl_c_stops_the_run_and_keeps_what_arrived(tmp_path):
     lanes = [lane for ls, _ in reader.batches() for lane in ls]
     assert len(lanes) == 3 and reader.footer is not None and reader.footer.reason == "interrupted"
     assert not Path(f"/proc/{lanes[0].pid}").exists()
+
+
+def test_nohup_keeps_recording_when_the_terminal_hangs_up(tmp_path):
+    """`nohup concurview record ...`: SIGHUP was ignored when concurview started, so it stays ignored
+    (129 'hung up' is only for a SIGHUP that was not); the run ends by itself, complete."""
+    import signal
+    import time
+
+    trace = tmp_path / "t.jsonl"
+    proc = subprocess.Popen(["nohup", *EXE, "record", "asyncio-tasks", "-o", str(trace),
+                             "--set", "task_sleep=1.5", "--set", "task2_sleep=0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    partial = tmp_path / "t.jsonl.partial"
+    deadline = time.monotonic() + 20
+    while not (partial.exists() and partial.read_text().count('"type":"lane"') == 3):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    reader = TraceReader(trace)
+    list(reader.batches())
+    assert reader.footer is not None and reader.footer.complete
