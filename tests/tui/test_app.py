@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from uitraces import diagram_rows, trace, wait_for
 from textual.command import CommandPalette
