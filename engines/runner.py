@@ -144,7 +144,7 @@ class Target:
                 if not stat.S_ISREG(st.st_mode):
                     missing = f"{name} is not a regular file"
                 elif st.st_size > SOURCE_TEXT_MAX:
-                    missing = f"{name} is {st.st_size / 2**20:.1f} MB; a trace stores up to " \
+                    missing = f"{name} is {st.st_size / 2**20:.2f} MB; a trace stores up to " \
                               f"{SOURCE_TEXT_MAX / 2**20:g} MB of a program's source"
                 else:
                     with open(source, "rb") as f:
