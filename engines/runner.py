@@ -123,17 +123,33 @@ class Target:
 
         source, text, missing = self.path, None, None
         if not self.scenario and self.module:
-            from importlib.machinery import PathFinder  # searches paths; imports nothing
-
-            search: list[str] | None = [os.getcwd(), *sys.path[1:]]  # python -m puts the cwd first
-            spec = None
+            # The file `python -m` would run, looked up the way its path finder does but on the file system
+            # alone: importlib's finders import parent packages (running their code here) or raise on nested
+            # namespace packages. A package runs its __main__.py.
+            search = [os.getcwd(), *sys.path[1:]]  # python -m puts the cwd first
+            source = None
             parts = self.path.split(".")
-            for i in range(len(parts)):
-                spec = PathFinder.find_spec(".".join(parts[:i + 1]), search) if search is not None else None
-                search = None if spec is None else spec.submodule_search_locations
-            if spec is not None and spec.submodule_search_locations is not None:  # a package runs its __main__
-                spec = PathFinder.find_spec(self.path + ".__main__", spec.submodule_search_locations)
-            source = spec.origin if spec is not None and (spec.origin or "").endswith(".py") else None
+            for i, part in enumerate(parts):
+                found, portions = None, []
+                for entry in search:
+                    base = os.path.join(entry or ".", part)
+                    if os.path.isfile(os.path.join(base, "__init__.py")):
+                        found = [base]
+                        break
+                    if os.path.isfile(base + ".py"):
+                        found = base + ".py"
+                        break
+                    if os.path.isdir(base):
+                        portions.append(base)  # a namespace package's, if nothing else is found
+                found = found or portions or None
+                if found is None or (isinstance(found, str) and i < len(parts) - 1):
+                    break
+                if isinstance(found, str):
+                    source = found
+                else:
+                    search = found
+                    mains = [m for m in (os.path.join(d, "__main__.py") for d in found) if os.path.isfile(m)]
+                    source = mains[0] if i == len(parts) - 1 and mains else None
             if source is None:
                 missing = f"no source file found for module {self.path}"
         if not self.scenario and source is not None:

@@ -87,3 +87,22 @@ async def test_a_huge_program_is_not_stored_and_the_pane_says_so(tmp_path):
     async with make_app(trace=str(trace)).run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert "big.py is 1.01 MB; a trace stores up to 1 MB of a program's source" in shown(pilot.app)
+
+
+def test_the_module_file_is_found_on_the_file_system_alone(tmp_path, monkeypatch):
+    """Nested namespace packages made importlib's finders raise (KeyError); nothing is imported here either."""
+    from concurview.engines.runner import Target
+
+    (tmp_path / "ns" / "inner").mkdir(parents=True)
+    (tmp_path / "ns" / "inner" / "m.py").write_text("print('m')\n")
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "__init__.py").write_text("raise SystemExit('imported in the parent')\n")
+    (tmp_path / "pkg" / "sub" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "sub" / "__main__.py").write_text("print('main')\n")
+    monkeypatch.chdir(tmp_path)
+    cases = {"ns.inner.m": ("m.py", "print('m')\n"), "pkg.sub": ("__main__.py", "print('main')\n"),
+             "pkg.nothing": (None, None), "ns": (None, None)}
+    for module, (name, text) in cases.items():
+        header = Target(module, module=True).header()
+        assert (header.source and Path(header.source).name, header.source_text) == (name, text), module
+        assert (header.source_missing is None) == (text is not None), module
