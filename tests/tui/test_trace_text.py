@@ -88,7 +88,7 @@ def _trace_with_header(path: Path, **header) -> Path:
         {"seq": 4, "t": 4000, "lane": 0, "kind": "close"},
         {"type": "footer", "complete": True, "exit_code": 0, "events": 5, "lanes": 1},
     ]
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    path.write_text("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines))
     return path
 
 
@@ -110,6 +110,7 @@ async def test_the_source_pane_never_shows_a_file_the_trace_names(tmp_path, secr
     app = make_app(trace=str(path))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
+        assert app.timeline.n_events == 5 and app.timeline.complete
         shown = source_text(app)
         assert "TOPSECRET" not in shown and "TOPSECRET" not in screen_text(app)
         assert "source is not stored in this trace" in shown or "source not stored in this trace" in shown
@@ -161,3 +162,17 @@ async def test_a_huge_source_text_neither_crashes_nor_stalls_the_app(tmp_path, s
         await pilot.pause()
         shown = source_text(pilot.app)
         assert (message in shown) if message else "x = 1  # yyy" in shown
+
+
+async def test_the_export_dialog_proposes_a_plain_file_name_whatever_the_trace_calls_itself(tmp_path):
+    """The scenario's name from the trace becomes the proposed file's stem: no path, no escape sequences."""
+    from textual.widgets import Input
+
+    path = _trace_with_header(tmp_path / "t.jsonl", scenario="../../etc/x\x1b]0;owned\x07")
+    async with make_app(trace=str(path)).run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        proposed = Path(pilot.app.screen.query_one(Input).value)
+        assert proposed.parent == Path.cwd() and proposed.name == "etc_x_0_owned.jsonl"
+        screen_text(pilot.app)
