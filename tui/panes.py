@@ -53,7 +53,7 @@ class InfoLine(Widget):
     first (a str here is cleaned; a Content is assembled from cleaned parts)."""
 
     def validate_text(self, text: Content | str) -> Content | str:
-        return clean(text) if isinstance(text, str) else text
+        return clean(text).expandtabs(4) if isinstance(text, str) else text
 
     def render(self) -> Content:
         return self.text if isinstance(self.text, Content) else Content(self.text)

@@ -53,7 +53,8 @@ def test_every_control_and_format_character_is_escaped_but_the_joiners():
 
 
 def test_ordinary_text_is_returned_as_it_is():
-    for text in ("MainThread runs (sleep 1.0s) at app.py:12", "主", "task('屌丝3')", "👨‍👩‍👧 ok", "café", "", " "):
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # joined by ZWJs
+    for text in ("MainThread runs (sleep 1.0s) at app.py:12", "主", "task('屌丝3')", family, "café", "", " "):
         assert clean(text) is text and clean(text, one_line=True) is text
 
 
