@@ -66,7 +66,15 @@ class Header(msgspec.Struct):
     python: str | None = None
     platform: str | None = None
     start_time: str | None = None  # ISO 8601 wall clock, for people; `t` is monotonic
-    source: str | None = None  # path of the program shown in the source pane
+    source: str | None = None  # path of the program file when recorded (for people: never read back)
+    # The program's own text, stored at record time so a trace shows its source anywhere (the app never
+    # opens a path a trace names). None: a scenario's trace (its file is concurview's own), an older trace,
+    # or a program it was not stored for: `source_missing` says why (over SOURCE_TEXT_MAX, unreadable).
+    source_text: str | None = None
+    source_missing: str | None = None
+
+
+SOURCE_TEXT_MAX = 1 << 20  # bytes of a program's source a trace stores (above that: none, and it says so)
 
 
 class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer"):

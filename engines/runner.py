@@ -116,6 +116,71 @@ class Target:
     echo: bool = False
 
     def header(self) -> Header:
+        """The trace's first line. A program's source text goes in it (`-m`: the module's file, found
+        without importing anything), so the trace shows it wherever it is opened; a scenario's does not
+        (its file is concurview's own: the app shows it from the catalogue)."""
+        import stat
+
+        from concurview.engines.events import SOURCE_TEXT_MAX
+
+        source, text, missing = self.path, None, None
+        if not self.scenario and self.module:
+            # The file `python -m` would run, looked up the way its path finder does but on the file system
+            # alone: importlib's finders import parent packages (running their code here) or raise on nested
+            # namespace packages. A package runs its __main__.py.
+            search = [os.getcwd(), *sys.path[1:]]  # python -m puts the cwd first
+            source = None
+            parts = self.path.split(".")
+            for i, part in enumerate(parts):
+                found, portions = None, []
+                for entry in search:
+                    base = os.path.join(entry or ".", part)
+                    if os.path.isfile(os.path.join(base, "__init__.py")):
+                        found = [base]
+                        break
+                    if os.path.isfile(base + ".py"):
+                        found = base + ".py"
+                        break
+                    if os.path.isdir(base):
+                        portions.append(base)  # a namespace package's, if nothing else is found
+                found = found or portions or None
+                if found is None or (isinstance(found, str) and i < len(parts) - 1):
+                    break
+                if isinstance(found, str):
+                    source = found
+                else:
+                    search = found
+                    mains = [m for m in (os.path.join(d, "__main__.py") for d in found) if os.path.isfile(m)]
+                    source = mains[0] if i == len(parts) - 1 and mains else None
+            if source is None:
+                missing = f"no source file found for module {self.path}"
+        if not self.scenario and source is not None:
+            name = os.path.basename(source)
+            try:
+                st = os.stat(source)
+                # Only a regular file: reading a FIFO (run <(...)) would take the program from the child.
+                if not stat.S_ISREG(st.st_mode):
+                    missing = f"{name} is not a regular file"
+                elif st.st_size > SOURCE_TEXT_MAX:
+                    missing = f"{name} is {st.st_size / 2**20:.2f} MB; a trace stores up to " \
+                              f"{SOURCE_TEXT_MAX / 2**20:g} MB of a program's source"
+                else:
+                    with open(source, "rb") as f:
+                        data = f.read(SOURCE_TEXT_MAX + 1)
+                    if len(data) > SOURCE_TEXT_MAX:  # grew since the stat
+                        missing = f"{name} is over {SOURCE_TEXT_MAX / 2**20:g} MB; a trace stores no more"
+                    else:
+                        try:
+                            text = data.decode("utf-8-sig")
+                        except UnicodeDecodeError:  # a coding cookie, as python reads it
+                            import io
+                            import tokenize
+
+                            encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+                            text = data.decode(encoding, errors="replace")
+                        text = text.replace("\r\n", "\n").replace("\r", "\n")  # as python reads it
+            except (OSError, LookupError, SyntaxError) as e:  # unreadable; an unknown or bad coding cookie
+                text, missing = None, f"cannot read {name}: {getattr(e, 'strerror', None) or e}"
         return Header(
             scenario=self.scenario,
             program=None if self.scenario else self.path,
@@ -123,7 +188,9 @@ class Target:
             python=platform.python_version(),
             platform=platform.platform(),
             start_time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            source=self.path,
+            source=source,
+            source_text=text,
+            source_missing=missing,
         )
 
     def command(self) -> list[str]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 from time import monotonic
 from typing import TYPE_CHECKING
 
@@ -27,11 +28,12 @@ from concurview.tui.axis import SWITCH, TIME, Window
 from concurview.tui.commands import ScenarioCommands
 from concurview.tui.keybar import KeyBar
 from concurview.tui.lanes import Cursor, LaneDiagram
-from concurview.tui.panes import InfoLine, LogView, SourceMark, SourceView
+from concurview.tui.panes import InfoLine, LogView, Source, SourceMark, SourceView
 from concurview.tui.picker import ScenarioPicker
 from concurview.tui.compositor import CroppedScreen
 from concurview.tui.screens import ErrorScreen, ExportScreen, FindScreen, Found, HelpScreen
 from concurview.tui.states import DONE, NONE, RUNNING, STATE_NAMES
+from concurview.tui.text import clean
 
 if TYPE_CHECKING:
     from concurview.engines.columns import Columns
@@ -260,7 +262,8 @@ class ConcurviewApp(App[int]):
         yield SystemCommand("Toggle picker", "show or hide the scenario picker", self.action_toggle_picker)
         yield SystemCommand("Help", "keys and glyphs", self.action_help)
         if self._target is not None:
-            yield SystemCommand("Rerun", f"run {self._target_name(self._target)} again", self.action_rerun)
+            yield SystemCommand("Rerun", f"run {clean(self._target_name(self._target), one_line=True)} again",
+                                self.action_rerun)
         if compare.ALL in self.scenarios:
             yield SystemCommand("Compare models", "one workload on five models, stacked on one time axis",
                                 lambda: self.run_scenario(compare.ALL))
@@ -321,7 +324,7 @@ class ConcurviewApp(App[int]):
         from concurview.tui.store import Timeline
 
         self._reset(Timeline(run.header))
-        self.sub_title = f"{self.source_name} · live"
+        self.sub_title = clean(self.source_name, one_line=True) + " · live"
         self._start_view()
         self._feed(run)
         self._refresh_view()
@@ -461,7 +464,7 @@ class ConcurviewApp(App[int]):
         if footer.complete:
             self.program_exit = footer.exit_code or 0
         state = "recorded" if footer.complete else "incomplete"
-        self.sub_title = f"{self.source_name} · {state}"
+        self.sub_title = clean(self.source_name, one_line=True) + f" · {state}"
         self._refresh_view()
         if run.stop_reason == "stopped by user":
             self.notify("Stopped: the trace so far is kept, marked incomplete.", title="run stopped")
@@ -484,12 +487,12 @@ class ConcurviewApp(App[int]):
             return
         self.scenario = self.scenarios.get(tl.header.scenario or "")
         self.source_name = Path(path).name
-        self._reset(tl, path)
+        self._reset(tl)
         self.follow = False
         # Switches bunched into a moment of a longer run are invisible on a time axis: start on
         # the switch axis then (`t` goes back), else on time.
         self.axis = SWITCH if tl.switches_clustered() else TIME
-        self.sub_title = f"{self.source_name} · {'recorded' if tl.complete else 'incomplete'}"
+        self.sub_title = clean(self.source_name, one_line=True) + f" · {'recorded' if tl.complete else 'incomplete'}"
         if tl.n_switches:
             self._move(self._switch_cursor(0))
         self._refresh_view()
@@ -643,8 +646,8 @@ class ConcurviewApp(App[int]):
             here += 1  # the switch just before the cursor counts as a previous one
         k = tl.lane_switch(self.selected, here, delta)
         if k is None:
-            name = tl.lanes[self.selected].name
-            self.notify(f"{name} has no {'later' if delta > 0 else 'earlier'} switch", timeout=2)
+            name = clean(tl.lanes[self.selected].name, one_line=True)
+            self.notify(f"{name} has no {'later' if delta > 0 else 'earlier'} switch", timeout=2, markup=False)
             self._refresh_view()
             return
         self._move(self._switch_cursor(k))
@@ -842,7 +845,9 @@ class ConcurviewApp(App[int]):
         tl = self.timeline
         if tl is None:
             return
-        stem = (tl.header.scenario or Path(self.source_name).name.split(".")[0] or "trace")
+        # A name from the trace proposes a file name: only its plain characters (no path, no escapes).
+        stem = re.sub(r"[^\w.-]+", "_", tl.header.scenario or Path(self.source_name).name.split(".")[0]).strip("._")
+        stem = stem or "trace"
         self.push_screen(ExportScreen(str(Path.cwd() / f"{stem}.jsonl")), self._export_to)
 
     def _export_to(self, path: str | None) -> None:
@@ -876,11 +881,11 @@ class ConcurviewApp(App[int]):
         except OSError as e:
             self.call_from_thread(self.push_screen, ErrorScreen("Cannot export", f"{out}: {e.strerror}"))
             return
-        self.call_from_thread(self.notify, f"{out}\n{svg}", title="exported")
+        self.call_from_thread(self.notify, clean(f"{out}\n{svg}"), title="exported", markup=False)
 
     # -- drawing ------------------------------------------------------------------------------------------
 
-    def _reset(self, timeline: Timeline, trace: str | None = None) -> None:
+    def _reset(self, timeline: Timeline) -> None:
         self.timeline = timeline
         self.cursor = None
         self.follow = True
@@ -888,23 +893,32 @@ class ConcurviewApp(App[int]):
         self.windows = {TIME: None, SWITCH: None}
         self.query_one(LaneDiagram).timeline = timeline
         self.query_one(LogView).timeline = timeline
-        source = self._source_path(timeline, trace)
-        self.query_one(SourceView).path = source
-        self.query_one(SourceView).border_title = f"source · {Path(source).name}" if source else "source · none"
+        source = self._source(timeline)
+        view = self.query_one(SourceView)
+        view.source = source
+        view.border_title = Content(f"source · {clean(source.name, one_line=True)}" if source else "source · none")
 
-    def _source_path(self, tl: Timeline, trace: str | None = None) -> str | None:
-        """The program to show: the scenario's file in this checkout, else the file the trace names
-        (as recorded, or beside the trace file)."""
-        named = tl.header.source or tl.header.program
-        scenario = self.scenarios.get(tl.header.scenario or "") or catalogue().get(tl.header.scenario or "")
-        if scenario is not None and (named is None or Path(named).name == scenario.path.name):
-            return str(scenario.path)
-        if not named:
+    def _source(self, tl: Timeline) -> Source | None:
+        """What the source pane shows: a scenario's own file from the catalogue (concurview's: never a path
+        the trace names), else the program's text the trace stores, else why there is none. Nothing here
+        opens a file a trace names: a trace is data from anywhere ("source": "/etc/shadow")."""
+        h = tl.header
+        scenario = self.scenarios.get(h.scenario or "") or catalogue().get(h.scenario or "")
+        if scenario is not None:
+            try:
+                return Source(scenario.path.name, scenario.path.read_text(encoding="utf-8", errors="replace"))
+            except OSError as e:
+                return Source(scenario.path.name, None, f"cannot read {scenario.path.name}: {e.strerror}")
+        named = h.source or h.program
+        if named is None and h.scenario is None and h.source_text is None:
             return None
-        for candidate in (Path(named), *(() if trace is None else (Path(trace).parent / Path(named).name,))):
-            if candidate.is_file():
-                return str(candidate)
-        return None
+        name = PurePath(named).name if named else h.scenario or "program"
+        if h.source_text is not None:
+            return Source(name, h.source_text)
+        if h.scenario is not None and named is None:
+            return Source(name, None, f"scenario {h.scenario} is not in this concurview; its source is not stored "
+                                      "in this trace")
+        return Source(name, None, h.source_missing or "source not stored in this trace")
 
     def _refresh_view(self) -> None:
         tl = self.timeline
@@ -973,7 +987,7 @@ class ConcurviewApp(App[int]):
         else:
             after = f"  · after switch #{c.switch + 1}" if c.switch >= 0 else "  · before the first switch"
             text = tl.describe_event(c.event) + after
-        line = Content(text)
+        line = Content(clean(text, one_line=True))  # names, reasons, output: the trace's text
         if self.selected is not None:
             line = Content.assemble(line, "\n", self._selected_line(tl, self.selected, c.t))
         return line
@@ -989,7 +1003,7 @@ class ConcurviewApp(App[int]):
             if e.where:
                 words[-1] += f" at {e.where}"
             words.append(f"since {format_time(e.t)}")
-        return Content.styled("selected: " + " · ".join(words), "$text-muted")
+        return Content.styled(clean("selected: " + " · ".join(words), one_line=True), "$text-muted")
 
     def _status(self, tl: Timeline) -> Content:
         if self.current_run is not None:
@@ -998,7 +1012,8 @@ class ConcurviewApp(App[int]):
             state = ("recorded", "")
         else:
             state = ("incomplete", "bold $text-error")
-        name = tl.header.scenario or Path(tl.header.program or self.source_name or "trace").name
+        name = clean(tl.header.scenario or PurePath(tl.header.program or self.source_name or "trace").name,
+                     one_line=True)
         # Most important first: a narrow terminal cuts the end of the line.
         parts: list = [(name, "bold"), " · ", state]
         if tl.dropped:
@@ -1023,11 +1038,10 @@ class ConcurviewApp(App[int]):
 
     def _source_marks(self, tl: Timeline) -> tuple[SourceMark, ...]:
         """Where each lane is at the cursor, for the source pane: the lane that runs now first."""
-        source = self.query_one(SourceView).path
+        name = self.query_one(SourceView).file_name
         c = self.cursor
-        if source is None or c is None:
+        if name is None or c is None:
             return ()
-        name = Path(source).name
         current = tl.event_lane(c.event) if c.on_switch else (
             tl.switch_lanes()[c.switch] if c.switch >= 0 else None)
         lanes = [lane.id for lane in tl.lanes[:256]]

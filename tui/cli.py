@@ -344,14 +344,15 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
     return footer.exit_code or 0
 
 
-# C0 and C1 control characters (but tab and newline) and DEL: a trace file is data from
-# elsewhere, and its strings must not drive the terminal (escape sequences, title changes).
-_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f, *range(0x80, 0xa0)] if c not in (0x09, 0x0a)}
-
-
 def _clean(text: str) -> str:
-    """`text` with terminal control characters shown as \\xNN instead of sent to the terminal."""
-    return text.translate(_CONTROLS)
+    """`text` with terminal control characters shown as \\xNN instead of sent to the terminal.
+
+    A trace file is data from elsewhere: its strings must not drive the terminal (escape sequences,
+    title changes). The app's sanitiser, tui/text.py's clean(), does it for the app and the CLI alike.
+    """
+    from concurview.tui.text import clean
+
+    return clean(text)
 
 
 def _clean_json(text: str) -> str:

@@ -20,7 +20,7 @@ from textual.widget import Widget
 from concurview.tui.axis import SWITCH, TIME, Window, switch_ticks, time_ticks
 from concurview.tui.compositor import CroppedScreen
 from concurview.tui.states import DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
-from concurview.tui.text import shorten
+from concurview.tui.text import clean, shorten
 
 if TYPE_CHECKING:
     import numpy as np
@@ -459,7 +459,8 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         if room < 4:  # too narrow for a state word: all of it for the name
             room, word = width, ""
         lead = f"{'▸' if selected else ' '}{'  ' * depth}{KIND_ICONS.get(info.kind, '?')} "
-        text = set_cell_size(lead + shorten(info.name, max(room - cell_len(lead), 0)), room)
+        name = clean(info.name, one_line=True)  # a name from a trace or a program: never raw to the terminal
+        text = set_cell_size(lead + shorten(name, max(room - cell_len(lead), 0)), room)
         if not word:
             return [Segment(set_cell_size(text, width), style)]
         rest = width - room - 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -19,7 +18,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from concurview.tui.lanes import CachedStyles
-from concurview.tui.text import shorten
+from concurview.tui.text import clean, shorten
 from concurview.tui.states import READY_S, RUNNING, LazyNumpy
 
 if TYPE_CHECKING:
@@ -37,6 +36,9 @@ def format_time(ns: int) -> str:
 
 SOURCE_MARKS = {RUNNING: "▶", READY_S: "▷"}  # any other live state: suspended
 SUSPENDED_MARK = "‖"
+SOURCE_SHOWN_MAX = 1 << 20  # characters of source the pane shows (a trace stores up to 1 MB of it)
+HIGHLIGHT_MAX = 128 << 10  # characters it syntax-highlights (pygments: ~5 s a MB, on the UI's thread)
+LINE_MAX = 1024  # characters of a source line kept (wider than any pane; a minified line costs every repaint)
 
 
 class InfoLine(Widget):
@@ -47,10 +49,24 @@ class InfoLine(Widget):
     """
 
     text: reactive[Content | str] = reactive(Content(""))
-    """What to show; markup is not parsed (program output and names are shown as they are)."""
+    """What to show; markup is not parsed. Text from a trace or a program goes through text.clean()
+    first (a str here is cleaned; a Content is assembled from cleaned parts)."""
+
+    def validate_text(self, text: Content | str) -> Content | str:
+        return clean(text).expandtabs(4) if isinstance(text, str) else text
 
     def render(self) -> Content:
         return self.text if isinstance(self.text, Content) else Content(self.text)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What the source pane shows: a program's text and its file name (events' `where` say `name:line`),
+    or, without text, why there is none. The pane never opens a file: the app passes text it holds."""
+
+    name: str
+    text: str | None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,8 +112,8 @@ class SourceView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fals
     }
     """
 
-    path: reactive[str | None] = reactive(None)
-    """The program file shown (None: nothing to show)."""
+    source: reactive[Source | None] = reactive(None)
+    """The program shown (None: nothing to show)."""
 
     marks: reactive[tuple[SourceMark, ...]] = reactive((), repaint=False)
     """The lines where lanes are at the cursor, current lane first (the watcher repaints what changed)."""
@@ -109,14 +125,24 @@ class SourceView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fals
         self._strips: dict[int, Strip] = {}
         self._problem = ""
 
-    def watch_path(self, path: str | None) -> None:
+    @property
+    def file_name(self) -> str | None:
+        """The file name of the program shown (None: no source text shown)."""
+        return None if self.source is None or not self._lines else self.source.name
+
+    def watch_source(self, source: Source | None) -> None:
         self._lines, self._highlighted, self._strips = [], None, {}
         self._problem = ""
-        if path:
-            try:
-                self._lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError as e:
-                self._problem = f"cannot read {Path(path).name}: {e.strerror}"
+        if source is not None and source.text is not None and len(source.text) > SOURCE_SHOWN_MAX:
+            self._problem = f"{clean(source.name, one_line=True)}: source too large to show " \
+                            f"({len(source.text) / 2**20:.1f} MB)"
+        elif source is not None and source.text is not None:
+            # The text comes from a trace: its control characters are shown escaped, never sent.
+            self._lines = [line.expandtabs(4)[:LINE_MAX] for line in clean(source.text).splitlines()]
+            if len(source.text) > HIGHLIGHT_MAX:
+                self._highlighted = []  # shown plain
+        elif source is not None:
+            self._problem = clean(source.note or "source not stored in this trace", one_line=True)
         self.virtual_size = Size(self.size.width, max(len(self._lines), 1))
         self.scroll_to(y=0, animate=False, immediate=True)
         self.refresh()
@@ -202,7 +228,7 @@ class SourceView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fals
                 tail = f" {_STATE_NOTE.get(first.state, ('waits', 'wait'))[0]}"
                 tail += f" (+{len(here) - 1})" if len(here) > 1 else ""
                 name_room = room - cell_len("  ◀ " + tail)
-                note = "  ◀ " + shorten(first.lane, name_room) + tail if name_room >= 4 else ""
+                note = "  ◀ " + shorten(clean(first.lane, one_line=True), name_room) + tail if name_room >= 4 else ""
             parts.append(Strip([Segment(note, self.cached_style("source--note"))]))
         strip = Strip.join(parts).adjust_cell_length(width, self.cached_style())
         if line_style is not None:
@@ -217,7 +243,7 @@ def _note(marks: list[SourceMark]) -> str:
     """`A runs, B and C wait`: the lanes at one line, grouped by what they do there."""
     groups: dict[tuple[str, str], list[str]] = {}
     for m in marks:
-        groups.setdefault(_STATE_NOTE.get(m.state, ("waits", "wait")), []).append(m.lane)
+        groups.setdefault(_STATE_NOTE.get(m.state, ("waits", "wait")), []).append(clean(m.lane, one_line=True))
     out = []
     for (one, many), lanes in groups.items():
         names = lanes[0] if len(lanes) == 1 else ", ".join(lanes[:-1]) + " and " + lanes[-1]
@@ -362,7 +388,7 @@ class LogView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
         e = tl.event(ev)
         text = (e.text or "").splitlines()
         line = text[k] if k < len(text) else ""
-        name = tl.lanes[e.lane].name
+        name = clean(tl.lanes[e.lane].name, one_line=True)
         later = self.cursor_t is not None and e.t > self.cursor_t
         style = self.cached_style()
         get = self.cached_style
@@ -390,5 +416,6 @@ class LogView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
             prefix = [Segment(f"{format_time(e.t):>9} ", time_style), Segment(f"{who} ", lane_style)]
         else:
             prefix = [Segment(" " * (11 + nw), style)]
-        segments = [*prefix, Segment(sign, text_style), Segment(line.expandtabs(4), text_style)]
+        # Program output and trace text: escaped, never sent raw (after the split into lines and the tabs).
+        segments = [*prefix, Segment(sign, text_style), Segment(clean(line.expandtabs(4), one_line=True), text_style)]
         return Strip(segments).adjust_cell_length(width, style).crop(0, width)

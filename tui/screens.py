@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from concurview.tui.lanes import GLYPHS, KIND_ICONS
+from concurview.tui.text import clean
 
 GLYPH_LEGEND = (
     (GLYPHS[1], "running: the lane has the CPU (threads: runnable - Python cannot see the GIL)"),
@@ -65,13 +66,19 @@ class HelpScreen(ModalScreen[None]):
 
 
 class ErrorScreen(ModalScreen[None]):
-    """Something went wrong with a run or a trace: say what, keep the app usable."""
+    """Something went wrong with a run or a trace: say what, keep the app usable.
+
+    Its texts carry a trace's, a program's or a file's strings (an error's text, a footer's reason, a
+    loader's message quoting the file): they are shown cleaned (text.clean), never sent raw.
+    """
 
     BINDINGS = [Binding("escape,enter", "dismiss", "Close")]
 
     def __init__(self, title: str, message: str, details: str = "") -> None:
         super().__init__(id="error")
-        self.title_text, self.message, self.details = title, message, details
+        self.title_text = clean(title, one_line=True)
+        self.message = clean(message).expandtabs(4)
+        self.details = clean(details).expandtabs(4)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="error-box", classes="dialog"):
@@ -167,6 +174,7 @@ class FindScreen(ModalScreen[Found | None]):
     def _update(self, query: str) -> None:
         self._found = self.search(query) if query.strip() else []
         results = self.query_one("#find-results", OptionList)
-        results.set_options([Option(Content(f.label)) for f in self._found])
+        # Lane names, reasons and log lines from the trace: cleaned where they become options.
+        results.set_options([Option(Content(clean(f.label, one_line=True))) for f in self._found])
         if self._found:
             results.highlighted = 0

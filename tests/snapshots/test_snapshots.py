@@ -147,7 +147,8 @@ def test_help_screen(snap_compare):
 def test_error_screen(snap_compare):
     """A program that raised: the red "✗ The program raised" dialog with the exception's last line
     (ValueError: invalid literal for int() ...), the exit code, and the traceback below; the lanes are
-    still drawn behind it."""
+    still drawn behind it. The source pane behind says "source not stored in this trace": the fixture was
+    recorded before traces stored a program's text (raises.py beside it is not read)."""
     assert snap_compare(trace_app("error-raises"), terminal_size=SIZE)
 
 

@@ -47,7 +47,9 @@ async def test_run_script_opens_live_on_the_users_program_and_keeps_its_exit_cod
         assert "tiny_workers.py" in status(app) and "recorded" in status(app)
         names = {lane.name for lane in app.timeline.lanes}
         assert {"MainThread", "w0", "w1"} <= names
-        assert app.query_one(SourceView).path == str(program), "the source pane shows the user's file"
+        view = app.query_one(SourceView)
+        assert view.file_name == program.name, "the source pane shows the user's program"
+        assert any("threading.Thread(target=work" in view.render_line(y).text for y in range(view.size.height))
         assert app.program_exit == 3, "the program's exit code is what concurview returns"
         assert app.timeline.n_switches > 0
         await pilot.press("r")  # rerun runs the program again
