@@ -21,6 +21,7 @@ from textual.timer import Timer
 from textual.widgets import Input
 
 from concurview.engines.events import Event, Lane
+from concurview.engines.outfile import write_output
 from concurview.engines.runner import Run, Target
 from concurview.scenarios import Scenario, catalogue
 from concurview.tui import compare
@@ -169,6 +170,7 @@ class ConcurviewApp(App[int]):
         if scenario and params:
             self.overrides[scenario] = dict(params)
         self._trace_path = trace
+        self._opened_trace: str | None = None  # the trace file on screen: an export never writes over it
         self.run_timeout = run_timeout
         self.play_interval = play_interval
         self.timeline: Timeline | None = None
@@ -488,6 +490,7 @@ class ConcurviewApp(App[int]):
         self.scenario = self.scenarios.get(tl.header.scenario or "")
         self.source_name = Path(path).name
         self._reset(tl)
+        self._opened_trace = path
         self.follow = False
         # Switches bunched into a moment of a longer run are invisible on a time axis: start on
         # the switch axis then (`t` goes back), else on time.
@@ -860,26 +863,29 @@ class ConcurviewApp(App[int]):
             self.push_screen(ErrorScreen("Cannot export", f"{out.parent}: no such directory"))
             return
         svg = out.with_name(out.name.split(".")[0] + ".svg")
+        inputs = [self._opened_trace] if self._opened_trace else []
         try:
-            svg.write_text(self.export_screenshot(), encoding="utf-8")
+            # Through the same safe output as the trace: never over the trace on screen, a device
+            # node or a planted link.
+            write_output(svg, self.export_screenshot().encode("utf-8"), inputs)
         except OSError as e:
-            self.push_screen(ErrorScreen("Cannot export", f"{svg}: {e.strerror}"))
+            self.push_screen(ErrorScreen("Cannot export", str(e)))
             return
-        self._write_trace(self.timeline, out, svg)
+        self._write_trace(self.timeline, out, svg, inputs)
 
     @work(thread=True, group="export")
-    def _write_trace(self, tl: Timeline, out: Path, svg: Path) -> None:
+    def _write_trace(self, tl: Timeline, out: Path, svg: Path, inputs: list[str]) -> None:
         from concurview.engines.tracefile import TraceWriter
 
         try:
-            writer = TraceWriter(out, tl.header)
+            writer = TraceWriter(out, tl.header, inputs)
             writer.lanes(list(tl.lanes))
             step = 65536
             for start in range(0, tl.n_events, step):
                 writer.events([tl.event(i) for i in range(start, min(start + step, tl.n_events))])
             writer.close(tl.footer)
         except OSError as e:
-            self.call_from_thread(self.push_screen, ErrorScreen("Cannot export", f"{out}: {e.strerror}"))
+            self.call_from_thread(self.push_screen, ErrorScreen("Cannot export", str(e)))
             return
         self.call_from_thread(self.notify, clean(f"{out}\n{svg}"), title="exported", markup=False)
 
@@ -887,6 +893,7 @@ class ConcurviewApp(App[int]):
 
     def _reset(self, timeline: Timeline) -> None:
         self.timeline = timeline
+        self._opened_trace = None
         self.cursor = None
         self.follow = True
         self.selected = None

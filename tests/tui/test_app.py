@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from uitraces import diagram_rows, trace, wait_for
 from textual.command import CommandPalette
@@ -418,6 +420,22 @@ async def test_e_exports_the_trace_and_a_screenshot(tmp_path):
         assert svg.startswith("<svg") and "MainThread" in svg
         again = load(tmp_path / "out.jsonl")
         assert again.n_events == app.timeline.n_events and again.complete
+
+
+async def test_e_never_writes_over_the_trace_it_shows(tmp_path):
+    """Exporting to the very file on screen (its name proposed, or typed) is refused with a dialog;
+    the trace stays as it was."""
+    shown = tmp_path / "asyncio-tasks.jsonl"
+    shown.write_bytes(Path(trace("asyncio-tasks")).read_bytes())
+    before = shown.read_bytes()
+    app = make_app(trace=str(shown))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e")
+        app.screen.query_one(Input).value = str(shown)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen))
+        await pilot.pause()
+    assert shown.read_bytes() == before
 
 
 async def test_command_palette_offers_scenarios_and_view_commands():
