@@ -761,17 +761,26 @@ def format_time(ns: int) -> str:
     return f"{ns} ns"
 
 
-def load(path: str | os.PathLike[str]) -> Timeline:
+def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline:
     """Read a trace file into a new Timeline (TraceFormatError for anything unreadable).
 
-    Chrome Trace Event Format files (VizTracer, Perfetto JSON) are read too.
+    Chrome Trace Event Format files (VizTracer, Perfetto JSON) are read too. At most
+    `max_bytes` of content are read (default: $CONCURVIEW_MAX_BYTES, else 512 MB); past
+    that, a TraceFormatError says so. The file is opened once (it may be a pipe).
     """
-    from concurview.engines.tracefile import TraceReader, read_bytes, read_head
+    from concurview.engines.tracefile import TraceReader, open_source
     from concurview.tui.foreign import load_chrome, looks_like_chrome
 
-    if looks_like_chrome(read_head(Path(path))):
-        return load_chrome(path, read_bytes(Path(path)))
-    reader = TraceReader(path)
+    src = open_source(path, max_bytes)
+    try:
+        data = src.read_all() if looks_like_chrome(src.peek(4096)) else None
+    except BaseException:
+        src.close()
+        raise
+    if data is not None:
+        src.close()
+        return load_chrome(path, data)
+    reader = TraceReader(path, source=src)  # closes it
     tl = Timeline(reader.header)
     # A load may allocate many short-lived, acyclic objects (msgspec decodes the lines the
     # parser leaves): scanning them for cycles over and over costs, so pause the collector.
