@@ -207,3 +207,30 @@ def test_a_long_line_is_read_in_linear_time(tmp_path):
         p.write_bytes(HEADER + LANE + b'{"seq":0,"t":1,"lane":0,"kind":"log","text":"' + b"x" * (mb << 20) + b'"}\n')
         times[mb] = _read_time(p, 16 << 10)
     assert times[16] < 8 * times[4] + 0.05, times
+
+
+def test_the_parser_keeps_no_copy_of_a_long_string():
+    """The C parser remembers raw strings to intern repeats fast; a long one (a traceback, a 200 MB
+    line) is not remembered: its copy doubled the memory the string takes."""
+    import tracemalloc
+
+    from concurview.engines._speedups import EventParser
+    from concurview.engines.columns import StringTable
+
+    text = b"y" * (8 << 20)
+    lines = b'{"seq":0,"t":1,"lane":0,"kind":"log","text":"%s"}\n' % text
+    lines += b'{"seq":1,"t":2,"lane":0,"kind":"log","reason":"%s","text":"%s"}\n' % (b"r" * 5000, text)
+    lines += b'{"seq":2,"t":3,"lane":0,"kind":"log","reason":"%s"}\n' % (b"r" * 5000)
+    strings = StringTable()
+    tracemalloc.start()
+    try:
+        parser = EventParser(strings._ids, strings.strings)
+        before = tracemalloc.get_traced_memory()[0]
+        assert parser.parse(lines, 0) == (0, len(lines), 3)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    _n, _t, _lane, _kind, reason, _where, text_ids, _cause = parser.take()
+    assert text_ids[0:4] == text_ids[4:8] and reason[4:8] == reason[8:12], "repeats still intern to one id"
+    assert strings.strings.count("y" * (8 << 20)) == 1
+    assert kept < 1.3 * len(text), f"{kept / len(text):.2f}x the text kept"
