@@ -348,8 +348,10 @@ class TraceReader:
             raise TraceFormatError(f"{self.path}: empty file, not a concurview trace")
         try:
             magic = _magic_dec.decode(line)
-        except (*_BAD, RecursionError) as e:
+        except _BAD as e:
             raise TraceFormatError(f"{self.path}: not a concurview trace (line 1: {_why(e)})") from None
+        except RecursionError as e:
+            raise TraceFormatError(f"{self.path}: line 1: {_why(e)}") from None
         if magic.format != FORMAT_NAME:
             raise TraceFormatError(f"{self.path}: not a concurview trace (format {magic.format!r})")
         if magic.version > FORMAT_VERSION:
