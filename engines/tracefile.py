@@ -116,11 +116,11 @@ def parse_size(raw: str) -> int:
 
 
 def format_size(n: int) -> str:
-    """`512 MB`, `1.5 GB`, `900 bytes` (decimal units, as parse_size reads them without an i)."""
+    """`512 MB`, `1.5 GB`, `4,119 bytes`: decimal units (as parse_size reads them) when exact, else bytes."""
     for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= size:
-            return f"{n / size:.4g} {unit}"
-    return f"{n} bytes"
+        if n >= size and n * 10 % size == 0:
+            return f"{n / size:g} {unit}"
+    return f"{n:,} bytes"
 
 
 def max_bytes_from_env() -> int:
