@@ -168,6 +168,7 @@ class _Source:
         self.raw_read = 0  # bytes of the file read so far (compressed ones, for gzip)
         self.size = 0  # bytes of content produced so far (gunzipped)
         self._peeked = b""
+        self._dec: zlib._Decompress | None = None
         try:
             self._carry = self._raw(2)
         except BaseException:
