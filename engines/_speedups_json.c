@@ -23,6 +23,9 @@ enum { F_SEQ = 1, F_T = 2, F_LANE = 4, F_KIND = 8, F_REASON = 16, F_WHERE = 32, 
 #define REQUIRED (F_SEQ | F_T | F_LANE | F_KIND)
 #define N_KINDS 9  /* engines/events.py EVENT_KINDS; a kind past them is "unknown" */
 #define CACHE_MAX (1 << 20)  /* raw strings remembered at most (unique log lines stop being cached) */
+/* Longer strings (tracebacks, long log lines) are not remembered: they seldom repeat, and a copy
+ * of each would add the size of their text to a load's memory (a 200 MB line: 200 MB more). */
+#define CACHE_MAX_LEN 4096
 
 static const char *const KINDS[N_KINDS] = {"open", "run", "wait", "ready", "log", "error", "close", "phase", "mark"};
 
@@ -257,13 +260,17 @@ unescape(EventParser *p, const char *s, Py_ssize_t n)
 static int32_t
 string_id(EventParser *p, const char *s, Py_ssize_t n, int escaped)
 {
-    uint64_t h = fnv1a(s, n);
-    if (p->used * 2 >= p->n_slots && p->used < CACHE_MAX && cache_grow(p) < 0) {
-        return -2;
-    }
-    Slot *slot = find_slot(p, s, n, h);
-    if (slot->hash) {
-        return slot->id;
+    uint64_t h = 0;
+    Slot *slot = NULL;
+    if (n <= CACHE_MAX_LEN) {
+        h = fnv1a(s, n);
+        if (p->used * 2 >= p->n_slots && p->used < CACHE_MAX && cache_grow(p) < 0) {
+            return -2;
+        }
+        slot = find_slot(p, s, n, h);
+        if (slot->hash) {
+            return slot->id;
+        }
     }
     const char *text = s;
     Py_ssize_t len = n;
@@ -300,7 +307,7 @@ string_id(EventParser *p, const char *s, Py_ssize_t n, int escaped)
         id = (int32_t)next;
     }
     Py_DECREF(str);
-    if (p->used < CACHE_MAX) {
+    if (slot != NULL && p->used < CACHE_MAX) {
         char *key = PyMem_Malloc(n ? (size_t)n : 1);
         if (key == NULL) {
             PyErr_NoMemory();

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -22,10 +23,8 @@ if TYPE_CHECKING:  # numpy loads with the first trace read, not with every comma
     from concurview.engines.columns import Columns, StringTable
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_LANE_TAG = b'"type":"lane"'
-_FOOTER_TAG = b'"type":"footer"'
 _CHUNK = 1 << 20  # bytes of the file read at once
-_PARSED_ALL, _TAGGED = 0, 1  # EventParser.parse() stopped at the end, at a tagged line (2: at another)
+_PARSED_ALL = 0  # EventParser.parse() stopped at the end (1: at a tagged line, 2: at another it leaves)
 _FLUSH_EVERY = 0.25  # s: a killed recorder loses at most this much of the .partial file
 
 
@@ -126,6 +125,45 @@ class TraceWriter:
         return self._out.abandon()
 
 
+# -- reading ----------------------------------------------------------------------------------------
+
+DEFAULT_MAX_BYTES = 512_000_000  # a trace's content (gunzipped) read at most, unless told otherwise
+ENV_MAX_BYTES = "CONCURVIEW_MAX_BYTES"  # what `--max-bytes` sets, for the app's own loads
+_HEADER_MAX = 16_000_000  # a header line is a few hundred bytes: one far longer is not a header
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([kmgt]?)(i?)b?\s*", re.I)
+
+
+def parse_size(raw: str) -> int:
+    """`512M`, `2G`, `1.5GB`, `64KiB`, `1000000`: a number of bytes (ValueError, one line, for anything else)."""
+    m = _SIZE.fullmatch(raw)
+    if not m:
+        raise ValueError(f"not a size: {raw!r} (bytes, or with K, M or G: 512M)")
+    number, unit, binary = m.groups()
+    n = int(float(number) * (1024 if binary else 1000) ** " kmgt".index(unit.lower() or " "))
+    if n < 1:
+        raise ValueError(f"must be at least 1 byte: {raw!r}")
+    return n
+
+
+def format_size(n: int) -> str:
+    """`512 MB`, `1.5 GB`, `4,119 bytes`: decimal units (as parse_size reads them) when exact, else bytes."""
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size and n * 10 % size == 0:
+            return f"{n / size:g} {unit}"
+    return f"{n:,} bytes"
+
+
+def max_bytes_from_env() -> int:
+    """$CONCURVIEW_MAX_BYTES, or the default (ValueError naming the variable when it is not a size)."""
+    raw = os.environ.get(ENV_MAX_BYTES)
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_BYTES
+    try:
+        return parse_size(raw)
+    except ValueError as e:
+        raise ValueError(f"${ENV_MAX_BYTES}: {e}") from None
+
+
 def _open(path: Path):
     """The file opened for reading, or a one-line TraceFormatError."""
     try:
@@ -139,40 +177,87 @@ def _open(path: Path):
 
 
 class _Source:
-    """A trace file's bytes a chunk at a time, gunzipped on the fly when they are gzip.
+    """A trace file's bytes a chunk at a time, gunzipped on the fly when they are gzip; at most
+    `max_bytes` of them (and of the gzip data), else a one-line TraceFormatError.
 
     Gzip members are read one after another; a stream cut short or damaged ends at
-    the intact output before the damage (the reader then sees a truncated file).
+    the intact output before the damage (the reader then sees a truncated file). Each
+    read inflates at most the bytes asked for, so a gzip bomb costs memory for one
+    chunk until it passes the bound; a pipe or a device that never ends passes it too.
     """
 
-    def __init__(self, path: Path, data: bytes | None = None) -> None:
+    def __init__(self, path: Path, data: bytes | None = None, max_bytes: int | None = None) -> None:
+        if max_bytes is None:
+            try:
+                max_bytes = max_bytes_from_env()
+            except ValueError as e:
+                raise TraceFormatError(str(e)) from None
+        self.max_bytes = max_bytes
         self._f = io.BytesIO(data) if data is not None else _open(path)
         self._path = path
         self.raw_read = 0  # bytes of the file read so far (compressed ones, for gzip)
-        self._carry = self._raw(2)
+        self.size = 0  # bytes of content produced so far (gunzipped)
+        self._peeked = b""
+        self._dec: zlib._Decompress | None = None
+        try:
+            self._carry = self._raw(2)
+        except BaseException:
+            self.close()
+            raise
         self._dec = zlib.decompressobj(wbits=31) if self._carry[:2] == _GZIP_MAGIC else None
         self._done = False
+
+    def _too_big(self, what: str) -> TraceFormatError:
+        return TraceFormatError(f"{self._path}: more than {format_size(self.max_bytes)}{what}; "
+                                "--max-bytes raises the limit")
 
     def _raw(self, n: int) -> bytes:
         try:
             data = self._f.read(n)
-            self.raw_read += len(data)
-            return data
         except OSError as e:
             raise TraceFormatError(f"{self._path}: cannot read: {e.strerror}") from None
+        self.raw_read += len(data)
+        if self.raw_read > self.max_bytes + 2:  # + the 2 bytes looked at to tell gzip
+            raise self._too_big(" of gzip data" if self._dec is not None else "")
+        return data
 
     def read(self, n: int) -> bytes:
         """Up to about n bytes more (b"" at the end)."""
-        if self._dec is None:
-            out, self._carry = self._carry + self._raw(n), b""
+        if self._peeked:
+            out, self._peeked = self._peeked, b""
             return out
+        return self._produce(max(n, 1))
+
+    def peek(self, n: int) -> bytes:
+        """The first n bytes (fewer at the end); read() gives them again."""
+        parts, have = [self._peeked], len(self._peeked)
+        while have < n and (more := self._produce(n - have)):
+            parts.append(more)
+            have += len(more)
+        self._peeked = b"".join(parts)
+        return self._peeked[:n]
+
+    def read_all(self) -> bytes:
+        return b"".join(iter(lambda: self.read(_CHUNK), b""))
+
+    def _produce(self, n: int) -> bytes:
+        out = self._inflate(n) if self._dec is not None else self._plain(n)
+        self.size += len(out)
+        if self.size > self.max_bytes:
+            raise self._too_big(" once decompressed" if self._dec is not None else "")
+        return out
+
+    def _plain(self, n: int) -> bytes:
+        out, self._carry = self._carry + self._raw(n), b""
+        return out
+
+    def _inflate(self, n: int) -> bytes:
         while not self._done:
-            raw, self._carry = self._carry or self._raw(n), b""
+            raw = self._dec.unconsumed_tail  # input a previous call left, having given n bytes out
             if not raw:
-                self._done = True  # cut short: what came out so far is the intact prefix
-                break
+                raw, self._carry = self._carry or self._raw(n), b""
             try:
-                out = self._dec.decompress(raw)
+                out = self._dec.decompress(raw, n)
             except zlib.error:
                 self._done = True  # damaged: keep what came out before
                 break
@@ -184,6 +269,8 @@ class _Source:
                     self._dec, self._carry = zlib.decompressobj(wbits=31), rest
                 else:
                     self._done = True  # trailing bytes that are not gzip: ignored
+            elif not raw and not out:
+                self._done = True  # cut short: what came out so far is the intact prefix
             if out:
                 return out
         return b""
@@ -192,11 +279,11 @@ class _Source:
         self._f.close()
 
 
-def read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
     """The file's bytes, gunzipped when they are gzip (a damaged stream yields its intact prefix)."""
-    src = _Source(path)
+    src = _Source(path, max_bytes=max_bytes)
     try:
-        return b"".join(iter(lambda: src.read(_CHUNK), b""))
+        return src.read_all()
     finally:
         src.close()
 
@@ -205,28 +292,43 @@ def read_head(path: Path, n: int = 4096) -> bytes:
     """The first n bytes of the file's (gunzipped) content: enough to tell what it is."""
     src = _Source(path)
     try:
-        out = b""
-        while len(out) < n and (more := src.read(n)):
-            out += more
-        return out[:n]
+        return src.peek(n)
     finally:
         src.close()
+
+
+def open_source(path: str | os.PathLike[str], max_bytes: int | None = None) -> _Source:
+    """The file, opened once for a look at its head (`peek`) and then for a reader (`TraceReader(source=)`):
+    a pipe (`<(zcat t.jsonl.gz)`) cannot be opened twice."""
+    return _Source(Path(path), max_bytes=max_bytes)
+
+
+class _Tag(msgspec.Struct):
+    """What a line the C parser left is: an event (no `type`), a lane, the footer, or a newer record."""
+
+    type: str | None = None
+
+
+_tag_dec = msgspec.json.Decoder(_Tag)
 
 
 class TraceReader:
     """Reads a trace file: `header`, then `batches()` of (lanes, events), then `footer`/`truncated`.
 
-    The file is streamed a chunk at a time, so reading takes memory for one chunk,
-    not for the file. A file cut off mid-line loads its intact prefix and sets
-    `truncated`; any other damage raises TraceFormatError naming the line.
+    The file is streamed a chunk at a time, so reading takes memory for one chunk (or
+    one line, when a line is longer), not for the file, and time in proportion to its
+    size. A file cut off mid-line loads its intact prefix and sets `truncated`; any
+    other damage raises TraceFormatError naming the line. Every line is JSON, whatever
+    its spacing and key order; lines of a type from a newer writer are skipped.
     """
 
-    def __init__(self, path: str | os.PathLike[str], data: bytes | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], data: bytes | None = None, *,
+                 max_bytes: int | None = None, source: _Source | None = None) -> None:
         self.path = Path(path)
-        self._src = _Source(self.path, data)
-        self._buf = b""  # read, not yet consumed; always starts at a line start
+        self._src = source if source is not None else _Source(self.path, data, max_bytes)
+        self._rest = b""  # read after the header line, not yet parsed
         self._eof = False
-        self._line = 1  # number of the first line in _buf
+        self._line = 1  # number of the next line to parse
         self.footer: Footer | None = None
         self.truncated = False
         try:
@@ -248,26 +350,39 @@ class TraceReader:
             return 1.0
         return min(1.0, self._src.raw_read / size) if size else 1.0
 
-    def _fill(self, n: int) -> None:
+    def _read(self, n: int) -> bytes:
         more = self._src.read(n)
-        if more:
-            self._buf += more
-        else:
+        if not more:
             self._eof = True
             self._src.close()
+        return more
 
     def _read_header(self) -> None:
-        while not self._eof and b"\n" not in self._buf:
-            self._fill(1 << 16)
-        data = self._buf
-        if not data.strip():
+        parts: list[bytes] = []
+        size, rest, ended = 0, b"", False
+        while more := self._read(1 << 16):
+            end = more.find(b"\n")  # in the new bytes only: a long line costs linear time
+            if end >= 0:
+                parts.append(more[:end])
+                rest, ended = more[end + 1:], True
+                break
+            parts.append(more)
+            size += len(more)
+            head = parts[0].lstrip() if len(parts) == 1 else b"{"
+            if head and head[:1] != b"{":
+                raise TraceFormatError(f"{self.path}: not a concurview trace (line 1 is not a JSON object)")
+            if size > _HEADER_MAX:
+                raise TraceFormatError(f"{self.path}: not a concurview trace "
+                                       f"(line 1 is longer than {format_size(_HEADER_MAX)})")
+        line = b"".join(parts)
+        if not line.strip() and not rest.strip():
             raise TraceFormatError(f"{self.path}: empty file, not a concurview trace")
-        end = data.find(b"\n")
-        line = data if end < 0 else data[:end]
         try:
             magic = _magic_dec.decode(line)
         except _BAD as e:
-            raise TraceFormatError(f"{self.path}: not a concurview trace (line 1: {_short(e)})") from None
+            raise TraceFormatError(f"{self.path}: not a concurview trace (line 1: {_why(e)})") from None
+        except RecursionError as e:
+            raise TraceFormatError(f"{self.path}: line 1: {_why(e)}") from None
         if magic.format != FORMAT_NAME:
             raise TraceFormatError(f"{self.path}: not a concurview trace (format {magic.format!r})")
         if magic.version > FORMAT_VERSION:
@@ -276,13 +391,12 @@ class TraceReader:
                 f"({FORMAT_VERSION}); upgrade concurview")
         try:
             self.header = _header_dec.decode(line)
-        except _BAD as e:
-            raise TraceFormatError(f"{self.path}: line 1: {_short(e)}") from None
-        if end < 0:
-            self.truncated = True
-            self._buf = b""
+        except (*_BAD, RecursionError) as e:
+            raise TraceFormatError(f"{self.path}: line 1: {_why(e)}") from None
+        if not ended:
+            self.truncated = True  # no newline after the header: the file was cut in it
         else:
-            self._buf = data[end + 1:]
+            self._rest = rest
             self._line = 2
 
     def columns(self, strings: StringTable, chunk_bytes: int = _CHUNK) -> Iterator[tuple[list[Lane], Columns]]:
@@ -296,25 +410,29 @@ class TraceReader:
         from concurview.engines._speedups import EventParser
 
         parser = EventParser(strings._ids, strings.strings)
+        # The bytes since the last newline, in pieces: a line longer than a chunk is joined
+        # once, when its end comes (appending to one buffer, or searching it all for the
+        # newline each time, made a 200 MB line take minutes).
+        pending: list[bytes | memoryview] = [self._rest] if self._rest else []
+        self._rest = b""
         try:
-            while not self.truncated:
-                if not self._eof:
-                    self._fill(chunk_bytes)
-                data = self._buf
-                if self._eof:
-                    cut = len(data)
-                    if not cut:
-                        break
-                else:
-                    cut = data.rfind(b"\n") + 1
-                    if not cut:
-                        continue  # one line longer than a chunk: read on
-                block, self._buf = data[:cut], data[cut:]
-                yield from self._block(block, self._eof, parser, strings)
-                if self._eof:
-                    break
+            while not self.truncated and not self._eof:
+                more = self._read(chunk_bytes)
+                cut = more.rfind(b"\n") + 1
+                if not cut:
+                    pending.append(more)
+                    continue
+                view = memoryview(more)
+                pending.append(view[:cut])
+                block = b"".join(pending)
+                pending = [view[cut:]] if cut < len(more) else []
+                yield from self._block(block, False, parser, strings)
+            if not self.truncated:
+                block = b"".join(pending)
+                if block:
+                    yield from self._block(block, True, parser, strings)
         finally:
-            self._buf = b""
+            pending = []
             self._src.close()
 
     def batches(self, chunk_bytes: int = _CHUNK) -> Iterator[tuple[list[Lane], list[Event]]]:
@@ -347,22 +465,18 @@ class TraceReader:
                 break
             eol = data.find(b"\n", at)
             line = data[at:n if eol < 0 else eol]
-            last = final and eol < 0
-            if stop == _TAGGED:
-                lanes: list[Lane] = []
-                self._decode_tagged(line, self._line, lanes, last)
-                if lanes:
-                    if slow:
-                        parts.append(Columns.from_events(slow, strings))
-                        slow = []
-                    if parts:
-                        yield [], Columns.concat(parts)
-                        parts = []
-                    yield lanes, Columns.empty(strings)
-            else:
-                event = self._decode_event(line, self._line, last)
-                if event is not None:
-                    slow.append(event)
+            lanes: list[Lane] = []
+            event = self._decode(line, self._line, final and eol < 0, lanes)
+            if event is not None:
+                slow.append(event)
+            elif lanes:
+                if slow:
+                    parts.append(Columns.from_events(slow, strings))
+                    slow = []
+                if parts:
+                    yield [], Columns.concat(parts)
+                    parts = []
+                yield lanes, Columns.empty(strings)
             self._line += 1
             pos = n if eol < 0 else eol + 1
         if slow:
@@ -370,28 +484,24 @@ class TraceReader:
         if parts:
             yield [], Columns.concat(parts)
 
-    def _decode_tagged(self, line: bytes, lineno: int, lanes: list[Lane], last: bool) -> None:
+    def _decode(self, line: bytes, lineno: int, last: bool, lanes: list[Lane]) -> Event | None:
+        """A line the C parser left, decoded by msgspec whatever its spacing or key order: an event
+        (returned), a lane (appended to `lanes`), the footer, or a record type from the future
+        (skipped). A line that is not JSON is damage, unless it is the last one, torn."""
         try:
-            if _LANE_TAG in line:
+            kind = _tag_dec.decode(line).type
+            if kind is None:
+                return _event_dec.decode(line)
+            if kind == "lane":
                 lanes.append(_lane_dec.decode(line))
-            elif _FOOTER_TAG in line:
+            elif kind == "footer":
                 self.footer = _footer_dec.decode(line)
-            # any other tagged line is a record type from the future: skipped
-        except _BAD as e:
-            if last and isinstance(e, _TORN):
-                self.truncated = True
-                return
-            raise TraceFormatError(f"{self.path}: line {lineno}: {_short(e)}") from None
-
-    def _decode_event(self, line: bytes, lineno: int, last: bool) -> Event | None:
-        """An event line the parser left to msgspec (None: the file ends in a torn line)."""
-        try:
-            return _event_dec.decode(line)
-        except _BAD as e:
+            return None
+        except (*_BAD, RecursionError) as e:
             if last and isinstance(e, _TORN):
                 self.truncated = True
                 return None
-            raise TraceFormatError(f"{self.path}: line {lineno}: {_short(e)}") from None
+            raise TraceFormatError(f"{self.path}: line {lineno}: {_why(e)}") from None
 
 
 def _rows(taken: tuple, strings: StringTable) -> Columns:
@@ -409,3 +519,10 @@ def _rows(taken: tuple, strings: StringTable) -> Columns:
 
 def _short(e: Exception) -> str:
     return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+
+
+def _why(e: Exception) -> str:
+    """What is wrong with a line, in a few words (msgspec's own message, shortened)."""
+    if isinstance(e, RecursionError):
+        return "JSON nested too deeply"
+    return _short(e)

@@ -85,16 +85,33 @@ def _parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("summary", help="summarise a trace file")
     sm.add_argument("trace", metavar="TRACE")
     sm.add_argument("--json", action="store_true", help="machine-readable output")
+    _max_bytes_option(sm)
 
     ex = sub.add_parser("export", help="export a trace: chrome (Perfetto), txt or svg")
     ex.add_argument("trace", metavar="TRACE")
     ex.add_argument("--to", required=True, choices=("chrome", "txt", "svg"), help="output format")
     ex.add_argument("-o", "--output", metavar="FILE", help="where to write ('-' for stdout); default beside TRACE")
     ex.add_argument("--width", type=int, default=100, metavar="COLS", help="diagram width for txt and svg")
+    _max_bytes_option(ex)
 
     op = sub.add_parser("open", help="open a trace file in the app")
     op.add_argument("trace", metavar="TRACE")
+    _max_bytes_option(op)
     return p
+
+
+def _max_bytes_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-bytes", type=_byte_size, metavar="SIZE",
+                   help="read at most SIZE of the trace, gunzipped (512M, 2G; default $CONCURVIEW_MAX_BYTES or 512M)")
+
+
+def _byte_size(raw: str) -> int:
+    from concurview.engines.tracefile import parse_size
+
+    try:
+        return parse_size(raw)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive_float(raw: str) -> float:
@@ -179,13 +196,16 @@ def _dispatch(argv: list[str]) -> int:
         if args.command == "compare":
             return _compare(args)
         if args.command == "summary":
-            return _summary(args.trace, args.json)
+            return _summary(args.trace, args.json, args.max_bytes)
         if args.command == "export":
             return _export(args)
         if args.command == "open":
+            from concurview.engines.tracefile import ENV_MAX_BYTES
             from concurview.tui.store import load
 
-            load(args.trace)  # fail here, in one line, not inside the app
+            load(args.trace, args.max_bytes)  # fail here, in one line, not inside the app
+            if args.max_bytes is not None:
+                os.environ[ENV_MAX_BYTES] = str(args.max_bytes)  # the app's own load reads it
             return _run_app(trace=args.trace)
         return _run_app()
     except (ScenarioError, TraceFormatError, OutputError) as e:
@@ -508,7 +528,7 @@ def _export(args: argparse.Namespace) -> int:
 
     src = Path(args.trace)
     if not os.path.exists(src):
-        load(args.trace)  # a missing input is the first thing to say (its one-line error)
+        load(args.trace, args.max_bytes)  # a missing input is the first thing to say (its one-line error)
     out: Path | None = None  # stdout
     # The output is checked before the (maybe long) load; it is never the input, by any name or link.
     if args.output is None:
@@ -520,7 +540,7 @@ def _export(args: argparse.Namespace) -> int:
         out = _output_path(str(out), inputs=(src,))
     elif args.output != "-":
         out = _output_path(args.output, inputs=(src,))
-    tl = load(args.trace)
+    tl = load(args.trace, args.max_bytes)
     text = export(tl, args.to, args.width)
     if args.to in ("txt", "svg"):
         # txt: for a terminal, or a file someone will `cat`; svg: XML allows no C0 controls.
@@ -533,10 +553,10 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(path: str, as_json: bool) -> int:
+def _summary(path: str, as_json: bool, max_bytes: int | None = None) -> int:
     from concurview.tui.store import format_time, load
 
-    tl = load(path)
+    tl = load(path, max_bytes)
     s = tl.summary()
     if as_json:
         print(_clean_json(json.dumps(s, ensure_ascii=False, indent=2)))
@@ -549,6 +569,8 @@ def _summary(path: str, as_json: bool) -> int:
         say("params: " + " ".join(f"{k}={v}" for k, v in s["params"].items()))
     say(f"duration {format_time(int(s['duration_s'] * 1e9))} · {s['events']} events · {s['lanes']} lanes · "
           f"{s['switches']} switches · {s['dropped']} dropped · {s['errors']} errors")
+    if s["undeclared"]:
+        say(f"{s['undeclared']} event{'s' if s['undeclared'] != 1 else ''} on undeclared lanes ignored")
     rows = s["lane_totals"]
     w = max([4] + [len(r["name"]) for r in rows])
     say(f"\n  {'lane':<{w}}  {'kind':<9} {'running':>10} {'waiting':>10} {'ready':>10} {'switches':>8}")

@@ -17,13 +17,16 @@ _TASK_NAME = re.compile(r"Task-\d+$")
 # category of each slice its state. Read back, its waits and readiness stay what they were.
 _STATES = {"running": "run", "waiting": "wait", "ready": "ready"}
 _FUNC_WHERE = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]+):(?P<line>\d+)\)$")
+_OURS = re.compile(rb'"format"\s*:\s*"concurview-trace"')
+# Microseconds a time or a duration may be (~127 years): their sum in ns stays within int64.
+_MAX_US = 4e15
 
 
 def looks_like_chrome(data: bytes) -> bool:
     """A JSON array of events, or an object with `traceEvents`, rather than a concurview trace."""
     head = data[:4096].lstrip()
     return head.startswith(b"[") or (head.startswith(b"{") and b'"traceEvents"' in head
-                                     and b'"format":"concurview-trace"' not in head)
+                                     and not _OURS.search(head))
 
 
 class _Ev(msgspec.Struct, gc=False):
@@ -50,12 +53,18 @@ def _events(data: bytes, path: Path) -> list[_Ev]:
                else msgspec.json.decode(data, type=_Doc).traceEvents)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as e:
         raise TraceFormatError(f"{path}: not a readable Chrome trace: {str(e).splitlines()[0][:160]}") from None
+    except RecursionError:
+        raise TraceFormatError(f"{path}: not a readable Chrome trace: JSON nested too deeply") from None
     out = []
     for r in raw:
         try:
-            out.append(_ev_dec.decode(r))
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            continue  # one odd event (another tool's extension) does not spoil the trace
+            e = _ev_dec.decode(r)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+            continue  # one odd event (another tool's extension, a damaged one) does not spoil the trace
+        # Times that are no times (1e308, inf, negative) would overflow ns or mean nothing: the
+        # event is skipped, as one of a wrong shape is (a metadata event needs none).
+        if e.ph == "M" or (0 <= e.ts <= _MAX_US and e.dur <= _MAX_US):  # NaN compares False: skipped
+            out.append(e)
     return out
 
 

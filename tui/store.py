@@ -79,7 +79,17 @@ class _Track:
         """Bring the cached times and states up to the events recorded so far."""
         if self.t.n != self.ev.n:
             tail = self.ev.a[self.t.n:self.ev.n]
-            self.t.extend(times[tail])
+            tt = times[tail]
+            if (self.t.n and tt[0] < self.t.a[self.t.n - 1]) or bool((tt[1:] < tt[:-1]).any()):
+                # A change earlier than one before it on this lane (a probe's back-dated event, a
+                # damaged or hand-made file): the lane's changes in time order, file order among
+                # equal times, as the switch index keeps them. Durations stay >= 0 and lookups
+                # by bisection stay true.
+                ev = self.ev.view()
+                ev[:] = ev[np.lexsort((ev, times[ev]))]
+                self.t.n = self.state.n = self._prefix_n = 0
+                tail, tt = ev, times[ev]
+            self.t.extend(tt)
             self.state.extend(_KIND_TO_STATE[kinds[tail]])
         return self
 
@@ -135,6 +145,7 @@ class Timeline:
         self.footer: Footer | None = None
         self.truncated = False
         self.dropped = 0
+        self.undeclared = 0  # events naming a lane no lane line declared (before them): ignored, counted
         self.lanes: list[Lane] = []
         self._tracks: list[_Track] = []
         self._lane_kind: list[str] = []
@@ -174,8 +185,10 @@ class Timeline:
             self._lane.widen(np.int32)
         # Readers ignore kinds they do not know; lanes must be declared before their events.
         lane_a, kind_a = cols.lane, cols.kind
-        keep = (kind_a != UNKNOWN_KIND) & (lane_a >= 0) & (lane_a < n_lanes)
+        declared = (lane_a >= 0) & (lane_a < n_lanes)
+        keep = (kind_a != UNKNOWN_KIND) & declared
         if not keep.all():
+            self.undeclared += len(declared) - int(np.count_nonzero(declared))
             if not keep.any():
                 return
             cols = cols.take(keep)
@@ -696,6 +709,7 @@ class Timeline:
             "lanes": len(self.lanes),
             "switches": self.n_switches,
             "dropped": self.dropped,
+            "undeclared": self.undeclared,
             "errors": len(kinds("error")),
             "logs": len(kinds("log")),
             "max_running": self.max_running(),
@@ -761,17 +775,26 @@ def format_time(ns: int) -> str:
     return f"{ns} ns"
 
 
-def load(path: str | os.PathLike[str]) -> Timeline:
+def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline:
     """Read a trace file into a new Timeline (TraceFormatError for anything unreadable).
 
-    Chrome Trace Event Format files (VizTracer, Perfetto JSON) are read too.
+    Chrome Trace Event Format files (VizTracer, Perfetto JSON) are read too. At most
+    `max_bytes` of content are read (default: $CONCURVIEW_MAX_BYTES, else 512 MB); past
+    that, a TraceFormatError says so. The file is opened once (it may be a pipe).
     """
-    from concurview.engines.tracefile import TraceReader, read_bytes, read_head
+    from concurview.engines.tracefile import TraceReader, open_source
     from concurview.tui.foreign import load_chrome, looks_like_chrome
 
-    if looks_like_chrome(read_head(Path(path))):
-        return load_chrome(path, read_bytes(Path(path)))
-    reader = TraceReader(path)
+    src = open_source(path, max_bytes)
+    try:
+        data = src.read_all() if looks_like_chrome(src.peek(4096)) else None
+    except BaseException:
+        src.close()
+        raise
+    if data is not None:
+        src.close()
+        return load_chrome(path, data)
+    reader = TraceReader(path, source=src)  # closes it
     tl = Timeline(reader.header)
     # A load may allocate many short-lived, acyclic objects (msgspec decodes the lines the
     # parser leaves): scanning them for cycles over and over costs, so pause the collector.

@@ -118,3 +118,73 @@ def test_concurview_s_own_chrome_export_reads_back_with_its_states(tmp_path):
             assert abs(after[name][state] - lane[state]) < 1e-9, (name, state, after[name], lane)
     reasons = {e.reason for e in events(back, "wait")}
     assert {"await sleep(3)", "await sleep(2)"} <= reasons
+
+
+GOOD = [{"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": "MainThread"}},
+        {"ph": "X", "name": "work", "pid": 1, "tid": 1, "ts": 10, "dur": 20}]
+
+
+def _with(tmp_path, odd: bytes) -> Path:
+    """A Chrome trace of two good events and one odd one, written as raw bytes after them."""
+    p = tmp_path / "odd.json"
+    p.write_bytes(json.dumps(GOOD).encode()[:-1] + b", " + odd + b"]")
+    return p
+
+
+@pytest.mark.parametrize("odd", [
+    b'{"ph": "X", "name": "bad \xff\xfe utf-8", "pid": 1, "tid": 1, "ts": 40, "dur": 1}',
+    b'{"ph": "X", "name": "x", "pid": 1, "tid": 1, "ts": 1e308, "dur": 1}',
+    b'{"ph": "X", "name": "x", "pid": 1, "tid": 1, "ts": 1e400, "dur": 1}',
+    b'{"ph": "X", "name": "x", "pid": 1, "tid": 1, "ts": 40, "dur": 1e308}',
+    b'{"ph": "X", "name": "x", "pid": 1, "tid": 1, "ts": 40, "dur": -1e400}',
+    b'{"ph": "i", "name": "x", "pid": 1, "tid": 1, "ts": 1e300}',
+    b'{"ph": "B", "name": "x", "pid": 1, "tid": 1, "ts": -5}',
+    b'{"ph": "X", "name": "x", "pid": 1, "tid": 1, "ts": "40", "dur": 1}',
+    b'{"ph": "X", "name": 7, "pid": 1.5, "tid": [], "ts": 40}',
+    b'{"ph": "X", "pid": 1, "tid": 1, "ts": 40, "dur": 1, "args": [1, 2]}',
+], ids=["utf8", "ts-1e308", "ts-inf", "dur-1e308", "dur-minus-inf", "instant-1e300", "ts-negative",
+        "ts-string", "wrong-types", "args-list"])
+def test_an_odd_chrome_event_is_skipped_and_the_rest_loads(tmp_path, odd):
+    """Each of these raised a traceback (invalid UTF-8, 1e308 times overflowing ns) or left a lane
+    to show nothing; the event is skipped like any other of a wrong shape, the rest loads."""
+    tl = load(_with(tmp_path, odd))
+    assert [lane.name for lane in tl.lanes] == ["MainThread"]
+    assert [(e.t, e.kind, e.reason) for e in map(tl.event, range(tl.n_events))][:2] == [
+        (0, "open", None), (0, "run", "work")]
+    assert tl.t_end in (20_000, 30_000)  # the slice's end; -1e400 dur: the 1 ns-less slice at 30 us
+
+
+def test_huge_pids_and_tids_load(tmp_path):
+    big = 2**64 - 1
+    p = _with(tmp_path, json.dumps({"ph": "X", "name": "far", "pid": big, "tid": big, "ts": 50, "dur": 5}).encode())
+    tl = load(p)
+    assert [(lane.name, lane.pid, lane.tid) for lane in tl.lanes] == [("MainThread", 1, 1), (f"tid {big}", big, big)]
+    out = subprocess.run([sys.executable, "-m", "concurview", "summary", str(p), "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and json.loads(out.stdout)["lanes"] == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"[" * 100_000 + b"]" * 100_000, "not a readable Chrome trace: JSON nested too deeply"),
+    (b'{"traceEvents": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+     "not a readable Chrome trace: JSON nested too deeply"),
+    (b'[{"ph": "X", "name": "x", "pid": 1, "tid": 1, "ts": 4, "dur": 1, "args": {"a": ' + b"[" * 50_000
+     + b"]" * 50_000 + b"}}]", "not a readable Chrome trace: JSON nested too deeply"),
+    (b'[{"ph": "X", "name": "\xff", "pid": 1, "tid": 1, "ts": 1e400, "dur": 1}]',
+     "a Chrome trace with no slices or instants to show"),
+], ids=["deep-array", "deep-object", "deep-args", "nothing-left"])
+def test_chrome_documents_refused_in_one_line(tmp_path, content, message):
+    p = tmp_path / "bad.json"
+    p.write_bytes(content)
+    out = subprocess.run([sys.executable, "-m", "concurview", "summary", str(p)], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr == f"concurview: error: {p}: {message}\n"
+
+
+def test_a_reformatted_concurview_trace_is_not_taken_for_chrome(tmp_path):
+    """A header re-dumped with spaces, naming a Chrome key in its params, is still ours."""
+    p = tmp_path / "t.jsonl"
+    p.write_text(json.dumps({"format": "concurview-trace", "version": 1, "params": {"traceEvents": 1}}) + "\n"
+                 + json.dumps({"type": "lane", "id": 0, "kind": "main", "name": "m"}) + "\n"
+                 + json.dumps({"seq": 0, "t": 5, "lane": 0, "kind": "run"}) + "\n")
+    tl = load(p)
+    assert tl.header.params == {"traceEvents": 1} and tl.n_events == 1

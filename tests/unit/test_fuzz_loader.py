@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -91,19 +94,56 @@ def test_wrong_types_huge_numbers_and_unknown_fields(tmp_path, records):
     check(p)
 
 
-def test_deeply_nested_json_is_refused_cleanly(tmp_path):
+def refused(path, capsys) -> str:
+    """The one line `concurview summary` says about a file it refuses (exit status 2, no traceback)."""
+    from concurview.tui.cli import main
+
+    assert main(["summary", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("concurview: error: ") and err.count("\n") == 1
+    return err[len("concurview: error: "):-1]
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_deeply_nested_json_is_refused_cleanly(tmp_path, capsys):
     p = tmp_path / "deep.jsonl"
     p.write_text('{"format":"concurview-trace","version":1}\n' + '{"seq":0,"t":0,"lane":0,"kind":"run","text":'
-                 + "[" * 100_000 + "]" * 100_000 + "}\n")
-    check(p)
+                 + DEEP + "}\n")
+    assert refused(p, capsys) == f"{p}: line 2: JSON nested too deeply"
 
 
-def test_huge_times_and_lane_ids(tmp_path):
-    p = tmp_path / "huge.jsonl"
+@pytest.mark.parametrize("lines, line", [
+    (['{"seq":0,"t":0,"lane":0,"kind":"run","future":' + DEEP + "}"], 3),  # a field the reader skips
+    (['{"type":"sample","stack":' + DEEP + "}"], 3),  # a line type the reader skips
+    (['{"seq":0,"t":0,"lane":0,"kind":"run"}', '{"type":"lane","id":1,"kind":"task","name":"t","x":' + DEEP + "}"], 4),
+])
+def test_deep_nesting_anywhere_is_one_line(tmp_path, capsys, lines, line):
+    p = tmp_path / "deep.jsonl"
     p.write_text('{"format":"concurview-trace","version":1}\n{"type":"lane","id":0,"kind":"main","name":"m"}\n'
-                 '{"seq":0,"t":99999999999999999999999,"lane":0,"kind":"run"}\n'
+                 + "\n".join(lines) + "\n")
+    assert refused(p, capsys) == f"{p}: line {line}: JSON nested too deeply"
+
+
+def test_deep_nesting_in_the_header_is_one_line(tmp_path, capsys):
+    p = tmp_path / "deep.jsonl"
+    p.write_text('{"format":"concurview-trace","version":1,"params":{"x":' + DEEP + "}}\n")
+    assert refused(p, capsys) == f"{p}: line 1: JSON nested too deeply"
+
+
+def test_huge_times_and_lane_ids(tmp_path, capsys):
+    p = tmp_path / "huge.jsonl"
+    head = '{"format":"concurview-trace","version":1}\n{"type":"lane","id":0,"kind":"main","name":"m"}\n'
+    p.write_text(head + '{"seq":0,"t":99999999999999999999999,"lane":0,"kind":"run"}\n'
                  '{"seq":1,"t":1,"lane":4294967296,"kind":"run"}\n{"seq":2,"t":-5,"lane":0,"kind":"run"}\n')
-    check(p)
+    assert refused(p, capsys) == f"{p}: line 3: Expected `int` <= 9223372036854775807 - at `$.t`"
+    p.write_text(head + '{"seq":1,"t":1,"lane":4294967296,"kind":"run"}\n')
+    assert refused(p, capsys) == f"{p}: line 3: Expected `int` <= 2147483647 - at `$.lane`"
+    p.write_text(head + '{"seq":2,"t":-5,"lane":0,"kind":"run"}\n')
+    assert refused(p, capsys) == f"{p}: line 3: Expected `int` >= 0 - at `$.t`"
+    p.write_text(head + '{"seq":2,"t":1e308,"lane":0,"kind":"run"}\n')
+    assert refused(p, capsys) == f"{p}: line 3: Expected `int`, got `float` - at `$.t`"
 
 
 # -- the C event parser against msgspec, the reference for what a valid event line is ---------
@@ -182,3 +222,82 @@ def test_bytes_that_are_not_utf8_are_left_to_msgspec():
         assert _parsed(line) is None and _reference(line) is None, line
     # msgspec skips an unknown field's string unread; the parser leaves such a line to it.
     assert _parsed(b'{"seq":0,"t":1,"lane":0,"kind":"run","x":"\xc3"}') is None
+
+
+# -- the Chrome importer under hostile input ----------------------------------------------------
+
+CHROME = {"traceEvents": [
+    {"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": "MainThread"}},
+    {"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "task: worker"}},
+    {"ph": "X", "name": "main (prog.py:3)", "cat": "fn", "pid": 1, "tid": 1, "ts": 10.5, "dur": 100.0},
+    {"ph": "X", "name": "inner", "pid": 1, "tid": 1, "ts": 20, "dur": 5},
+    {"ph": "X", "name": "w", "cat": "waiting", "pid": 1, "tid": 2, "ts": 30, "dur": 10,
+     "args": {"reason": "sleep", "where": "x.py:1"}},
+    {"ph": "X", "name": "r", "cat": "running", "pid": 1, "tid": 2, "ts": 40, "dur": 10},
+    {"ph": "B", "name": "b", "pid": 2, "tid": 7, "ts": 5},
+    {"ph": "E", "pid": 2, "tid": 7, "ts": 50},
+    {"ph": "i", "name": "tick", "pid": 1, "tid": 1, "ts": 60, "s": "t"},
+]}
+# Values of the wrong kind or size for a field, and raw tokens JSON encoders would not write.
+ODD_VALUES = [1e308, -1e308, -1, 0, "12", None, [], {}, [[[]]], {"a": {"b": 1}}, 2**64 - 1, 2**70, -2**63, 1.5,
+              True, "", "x" * 300, {"name": 5, "reason": [], "where": {}}]
+ODD_TOKENS = [b"1e400", b"-1e400", b"NaN", b"Infinity", b"-0", b'"\xff\xfe"', b"[" * 5000 + b"]" * 5000, b"1e-400",
+              b"18446744073709551616", b'"\\ud800"']
+
+
+def chrome_mutant(rng: random.Random) -> bytes:
+    """A real-looking Chrome trace (object or bare array) with one kind of damage."""
+    doc = json.loads(json.dumps(CHROME))
+    events = doc["traceEvents"]
+    top = doc if rng.random() < 0.6 else events
+    how = rng.random()
+    if how < 0.45:  # a field of an event: missing, or a value of another type or size
+        e = rng.choice(events)
+        key = rng.choice(["ph", "name", "cat", "pid", "tid", "ts", "dur", "args", "extra"])
+        if rng.random() < 0.25:
+            e.pop(key, None)
+        else:
+            e[key] = rng.choice(ODD_VALUES)
+        return json.dumps(top).encode()
+    data = json.dumps(top).encode()
+    if how < 0.75:  # a number replaced by a raw token (huge, not finite, invalid UTF-8, deep)
+        spans = [m.span() for m in re.finditer(rb"-?\d+(\.\d+)?", data)]
+        a, b = rng.choice(spans)
+        return data[:a] + rng.choice(ODD_TOKENS) + data[b:]
+    out = bytearray(data)  # bytes flipped, cut or inserted
+    for _ in range(rng.randint(1, 4)):
+        i = rng.randrange(len(out))
+        op = rng.random()
+        if op < 0.4:
+            out[i] = rng.randrange(256)
+        elif op < 0.7:
+            del out[i:i + rng.randint(1, 8)]
+        else:
+            out[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+    return bytes(out)
+
+
+def test_chrome_importer_mutations_load_or_fail_in_one_line(tmp_path):
+    """Seeded mutations of a Chrome trace: each loads (and summarises and exports) or is refused in one
+    line. (Before: invalid UTF-8, deep nesting and times of 1e308 raised tracebacks, 47 in 600.)"""
+    from concurview.tui.export import export
+
+    rng = random.Random(17)
+    p = tmp_path / "c.json"
+    outcomes = {"loaded": 0, "refused": 0}
+    for i in range(400):
+        data = chrome_mutant(rng)
+        p.write_bytes(data)
+        try:
+            tl = load(p)
+        except TraceFormatError as e:
+            assert str(e) and "\n" not in str(e), data
+            outcomes["refused"] += 1
+            continue
+        outcomes["loaded"] += 1
+        s = tl.summary()
+        assert all(lane[k] >= 0 for lane in s["lane_totals"] for k in ("running_s", "waiting_s", "ready_s")), data
+        assert 0 <= tl.t_end < 2**63
+        export(tl, "chrome", 60)
+        export(tl, "txt", 60)
+    assert outcomes["loaded"] > 100 and outcomes["refused"] > 20, outcomes
