@@ -463,8 +463,10 @@ class ConcurviewApp(App[int]):
         footer = run.footer()
         self.timeline.finish(footer)
         self.current_run = None
-        if footer.complete:
-            self.program_exit = footer.exit_code or 0
+        if run.stop_reason is None and footer.exit_code is not None:
+            # It ran to its end by itself: its status as a shell reports it (139 for a SIGSEGV).
+            code = footer.exit_code
+            self.program_exit = 128 - code if code < 0 else code
         state = "recorded" if footer.complete else "incomplete"
         self.sub_title = clean(self.source_name, one_line=True) + f" · {state}"
         self._refresh_view()
@@ -504,13 +506,16 @@ class ConcurviewApp(App[int]):
     def _report_problems(self, tl: Timeline) -> None:
         """Error screens for a run that failed: nothing recorded, killed or timed out, raised."""
         footer = tl.footer
+        if tl.undeclared:
+            self.notify(f"{tl.undeclared} events on lanes the trace never declared were ignored.",
+                        title="damaged trace", severity="warning", timeout=6)
         if tl.n_events == 0:
             why = "" if footer is None or footer.reason is None else f" ({footer.reason})"
             self.push_screen(ErrorScreen("Empty trace", f"No events were recorded{why}.",
                                          "Nothing to step through: pick a scenario and run it."))
             return
         if not tl.complete:
-            reason = tl.summary()["incomplete_reason"] or "incomplete"
+            reason = tl.incomplete_reason() or "incomplete"
             self.push_screen(ErrorScreen(
                 "The run did not finish", f"{reason}. The trace up to that point is shown, marked incomplete.",
             ))

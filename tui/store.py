@@ -702,7 +702,7 @@ class Timeline:
             "program": self.header.program,
             "params": self.header.params,
             "complete": self.complete,
-            "incomplete_reason": self._incomplete_reason(),
+            "incomplete_reason": self.incomplete_reason(),
             "exit_code": None if self.footer is None else self.footer.exit_code,
             "duration_s": end / 1e9,
             "events": self.n_events,
@@ -716,7 +716,8 @@ class Timeline:
             "lane_totals": lanes_out,
         }
 
-    def _incomplete_reason(self) -> str | None:
+    def incomplete_reason(self) -> str | None:
+        """Why the trace is incomplete (truncated file, no footer, the footer's reason), or None."""
         if self.truncated:
             return "file is truncated"
         if self.footer is None:

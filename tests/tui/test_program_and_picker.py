@@ -122,3 +122,15 @@ async def test_unavailable_scenarios_are_dimmed_with_the_reason_and_enter_explai
         option_list.focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: runner.runs)
+
+
+async def test_a_live_program_killed_by_a_signal_exits_as_a_shell_reports_it(tmp_path):
+    """`concurview run segv.py`: the program crashed by itself, so the status is 128 + SIGSEGV (139),
+    not 124 (which is for a run stopped or timed out before its end)."""
+    program = tmp_path / "segv.py"
+    program.write_text("import ctypes\nprint('about to crash', flush=True)\nctypes.string_at(0)\n")
+    app = make_app(program=Target(str(program)), run_timeout=30)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.current_run is None, timeout=30)
+        await pilot.pause()
+    assert app.program_exit == 139
