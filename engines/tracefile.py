@@ -127,7 +127,12 @@ class TraceWriter:
 
 # -- reading ----------------------------------------------------------------------------------------
 
-DEFAULT_MAX_BYTES = 512_000_000  # a trace's content (gunzipped) read at most, unless told otherwise
+# A trace's content (gunzipped) read at most, unless told otherwise: a real program's 10M-event
+# trace is about 1 GB of lines (the store keeps ~24 bytes an event of it), and a gzip bomb or a
+# pipe that never ends stops here. Memory is bounded more tightly by the line bound below: what a
+# reader holds at once is one line, or one Chrome document, and the store's columns.
+DEFAULT_MAX_BYTES = 2_000_000_000
+MAX_LINE = 256_000_000  # one line at most (a trace's lines are < 300 kB since the recorder cuts printed lines)
 ENV_MAX_BYTES = "CONCURVIEW_MAX_BYTES"  # what `--max-bytes` sets, for the app's own loads
 _HEADER_MAX = 16_000_000  # a header line is a few hundred bytes: one far longer is not a header
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([kmgt]?)(i?)b?\s*", re.I)
@@ -238,7 +243,15 @@ class _Source:
         return self._peeked[:n]
 
     def read_all(self) -> bytes:
-        return b"".join(iter(lambda: self.read(_CHUNK), b""))
+        """The rest at once (a Chrome document, decoded whole): at most MAX_LINE bytes of it."""
+        parts, have = [], 0
+        while more := self.read(_CHUNK):
+            have += len(more)
+            if have > MAX_LINE:
+                raise TraceFormatError(f"{self._path}: a Chrome trace longer than {format_size(MAX_LINE)} "
+                                       "(read whole to decode it)")
+            parts.append(more)
+        return b"".join(parts)
 
     def _produce(self, n: int) -> bytes:
         out = self._inflate(n) if self._dec is not None else self._plain(n)
@@ -326,6 +339,7 @@ class TraceReader:
                  max_bytes: int | None = None, source: _Source | None = None) -> None:
         self.path = Path(path)
         self._src = source if source is not None else _Source(self.path, data, max_bytes)
+        self.max_line = min(self._src.max_bytes, MAX_LINE)
         self._rest = b""  # read after the header line, not yet parsed
         self._eof = False
         self._line = 1  # number of the next line to parse
@@ -399,9 +413,11 @@ class TraceReader:
             self._rest = rest
             self._line = 2
 
-    def columns(self, strings: StringTable, chunk_bytes: int = _CHUNK) -> Iterator[tuple[list[Lane], Columns]]:
+    def columns(self, strings: StringTable,
+                chunk_bytes: int = _CHUNK) -> Iterator[tuple[list[Lane], Columns, list[int]]]:
         """Lanes and events in file order, a chunk of the file at a time, the events in columns
-        (their strings interned into `strings`); new lanes come before the events that follow them.
+        (their strings interned into `strings`): (new lanes, events, named_from) where each lane
+        may be named by the events from index named_from[i] on (those after its line).
 
         Event lines go through the C parser; a line it leaves - a tagged lane or footer
         line, or anything unusual - is decoded by msgspec, which also names what is
@@ -414,6 +430,7 @@ class TraceReader:
         # once, when its end comes (appending to one buffer, or searching it all for the
         # newline each time, made a 200 MB line take minutes).
         pending: list[bytes | memoryview] = [self._rest] if self._rest else []
+        line_bytes = len(self._rest)
         self._rest = b""
         try:
             while not self.truncated and not self._eof:
@@ -421,7 +438,14 @@ class TraceReader:
                 cut = more.rfind(b"\n") + 1
                 if not cut:
                     pending.append(more)
+                    line_bytes += len(more)
+                    if line_bytes > self.max_line:
+                        # Only the first piece may hold whole lines (what the header's read left).
+                        lineno = self._line + bytes(pending[0]).count(b"\n")
+                        raise TraceFormatError(f"{self.path}: line {lineno} is longer than "
+                                               f"{format_size(self.max_line)}")
                     continue
+                line_bytes = len(more) - cut
                 view = memoryview(more)
                 pending.append(view[:cut])
                 block = b"".join(pending)
@@ -440,49 +464,58 @@ class TraceReader:
         from concurview.engines.columns import StringTable
 
         strings, seq = StringTable(), 0
-        for lanes, cols in self.columns(strings, chunk_bytes):
+        for lanes, cols, _named_from in self.columns(strings, chunk_bytes):
             events = cols.events(seq)
             seq += len(events)
             yield lanes, events
 
     def _block(self, data: bytes, final: bool, parser: EventParser,
-               strings: StringTable) -> Iterator[tuple[list[Lane], Columns]]:
-        """The whole lines in `data` (the last one may lack its newline when `final`)."""
+               strings: StringTable) -> Iterator[tuple[list[Lane], Columns, list[int]]]:
+        """The whole lines in `data` (the last one may lack its newline when `final`), as one batch:
+        the lanes declared in it, its events, and for each lane the index of the first event after
+        its line (a file may declare a lane every few lines: a batch per lane line cost a million
+        numpy arrays for a gevent server's trace)."""
         from concurview.engines.columns import Columns
 
         pos, n = 0, len(data)
         parts: list[Columns] = []
-        slow: list[Event] = []  # lines msgspec decoded since the parser's last rows
+        taken = 0  # events in parts
+        slow: list[Event] = []  # lines msgspec decoded since the parser's rows were last taken
+        lanes: list[Lane] = []
+        named_from: list[int] = []
+
+        def take() -> None:
+            # The parser's rows come after the slow events decoded before them (see below).
+            nonlocal slow, taken
+            if slow:
+                parts.append(Columns.from_events(slow, strings))
+                taken += len(slow)
+                slow = []
+            if parser.pending():
+                parts.append(_rows(parser.take(), strings))
+                taken += len(parts[-1])
+
         while pos < n and not self.truncated:
             stop, at, lines = parser.parse(data, pos)
             self._line += lines
-            if parser.pending():
-                if slow:
-                    parts.append(Columns.from_events(slow, strings))
-                    slow = []
-                parts.append(_rows(parser.take(), strings))
             if stop == _PARSED_ALL:
                 break
             eol = data.find(b"\n", at)
             line = data[at:n if eol < 0 else eol]
-            lanes: list[Lane] = []
-            event = self._decode(line, self._line, final and eol < 0, lanes)
+            found: list[Lane] = []
+            event = self._decode(line, self._line, final and eol < 0, found)
             if event is not None:
+                if parser.pending():
+                    take()  # the rows parsed before this line come before it
                 slow.append(event)
-            elif lanes:
-                if slow:
-                    parts.append(Columns.from_events(slow, strings))
-                    slow = []
-                if parts:
-                    yield [], Columns.concat(parts)
-                    parts = []
-                yield lanes, Columns.empty(strings)
+            elif found:
+                lanes += found
+                named_from += [taken + len(slow) + parser.pending()] * len(found)
             self._line += 1
             pos = n if eol < 0 else eol + 1
-        if slow:
-            parts.append(Columns.from_events(slow, strings))
-        if parts:
-            yield [], Columns.concat(parts)
+        take()
+        if parts or lanes:
+            yield lanes, Columns.concat(parts) if parts else Columns.empty(strings), named_from
 
     def _decode(self, line: bytes, lineno: int, last: bool, lanes: list[Lane]) -> Event | None:
         """A line the C parser left, decoded by msgspec whatever its spacing or key order: an event

@@ -559,7 +559,7 @@ def _summary(path: str, as_json: bool, max_bytes: int | None = None) -> int:
     tl = load(path, max_bytes)
     s = tl.summary()
     if as_json:
-        print(_clean_json(json.dumps(s, ensure_ascii=False, indent=2)))
+        _summary_json(s)
         return 0
     say = _print_clean  # every line below carries strings from the trace file
     title = s["scenario"] or s["program"] or path
@@ -572,13 +572,25 @@ def _summary(path: str, as_json: bool, max_bytes: int | None = None) -> int:
     if s["undeclared"]:
         say(f"{s['undeclared']} event{'s' if s['undeclared'] != 1 else ''} on undeclared lanes ignored")
     rows = s["lane_totals"]
-    w = max([4] + [len(r["name"]) for r in rows])
+    w = max([4] + [len(lane.name) for lane in tl.lanes])
     say(f"\n  {'lane':<{w}}  {'kind':<9} {'running':>10} {'waiting':>10} {'ready':>10} {'switches':>8}")
     for r in rows:
         cells = [format_time(int(r[k] * 1e9)) for k in ("running_s", "waiting_s", "ready_s")]
         say(f"  {r['name']:<{w}}  {r['kind']:<9} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {r['switches']:>8}")
     say("\nmost running at once: " + ", ".join(f"{k} {v}" for k, v in s["max_running"].items()))
     return 0
+
+
+def _summary_json(s: dict) -> None:
+    """summary --json, its lane rows written one at a time (a million lanes are not a million dicts at once)."""
+    head = dict(s)
+    rows = head.pop("lane_totals")
+    text = json.dumps(head, ensure_ascii=False, indent=2)
+    out = sys.stdout
+    out.write(_clean_json(text[:-2]) + ',\n  "lane_totals": [')
+    for k, row in enumerate(rows):
+        out.write(("," if k else "") + "\n    " + _clean_json(json.dumps(row, ensure_ascii=False)))
+    out.write("\n  ]\n}\n" if len(rows) else "]\n}\n")
 
 
 def _print_clean(*parts: object, **kwargs) -> None:

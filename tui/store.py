@@ -169,8 +169,15 @@ class Timeline:
 
     # -- ingest -------------------------------------------------------------------
 
-    def add(self, lanes: Iterable[Lane], events: Columns | Sequence[Event]) -> None:
-        """New lanes (dense ids, in order), then events: a run's or a file's Columns, or Event records."""
+    def add(self, lanes: Iterable[Lane], events: Columns | Sequence[Event],
+            named_from: Sequence[int] | None = None) -> None:
+        """New lanes (dense ids, in order), then events: a run's or a file's Columns, or Event records.
+
+        `named_from[i]`: the index of the first of `events` that may name the i-th new lane (a file
+        declares a lane on the line before its first event: a loader gives a whole batch of lines
+        at once, lanes and events, and says where each lane came); by default, all of them.
+        """
+        first_new = len(self.lanes)
         for lane in lanes:
             if lane.id != len(self.lanes):
                 raise ValueError(f"lane ids must be dense and in order: got {lane.id}, expected {len(self.lanes)}")
@@ -186,6 +193,10 @@ class Timeline:
         # Readers ignore kinds they do not know; lanes must be declared before their events.
         lane_a, kind_a = cols.lane, cols.kind
         declared = (lane_a >= 0) & (lane_a < n_lanes)
+        if named_from is not None and len(named_from) and int(lane_a.max(initial=-1)) >= first_new:
+            since = np.zeros(n_lanes, dtype=np.int64)
+            since[first_new:first_new + len(named_from)] = named_from
+            declared &= np.arange(len(lane_a)) >= since[np.clip(lane_a, 0, n_lanes - 1)]
         keep = (kind_a != UNKNOWN_KIND) & declared
         if not keep.all():
             self.undeclared += len(declared) - int(np.count_nonzero(declared))
@@ -676,26 +687,13 @@ class Timeline:
     # -- summary -------------------------------------------------------------------------
 
     def summary(self) -> dict:
-        """What `concurview summary` prints: totals per lane and the most lanes ever running at once."""
+        """What `concurview summary` prints: totals per lane and the most lanes ever running at once.
+
+        Computed for all lanes at once from the event columns (a trace may have a million lanes:
+        a gevent server's greenlets); `lane_totals` is a LaneTotals, a sequence of one dict a lane
+        made as it is read, so a million lanes are not a million dicts held at once.
+        """
         end = self.t_end
-        lanes_out = []
-        for lane in self.lanes:
-            tr = self._track(lane.id)
-            totals = [0] * 5
-            if tr.t.n:
-                pre = tr.prefix()
-                last = int(tr.state.a[tr.t.n - 1])
-                for r, s in enumerate(_COUNTED):
-                    totals[s] = int(pre[r, -1]) + (end - int(tr.t.a[tr.t.n - 1]) if s == last else 0)
-            n_runs = int(np.count_nonzero(tr.state.view() == RUNNING))
-            lanes_out.append({
-                "id": lane.id, "kind": lane.kind, "name": lane.name, "parent": lane.parent,
-                "pid": lane.pid, "tid": lane.tid, "switches": n_runs,
-                "running_s": totals[RUNNING] / 1e9, "ready_s": totals[READY_S] / 1e9,
-                "waiting_s": totals[WAITING] / 1e9,
-                "first_t_s": int(tr.t.a[0]) / 1e9 if tr.t.n else None,
-                "done_t_s": int(tr.t.a[tr.t.n - 1]) / 1e9 if tr.t.n and tr.state.a[tr.t.n - 1] == DONE else None,
-            })
         kinds = self.events_of_kind
         return {
             "scenario": self.header.scenario,
@@ -713,8 +711,23 @@ class Timeline:
             "errors": len(kinds("error")),
             "logs": len(kinds("log")),
             "max_running": self.max_running(),
-            "lane_totals": lanes_out,
+            "lane_totals": LaneTotals(self),
         }
+
+    def state_changes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every lane's state changes at once: (lane, t, state, start) with lane, t and state sorted by lane,
+        then time, then file order (the order each lane's track keeps), and start[l] the index of lane l's
+        first change (start[n_lanes] = the number of changes)."""
+        n = self._t.n
+        kind = self._kind.a[:n]
+        at = np.flatnonzero(_CHANGES[kind])
+        lane = self._lane.a[:n][at].astype(np.int64)
+        t = self._t.a[:n][at]
+        order = np.lexsort((at, t, lane))
+        lane, t = lane[order], t[order]
+        state = _KIND_TO_STATE[kind[at[order]]]
+        start = np.searchsorted(lane, np.arange(len(self.lanes) + 1))
+        return lane, t, state, start
 
     def incomplete_reason(self) -> str | None:
         """Why the trace is incomplete (truncated file, no footer, the footer's reason), or None."""
@@ -726,32 +739,80 @@ class Timeline:
 
     def max_running(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
         """For each lane kind, the most lanes of that kind running at the same moment."""
+        lane, t, state, start = self.state_changes()
+        running = (state == RUNNING).astype(np.int8)
+        prev = np.empty_like(running)
+        prev[1:] = running[:-1]
+        prev[start[:-1][start[:-1] < len(lane)]] = 0  # each lane starts not running
+        delta = running - prev
+        nz = np.flatnonzero(delta)
+        lane, t, delta = lane[nz], t[nz], delta[nz]
+        names = sorted({l.kind for l in self.lanes})
+        code = {k: i for i, k in enumerate(names)}
+        lane_kind = np.array([code[l.kind] for l in self.lanes], dtype=np.int32)
+        of_kind = lane_kind[lane] if len(lane) else np.zeros(0, dtype=np.int32)
         out: dict[str, int] = {}
-        by_kind: dict[str, list[int]] = {}
-        for lane in self.lanes:
-            by_kind.setdefault(lane.kind, []).append(lane.id)
-        for kind, ids in by_kind.items():
-            if kinds is not None and kind not in kinds:
+        for k in names:
+            if kinds is not None and k not in kinds:
                 continue
-            ts, deltas = [], []
-            for i in ids:
-                tr = self._track(i)
-                st = tr.state.view().astype(np.int8)
-                running = (st == RUNNING).astype(np.int8)
-                change = np.diff(np.concatenate(([0], running)))
-                nz = np.flatnonzero(change)
-                ts.append(tr.t.view()[nz])
-                deltas.append(change[nz])
-            if not ts:
-                continue
-            t = np.concatenate(ts)
-            d = np.concatenate(deltas)
-            order = np.lexsort((d, t))  # at equal times, stops (-1) before starts (+1)
-            out[kind] = int(np.cumsum(d[order]).max(initial=0))
+            sel = of_kind == code[k]
+            tk, dk = t[sel], delta[sel]
+            order = np.lexsort((dk, tk))  # at equal times, stops (-1) before starts (+1)
+            out[k] = int(np.cumsum(dk[order], dtype=np.int64).max(initial=0))
         return out
 
     def lane_label(self, lane: int) -> str:
         return self.lanes[lane].name
+
+
+class LaneTotals(Sequence):
+    """summary()'s per-lane rows, one dict a lane made when it is read, from arrays computed for all lanes at once."""
+
+    def __init__(self, tl: Timeline) -> None:
+        self._lanes = tl.lanes
+        lane, t, state, start = tl.state_changes()
+        n_lanes = len(tl.lanes)
+        has = start[1:] > start[:-1]
+        nxt = np.empty_like(t)
+        nxt[:-1] = t[1:]
+        last = start[1:][has] - 1  # each lane's last change: its state lasts to the end
+        nxt[last] = tl.t_end
+        dur = nxt - t
+        firsts = np.minimum(start[:-1], max(len(t) - 1, 0))
+        self._totals = np.zeros((n_lanes, 5), dtype=np.int64)
+        for s in (RUNNING, READY_S, WAITING):
+            per = np.add.reduceat(np.where(state == s, dur, 0), firsts) if len(t) else np.zeros(n_lanes, np.int64)
+            self._totals[:, s] = np.where(has, per, 0)
+        if len(t):
+            runs = np.add.reduceat((state == RUNNING).astype(np.int64), firsts)
+            self._runs = np.where(has, runs, 0)
+        else:
+            self._runs = np.zeros(n_lanes, dtype=np.int64)
+        self._first = np.where(has, t[firsts] if len(t) else 0, -1)
+        last_all = np.maximum(start[1:] - 1, 0)
+        self._done = np.where(has & (state[last_all] == DONE if len(t) else False), t[last_all] if len(t) else 0, -1)
+
+    def __len__(self) -> int:
+        return len(self._lanes)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        lane = self._lanes[i]
+        totals = self._totals[i]
+        first, done = int(self._first[i]), int(self._done[i])
+        return {
+            "id": lane.id, "kind": lane.kind, "name": lane.name, "parent": lane.parent,
+            "pid": lane.pid, "tid": lane.tid, "switches": int(self._runs[i]),
+            "running_s": int(totals[RUNNING]) / 1e9, "ready_s": int(totals[READY_S]) / 1e9,
+            "waiting_s": int(totals[WAITING]) / 1e9,
+            "first_t_s": first / 1e9 if first >= 0 else None,
+            "done_t_s": done / 1e9 if done >= 0 else None,
+        }
 
 
 _LOAD_BATCH = 50_000  # events a load gives the store at once
@@ -803,37 +864,44 @@ def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline
     gc.disable()
     try:
         # The reader's batches are a chunk of the file each; the store takes them in bigger
-        # ones (each add has a cost per lane).
+        # ones (each add has a cost per lane, and a file may declare a lane every few lines: a
+        # gevent server's 1M greenlets). Lanes declared within a batch are added with it, each
+        # nameable only by the events after its line (`named_from`).
         pending: list[Columns] = []
+        new_lanes: list[Lane] = []
+        named_from: list[int] = []
         waiting = 0
         reserved = False
 
-        def add(lanes: list[Lane]) -> None:
+        def add() -> None:
             nonlocal waiting
             try:
-                tl.add(lanes, Columns.concat(pending) if pending else [])
+                tl.add(new_lanes, Columns.concat(pending) if pending else [], named_from)
             except ValueError as e:
                 from concurview.engines.tracefile import TraceFormatError
 
                 raise TraceFormatError(f"{path}: {e}") from None
             pending.clear()
+            new_lanes.clear()
+            named_from.clear()
             waiting = 0
 
-        for lanes, cols in reader.columns(tl.strings):
+        for lanes, cols, since in reader.columns(tl.strings):
             if lanes:
-                add(lanes)  # the events before a lane line may not name it
+                new_lanes.extend(lanes)
+                named_from.extend(waiting + i for i in since)
             if len(cols):
                 pending.append(cols)
                 waiting += len(cols)
-            if waiting >= _LOAD_BATCH:
-                if not reserved:
+            if waiting >= _LOAD_BATCH or len(new_lanes) >= _LOAD_BATCH:
+                if not reserved and waiting:
                     # The first batch tells how many bytes an event takes: size the columns once.
                     reserved = True
                     done = reader.fraction_read
                     if done < 1.0:
                         tl.reserve(int((tl.n_events + waiting) / done * 1.05))
-                add([])
-        add([])
+                add()
+        add()
     finally:
         if enabled:
             gc.enable()

@@ -94,7 +94,7 @@ def test_the_environment_sets_the_default(tmp_path, monkeypatch, capsys):
 def test_sizes(capsys):
     assert [parse_size(s) for s in ("512M", "2G", "1.5GB", "64KiB", "1000000", "1 mb")] == \
         [512_000_000, 2_000_000_000, 1_500_000_000, 65536, 1_000_000, 1_000_000]
-    assert format_size(DEFAULT_MAX_BYTES) == "512 MB" and format_size(1500) == "1.5 kB" \
+    assert format_size(DEFAULT_MAX_BYTES) == "2 GB" and format_size(1500) == "1.5 kB" \
         and format_size(2**29) == "536,870,912 bytes"
     for bad in ("0", "-5M", "lots", "5X"):
         with pytest.raises(ValueError):
@@ -234,3 +234,30 @@ def test_the_parser_keeps_no_copy_of_a_long_string():
     assert text_ids[0:4] == text_ids[4:8] and reason[4:8] == reason[8:12], "repeats still intern to one id"
     assert strings.strings.count("y" * (8 << 20)) == 1
     assert kept < 1.3 * len(text), f"{kept / len(text):.2f}x the text kept"
+
+
+def test_a_line_that_never_ends_is_refused_at_the_line_bound(tmp_path, monkeypatch):
+    """What a reader holds at once is one line: a line longer than MAX_LINE ends the read in one line,
+    long before the content bound (here 1 MB against 2 GB)."""
+    from concurview.engines import tracefile
+    from concurview.engines.tracefile import TraceFormatError
+    from concurview.tui.store import load
+
+    monkeypatch.setattr(tracefile, "MAX_LINE", 1_000_000)
+    path = tmp_path / "long.jsonl"
+    path.write_bytes(HEADER + LANE + b'{"seq":0,"t":1,"lane":0,"kind":"log","text":"' + b"x" * 3_000_000)
+    with pytest.raises(TraceFormatError, match=r"long.jsonl: line 3 is longer than 1 MB$"):
+        load(path)
+
+
+def test_a_chrome_document_is_bounded_as_a_line(tmp_path, monkeypatch):
+    from concurview.engines import tracefile
+    from concurview.engines.tracefile import TraceFormatError
+    from concurview.tui.store import load
+
+    monkeypatch.setattr(tracefile, "MAX_LINE", 1_000_000)
+    path = tmp_path / "big.json"
+    path.write_text('{"traceEvents": [' + ",".join(['{"ph":"X","ts":1,"dur":1,"pid":1,"tid":1,"name":"x"}'] * 30_000)
+                    + "]}")
+    with pytest.raises(TraceFormatError, match="a Chrome trace longer than 1 MB"):
+        load(path)
