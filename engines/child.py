@@ -59,8 +59,9 @@ def _not_compiled(rec, args: argparse.Namespace, exc: BaseException) -> int:
         text, status = f"{sys.executable}: can't open file {path!r}: [Errno {exc.errno}] {exc.strerror}", 2
         where = None
     else:
-        if not isinstance(exc, SyntaxError):  # 3.11's compile(): ValueError for null bytes
-            exc = SyntaxError(str(exc).replace("source code string", "source code"))
+        if not isinstance(exc, SyntaxError) or exc.filename is None:  # compile()'s null bytes error
+            exc = SyntaxError(str(exc.msg if isinstance(exc, SyntaxError) else exc).replace(
+                "source code string", "source code"))
             exc.filename = path
         text, status = "".join(traceback.format_exception_only(exc)).rstrip(), 1
         name = exc.filename if isinstance(exc.filename, str) else path

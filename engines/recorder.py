@@ -419,6 +419,19 @@ class Recorder:
         self.start_flusher()
 
 
+class _Channel(_socket.socket):
+    """The channel's socket object, which never closes its fd when collected (at interpreter exit, say):
+    by then the number may be the program's, and the runner must see the stream end with the process."""
+
+    __slots__ = ()
+
+    def __del__(self) -> None:
+        try:
+            self.detach()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def _high_fd() -> int:
     """Where the channel goes: CHANNEL_FD, or lower when the fd limit is lower (an fd far above what a
     program opens, below the limit: the kernel's fd table grows to cover it, 8 bytes an fd)."""
@@ -452,12 +465,12 @@ def open_channel(address: str) -> _socket.socket:
         try:
             high = fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, _high_fd())
         except OSError:
-            return sock  # no room up there: the number it has
+            high = os.dup(sock.fileno())  # no room up there: a number as low as any (close-on-exec too)
     except BaseException:
         sock.close()
         raise
     sock.close()
-    moved = _socket.socket(fileno=high)
+    moved = _Channel(fileno=high)
     moved.settimeout(None)
     return moved
 

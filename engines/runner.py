@@ -327,7 +327,7 @@ class Run:
         streams: dict[socket.socket, Stream] = {}
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         exited_at: float | None = None
-        killed_after_exit = False
+        killed_after_exit = killed_for_damage = False
         output = bytearray()
         read_at = 0.0  # when frames were last read
         while True:
@@ -373,7 +373,10 @@ class Run:
             if self.exit_code is None and self.proc.poll() is not None:
                 self.exit_code = self.proc.returncode
                 exited_at = now
-            reason = self._stop_requested or self._damage
+            if self._damage is not None and not killed_for_damage:
+                self._kill_group()  # (not a stop: the footer's reason is the damage, the status the kill's)
+                killed_for_damage = True
+            reason = self._stop_requested
             if reason is None and deadline is not None and now > deadline:
                 reason = f"timeout after {self.timeout:g} s"
             if reason is not None and self.stop_reason is None:
@@ -393,7 +396,7 @@ class Run:
                 self._kill_group()
                 killed_after_exit = True
                 exited_at = now
-            if self.stop_reason is not None and self.exit_code is None:
+            if (self.stop_reason is not None or killed_for_damage) and self.exit_code is None:
                 self.proc.wait()
         seq0 = self.n_events
         tail_lanes: list[Lane] = []
@@ -461,7 +464,9 @@ class Run:
             try:
                 self._group(stream, group, lanes, parts)
             except (ValueError, IndexError, OverflowError) as e:  # columns.DamagedFrame among them
-                stream.damage = f"{type(e).__name__}: {_first_line(e)}"
+                from concurview.engines.columns import DamagedFrame
+
+                stream.damage = _first_line(e) if isinstance(e, DamagedFrame) else f"{type(e).__name__}: {_first_line(e)}"
                 return
 
     def _group(self, stream: Stream, group: list, lanes: list[Lane], parts: list[Columns]) -> None:
@@ -518,7 +523,7 @@ class Run:
         from concurview.engines.recorder import size_text
 
         limit = OUTPUT_LINE_LIMIT
-        while output:
+        while output or (final and self._long is not None):
             end = output.find(b"\n")
             if end < 0:
                 if not final:
@@ -556,7 +561,7 @@ class Run:
         "uncaught ValueError" (exit code 1) or "exit code 7" (sys.exit / os._exit).
         """
         code = self.exit_code
-        reason = self._failure or self.stop_reason
+        reason = self._failure or self.stop_reason or self._damage
         complete = reason is None
         if reason is None and code is not None and code < 0:
             complete = False
