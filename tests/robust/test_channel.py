@@ -57,9 +57,11 @@ DAMAGE = {
 def test_bytes_the_program_writes_into_its_channel_end_the_run_incomplete_never_a_traceback(tmp_path, what):
     code, said = DAMAGE[what]
     out, trace = record(tmp_path, f"""
+        import time
         print("before")
+        time.sleep(0.3)  # sent by the flusher (within ~24 ms) before our bytes
         {code}
-        import time; time.sleep(30)  # the run is ended by concurview, not by the timeout
+        time.sleep(30)  # the run is ended by concurview, not by the timeout
         """)
     assert "Traceback" not in out.stderr, out.stderr
     assert out.returncode == 128 + 9, out.stderr  # the program is killed: its run ended there
