@@ -19,6 +19,9 @@
 
 /* Past this many strings the table starts over (a flood of unique log lines must not grow it forever). */
 #define CV_MAX_STRINGS (1 << 16)
+/* ... or past this many characters: the table's memory is bounded in bytes too (and a frame that
+ * restores it on a new stream, Recorder._recover, stays far below the runner's MAX_FRAME). */
+#define CV_MAX_TABLE_CHARS (16 << 20)
 
 int64_t
 cv_monotonic_ns(void)
@@ -106,6 +109,7 @@ cv_intern_slow(EventBuffer *b, PyObject *s, size_t slot)
         }
         else {
             b->next_id++;
+            b->table_chars += PyUnicode_GET_LENGTH(key);
         }
         Py_XDECREF(value);
     }
@@ -420,10 +424,11 @@ taken(EventBuffer *b)
     b->n = 0;
     b->next_full = b->batch;
     b->reset_pending = 0;
-    if (PyDict_GET_SIZE(b->ids) > CV_MAX_STRINGS) {
+    if (PyDict_GET_SIZE(b->ids) > CV_MAX_STRINGS || b->table_chars > CV_MAX_TABLE_CHARS) {
         PyDict_Clear(b->ids);
         memo_clear(b);
         b->next_id = 1;
+        b->table_chars = 0;
         b->reset_pending = 1;
     }
 }
@@ -861,12 +866,25 @@ enc_obj(EventBuffer *b, PyObject *o, int depth)
     }
     if (PyUnicode_Check(o)) {
         Py_ssize_t n;
+        PyObject *replaced = NULL;
         const char *text = PyUnicode_AsUTF8AndSize(o, &n);
+        if (text == NULL && PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            /* Lone surrogates (a surrogateescape'd path, a printed U+DCFF): each sent as '?', as the
+             * program's stream (errors="replace") promises; a frame is always valid UTF-8. */
+            PyErr_Clear();
+            replaced = PyUnicode_AsEncodedString(o, "utf-8", "replace");
+            if (replaced != NULL) {
+                text = PyBytes_AS_STRING(replaced);
+                n = PyBytes_GET_SIZE(replaced);
+            }
+        }
         if (text == NULL || enc_head(b, n, 0xa0, 31, 0xd9, 0xda, 0xdb, n) < 0) {
+            Py_XDECREF(replaced);
             return -1;
         }
         memcpy(b->enc + b->enc_len, text, (size_t)n);
         b->enc_len += n;
+        Py_XDECREF(replaced);
         return 0;
     }
     if ((PyTuple_Check(o) || PyList_Check(o)) && depth < 4) {
@@ -960,8 +978,31 @@ buf_reset_strings(EventBuffer *b, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     b->next_id = 1;
+    b->table_chars = 0;
     b->reset_pending = 0;
     Py_RETURN_NONE;
+}
+
+/* table() -> the strings of the table in id order (ids 1, 2, ...): what a new stream is sent so that
+ * frames encoded for the old one still decode (the channel lost and reconnected: Recorder._recover). */
+static PyObject *
+buf_table(EventBuffer *b, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t n = (Py_ssize_t)b->next_id - 1, pos = 0;
+    PyObject *out = PyList_New(n), *key, *value;
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyList_SET_ITEM(out, i, Py_NewRef(Py_None));
+    }
+    while (PyDict_Next(b->ids, &pos, &key, &value)) {
+        unsigned long id = PyLong_AsUnsignedLong(value);
+        if (id >= 1 && (Py_ssize_t)id <= n) {
+            PyList_SetItem(out, (Py_ssize_t)id - 1, Py_NewRef(key));
+        }
+    }
+    return out;
 }
 
 static Py_ssize_t
@@ -1096,6 +1137,19 @@ get_strings(EventBuffer *b, void *Py_UNUSED(c))
     return PyLong_FromSsize_t(PyDict_GET_SIZE(b->ids));
 }
 
+static PyObject *
+get_encoded(EventBuffer *b, void *Py_UNUSED(c))
+{
+    /* Ids 1..encoded went out with frames taken so far; the rest are new to the next frame. */
+    return PyLong_FromSsize_t((Py_ssize_t)b->next_id - 1 - PyList_GET_SIZE(b->fresh));
+}
+
+static PyObject *
+get_reset_pending(EventBuffer *b, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(b->reset_pending);
+}
+
 static PyMethodDef buf_methods[] = {
     {"append", (PyCFunction)buf_append, METH_O, "Append one event tuple (t, lane, kind[, reason, where, cause, text])."},
     {"extend", (PyCFunction)buf_extend, METH_O, "Append event tuples."},
@@ -1115,6 +1169,7 @@ static PyMethodDef buf_methods[] = {
      "take_frame(out, at, pid, lanes, dropped, main_lane) -> end: take()'s events as one length-prefixed wire Frame written into bytearray out at offset at."},
     {"clear", (PyCFunction)buf_clear, METH_NOARGS, "Forget the pending events."},
     {"reset_strings", (PyCFunction)buf_reset_strings, METH_NOARGS, "Start a new string table (a forked child)."},
+    {"table", (PyCFunction)buf_table, METH_NOARGS, "The table's strings in id order (ids 1, 2, ...)."},
     {NULL},
 };
 
@@ -1157,6 +1212,8 @@ static PyGetSetDef buf_getset[] = {
     {"thread_lanes", (getter)get_thread_lanes, (setter)set_thread_lanes,
      "thread ident -> lane: the current lane of threads that never set one.", NULL},
     {"strings", (getter)get_strings, NULL, "Strings in the table now.", NULL},
+    {"encoded", (getter)get_encoded, NULL, "Strings of the table (ids 1..encoded) already in taken frames.", NULL},
+    {"reset_pending", (getter)get_reset_pending, NULL, "The next frame starts a new string table.", NULL},
     {"cap", (getter)get_cap, (setter)set_cap,
      "Pending events past which on_full is asked at every event (below it, once a batch when it could not flush).", NULL},
     {NULL},

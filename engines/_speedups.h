@@ -38,6 +38,7 @@ typedef struct {
     PyObject *fresh;      /* strings first seen since the last take(), in id order */
     uint32_t next_id;     /* 0 means None */
     int reset_pending;    /* the next frame starts a new string table */
+    Py_ssize_t table_chars;  /* characters of the strings in the table (it starts over past a budget) */
     int untraced;         /* an event of an UNTRACED lane (or cause) is in the buffer */
     int64_t t0;           /* trace start, monotonic ns */
     uint64_t serial;      /* this buffer's number: a thread's current lane belongs to one buffer */

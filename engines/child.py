@@ -44,6 +44,37 @@ def _compile(args: argparse.Namespace):
         return path, compile(f.read(), path, "exec")
 
 
+def _not_compiled(rec, args: argparse.Namespace, exc: BaseException) -> int:
+    """The program could not be read or compiled: python's report on stderr, an `error` on the main lane."""
+    import threading
+    import traceback
+
+    from concurview.engines.events import CLOSE, ERROR
+    from concurview.engines.recorder import _get_ident, clip, ERROR_LIMIT
+    from concurview.engines.where import Where
+
+    path = os.path.abspath(args.path)
+    if isinstance(exc, OSError):
+        # python: "can't open file" and status 2
+        text, status = f"{sys.executable}: can't open file {path!r}: [Errno {exc.errno}] {exc.strerror}", 2
+        where = None
+    else:
+        if not isinstance(exc, SyntaxError) or exc.filename is None:  # compile()'s null bytes error
+            exc = SyntaxError(str(exc.msg if isinstance(exc, SyntaxError) else exc).replace(
+                "source code string", "source code"))
+            exc.filename = path
+        text, status = "".join(traceback.format_exception_only(exc)).rstrip(), 1
+        name = exc.filename if isinstance(exc.filename, str) else path
+        where = f"{Where(os.path.dirname(path)).file(name)}:{exc.lineno}" if exc.lineno else None
+    print(text, file=sys.stderr)
+    lane = rec.new_lane("main", threading.main_thread().name, tid=_get_ident())
+    rec.main_lane = lane
+    rec.record(lane, ERROR, type(exc).__name__, where, None, clip(text, ERROR_LIMIT))
+    rec.record(lane, CLOSE, f"exit code {status}")
+    rec.close()
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="concurview-child")
     ap.add_argument("--scenario", action="store_true", help="PATH is a scenario; apply --params")
@@ -71,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     from concurview.engines.where import Where
 
     rec = connect(os.environ[ENV_CHANNEL], int(os.environ[ENV_T0]))
-    path, code = _compile(args)
+    try:
+        path, code = _compile(args)
+    except (SyntaxError, ValueError, OSError) as e:
+        # What python reports before it runs anything: its own report, its exit status, and the
+        # trace says so (an error on the main lane), never an empty "complete" run.
+        return _not_compiled(rec, args, e)
     where = Where(os.path.dirname(path))
 
     main_lane = rec.new_lane("main", threading.main_thread().name, tid=_get_ident())

@@ -28,18 +28,31 @@ class _KindCodes(dict):
 _KIND_CODE = _KindCodes((k, i) for i, k in enumerate(EVENT_KINDS))
 
 
+# What a string costs in a table beyond its characters (str object, dict entry, list slot; measured ~100 bytes).
+STRING_OVERHEAD = 100
+# A run's table past this many bytes (estimated: characters + STRING_OVERHEAD each) keeps no new string:
+# each becomes PLACEHOLDER, counted (footer.strings_dropped). 2M distinct short lines took 359 MB before.
+STRING_BUDGET = 128 << 20
+PLACEHOLDER = "[not kept: the run's strings passed concurview's memory budget]"
+
+
 class StringTable:
     """Every distinct string of a run or a file, once: index 0 is None, the rest only ever grows.
 
     One table is shared by all the batches of one source, so an index means the
     same string in every batch (the store maps a source's indexes to its own once).
+    With a `budget` (bytes, estimated), strings past it are not kept: they become
+    PLACEHOLDER, and `over` counts them.
     """
 
-    __slots__ = ("strings", "_ids")
+    __slots__ = ("strings", "_ids", "budget", "size", "over")
 
-    def __init__(self) -> None:
+    def __init__(self, budget: int | None = None) -> None:
         self.strings: list[str | None] = [None]
         self._ids: dict[str | None, int] = {None: 0}
+        self.budget = budget
+        self.size = 0  # estimated bytes of the strings kept
+        self.over = 0  # strings not kept (budget)
 
     def __len__(self) -> int:
         return len(self.strings)
@@ -50,6 +63,12 @@ class StringTable:
     def intern(self, s: str | None) -> int:
         i = self._ids.get(s)
         if i is None:
+            if self.budget is not None:
+                cost = len(s) + STRING_OVERHEAD  # type: ignore[arg-type]
+                if self.size + cost > self.budget and s != PLACEHOLDER:
+                    self.over += 1
+                    return self.intern(PLACEHOLDER)
+                self.size += cost
             i = self._ids[s] = len(self.strings)  # type: ignore[index]
             self.strings.append(s)
         return i
@@ -142,6 +161,17 @@ class Columns:
 # -- the runner's side of the wire -----------------------------------------------------------
 
 _frame_dec = msgspec.msgpack.Decoder(Frame)
+# Bounds on what a process may send (its bytes are untrusted: a program can write into its channel).
+# A frame: at most 256 events as the child cuts them (more after a blocked write: up to its cap of
+# pending events), of lines cut at 64 KiB and errors at 256 KiB (engines/recorder.py).
+MAX_FRAME = 256 << 20
+MAX_FRAME_EVENTS = 1 << 21
+MAX_LANES_AHEAD = 1 << 16  # a lane's number past the process's lanes declared so far (out of order: a reconnect)
+LANE_NAME_LIMIT = 1024
+
+
+class DamagedFrame(ValueError):
+    """A process sent bytes that are not a frame concurview wrote (the program wrote into its channel)."""
 _LOCAL_MASK = (1 << WIRE_LANE_SHIFT) - 1
 _NO_LANES = np.empty(0, dtype=np.int32)
 # Stream.groups() cuts a group past this many events: what numpy makes of one group fits the
@@ -202,30 +232,49 @@ def _running(steps: np.ndarray, bases: list[int], counts: np.ndarray | None) -> 
 
 
 class Stream:
-    """One process's connection: bytes not yet framed, and its string table as ids of the run's."""
+    """One process's connection: bytes not yet framed, and its string table as ids of the run's.
 
-    __slots__ = ("buf", "strings")
+    `pid`: the peer's (SO_PEERCRED) or the first frame's; `damage` says why the stream's bytes
+    stopped making sense (the frames before it are taken, nothing after)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("buf", "strings", "pid", "frame_pid", "damage", "cmdline")
+
+    def __init__(self, pid: int | None = None) -> None:
         self.buf = bytearray()
         self.strings = np.zeros(1, dtype=np.int32)  # the process's string id -> the run's (0 = None)
+        self.pid = pid
+        self.frame_pid: int | None = None
+        self.damage: str | None = None
+        self.cmdline: bytes | None = None
 
     def groups(self) -> list[list[Frame]]:
         """The whole frames in the buffer (taken off it), cut where the process's string table starts
-        over and past _GROUP_EVENTS events."""
+        over and past _GROUP_EVENTS events. A damaged frame sets `damage` and ends the taking."""
         buf = self.buf
         frames: list[Frame] = []
         pos, n = 0, len(buf)
         view = memoryview(buf)
         try:
-            while n - pos >= 4:
+            while n - pos >= 4 and self.damage is None:
                 size = int.from_bytes(view[pos:pos + 4], "little")
+                if size > MAX_FRAME:
+                    self.damage = f"a frame of {size} bytes (at most {MAX_FRAME})"
+                    break
                 if n - pos - 4 < size:
                     break
-                frames.append(_frame_dec.decode(view[pos + 4:pos + 4 + size]))
+                try:
+                    frame = _frame_dec.decode(view[pos + 4:pos + 4 + size])
+                except msgspec.DecodeError as e:
+                    self.damage = _one_line(e)
+                    break
+                self.damage = self._check(frame)
+                if self.damage is None:
+                    frames.append(frame)
                 pos += 4 + size
         finally:
             view.release()
+        if self.damage is not None:
+            pos = n  # nothing more of this stream is read
         del buf[:pos]
         groups: list[list[Frame]] = []
         size = 0
@@ -238,14 +287,41 @@ class Stream:
                 size += frame.n
         return groups
 
+    def _check(self, frame: Frame) -> str | None:
+        """What is wrong with a frame that decoded (its types are right), or None."""
+        if self.frame_pid is None:
+            if not 0 < frame.pid < 1 << 31:
+                return f"pid {frame.pid} out of range"
+            self.frame_pid = frame.pid
+        elif frame.pid != self.frame_pid:
+            return f"a frame of pid {frame.pid} in the stream of pid {self.frame_pid}"
+        if not 0 <= frame.n <= MAX_FRAME_EVENTS:
+            return f"{frame.n} events in one frame"
+        if frame.dropped < 0:
+            return f"{frame.dropped} events dropped"
+        for wl in frame.lanes:
+            if wl.id >> WIRE_LANE_SHIFT != frame.pid:
+                return f"lane {wl.id} is not one of pid {frame.pid}'s"
+        return None
+
+    @property
+    def who(self) -> str:
+        pid = self.pid if self.pid is not None else self.frame_pid
+        return f"pid {pid}" if pid is not None else "an unknown process"
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:200]
+
 
 class Merger:
     """The frames of every process of a run as Columns of one trace: lanes renumbered densely in
     the order they are declared, strings re-indexed into the run's table. numpy does the work
     per event, for many frames at once."""
 
-    def __init__(self) -> None:
-        self.strings = StringTable()
+    def __init__(self, budget: int | None = None) -> None:
+        self.strings = StringTable(budget)
         self.lane_ids: dict[int, int] = {}  # wire lane id -> dense
         # pid -> its lanes' dense ids at 1 + local number; -1 at 0 (None) and for lanes not declared
         self._dense: dict[int, np.ndarray] = {}
@@ -253,16 +329,21 @@ class Merger:
     def declare(self, wl: WireLane) -> Lane:
         """A new lane of the run, under its dense id."""
         ids = self.lane_ids
-        dense = ids[wl.id] = len(ids)
-        parent = ids.get(wl.parent) if wl.parent is not None else None
+        if wl.id in ids:
+            raise DamagedFrame(f"lane {wl.id} declared twice")
         pid, local = wl.id >> WIRE_LANE_SHIFT, wl.id & _LOCAL_MASK
         table = self._dense.get(pid, _NO_LANES)
+        if local >= len(table) + MAX_LANES_AHEAD:
+            raise DamagedFrame(f"lane {wl.id}: number {local} far past the process's {len(table)} lanes")
+        dense = ids[wl.id] = len(ids)
+        parent = ids.get(wl.parent) if wl.parent is not None else None
+        name = wl.name if len(wl.name) <= LANE_NAME_LIMIT else wl.name[:LANE_NAME_LIMIT] + "…"
         if local + 1 >= len(table):
             grown = np.full(max(local + 2, 2 * len(table), 16), -1, dtype=np.int32)
             grown[:len(table)] = table
             table = self._dense[pid] = grown
         table[local + 1] = dense
-        return Lane(dense, wl.kind, wl.name, parent, wl.pid, wl.tid)
+        return Lane(dense, wl.kind[:LANE_NAME_LIMIT], name, parent, wl.pid, wl.tid)
 
     def merge(self, stream: Stream, frames: list[Frame], room: int, lanes: list[Lane]) -> Columns | None:
         """Consecutive frames of one process (only the first may reset its strings): their new lanes
@@ -307,6 +388,8 @@ class Merger:
             return _offsets(cols, ns, counts, total), [col.base for col in cols]
 
         t = _running(*column("t"), counts)
+        if len(t) and t.min() < 0:
+            np.maximum(t, 0, out=t)  # a time before the trace started (damage, or a stamp from elsewhere)
         lane = self._dense_ids(*column("lane"), counts, False)
         cause = self._dense_ids(*column("cause"), counts, True)
         off, bases = column("kind")
@@ -321,9 +404,12 @@ class Merger:
             off, bases = column(name)
             base = _per_event(bases, counts)
             if isinstance(base, int) and 0 <= base <= len(table):
-                strings.append(table[base:][off])
+                strings.append(table[base:][off])  # (numpy refuses an id past the table: IndexError)
             else:
-                strings.append(table[np.add(off, base, dtype=np.intp)])
+                ids = np.add(off, base, dtype=np.intp)
+                if len(ids) and (ids.min() < 0 or ids.max() >= len(table)):
+                    raise DamagedFrame(f"a {name} string id outside the process's table")
+                strings.append(table[ids])
         return Columns(t, lane, kind, *strings, cause, self.strings)
 
     def _dense_ids(self, off: np.ndarray, bases: list[int], counts: np.ndarray | None, none_at_0: bool) -> np.ndarray:

@@ -91,6 +91,9 @@ class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer")
     duration: int = 0  # ns
     # The parent's retention cap, written only when it dropped events (readers ignore unknown fields).
     max_events: int | None = None
+    # Strings (log lines, reasons) not kept once the run's string table passed its memory budget: their
+    # events carry a placeholder text instead. Written only when not 0.
+    strings_dropped: int = 0
 
 
 # --- wire ---------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import _socket
+import fcntl
 import os
 import re
-import socket
 import sys
 import time
 from collections import deque
@@ -30,8 +31,9 @@ _get_ident = _original("_thread", "get_ident")
 _sleep = _original("time", "sleep")
 _monotonic_ns = time.monotonic_ns
 _monotonic = time.monotonic
-_write = os.write
 _getpid = os.getpid
+_fstat = os.fstat
+_write = os.write
 _local = _original("_thread", "_local")
 
 
@@ -49,6 +51,15 @@ FLUSH_INTERVAL = 0.016
 # wake-up of the reader, per 256 events.
 WRITE_BYTES = 32 * 1024
 DEFAULT_CAP = 1_000_000  # events pending in the child before new ones are dropped
+
+# A printed line longer than this (characters) is cut, with a marker saying how much went: a flood of
+# huge lines must not take the tool's memory (the runner's table keeps every distinct string).
+LINE_LIMIT = 64 * 1024
+ERROR_LIMIT = 256 * 1024  # an error's text (its traceback)
+# The channel lives at a high fd, where a program that closes and reopens its files (a daemon's
+# closerange(3, ...) then open(log)) does not get its number back; the number is checked to still be
+# our socket (fstat: device and inode) before every write, and a lost channel is reconnected.
+CHANNEL_FD = 960
 
 ENV_CHANNEL = "CONCURVIEW_CHANNEL"
 ENV_T0 = "CONCURVIEW_T0"
@@ -77,8 +88,17 @@ class Recorder:
     events new ones are dropped and counted instead of blocking.
     """
 
-    def __init__(self, fd: int, t0: int, cap: int = DEFAULT_CAP) -> None:
-        self.fd = fd
+    def __init__(self, channel: _socket.socket | int | None, t0: int, cap: int = DEFAULT_CAP,
+                 address: str | None = None) -> None:
+        # channel: the stream to the runner (open_channel), or any fd frames are written to (tests).
+        self._address = address  # to reconnect to, should the program close the channel
+        self._sock: _socket.socket | None = None
+        self.fd = -1
+        self._ident: tuple[int, int] | None = None
+        self.lost = False  # the program closed the channel and it could not be reopened
+        self.reconnects = 0
+        if channel is not None:
+            self._attach(channel)
         self.pid = _getpid()
         self.dropped = 0
         self._base = self.pid << WIRE_LANE_SHIFT
@@ -221,22 +241,125 @@ class Recorder:
             return
         self._written = _monotonic()
         self._used = 0
+        sock, fd = self._sock, self.fd
+        if fd < 0:
+            return  # no channel (a fork about to exec, a runner gone): the frames go nowhere
         data = memoryview(out)[:used]
+        restore = None
+        sent = 0
         try:
-            while data:
+            while sent < used:
+                if not self._owns_channel():
+                    # The program closed our fd (and may have reopened the number as a file of its
+                    # own): never write there. A new stream, restored to what the runner has.
+                    restore = self._recover(data, sent)
+                    if restore is None:
+                        return
+                    data.release()
+                    data = memoryview(restore)
+                    sent, used, sock, fd = 0, len(restore), self._sock, self.fd
                 try:
-                    n = _write(self.fd, data)
+                    if sock is not None:
+                        sent += sock.send(data[sent:], _socket.MSG_NOSIGNAL)
+                    else:
+                        sent += _write(fd, data[sent:])
                 except InterruptedError:
                     continue
                 except OSError:
-                    # The runner is gone (killed UI, closed pipe): stop talking, keep running.
-                    self._closed = True
-                    return
-                data = data[n:]
+                    if self._owns_channel():
+                        # The runner is gone (killed UI, closed pipe): stop talking, keep running.
+                        self._closed = True
+                        return
         finally:
             data.release()
             if len(out) > 4 * WRITE_BYTES:  # a frame of huge log lines: do not keep its room
                 self._out = bytearray()
+
+    # -- the channel: ours, checked, reconnected --------------------------------
+
+    def _attach(self, channel: _socket.socket | int) -> None:
+        if isinstance(channel, int):
+            self._sock, self.fd = None, channel
+        else:
+            self._sock, self.fd = channel, channel.fileno()
+        st = _fstat(self.fd)
+        self._ident = (st.st_dev, st.st_ino)
+
+    def _owns_channel(self) -> bool:
+        """Our fd still is our socket (one fstat: per write of ~32 KiB, not per event)."""
+        try:
+            st = _fstat(self.fd)
+        except (OSError, ValueError):
+            return False
+        return (st.st_dev, st.st_ino) == self._ident
+
+    def _let_go(self, close: bool) -> None:
+        """Forget the channel; close its fd only when it still is ours (else the number is the program's)."""
+        sock, self._sock = self._sock, None
+        fd = self.fd if sock is None else sock.detach()  # a socket object must never close a reused number
+        if close and fd >= 0 and self._owns_channel():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fd = -1
+
+    def _recover(self, data: memoryview, sent: int) -> bytearray | None:
+        """Reconnect after the program closed the channel: what to send on the new stream, or
+        None when that fails (the trace then misses the rest of this process: `lost`).
+
+        Frames already encoded refer to the string table the runner built from the old stream: the
+        new stream opens with a frame that resets the table and restores it as far as they need
+        (from the buffer's table), then carries those frames unchanged. Bytes of them already sent
+        whole are not sent again.
+        """
+        self._let_go(close=False)
+        address = self._address or os.environ.get(ENV_CHANNEL)
+        try:
+            if address is None:
+                raise OSError("no channel address")
+            self._attach(open_channel(address))
+        except OSError:
+            self.lost = True
+            self._closed = True
+            return None
+        self.reconnects += 1
+        try:
+            return self._restored(bytes(data), sent)
+        except Exception:  # noqa: BLE001 - never into the program: later frames still go out
+            self._events.reset_strings()
+            return bytearray()
+
+    def _restored(self, pending: bytes, sent: int) -> bytearray:
+        import msgspec
+
+        from concurview.engines.events import Frame
+
+        decode = msgspec.msgpack.Decoder(Frame).decode
+        frames: list[tuple[int, Frame]] = []
+        pos = 0
+        while pos + 4 <= len(pending):
+            end = pos + 4 + int.from_bytes(pending[pos:pos + 4], "little")
+            if end > sent:  # not (wholly) on the old stream
+                frames.append((pos, decode(pending[pos + 4:end])))
+            pos = end
+        known = self._events.encoded - sum(len(f.strings) for _, f in frames)
+        cut = 0  # frames before this one are not sent again: their table is gone (a reset since)
+        if self._events.reset_pending or known < 0:
+            cut = len(frames)
+        for i, (_, f) in enumerate(frames):
+            if f.reset:
+                cut = i
+        lanes = []
+        for _, f in frames[:cut]:
+            lanes += f.lanes
+            self.dropped += f.n
+        table = self._events.table()[:known] if cut == 0 and known > 0 else []
+        head = msgspec.msgpack.encode(Frame(self.pid, lanes, self.dropped, strings=table, reset=True))
+        out = bytearray(len(head).to_bytes(4, "little"))
+        out += head
+        out += pending[frames[cut][0]:] if cut < len(frames) else b""
+        return out
 
     def start_flusher(self) -> None:
         """Flush every ~16 ms from a real OS thread so a quiet program's events still arrive.
@@ -267,7 +390,6 @@ class Recorder:
         in place (engines keep references to them), and the only thread left, the
         one that forked, keeps its thread-local lane until an engine binds another.
         """
-        old = self.fd
         self.pid = _getpid()
         self.covered.depth = 0  # the child's waits are its own
         self._base = self.pid << WIRE_LANE_SHIFT
@@ -284,36 +406,78 @@ class Recorder:
         self._over.clear()
         self.untraced = 0
         self.t0 = int(os.environ.get(ENV_T0, self.t0))
+        self.lost, self.reconnects = False, 0
+        # The parent's stream: closed here, so the runner sees it end when the parent's copy ends
+        # (unless the number is no longer ours: then it is the program's).
+        self._let_go(close=True)
         try:
-            os.close(old)  # the parent's stream: the runner must see it end when the parent's ends
-        except OSError:
-            pass
-        try:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(os.environ[ENV_CHANNEL])
-            self.fd = sock.detach()
-            os.set_blocking(self.fd, True)
+            self._attach(open_channel(self._address or os.environ[ENV_CHANNEL]))
         except (OSError, KeyError):
-            self.fd = -1  # no runner to talk to: record into the void, keep running
-            self._closed = True
+            self._closed = True  # no runner to talk to: record into the void, keep running
             return
         self._closed = False
         self.start_flusher()
 
 
+class _Channel(_socket.socket):
+    """The channel's socket object, which never closes its fd when collected (at interpreter exit, say):
+    by then the number may be the program's, and the runner must see the stream end with the process."""
+
+    __slots__ = ()
+
+    def __del__(self) -> None:
+        try:
+            self.detach()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _high_fd() -> int:
+    """Where the channel goes: CHANNEL_FD, or lower when the fd limit is lower (an fd far above what a
+    program opens, below the limit: the kernel's fd table grows to cover it, 8 bytes an fd)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return CHANNEL_FD
+    if soft == resource.RLIM_INFINITY or soft > CHANNEL_FD + 64:
+        return CHANNEL_FD
+    return max(3, soft - 64)
+
+
+def open_channel(address: str) -> _socket.socket:
+    """A new stream to the runner at `address`, on a high close-on-exec fd, blocking.
+
+    The C-level socket (gevent's patch_all() replaces socket.socket, never _socket): its send() is
+    a real send(2), which fails (ENOTSOCK) rather than writes if the number became a file.
+    """
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.settimeout(None)  # whatever socket.setdefaulttimeout() the program set
+        try:
+            # Room for what a busy program writes while the runner waits READ_GAP between reads
+            # (the kernel caps it at net.core.wmem_max; the default 208 kB already holds ~2 ms).
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, 1 << 20)
+        except OSError:
+            pass
+        sock.connect(address)
+        try:
+            high = fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, _high_fd())
+        except OSError:
+            high = os.dup(sock.fileno())  # no room up there: a number as low as any (close-on-exec too)
+    except BaseException:
+        sock.close()
+        raise
+    sock.close()
+    moved = _Channel(fileno=high)
+    moved.settimeout(None)
+    return moved
+
+
 def connect(address: str, t0: int) -> Recorder:
     """Open this process's own stream to the runner (every process gets one: frames never interleave)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        # Room for what a busy program writes while the runner waits READ_GAP between reads
-        # (the kernel caps it at net.core.wmem_max; the default 208 kB already holds ~2 ms).
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
-    except OSError:
-        pass
-    sock.connect(address)
-    fd = sock.detach()
-    os.set_blocking(fd, True)
-    return Recorder(fd, t0)
+    return Recorder(open_channel(address), t0, address=address)
 
 
 class LaneWriter:
@@ -323,6 +487,7 @@ class LaneWriter:
         self._rec = recorder
         self._echo = echo  # a stream that also gets everything (headless runs in a terminal)
         self._partial: dict[int, str] = {}
+        self._cut: dict[int, int] = {}  # lane -> bytes cut from its partial line (past LINE_LIMIT)
         self._lock = _allocate_lock()
         self.name = name
         self.reason = name  # "stdout" / "stderr": the log event's reason
@@ -337,12 +502,20 @@ class LaneWriter:
             self._echo.flush()
         rec = self._rec
         lane = rec.current_lane()
+        cut = 0
         with self._lock:
             pending = self._partial.pop(lane, "") + s
             *lines, rest = pending.split("\n")
+            if lines:
+                cut = self._cut.pop(lane, 0)
+            if len(rest) > LINE_LIMIT:  # a line still growing: keep its head, count the rest
+                self._cut[lane] = self._cut.get(lane, 0) + _utf8_size(rest, LINE_LIMIT)
+                rest = rest[:LINE_LIMIT]
             if rest:
                 self._partial[lane] = rest
         for line in lines:
+            if cut or len(line) > LINE_LIMIT:
+                line, cut = clip(line, LINE_LIMIT, cut), 0
             rec.record(lane, LOG, self.reason, None, None, line)
         return len(s)
 
@@ -353,8 +526,9 @@ class LaneWriter:
     def flush(self) -> None:
         with self._lock:
             partial, self._partial = self._partial, {}
+            cuts, self._cut = self._cut, {}
         for lane, rest in partial.items():
-            self._rec.record(lane, LOG, self.reason, None, None, rest)
+            self._rec.record(lane, LOG, self.reason, None, None, clip(rest, LINE_LIMIT, cuts.get(lane, 0)))
         # An explicit flush sends what was printed now, as a real stream would: a crash
         # (SIGSEGV, os._exit) right after `print(..., flush=True)` still has the line in the trace.
         # Not once the recorder is closed (interpreter exit): what comes later is not sent.
@@ -385,5 +559,31 @@ def error_event(recorder: Recorder, lane: int, exc: BaseException, where: str | 
     import traceback
 
     text = "".join(traceback.format_exception(exc)).rstrip()
-    recorder.record(lane, ERROR, type(exc).__name__, where, None, text)
+    recorder.record(lane, ERROR, type(exc).__name__, where, None, clip(text, ERROR_LIMIT))
+
+
+def _utf8_size(text: str, start: int = 0) -> int:
+    """Bytes of text[start:] in UTF-8 (lone surrogates count as one '?', as they are sent)."""
+    if text.isascii():
+        return max(len(text) - start, 0)
+    return sum(len(text[i:i + (1 << 20)].encode("utf-8", "replace")) for i in range(start, len(text), 1 << 20))
+
+
+def size_text(n: int) -> str:
+    """A byte count for people: 812 bytes, 935 KiB, 12.5 MiB."""
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 10 << 20:
+        return f"{n / 1024:.0f} KiB"
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+def clip(text: str, limit: int, cut: int = 0) -> str:
+    """`text` cut to `limit` characters, with a marker saying how much went (`cut` bytes more went already)."""
+    if len(text) > limit:
+        cut += _utf8_size(text, limit)
+        text = text[:limit]
+    if not cut:
+        return text
+    return f"{text}… [truncated {size_text(cut)}]"
 

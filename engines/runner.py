@@ -10,6 +10,7 @@ import selectors
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,11 @@ READ_GAP = 0.001
 ENV_MAX_EVENTS = "CONCURVIEW_MAX_EVENTS"
 DEFAULT_MAX_EVENTS = 5_000_000
 _PR_SET_CHILD_SUBREAPER = 36
+# Bytes written straight to fd 1/2 become one log event a line: a line is cut past this many bytes
+# (with a marker), so output without newlines cannot grow the runner's memory.
+OUTPUT_LINE_LIMIT = 64 * 1024
+_PF_EXITING = 0x4  # /proc/PID/stat flags: the process is exiting (its files are being closed)
+CLOSED_CHANNEL = "the program closed concurview's channel"
 
 
 def max_events_from_env() -> int:
@@ -233,7 +239,8 @@ class Run:
     iteration then drains what already arrived and ends with an incomplete footer.
     """
 
-    def __init__(self, target: Target, timeout: float | None = None, max_events: int | None = None) -> None:
+    def __init__(self, target: Target, timeout: float | None = None, max_events: int | None = None,
+                 string_budget: int | None = None) -> None:
         self.target = target
         self.timeout = timeout
         self.max_events = max_events_from_env() if max_events is None else max_events
@@ -246,9 +253,9 @@ class Run:
         self.n_lanes = 0
         self.t_last = 0
         # numpy and msgspec load with the first run, not with the app.
-        from concurview.engines.columns import Merger
+        from concurview.engines.columns import STRING_BUDGET, Merger
 
-        self._merger = Merger()
+        self._merger = Merger(STRING_BUDGET if string_budget is None else string_budget)
         self.strings = self._merger.strings  # every string of the run: the batches' columns index it
         self._dropped: dict[int, int] = {}
         self._stop_requested: str | None = None
@@ -259,6 +266,13 @@ class Run:
         self._cgroup: RunCgroup | None = None  # the run's own cgroup, where the machine allows it
         self.unkillable = False  # the program outlived our SIGKILL for _KILL_WAIT s (the run ended without it)
         self._uncaught: str | None = None  # type of the exception that ended the program's main thread
+        self._damage: str | None = None  # a process sent bytes that are not frames: the run ends
+        self._torn: str | None = None  # a stream ended inside a frame (its process died while writing)
+        self._lost: dict[int, str] = {}  # pid -> a stream it closed while running (until it reconnects)
+        self._failure: str | None = None  # an exception inside concurview ended the run
+        self._started = self._finished = False
+        self._long: bytes | None = None  # the head of an output line being cut (OUTPUT_LINE_LIMIT)
+        self._long_cut = 0  # bytes of it cut so far
 
     # -- control ---------------------------------------------------------------
 
@@ -382,7 +396,14 @@ class Run:
             if self.proc.stdout is not None:
                 os.set_blocking(self.proc.stdout.fileno(), False)
                 sel.register(self.proc.stdout, selectors.EVENT_READ, "output")
+            self._started = True
             yield from self._loop(sel, listener)
+        except GeneratorExit:
+            raise  # the reader stopped iterating (footer: not finished)
+        except BaseException as e:  # noqa: BLE001 - a run that failed in here is never "complete"
+            self._failure = "interrupted" if isinstance(e, KeyboardInterrupt) else \
+                f"concurview failed: {type(e).__name__}: {_first_line(e)}"
+            raise
         finally:
             self._kill_group()
             if self.proc is not None:
@@ -401,7 +422,7 @@ class Run:
         streams: dict[socket.socket, Stream] = {}
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         exited_at: float | None = None
-        killed_after_exit = False
+        killed_after_exit = killed_for_damage = False
         output = bytearray()
         read_at = 0.0  # when frames were last read
         while True:
@@ -419,16 +440,23 @@ class Run:
                     except BlockingIOError:
                         continue
                     conn.setblocking(False)
-                    streams[conn] = Stream()
+                    streams[conn] = self._stream(conn)
                     sel.register(conn, selectors.EVENT_READ, "frames")
                 elif what == "frames":
                     read_at = time.monotonic()
                     stream = streams[obj]  # type: ignore[index]
-                    if not self._read_into(obj, stream.buf):  # type: ignore[arg-type]
+                    alive = self._read_into(obj, stream.buf)  # type: ignore[arg-type]
+                    self._frames(stream, lanes, parts)
+                    if stream.damage is not None:
+                        # The program wrote into its channel: its bytes are not read further, the run ends.
+                        self._damage = self._damage or f"damaged frame from {stream.who}: {stream.damage}"
+                        alive = False
+                    elif not alive:
+                        self._stream_ended(stream, streams)
+                    if not alive:
                         sel.unregister(obj)
                         obj.close()  # type: ignore[union-attr]
                         del streams[obj]  # type: ignore[arg-type]
-                    self._frames(stream, lanes, parts)
                 else:
                     chunk = self._read_output(obj)  # type: ignore[arg-type]
                     if chunk is None:
@@ -440,6 +468,9 @@ class Run:
             if self.exit_code is None and self.proc.poll() is not None:
                 self.exit_code = self.proc.returncode
                 exited_at = now
+            if self._damage is not None and not killed_for_damage:
+                self._kill_group()  # (not a stop: the footer's reason is the damage, the status the kill's)
+                killed_for_damage = True
             reason = self._stop_requested
             if reason is None and deadline is not None and now > deadline:
                 reason = f"timeout after {self.timeout:g} s"
@@ -460,7 +491,8 @@ class Run:
                 self._kill_group()
                 killed_after_exit = True
                 exited_at = now
-            if self.stop_reason is not None and self.exit_code is None and not self._wait_killed():
+            if ((self.stop_reason is not None or killed_for_damage) and self.exit_code is None
+                    and not self._wait_killed()):
                 break  # it will not die: end the run without it (the footer says so)
         seq0 = self.n_events
         tail_lanes: list[Lane] = []
@@ -468,6 +500,33 @@ class Run:
         self._output_lines(output, tail_lanes, tail, final=True)
         if tail:
             yield Batch(tail_lanes, self._joined(tail), self.dropped, seq0)
+        self._finished = True
+
+    def _stream(self, conn: socket.socket) -> Stream:
+        """A new process's stream: its pid as the kernel says (Linux), and its command line then."""
+        from concurview.engines.columns import Stream
+
+        pid = None
+        try:
+            pid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0] or None
+        except (AttributeError, OSError, struct.error):
+            pass
+        stream = Stream(pid)
+        if pid is not None:
+            self._lost.pop(pid, None)  # it reconnected
+            stream.cmdline = _cmdline(pid)
+        return stream
+
+    def _stream_ended(self, stream: Stream, streams: dict) -> None:
+        """A stream's end: its process exited (nothing to say), or closed the channel while it runs."""
+        pid = stream.pid
+        running = pid is not None and stream.cmdline is not None and _running(pid) \
+            and _cmdline(pid) == stream.cmdline  # (an exec closes it too: not the program's doing)
+        if running and not any(s.pid == pid for s in streams.values() if s is not stream):
+            self._lost[pid] = CLOSED_CHANNEL  # unless it reconnects (the recorder does, on its next write)
+        elif stream.buf and not running and self._torn is None:
+            # It died while writing a frame: that frame's events are lost.
+            self._torn = f"damaged frame from {stream.who}: the stream ended inside a frame ({len(stream.buf)} bytes)"
 
     @staticmethod
     def _read_into(conn: socket.socket, buf: bytearray) -> bool:
@@ -497,30 +556,39 @@ class Run:
 
     def _frames(self, stream: Stream, lanes: list[Lane], parts: list[Columns]) -> None:
         """The whole frames that arrived on a process's stream, as one Columns part per string table."""
-        merger = self._merger
         for group in stream.groups():
-            for frame in group:
-                self._dropped[frame.pid] = frame.dropped
-            n = sum(frame.n for frame in group)
-            room = self.max_events - self.n_events
-            if n > room:
-                # Retention cap: keep the oldest, drop the newest and count them (a consistent prefix).
-                room = max(room, 0)
-                self.capped += n - room
-                if not room:
-                    continue  # nor new lanes: nothing of theirs will be kept
-            cols = merger.merge(stream, group, room, lanes)
-            self.n_lanes = len(merger.lane_ids)
-            if cols is None:
-                continue
-            parts.append(cols)
-            self.n_events += len(cols)
-            self.t_last = max(self.t_last, int(cols.t.max()))
-            main = merger.lane_ids.get(self._output_lane)  # type: ignore[arg-type]
-            errors = ((cols.kind == ERROR) & (cols.lane == main)).nonzero()[0]
-            if len(errors):
-                # An exception escaped the program's main thread.
-                self._uncaught = self.strings[int(cols.reason[errors[-1]])]
+            try:
+                self._group(stream, group, lanes, parts)
+            except (ValueError, IndexError, OverflowError) as e:  # columns.DamagedFrame among them
+                from concurview.engines.columns import DamagedFrame
+
+                stream.damage = _first_line(e) if isinstance(e, DamagedFrame) else f"{type(e).__name__}: {_first_line(e)}"
+                return
+
+    def _group(self, stream: Stream, group: list, lanes: list[Lane], parts: list[Columns]) -> None:
+        merger = self._merger
+        for frame in group:
+            self._dropped[frame.pid] = max(frame.dropped, self._dropped.get(frame.pid, 0))
+        n = sum(frame.n for frame in group)
+        room = self.max_events - self.n_events
+        if n > room:
+            # Retention cap: keep the oldest, drop the newest and count them (a consistent prefix).
+            room = max(room, 0)
+            self.capped += n - room
+            if not room:
+                return  # nor new lanes: nothing of theirs will be kept
+        cols = merger.merge(stream, group, room, lanes)
+        self.n_lanes = len(merger.lane_ids)
+        if cols is None:
+            return
+        parts.append(cols)
+        self.n_events += len(cols)
+        self.t_last = max(self.t_last, int(cols.t.max()))
+        main = merger.lane_ids.get(self._output_lane)  # type: ignore[arg-type]
+        errors = ((cols.kind == ERROR) & (cols.lane == main)).nonzero()[0]
+        if len(errors):
+            # An exception escaped the program's main thread.
+            self._uncaught = self.strings[int(cols.reason[errors[-1]])]
 
     def _output_lines(self, output: bytearray, lanes: list[Lane], parts: list[Columns], final: bool) -> None:
         """Bytes written straight to fd 1/2 (C code, crashes, subprocesses) become log lines on the main lane."""
@@ -548,14 +616,32 @@ class Run:
                 parts.append(Columns.from_events(events, self.strings))
 
     def _output_events(self, output: bytearray, lane: int, events: list[Event], final: bool) -> None:
-        while output:
+        from concurview.engines.recorder import size_text
+
+        limit = OUTPUT_LINE_LIMIT
+        while output or (final and self._long is not None):
             end = output.find(b"\n")
             if end < 0:
                 if not final:
+                    if self._long is not None:  # still the long line: count, do not keep
+                        self._long_cut += len(output)
+                        del output[:]
+                    elif len(output) > limit:
+                        self._long = bytes(output[:limit])
+                        self._long_cut = len(output) - limit
+                        del output[:]
                     return
                 end = len(output)
-            line = output[:end].decode("utf-8", "replace")
+            raw = bytes(output[:end])
             del output[:end + 1]
+            cut = 0
+            if self._long is not None:
+                raw, cut, self._long = self._long, self._long_cut + len(raw), None
+            elif len(raw) > limit:
+                raw, cut = raw[:limit], len(raw) - limit
+            line = raw.decode("utf-8", "replace")
+            if cut:
+                line += f"… [truncated {size_text(cut)}]"
             if self.n_events >= self.max_events:
                 self.capped += 1
                 continue
@@ -571,7 +657,7 @@ class Run:
         "uncaught ValueError" (exit code 1) or "exit code 7" (sys.exit / os._exit).
         """
         code = self.exit_code
-        reason = self.stop_reason
+        reason = self._failure or self.stop_reason or self._damage
         complete = reason is None
         if reason is None and code is not None and code < 0:
             complete = False
@@ -581,6 +667,18 @@ class Run:
                 reason = f"killed by signal {-code}"
         elif reason is None and code:
             reason = f"uncaught {self._uncaught}" if self._uncaught and code == 1 else f"exit code {code}"
+        # Only a clean end is complete: not a run concurview stopped reading, not one that lost events
+        # to a torn frame, not one whose program closed the channel for good.
+        trouble = None
+        if self._started and not self._finished:
+            trouble = "concurview stopped reading the run before it ended"
+        elif self._lost:
+            trouble = f"{CLOSED_CHANNEL} (pid {', '.join(map(str, sorted(self._lost)))})"
+        elif self._torn:
+            trouble = self._torn
+        if complete and trouble is not None:
+            complete = False
+            reason = trouble if not reason else f"{reason}; {trouble}"
         if self.unkillable:
             complete = False
             reason = f"{reason or 'stopped'}; the program (pid {self.proc.pid if self.proc else '?'}) " \
@@ -594,4 +692,29 @@ class Run:
             dropped=self.dropped,
             duration=self.t_last,
             max_events=self.max_events if self.capped else None,
+            strings_dropped=self.strings.over,
         )
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:300] if lines else type(e).__name__
+
+
+def _running(pid: int) -> bool:
+    """The process is there and not exiting (a zombie, or one closing its files on its way out, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        fields = stat[stat.rfind(b")") + 2:].split()
+        return fields[0] not in (b"Z", b"X", b"x") and not int(fields[6]) & _PF_EXITING
+    except (OSError, IndexError, ValueError):
+        return False
+
+
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
