@@ -43,20 +43,22 @@ class RunCgroup:
     to finding the run's processes by process group, session and environment.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, name: str = "") -> None:
         self.path = path
+        self.name = name  # as /proc/PID/cgroup names it ("0::" + name)
 
     @classmethod
     def create(cls) -> RunCgroup | None:
         root, own = _v2_root(), _own_path()
         if root is None or own is None:
             return None
-        path = os.path.join(root, own.lstrip("/"), f"concurview-{os.getpid()}-{next(_counter)}")
+        name = os.path.join(own, f"concurview-{os.getpid()}-{next(_counter)}")
+        path = os.path.join(root, name.lstrip("/"))
         try:
             os.mkdir(path, 0o755)
         except OSError:
             return None
-        return cls(path)
+        return cls(path, name)
 
     def add(self, pid: int) -> bool:
         """Move `pid` in (before it forks: the runner does it as soon as the child exists). False if refused."""
@@ -73,6 +75,14 @@ class RunCgroup:
                 return [int(p) for p in f.read().split()]
         except (OSError, ValueError):
             return []
+
+    def owns(self, pid: int) -> bool:
+        """Whether `pid` is (or was, for a zombie not yet reaped) in this cgroup."""
+        try:
+            with open(f"/proc/{pid}/cgroup", encoding="utf-8", errors="replace") as f:
+                return any(line.rstrip("\n") == "0::" + self.name for line in f)
+        except OSError:
+            return False
 
     def kill(self) -> None:
         """SIGKILL every process in the cgroup at once (cgroup.kill, Linux 5.14+); before that

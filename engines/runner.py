@@ -298,6 +298,7 @@ class Run:
             return
         root = self.proc.pid
         if self._cgroup is not None:
+            self._killed.update(self._cgroup.pids())
             self._cgroup.kill()
         try:
             os.killpg(root, signal.SIGKILL)
@@ -344,9 +345,14 @@ class Run:
         deadline = time.monotonic() + wait
         while True:
             pending = False
+            cg = self._cgroup
             for pid, state, ppid, pgid, sid in _processes():
-                if pid == root or not (pid in self._killed or pgid == root or sid == root):
+                if pid == root:
                     continue
+                if not (pid in self._killed or pgid == root or sid == root):
+                    # cgroup.kill's dead: our zombie children still name the run's cgroup.
+                    if not (cg is not None and ppid == me and state == "Z" and cg.owns(pid)):
+                        continue
                 if ppid != me:
                     # Not ours (yet): still dying, or its parent has not been reaped.
                     pending = pending or (ppid != 1 and state not in "ZX") or ppid in self._killed
