@@ -25,8 +25,7 @@ SCENARIO = {
     "title": "asyncio: gather 10 tasks, a semaphore lets 3 in",
     "topic": "asyncio",
     "order": 1,
-    "params": {"n_tasks": 10, "limit": 3, "task_sleep": 1.0},
-    "limits": {"n_tasks": (0, 10_000), "limit": (1, 10_000)},
+    "params": {"n_tasks": 10, "limit": 3, "task_sleep": 1.0}, "limits": {"n_tasks": (0, 10_000), "limit": (1, 10_000)},
     "facts": [
         "n_tasks task lanes, all on MainThread",
         "never more than `limit` tasks inside `async with sem` (the others wait in Semaphore.acquire)",

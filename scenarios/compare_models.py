@@ -13,8 +13,7 @@ SCENARIO = {
     "name": "compare-models",
     "title": "Compare: one workload, five models",
     "topic": "compare",
-    "params": {"model": "threads", "jobs": 8, "job_sleep": 0.5, "workers": 4},
-    "limits": {"model": ("sequential", "threads", "processes", "gevent", "asyncio"), "jobs": (0, 10_000), "workers": (1, 256)},
+    "params": {"model": "threads", "jobs": 8, "job_sleep": 0.5, "workers": 4}, "limits": {"model": ("sequential", "threads", "processes", "gevent", "asyncio"), "jobs": (0, 10_000), "workers": (1, 256)},
     "facts": [
         "sequential takes about jobs x job_sleep",
         "threads, processes, gevent and asyncio take about ceil(jobs / workers) x job_sleep",

@@ -21,8 +21,7 @@ SCENARIO = {
     "name": "generator-pingpong",
     "title": "yield: save state + switch (producer / consumer)",
     "topic": "coroutines",
-    "params": {"n": 5},
-    "limits": {"n": (0, 100_000)},
+    "params": {"n": 5}, "limits": {"n": (0, 100_000)},
     "facts": [
         "one generator lane (consumer) next to MainThread, where the producer runs",
         "control alternates strictly: every send() runs the consumer, every yield runs the producer",

@@ -31,8 +31,7 @@ SCENARIO = {
     "topic": "io",
     "order": 7,
     "requires": ["linux"],
-    "params": {"delay": 1.0, "size": 64, "work": 0.5, "backend": "auto"},
-    "limits": {"size": (1, 67_108_864), "backend": ("auto", "io_uring", "posix_aio")},
+    "params": {"delay": 1.0, "size": 64, "work": 0.5, "backend": "auto"}, "limits": {"size": (1, 67_108_864), "backend": ("auto", "io_uring", "posix_aio")},
     "facts": [
         "the program submits the read and returns at once; it never calls recv()",
         "the buffer is already filled when the program learns of the completion",

@@ -23,8 +23,7 @@ SCENARIO = {
     "title": "IO model 1: blocking",
     "topic": "io",
     "order": 1,
-    "params": {"delay": 1.0, "size": 64},
-    "limits": {"size": (1, 67_108_864)},
+    "params": {"delay": 1.0, "size": 64}, "limits": {"size": (1, 67_108_864)},
     "facts": [
         "the program lane waits from recv() until the data reaches the kernel (about `delay`)",
         "the copy follows the kernel's arrival stamp, inside the same recv() call",

@@ -37,8 +37,7 @@ SCENARIO = {
     "topic": "io",
     "order": 8,
     "requires": ["linux", "epoll", "poll", "sigio"],
-    "params": {"delay": 0.2, "size": 64, "fds": "1,100,1000,4000", "repeat": 100},
-    "limits": {"size": (1, 67_108_864), "fds": r"\d+(,\d+)*", "repeat": (1, 1_000_000)},
+    "params": {"delay": 0.2, "size": 64, "fds": "1,100,1000,4000", "repeat": 100}, "limits": {"size": (1, 67_108_864), "fds": r"\d+(,\d+)*", "repeat": (1, 1_000_000)},
     "facts": [
         "blocking and epoll wait through phase 1; non-blocking, signal-driven and async keep running",
         "only the async model's completion finds the data already copied (no recv() in the program)",

@@ -23,8 +23,7 @@ SCENARIO = {
     "topic": "io",
     "order": 3,
     "requires": ["select"],
-    "params": {"api": "select", "delay": 1.0, "size": 64, "idle_fds": 100},
-    "limits": {"api": ("select", "poll", "epoll"), "size": (1, 67_108_864), "idle_fds": (0, 100_000)},
+    "params": {"api": "select", "delay": 1.0, "size": 64, "idle_fds": 100}, "limits": {"api": ("select", "poll", "epoll"), "size": (1, 67_108_864), "idle_fds": (0, 100_000)},
     "facts": [
         "the program lane waits in the readiness call until the data arrives",
         "the recv() after it only copies",

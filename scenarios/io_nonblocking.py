@@ -18,8 +18,7 @@ SCENARIO = {
     "title": "IO model 2: non-blocking (busy polling)",
     "topic": "io",
     "order": 2,
-    "params": {"delay": 1.0, "size": 64, "poll_sleep": 0.0, "report_every": 0.1},
-    "limits": {"size": (1, 67_108_864), "report_every": (0.001, None)},
+    "params": {"delay": 1.0, "size": 64, "poll_sleep": 0.0, "report_every": 0.1}, "limits": {"size": (1, 67_108_864), "report_every": (0.001, None)},
     "facts": [
         "EAGAIN count > 0 before the data arrives",
         "the program lane never waits: it is running (polling) throughout",

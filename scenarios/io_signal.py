@@ -26,8 +26,7 @@ SCENARIO = {
     "topic": "io",
     "order": 6,
     "requires": ["linux", "sigio"],
-    "params": {"delay": 1.0, "size": 64, "long_c_call": False, "c_call_ms": 40},
-    "limits": {"size": (1, 67_108_864)},
+    "params": {"delay": 1.0, "size": 64, "long_c_call": False, "c_call_ms": 40}, "limits": {"size": (1, 67_108_864)},
     "facts": [
         "the handler runs after the data arrives and drains until EAGAIN",
         "the main lane keeps running meanwhile: it never waits for data",

@@ -29,8 +29,7 @@ SCENARIO = {
     "name": "processpool-shutdown",
     "title": "ProcessPoolExecutor: tasks on 3 worker processes, shutdown",
     "topic": "processes",
-    "params": {"workers": 3, "n_tasks": 6, "sleep": 1.0, "wait": True},
-    "limits": {"workers": (1, 256), "n_tasks": (0, 100_000)},
+    "params": {"workers": 3, "n_tasks": 6, "sleep": 1.0, "wait": True}, "limits": {"workers": (1, 256), "n_tasks": (0, 100_000)},
     "facts": [
         "one lane per worker process, each with its own pid, none the parent's",
         "one run per task on a worker's lane, named after the call",

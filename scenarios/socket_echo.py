@@ -29,9 +29,7 @@ SCENARIO = {
     "name": "socket-echo",
     "title": "Socket echo server: selectors (one thread)",
     "topic": "sockets",
-    "params": {"style": "selectors", "clients": 100, "requests": 10, "size": 64, "sample": 5, "timeout": 30.0},
-    "limits": {"style": ("selectors", "gevent", "asyncio", "threads", "all"), "clients": (1, 10_000),
-               "requests": (1, 1_000_000), "size": (1, 67_108_864), "timeout": (0.001, None)},
+    "params": {"style": "selectors", "clients": 100, "requests": 10, "size": 64, "sample": 5, "timeout": 30.0}, "limits": {"style": ("selectors", "gevent", "asyncio", "threads", "all"), "clients": (1, 10_000), "requests": (1, 1_000_000), "size": (1, 67_108_864), "timeout": (0.001, None)},
     "facts": [
         "selectors, gevent and asyncio: one OS thread serves every connection",
         "threads: one OS thread per connection",

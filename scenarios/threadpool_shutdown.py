@@ -30,8 +30,7 @@ SCENARIO = {
     "name": "threadpool-shutdown",
     "title": "ThreadPoolExecutor: 20 tasks, 3 threads, shutdown",
     "topic": "threads",
-    "params": {"workers": 3, "n_tasks": 20, "sleep": 1.0, "wait": True},
-    "limits": {"workers": (1, 256), "n_tasks": (0, 100_000)},
+    "params": {"workers": 3, "n_tasks": 20, "sleep": 1.0, "wait": True}, "limits": {"workers": (1, 256), "n_tasks": (0, 100_000)},
     "facts": [
         "three worker lanes, never more than three running at once",
         "one run per task, named after the call: task('屌丝4')",

@@ -147,7 +147,16 @@ class Timeline:
         self.dropped = 0
         self.undeclared = 0  # events naming a lane no lane line declared (before them): ignored, counted
         self.lanes: list[Lane] = []
-        self._tracks: list[_Track] = []
+        # Lane tracks are made when a lane is first asked about (a trace may have a million lanes,
+        # a screen shows fifty): from the change index below, then kept up to date as events come.
+        self._tracks: dict[int, _Track] = {}
+        self._tracked = _Column(np.bool_)  # per lane: has a track in _tracks
+        # The change index: the events that change a lane's state up to event _index_upto, grouped
+        # by lane (lane l's are _index_ev[_index_start[l]:_index_start[l + 1]]), rebuilt when
+        # enough have come since.
+        self._index_ev = np.zeros(0, dtype=np.int32)
+        self._index_start = np.zeros(1, dtype=np.int64)
+        self._index_upto = 0
         self._lane_kind: list[str] = []
         # Per event: time (8 bytes), lane (2, widening to 4 past 65535 lanes), kind (1) and one
         # interned (reason, where, cause) detail (4); per state change its index in its lane's
@@ -182,8 +191,9 @@ class Timeline:
             if lane.id != len(self.lanes):
                 raise ValueError(f"lane ids must be dense and in order: got {lane.id}, expected {len(self.lanes)}")
             self.lanes.append(lane)
-            self._tracks.append(_Track())
             self._lane_kind.append(lane.kind)
+        if len(self.lanes) > self._tracked.n:
+            self._tracked.extend(np.zeros(len(self.lanes) - self._tracked.n, dtype=np.bool_))
         cols = events if isinstance(events, Columns) else Columns.from_events(list(events), self.strings)
         if not len(cols):
             return
@@ -230,16 +240,18 @@ class Timeline:
                 # Something reported late (a probe, another process's frame): keep switches in time order.
                 sw = self._switches.view()
                 sw[:] = sw[np.lexsort((sw, self._t.a[sw]))]
-        changes = _CHANGES[kind_a]
-        if changes.any():
-            cl, ci = lane_a[changes], idx[changes]
-            # Stable sorts of 2-byte keys are radix sorts: 7x faster than of 4-byte ones.
-            order = np.argsort(cl.astype(np.uint16) if n_lanes <= _LANES_NARROW else cl, kind="stable")
-            cl, ci = cl[order], ci[order]
-            bounds = np.flatnonzero(np.diff(cl)) + 1
-            starts = np.concatenate(([0], bounds))
-            for lo, hi in zip(starts.tolist(), np.append(bounds, len(cl)).tolist()):
-                self._tracks[int(cl[lo])].ev.extend(ci[lo:hi])
+        if self._tracks:
+            # Only the lanes with a track (those asked about) are kept up to date here; the
+            # others are found through the change index when first asked about.
+            changes = _CHANGES[kind_a] & self._tracked.a[lane_a]
+            if changes.any():
+                cl, ci = lane_a[changes], idx[changes]
+                order = _stable_order(cl)
+                cl, ci = cl[order], ci[order]
+                bounds = np.flatnonzero(np.diff(cl)) + 1
+                starts = np.concatenate(([0], bounds))
+                for lo, hi in zip(starts.tolist(), np.append(bounds, len(cl)).tolist()):
+                    self._tracks[int(cl[lo])].ev.extend(ci[lo:hi])
 
     def reserve(self, n_events: int) -> None:
         """Make room for n_events in all: a load that knows about how many are coming grows each
@@ -297,7 +309,7 @@ class Timeline:
             self.dropped = footer.dropped
         for col in (self._t, self._lane, self._kind, self._detail, self._switches, self._text_at, self._text_id):
             col.trim()
-        for tr in self._tracks:
+        for tr in self._tracks.values():
             tr.ev.trim()
 
     # -- facts ----------------------------------------------------------------------
@@ -346,14 +358,47 @@ class Timeline:
     def memory_bytes(self) -> int:
         """Bytes of the event columns and indexes (what the store keeps; growth slack included)."""
         cols = (self._t, self._lane, self._kind, self._detail, self._switches, self._text_at, self._text_id)
-        return sum(c.a.nbytes for c in cols) + sum(tr.ev.a.nbytes for tr in self._tracks)
+        return (sum(c.a.nbytes for c in cols) + self._index_ev.nbytes + self._index_start.nbytes
+                + sum(tr.ev.a.nbytes for tr in self._tracks.values()))
 
     def cache_bytes(self) -> int:
         """Bytes of the per-lane view caches built by the queries so far (times, states, totals)."""
-        return sum(tr.cache_bytes() for tr in self._tracks)
+        return sum(tr.cache_bytes() for tr in self._tracks.values())
 
     def _track(self, lane: int) -> _Track:
-        return self._tracks[lane].sync(self._t.a, self._kind.a)
+        tr = self._tracks.get(lane)
+        if tr is None:
+            tr = self._new_track(lane)
+        return tr.sync(self._t.a, self._kind.a)
+
+    def _new_track(self, lane: int) -> _Track:
+        """Lane `lane`'s track, made from the change index and the events since it was built."""
+        n = self._t.n
+        if n - self._index_upto > max(1 << 16, self._index_upto // 4):
+            self._build_index()
+        upto = self._index_upto
+        parts = []
+        if lane + 1 < len(self._index_start):
+            parts.append(self._index_ev[self._index_start[lane]:self._index_start[lane + 1]])
+        if upto < n:
+            since = (self._lane.a[upto:n] == lane) & _CHANGES[self._kind.a[upto:n]]
+            parts.append(np.flatnonzero(since).astype(np.int32) + upto)
+        tr = _Track()
+        for part in parts:
+            tr.ev.extend(part)
+        self._tracks[lane] = tr
+        self._tracked.a[lane] = True
+        return tr
+
+    def _build_index(self) -> None:
+        n = self._t.n
+        at = np.flatnonzero(_CHANGES[self._kind.a[:n]]).astype(np.int32)
+        lanes = self._lane.a[:n][at]
+        order = _stable_order(lanes)
+        self._index_ev = at[order]
+        self._index_start = np.zeros(len(self.lanes) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(lanes, minlength=len(self.lanes)), out=self._index_start[1:])
+        self._index_upto = n
 
     # -- lane states ------------------------------------------------------------------
 
@@ -717,16 +762,18 @@ class Timeline:
     def state_changes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every lane's state changes at once: (lane, t, state, start) with lane, t and state sorted by lane,
         then time, then file order (the order each lane's track keeps), and start[l] the index of lane l's
-        first change (start[n_lanes] = the number of changes)."""
-        n = self._t.n
-        kind = self._kind.a[:n]
-        at = np.flatnonzero(_CHANGES[kind])
-        lane = self._lane.a[:n][at].astype(np.int64)
-        t = self._t.a[:n][at]
-        order = np.lexsort((at, t, lane))
-        lane, t = lane[order], t[order]
-        state = _KIND_TO_STATE[kind[at[order]]]
-        start = np.searchsorted(lane, np.arange(len(self.lanes) + 1))
+        first change (start[n_lanes] = the number of changes). Read from the change index."""
+        if self._index_upto != self._t.n or len(self._index_start) != len(self.lanes) + 1:
+            self._build_index()
+        ev, start = self._index_ev, self._index_start
+        t = self._t.a[ev]
+        lane = np.repeat(np.arange(len(self.lanes), dtype=np.int32), np.diff(start))
+        back = t[1:] < t[:-1]
+        if back.any() and (back & (lane[1:] == lane[:-1])).any():
+            # A lane's change earlier than one before it (a back-dated probe, a damaged file): time order.
+            order = np.lexsort((ev, t, lane))
+            ev, t = ev[order], t[order]
+        state = _KIND_TO_STATE[self._kind.a[ev]]
         return lane, t, state, start
 
     def incomplete_reason(self) -> str | None:
@@ -738,31 +785,48 @@ class Timeline:
         return self.footer.reason if not self.footer.complete else None
 
     def max_running(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
-        """For each lane kind, the most lanes of that kind running at the same moment."""
+        """For each lane kind, the most lanes of that kind running at the same moment.
+
+        At each moment a lane starts running, the lanes running are the starts so far less the stops
+        so far (a stop at the same moment counted first): two sorted arrays and a searchsorted a kind.
+        """
         lane, t, state, start = self.state_changes()
-        running = (state == RUNNING).astype(np.int8)
-        prev = np.empty_like(running)
+        running = state == RUNNING
+        prev = np.zeros_like(running)
         prev[1:] = running[:-1]
-        prev[start[:-1][start[:-1] < len(lane)]] = 0  # each lane starts not running
-        delta = running - prev
-        nz = np.flatnonzero(delta)
-        lane, t, delta = lane[nz], t[nz], delta[nz]
-        names = sorted({l.kind for l in self.lanes})
+        heads = start[:-1][start[:-1] < start[1:]]
+        prev[heads] = False  # each lane starts not running
+        up, down = running & ~prev, prev & ~running
+        del running, prev
+        names = sorted({lane.kind for lane in self.lanes})
         code = {k: i for i, k in enumerate(names)}
-        lane_kind = np.array([code[l.kind] for l in self.lanes], dtype=np.int32)
-        of_kind = lane_kind[lane] if len(lane) else np.zeros(0, dtype=np.int32)
+        lane_kind = np.array([code[k] for k in self._lane_kind], dtype=np.int16)
         out: dict[str, int] = {}
         for k in names:
             if kinds is not None and k not in kinds:
                 continue
-            sel = of_kind == code[k]
-            tk, dk = t[sel], delta[sel]
-            order = np.lexsort((dk, tk))  # at equal times, stops (-1) before starts (+1)
-            out[k] = int(np.cumsum(dk[order], dtype=np.int64).max(initial=0))
+            mine = lane_kind[lane] == code[k] if len(names) > 1 else np.ones(len(lane), dtype=bool)
+            starts = np.sort(t[up & mine])
+            stops = np.sort(t[down & mine])
+            del mine
+            if not len(starts):
+                out[k] = 0
+                continue
+            at_start = np.arange(1, len(starts) + 1) - np.searchsorted(stops, starts, side="right")
+            out[k] = int(at_start.max())
         return out
 
     def lane_label(self, lane: int) -> str:
         return self.lanes[lane].name
+
+
+def _sum_by(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """out[g] = the sum of values whose group is g, in int64, for groups sorted ascending."""
+    out = np.zeros(n, dtype=np.int64)
+    if len(groups):
+        heads = np.flatnonzero(np.diff(groups, prepend=-1))
+        out[groups[heads]] = np.add.reduceat(values, heads)
+    return out
 
 
 class LaneTotals(Sequence):
@@ -771,26 +835,31 @@ class LaneTotals(Sequence):
     def __init__(self, tl: Timeline) -> None:
         self._lanes = tl.lanes
         lane, t, state, start = tl.state_changes()
-        n_lanes = len(tl.lanes)
+        n_lanes, n = len(tl.lanes), len(t)
         has = start[1:] > start[:-1]
-        nxt = np.empty_like(t)
-        nxt[:-1] = t[1:]
-        last = start[1:][has] - 1  # each lane's last change: its state lasts to the end
-        nxt[last] = tl.t_end
-        dur = nxt - t
-        firsts = np.minimum(start[:-1], max(len(t) - 1, 0))
         self._totals = np.zeros((n_lanes, 5), dtype=np.int64)
+        # One state at a time, over just its changes (a 10M-event trace's arrays are 80 MB each):
+        # each lasts until the lane's next change, its last one until the end of the trace.
         for s in (RUNNING, READY_S, WAITING):
-            per = np.add.reduceat(np.where(state == s, dur, 0), firsts) if len(t) else np.zeros(n_lanes, np.int64)
-            self._totals[:, s] = np.where(has, per, 0)
-        if len(t):
-            runs = np.add.reduceat((state == RUNNING).astype(np.int64), firsts)
-            self._runs = np.where(has, runs, 0)
-        else:
+            at = np.flatnonzero(state == s)
+            if not len(at):
+                continue
+            owner = lane[at]
+            nxt = np.minimum(at + 1, n - 1)
+            last = at + 1 == start[owner.astype(np.int64) + 1]
+            dur = np.where(last, tl.t_end, t[nxt]) - t[at]
+            del nxt, last
+            # Summed per lane as int64 (bincount's weights are floats: exact only to 2**53 ns).
+            self._totals[:, s] = _sum_by(owner, dur, n_lanes)
+            if s == RUNNING:
+                self._runs = np.bincount(owner, minlength=n_lanes)
+            del at, owner, dur
+        if not hasattr(self, "_runs"):
             self._runs = np.zeros(n_lanes, dtype=np.int64)
-        self._first = np.where(has, t[firsts] if len(t) else 0, -1)
-        last_all = np.maximum(start[1:] - 1, 0)
-        self._done = np.where(has & (state[last_all] == DONE if len(t) else False), t[last_all] if len(t) else 0, -1)
+        firsts = np.minimum(start[:-1], max(n - 1, 0))
+        lasts = np.maximum(start[1:] - 1, 0)
+        self._first = np.where(has, t[firsts], -1) if n else np.full(n_lanes, -1)
+        self._done = np.where(has & (state[lasts] == DONE), t[lasts], -1) if n else np.full(n_lanes, -1)
 
     def __len__(self) -> int:
         return len(self._lanes)
@@ -813,6 +882,15 @@ class LaneTotals(Sequence):
             "first_t_s": first / 1e9 if first >= 0 else None,
             "done_t_s": done / 1e9 if done >= 0 else None,
         }
+
+
+def _stable_order(lanes: np.ndarray) -> np.ndarray:
+    """argsort(lanes, kind="stable"): a radix sort of 2-byte keys up to 65535 lanes (7x faster than a
+    stable sort of 4-byte ones); past that a merge sort, fast on real traces, whose lanes come in runs
+    (short-lived lanes, each busy for a while)."""
+    if len(lanes) == 0 or int(lanes.max()) <= _LANES_NARROW:
+        return np.argsort(lanes.astype(np.uint16), kind="stable")
+    return np.argsort(lanes, kind="stable")
 
 
 _LOAD_BATCH = 50_000  # events a load gives the store at once
