@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from pathlib import Path
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -13,15 +14,17 @@ import numpy as np
 
 from concurview.engines.columns import KIND_NAMES, UNKNOWN_KIND, Columns, StringTable
 from concurview.engines.events import (
-    CLOSE, COOPERATIVE_KINDS, EVENT_KINDS, KIND_CODE, OPEN, READY, RUN, WAIT,
+    BLOCK, CLOSE, COOPERATIVE_KINDS, EVENT_KINDS, KIND_CODE, OPEN, READY, RUN, WAIT,
     Event, Footer, Header, Lane,
 )
 
-# Lane states, as drawn.
-NONE, RUNNING, READY_S, WAITING, DONE = range(5)
-STATE_NAMES = ("not started", "running", "ready", "waiting", "done")
-_STATE_OF_KIND = {OPEN: READY_S, RUN: RUNNING, WAIT: WAITING, READY: READY_S, CLOSE: DONE}
-_COUNTED = (RUNNING, READY_S, WAITING)  # the states whose running totals a track keeps
+# Lane states, as drawn. BLOCKING: a task, greenlet or generator in a call that blocks its whole
+# OS thread (a `block` event): the lanes that take turns with it on that thread cannot run.
+NONE, RUNNING, READY_S, WAITING, DONE, BLOCKING = range(6)
+STATE_NAMES = ("not started", "running", "ready", "waiting", "done", "blocking the thread")
+_STATE_OF_KIND = {OPEN: READY_S, RUN: RUNNING, WAIT: WAITING, READY: READY_S, CLOSE: DONE, BLOCK: BLOCKING}
+_COUNTED = (RUNNING, READY_S, WAITING, BLOCKING)  # the states whose running totals a track keeps
+_N_STATES = 6
 _PACK = 21  # bits of each of reason, where and cause in one detail's sort key (when they fit)
 _LANES_NARROW = np.iinfo(np.uint16).max  # lane ids fit 2 bytes up to here, then the column widens
 
@@ -64,9 +67,14 @@ class _Column:
 
 class _Track:
     """One lane's state changes: the index of each changing event (kept), and, built on first
-    query and extended as events arrive, their times, states and running totals (a view cache)."""
+    query and extended as events arrive, their times, states and running totals (a view cache).
 
-    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n")
+    A lane starved by another's block also has `extra` changes no event of its own made (see
+    Timeline._starve): the cache then holds both, in time order, with `evc` the event each
+    cached change belongs to (an extra's: the wait it interrupts). Without extras, `ev` is that.
+    """
+
+    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n", "extra", "evc", "_synced", "_extra_n")
 
     def __init__(self) -> None:
         self.ev = _Column(np.int32, 16)
@@ -74,33 +82,65 @@ class _Track:
         self.state = _Column(np.uint8, 0)
         self._prefix: np.ndarray | None = None
         self._prefix_n = 0
+        self.extra: list[tuple[int, int, int]] | None = None  # (t, state, event) drawn, not recorded
+        self.evc: _Column | None = None
+        self._synced = 0  # entries of `ev` in the cache
+        self._extra_n = 0  # entries of `extra` in the cache
 
     def sync(self, times: np.ndarray, kinds: np.ndarray) -> _Track:
         """Bring the cached times and states up to the events recorded so far."""
-        if self.t.n != self.ev.n:
-            tail = self.ev.a[self.t.n:self.ev.n]
+        if self.extra is not None and self._extra_n != len(self.extra):
+            return self._rebuild(times, kinds)
+        if self._synced != self.ev.n:
+            tail = self.ev.a[self._synced:self.ev.n]
             tt = times[tail]
             if (self.t.n and tt[0] < self.t.a[self.t.n - 1]) or bool((tt[1:] < tt[:-1]).any()):
                 # A change earlier than one before it on this lane (a probe's back-dated event, a
                 # damaged or hand-made file): the lane's changes in time order, file order among
                 # equal times, as the switch index keeps them. Durations stay >= 0 and lookups
                 # by bisection stay true.
-                ev = self.ev.view()
-                ev[:] = ev[np.lexsort((ev, times[ev]))]
-                self.t.n = self.state.n = self._prefix_n = 0
-                tail, tt = ev, times[ev]
+                return self._rebuild(times, kinds)
             self.t.extend(tt)
             self.state.extend(_KIND_TO_STATE[kinds[tail]])
+            if self.evc is not None:
+                self.evc.extend(tail)
+            self._synced = self.ev.n
         return self
 
+    def _rebuild(self, times: np.ndarray, kinds: np.ndarray) -> _Track:
+        """The whole cache again: the events in time order (file order among equal times), the extras merged in."""
+        ev = self.ev.view()
+        ev[:] = ev[np.lexsort((ev, times[ev]))]
+        t, st, owner = times[ev], _KIND_TO_STATE[kinds[ev]], ev
+        if self.extra:
+            x = np.array(self.extra, dtype=np.int64).reshape(-1, 3)
+            t = np.concatenate((t, x[:, 0]))
+            st = np.concatenate((st, x[:, 1].astype(np.uint8)))
+            owner = np.concatenate((owner, x[:, 2].astype(np.int32)))
+            order = np.argsort(t, kind="stable")  # an event before an extra at the same time
+            t, st, owner = t[order], st[order], owner[order]
+            if self.evc is None:
+                self.evc = _Column(np.int32, 0)
+            self.evc.n = 0
+            self.evc.extend(owner)
+        self.t.n = self.state.n = self._prefix_n = 0
+        self.t.extend(t)
+        self.state.extend(st)
+        self._synced, self._extra_n = self.ev.n, len(self.extra or ())
+        return self
+
+    def events(self) -> np.ndarray:
+        """The event each cached change belongs to."""
+        return self.ev.view() if self.evc is None else self.evc.view()
+
     def prefix(self) -> np.ndarray:
-        """prefix[r, i] = time spent running / ready / waiting (r = 0, 1, 2) before the i-th change."""
+        """prefix[r, i] = time spent running / ready / waiting / blocking (r = 0..3) before the i-th change."""
         n = self.t.n
         p, done = self._prefix, self._prefix_n
         if p is not None and done == n:
             return p[:, :n]
         if p is None or p.shape[1] < n:
-            grown = np.zeros((3, max(n, 2 * (0 if p is None else p.shape[1]), 16)), dtype=np.int64)
+            grown = np.zeros((len(_COUNTED), max(n, 2 * (0 if p is None else p.shape[1]), 16)), dtype=np.int64)
             if p is not None:
                 grown[:, :done] = p[:, :done]
             p = self._prefix = grown
@@ -115,7 +155,8 @@ class _Track:
         return p[:, :n]
 
     def cache_bytes(self) -> int:
-        return self.t.a.nbytes + self.state.a.nbytes + (0 if self._prefix is None else self._prefix.nbytes)
+        return (self.t.a.nbytes + self.state.a.nbytes + (0 if self._prefix is None else self._prefix.nbytes)
+                + (0 if self.evc is None else self.evc.a.nbytes))
 
 
 @dataclass(frozen=True)
@@ -166,6 +207,9 @@ class Timeline:
         self._sources: dict[int, tuple[StringTable, np.ndarray]] = {}  # another table's ids -> ours
         self.t_end = 0
         self._view_cache: dict[str, tuple[int, object]] = {}
+        # Blocks (`block` events) whose end has not arrived yet; those that ended: (lane, event, start, end).
+        self._blocks_open: list[int] = []
+        self._block_spans: list[tuple[int, int, int, int]] = []
 
     # -- ingest -------------------------------------------------------------------
 
@@ -229,6 +273,10 @@ class Timeline:
             starts = np.concatenate(([0], bounds))
             for lo, hi in zip(starts.tolist(), np.append(bounds, len(cl)).tolist()):
                 self._tracks[int(cl[lo])].ev.extend(ci[lo:hi])
+        blocks = kind_a == BLOCK
+        if self._blocks_open or blocks.any():
+            self._blocks_open.extend(idx[blocks].tolist())
+            self._end_blocks()
 
     def reserve(self, n_events: int) -> None:
         """Make room for n_events in all: a load that knows about how many are coming grows each
@@ -288,6 +336,7 @@ class Timeline:
             col.trim()
         for tr in self._tracks:
             tr.ev.trim()
+        self._end_blocks(at_end=True)
 
     # -- facts ----------------------------------------------------------------------
 
@@ -352,7 +401,7 @@ class Timeline:
         i = int(np.searchsorted(tr.t.view(), t, side="right")) - 1
         if i < 0:
             return NONE, None
-        return int(tr.state.a[i]), int(tr.ev.a[i])
+        return int(tr.state.a[i]), int(tr.events()[i])
 
     def lane_states(self, lanes: Sequence[int], t0: int, t1: int, width: int,
                     t_now: int | None = None) -> np.ndarray:
@@ -374,11 +423,11 @@ class Timeline:
             ic = np.clip(i, 0, None)
             cur = st[ic]
             since = np.where(valid, e - t[ic], 0)
-            cum = np.zeros((5, len(e)), dtype=np.int64)
+            cum = np.zeros((_N_STATES, len(e)), dtype=np.int64)
             for r, s in enumerate(_COUNTED):
                 cum[s] = np.where(valid, pre[r, ic] + np.where(cur == s, since, 0), 0)
-            # A track only holds ready, running, waiting and done: done is the rest of its time.
-            cum[DONE] = np.where(valid, e - t[0], 0) - cum[RUNNING] - cum[READY_S] - cum[WAITING]
+            # A track only holds ready, running, waiting, blocking and done: done is the rest of its time.
+            cum[DONE] = np.where(valid, e - t[0], 0) - cum[list(_COUNTED)].sum(axis=0)
             cum[NONE] = np.clip(np.minimum(e, t[0]) - t0, 0, None)  # before the lane existed
             spent = np.diff(cum, axis=1)
             dominant = spent.argmax(axis=0).astype(np.uint8)
@@ -397,7 +446,7 @@ class Timeline:
         a lane's `done` stretch and zero-length stretches are left out.
         """
         tr = self._track(lane)
-        t, st, ev = tr.t.view(), tr.state.view(), tr.ev.view()
+        t, st, ev = tr.t.view(), tr.state.view(), tr.events()
         if not len(t):
             empty = np.empty(0, dtype=np.int64)
             return empty, empty, empty.astype(np.uint8), empty.astype(np.int32)
@@ -468,7 +517,7 @@ class Timeline:
         while lo > 0:
             lo, hi = max(0, lo - window), lo
             k_win, l_win = kinds[lo:hi], lanes[lo:hi]
-            stop = (k_win == WAIT) | (k_win == CLOSE)
+            stop = (k_win == WAIT) | (k_win == CLOSE) | (k_win == BLOCK)
             if coop:
                 stop |= (k_win == RUN) & (l_win != lane)
             hits = np.flatnonzero(stop & mask[l_win])
@@ -490,7 +539,13 @@ class Timeline:
         at = f" at {s.stopped_where}" if s.stopped_where else ""
         if s.stopped == s.lane:
             waited = format_time(s.t - (s.stopped_t or s.t))
+            if s.stopped_kind == "block":
+                return head + f"{name} resumes after {waited}: " + self.block_text(s.stopped, s.stopped_reason,
+                                                                                    s.stopped_where, s.stopped_t, s.t) + "; " + ran
             return head + f"{name} resumes after {waited}: it waited ({why}{at}); " + ran
+        if s.stopped_kind == "block":
+            return head + f"{who} -> {name}: " + self.block_text(s.stopped, s.stopped_reason, s.stopped_where,
+                                                                 s.stopped_t, s.t) + "; " + ran
         if s.stopped_kind == "run":
             return head + f"{who} -> {name}: {who} hands the thread to {name}; " + ran
         verb = "waits" if s.stopped_kind == "wait" else "finished"
@@ -630,8 +685,9 @@ class Timeline:
         if i < 0:
             return NONE, None
         state = int(tr.state.a[i])
+        owner = tr.events()
         for j in range(i, max(i - 8, -1), -1):
-            where = self._details[int(self._detail.a[int(tr.ev.a[j])])][1]
+            where = self._details[int(self._detail.a[int(owner[j])])][1]
             if where:
                 return state, self.strings[where]
         return state, None
@@ -664,6 +720,7 @@ class Timeline:
             "open": f"{name} is created{by}{at}",
             "run": f"{name} runs" + (f" ({e.reason})" if e.reason else "") + at,
             "wait": f"{name} waits" + (f" ({e.reason}{at})" if e.reason else at),
+            "block": f"{name}: {blocking_call(e.reason)}{at} blocks {self.blocked_what(e.lane)}",
             "ready": f"{name} is ready" + (f" (woken{by})" if by else ""),
             "log": f"{name} prints: {text}",
             "error": f"{name} raised: {text}",
@@ -681,7 +738,7 @@ class Timeline:
         lanes_out = []
         for lane in self.lanes:
             tr = self._track(lane.id)
-            totals = [0] * 5
+            totals = [0] * _N_STATES
             if tr.t.n:
                 pre = tr.prefix()
                 last = int(tr.state.a[tr.t.n - 1])
@@ -692,7 +749,7 @@ class Timeline:
                 "id": lane.id, "kind": lane.kind, "name": lane.name, "parent": lane.parent,
                 "pid": lane.pid, "tid": lane.tid, "switches": n_runs,
                 "running_s": totals[RUNNING] / 1e9, "ready_s": totals[READY_S] / 1e9,
-                "waiting_s": totals[WAITING] / 1e9,
+                "waiting_s": totals[WAITING] / 1e9, "blocking_s": totals[BLOCKING] / 1e9,
                 "first_t_s": int(tr.t.a[0]) / 1e9 if tr.t.n else None,
                 "done_t_s": int(tr.t.a[tr.t.n - 1]) / 1e9 if tr.t.n and tr.state.a[tr.t.n - 1] == DONE else None,
             })
@@ -713,8 +770,175 @@ class Timeline:
             "errors": len(kinds("error")),
             "logs": len(kinds("log")),
             "max_running": self.max_running(),
+            "max_in_flight": self.max_in_flight(),
+            "blocks": [{"lane": lane, "name": self.lanes[lane].name, "t_s": t0 / 1e9, "duration_s": (t1 - t0) / 1e9,
+                        "reason": self.event(ev).reason, "where": self.event(ev).where,
+                        "starved": [self.lanes[s].name for s in self.starved(lane, t0, t1)]}
+                       for lane, ev, t0, t1 in self.block_spans()],
             "lane_totals": lanes_out,
         }
+
+    # -- blocking the thread: `block` events, the lanes they starve, jobs in flight ----------------
+
+    def _end_blocks(self, at_end: bool = False) -> None:
+        """Blocks whose end (the blocker's next change) has arrived: kept as spans, and their
+        starved siblings drawn ready. At the end of a trace, a block still open ends there."""
+        still = []
+        for b in self._blocks_open:
+            lane = int(self._lane.a[b])
+            tr = self._track(lane)
+            at = np.flatnonzero(tr.events() == b)
+            if not len(at):
+                continue
+            j = int(at[-1])
+            if j + 1 < tr.t.n:
+                end = int(tr.t.a[j + 1])
+            elif at_end:
+                end = max(self.t_end, int(tr.t.a[j]))
+            else:
+                still.append(b)
+                continue
+            start = int(tr.t.a[j])
+            self._block_spans.append((lane, b, start, end))
+            self._starve(lane, b, start, end)
+        self._blocks_open = still
+
+    def _starve(self, blocker: int, b: int, t0: int, t1: int) -> None:
+        """The lanes of the blocker's thread that could have run during its block [t0, t1): drawn ready.
+
+        - a task waiting on `await sleep(d)` (or a greenlet on gevent's `sleep d s`) whose deadline
+          passed before the block ended: ready from its deadline (its `ready` event comes only once
+          the loop runs again);
+        - gevent's hub, switched away from: ready for the block (it would run the loop, and every
+          greenlet it has to wake). A lane whose deadline is not known (a future, a socket) stays waiting.
+        """
+        me = self.lanes[blocker]
+        for other in self.lanes:
+            if other.id == blocker or other.pid != me.pid or other.tid != me.tid or other.kind not in ("task", "greenlet", "hub"):
+                continue
+            tr = self._track(other.id)
+            t, st, owner = tr.t.view(), tr.state.view(), tr.events()
+            i = int(np.searchsorted(t, t0, side="right")) - 1
+            if i < 0 or st[i] != WAITING:
+                continue
+            ev = int(owner[i])
+            nxt = int(t[i + 1]) if i + 1 < len(t) else None
+            if other.kind == "hub":
+                extra = [(t0, READY_S, ev)]
+                if nxt is None or nxt > t1:
+                    extra.append((t1, WAITING, ev))
+            else:
+                if self._kind.a[ev] != WAIT:
+                    continue
+                secs = _deadline_of(self.event(ev).reason, other.kind)
+                if secs is None:
+                    continue
+                due = int(t[i]) + int(secs * 1e9)
+                if due >= t1 or (nxt is not None and due >= nxt):
+                    continue
+                extra = [(due, READY_S, ev)]
+            if tr.extra is None:
+                tr.extra = []
+            tr.extra.extend(extra)
+        self._view_cache.pop("in_flight", None)
+
+    def block_spans(self) -> list[tuple[int, int, int, int]]:
+        """(lane, `block` event, start, end) of every block that ended, in the order they ended."""
+        return list(self._block_spans)
+
+    def starved(self, blocker: int, t0: int, t1: int) -> list[int]:
+        """The other lanes of the blocker's thread that were ready (could have run) in [t0, t1)."""
+        me = self.lanes[blocker]
+        out = []
+        for other in self.lanes:
+            if other.id == blocker or other.pid != me.pid or other.tid != me.tid or other.kind not in COOPERATIVE_KINDS:
+                continue
+            tr = self._track(other.id)
+            t, st = tr.t.view(), tr.state.view()
+            lo = max(int(np.searchsorted(t, t0, side="right")) - 1, 0)
+            hi = int(np.searchsorted(t, t1, side="left"))
+            if len(t) and t[0] < t1 and bool((st[lo:max(hi, lo + 1)] == READY_S).any()):
+                out.append(other.id)
+        return out
+
+    def blocked_what(self, lane: int) -> str:
+        """What a block of `lane` holds: `the event loop` (a task), `the gevent hub` (a greenlet
+        next to a hub), else its thread, by name."""
+        me = self.lanes[lane]
+        kinds = {o.kind for o in self.lanes if o.pid == me.pid and o.tid == me.tid}
+        if me.kind == "task":
+            return "the event loop"
+        if "hub" in kinds:
+            return "the gevent hub"
+        thread = next((o.name for o in self.lanes if o.pid == me.pid and o.tid == me.tid
+                       and o.kind in ("main", "thread")), None)
+        return f"its thread ({thread})" if thread else "its thread"
+
+    def blocker_at(self, lane: int, t: int) -> int | None:
+        """The lane whose block holds `lane`'s thread at time t (None if none does)."""
+        me = self.lanes[lane]
+        for other, _b, t0, t1 in reversed(self._block_spans):
+            o = self.lanes[other]
+            if other != lane and o.pid == me.pid and o.tid == me.tid and t0 <= t < t1:
+                return other
+        for b in self._blocks_open:
+            other = int(self._lane.a[b])
+            o = self.lanes[other]
+            if other != lane and o.pid == me.pid and o.tid == me.tid and int(self._t.a[b]) <= t:
+                return other
+        return None
+
+    def block_text(self, lane: int, reason: str | None, where: str | None, t0: int | None, t1: int) -> str:
+        """`time.sleep(1) at x.py:9 blocked the event loop (good was ready)`: a block, for the step it ends."""
+        at = f" at {where}" if where else ""
+        ready = [self.lanes[s].name for s in self.starved(lane, t0 if t0 is not None else t1, t1)]
+        tail = f" ({_names(ready)} {'was' if len(ready) == 1 else 'were'} ready)" if ready else ""
+        return f"{blocking_call(reason)}{at} blocked {self.blocked_what(lane)}{tail}"
+
+    def in_flight_mask(self, lane: int) -> np.ndarray:
+        """Per cached change of `lane`: whether it is in the middle of a job from there on.
+
+        A job is in flight from the lane's first run until it is done, whatever its state meanwhile
+        (a sleeping pool worker, a task waiting on IO count), except while it waits for work
+        (an idle pool worker between jobs)."""
+        tr = self._track(lane)
+        st = tr.state.view()
+        owner = tr.events()
+        busy = (st != DONE) & (st != NONE)
+        runs = np.flatnonzero(st == RUNNING)
+        busy[:runs[0] if len(runs) else len(st)] = False
+        idle = self._idle_details()
+        if len(idle):
+            busy &= ~((st == WAITING) & np.isin(self._detail.a[owner], idle))
+        return busy
+
+    def _idle_details(self) -> np.ndarray:
+        def build():
+            ids = {i for i, text in enumerate(self.strings.strings) if text in _IDLE_REASONS}
+            return np.array([d for d, (reason, _w, _c) in enumerate(self._details) if reason in ids], dtype=np.int64)
+        return self._cached("idle_details", len(self._details), build)
+
+    def max_in_flight(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
+        """For each lane kind, the most lanes of that kind in the middle of a job at the same moment."""
+        out: dict[str, int] = {}
+        by_kind: dict[str, list[int]] = {}
+        for lane in self.lanes:
+            by_kind.setdefault(lane.kind, []).append(lane.id)
+        for kind, ids in by_kind.items():
+            if kinds is not None and kind not in kinds:
+                continue
+            ts, deltas = [], []
+            for i in ids:
+                busy = self.in_flight_mask(i).astype(np.int8)
+                change = np.diff(np.concatenate(([0], busy)))
+                nz = np.flatnonzero(change)
+                ts.append(self._track(i).t.view()[nz])
+                deltas.append(change[nz])
+            t = np.concatenate(ts)
+            d = np.concatenate(deltas)
+            order = np.lexsort((d, t))  # at equal times, ends (-1) before starts (+1)
+            out[kind] = int(np.cumsum(d[order]).max(initial=0))
+        return out
 
     def incomplete_reason(self) -> str | None:
         """Why the trace is incomplete (truncated file, no footer, the footer's reason), or None."""
@@ -756,10 +980,42 @@ class Timeline:
 
 _LOAD_BATCH = 50_000  # events a load gives the store at once
 _CHANGES = np.zeros(256, dtype=bool)  # by kind code: the kinds that change a lane's state
-_CHANGES[[OPEN, RUN, WAIT, READY, CLOSE]] = True
+_CHANGES[[OPEN, RUN, WAIT, READY, CLOSE, BLOCK]] = True
 _KIND_TO_STATE = np.full(len(EVENT_KINDS), NONE, dtype=np.uint8)
 for _k, _s in _STATE_OF_KIND.items():
     _KIND_TO_STATE[_k] = _s
+
+
+_IDLE_REASONS = frozenset({"waiting for work"})  # a pool worker between jobs (threads, processes)
+_SLEEP_AWAIT = re.compile(r"await sleep\(([0-9.eE+-]+)\)\Z")
+_SLEEP_GEVENT = re.compile(r"sleep ([0-9.eE+-]+)s\Z")
+
+
+def _deadline_of(reason: str | None, kind: str) -> float | None:
+    """Seconds a hand-off wait lasts at most, when its reason says: `await sleep(0.3)` (a task),
+    gevent's `sleep 0.3s` (a greenlet's switch to the hub); else None."""
+    m = (_SLEEP_AWAIT if kind == "task" else _SLEEP_GEVENT).match(reason or "")
+    if m is None:
+        return None
+    try:
+        secs = float(m.group(1))
+    except ValueError:
+        return None
+    return secs if 0 <= secs < 1e9 else None
+
+
+def blocking_call(reason: str | None) -> str:
+    """The call a `block` event's reason names, as the program wrote it: `sleep 1.0s` -> `time.sleep(1.0)`."""
+    if not reason:
+        return "a blocking call"
+    m = re.match(r"sleep (.+)s\Z", reason)
+    if m:
+        return f"time.sleep({m.group(1)})"
+    return reason
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def format_time(ns: int) -> str:
@@ -860,7 +1116,7 @@ def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width
     idx = np.full((n, width + 1), -1, dtype=np.int64)
     cur = np.zeros((n, width + 1), dtype=np.uint8)
     t_at = np.zeros((n, width + 1), dtype=np.int64)
-    pre = np.zeros((3, n, width + 1), dtype=np.int64)
+    pre = np.zeros((len(_COUNTED), n, width + 1), dtype=np.int64)
     first = np.zeros(n, dtype=np.int64)
     last = np.zeros(n, dtype=np.uint8)
     has = np.zeros(n, dtype=bool)
@@ -877,10 +1133,10 @@ def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width
         first[row], last[row], has[row] = t[0], st[-1], True
     valid = idx >= 0
     since = np.where(valid, e_all - t_at, 0)
-    cum = np.zeros((5, n, width + 1), dtype=np.int64)
+    cum = np.zeros((_N_STATES, n, width + 1), dtype=np.int64)
     for r, s in enumerate(_COUNTED):
         cum[s] = np.where(valid, pre[r] + np.where(cur == s, since, 0), 0)
-    cum[DONE] = np.where(valid, e_all - first[:, None], 0) - cum[RUNNING] - cum[READY_S] - cum[WAITING]
+    cum[DONE] = np.where(valid, e_all - first[:, None], 0) - cum[list(_COUNTED)].sum(axis=0)
     cum[NONE] = np.clip(np.minimum(e_all, first[:, None]) - t0, 0, None)
     spent = np.diff(cum, axis=2)
     dominant = spent.argmax(axis=0).astype(np.uint8)
