@@ -363,7 +363,8 @@ class Timeline:
         codes = [KIND_CODE[k] for k in kinds]
         return np.flatnonzero(np.isin(self._kind.view(), codes))
 
-    def events_with_reason(self, query: str, kinds: tuple[str, ...] = ("run", "wait"), limit: int = 200) -> np.ndarray:
+    def events_with_reason(self, query: str, kinds: tuple[str, ...] = ("run", "wait", "block"),
+                           limit: int = 200) -> np.ndarray:
         """Indices of the first `limit` events of these kinds whose reason holds `query` (any case):
         the strings are matched once each, the events by their interned detail (no object an event)."""
         q = query.lower()
