@@ -112,7 +112,7 @@ class ConcurviewApp(App[int]):
         Binding("s", "stop", "stop"),
         Binding("e", "export", "export"),
         Binding("slash", "find", "find", key_display="/"),
-        Binding("w", "warnings", "warnings"),
+        Binding("w", "warnings", "warnings", show=False),  # the status line says "N warnings (w)" when there are
         Binding("p", "toggle_picker", "picker", show=False),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
