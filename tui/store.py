@@ -843,6 +843,10 @@ class Timeline:
             tr.extra.extend(extra)
         self._view_cache.pop("in_flight", None)
 
+    def has_blocks(self) -> bool:
+        """Whether any lane has blocked its thread so far (ended or still blocking)."""
+        return bool(self._block_spans or self._blocks_open)
+
     def block_spans(self) -> list[tuple[int, int, int, int]]:
         """(lane, `block` event, start, end) of every block that ended, in the order they ended."""
         return list(self._block_spans)
@@ -1113,11 +1117,13 @@ def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width
         return np.zeros((n, max(width, 0)), dtype=np.uint8)
     edges = np.linspace(t0, t1, width + 1).astype(np.int64)
     end = tl.t_end if t_now is None else t_now
+    # Without a block in the trace no lane is ever blocking: one state row less to add up per frame.
+    counted, n_states = (_COUNTED, _N_STATES) if tl.has_blocks() else (_COUNTED[:3], DONE + 1)
     e_all = np.broadcast_to(edges, (n, width + 1)).copy()
     idx = np.full((n, width + 1), -1, dtype=np.int64)
     cur = np.zeros((n, width + 1), dtype=np.uint8)
     t_at = np.zeros((n, width + 1), dtype=np.int64)
-    pre = np.zeros((len(_COUNTED), n, width + 1), dtype=np.int64)
+    pre = np.zeros((len(counted), n, width + 1), dtype=np.int64)
     first = np.zeros(n, dtype=np.int64)
     last = np.zeros(n, dtype=np.uint8)
     has = np.zeros(n, dtype=bool)
@@ -1130,14 +1136,14 @@ def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width
         i = np.searchsorted(t, e, side="right") - 1
         ic = np.maximum(i, 0)
         e_all[row], idx[row], cur[row], t_at[row] = e, i, st[ic], t[ic]
-        pre[:, row] = tr.prefix()[:, ic]
+        pre[:, row] = tr.prefix()[:len(counted), ic]
         first[row], last[row], has[row] = t[0], st[-1], True
     valid = idx >= 0
     since = np.where(valid, e_all - t_at, 0)
-    cum = np.zeros((_N_STATES, n, width + 1), dtype=np.int64)
-    for r, s in enumerate(_COUNTED):
+    cum = np.zeros((n_states, n, width + 1), dtype=np.int64)
+    for r, s in enumerate(counted):
         cum[s] = np.where(valid, pre[r] + np.where(cur == s, since, 0), 0)
-    cum[DONE] = np.where(valid, e_all - first[:, None], 0) - cum[list(_COUNTED)].sum(axis=0)
+    cum[DONE] = np.where(valid, e_all - first[:, None], 0) - cum[list(counted)].sum(axis=0)
     cum[NONE] = np.clip(np.minimum(e_all, first[:, None]) - t0, 0, None)
     spent = np.diff(cum, axis=2)
     dominant = spent.argmax(axis=0).astype(np.uint8)
