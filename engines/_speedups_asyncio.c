@@ -418,6 +418,35 @@ throw_into(PyObject *coro, PyObject *args, PyObject **presult)
 
 /* -- a step -------------------------------------------------------------------------------- */
 
+/* The lane of the task whose step runs on this thread now (CV_NONE: none). A step that starts
+ * inside another task's step is an eager task's first step (3.12's eager_task_factory, or
+ * Task(..., eager_start=True)): its creator is suspended in create_task() meanwhile, not running. */
+static CV_THREAD_LOCAL int64_t stepping = CV_NONE;
+
+/* The creator of an eager task waits for the child's first step (nested = 1), or runs again
+ * after it (nested = 0), caused by the child. Failures are absorbed: the step goes on. */
+static void
+eager_parent(TracedCoro *self, int64_t parent, int waits, PyObject **pending)
+{
+    PyObject *reason = NULL;
+    if (waits) {
+        reason = PyUnicode_FromFormat("eager start of %U", self->name ? self->name : Py_None);
+        if (reason == NULL) {
+            absorb(self, pending);
+            return;
+        }
+    }
+    int drop = cv_room(self->buf);
+    if (drop == 0) {
+        drop = cv_push(self->buf, now(self), parent, waits ? CV_WAIT : CV_RUN, reason, NULL,
+                       waits ? CV_NONE : self->lane, NULL);
+    }
+    if (drop < 0) {
+        absorb(self, pending);
+    }
+    Py_XDECREF(reason);
+}
+
 /* One step of the task: send `value` (throw_args NULL) or throw(*throw_args) into the coroutine. */
 static PySendResult
 step(TracedCoro *self, PyObject *value, PyObject *throw_args, PyObject **presult)
@@ -438,6 +467,12 @@ step(TracedCoro *self, PyObject *value, PyObject *throw_args, PyObject **presult
     else {
         absorb(self, &pending);
     }
+    int64_t outer = stepping;
+    int eager = entered && outer != CV_NONE && outer == prev;
+    stepping = self->lane;
+    if (eager) {
+        eager_parent(self, outer, 1, &pending);
+    }
     PyObject *run_reason = NULL;
     if (throw_args != NULL && (run_reason = throw_reason(throw_args)) == NULL) {
         absorb(self, &pending);
@@ -449,6 +484,7 @@ step(TracedCoro *self, PyObject *value, PyObject *throw_args, PyObject **presult
 
     PyObject *result;
     PySendResult r = throw_args == NULL ? PyIter_Send(coro, value, &result) : throw_into(coro, throw_args, &result);
+    stepping = outer;
 
     if (r != PYGEN_NEXT) {
         /* The task ends: returned (result is its value), or raised (the exception is set). */
@@ -457,6 +493,9 @@ step(TracedCoro *self, PyObject *value, PyObject *throw_args, PyObject **presult
             leave(self, prev);
         }
         finish(self, exc, &pending);
+        if (eager) {
+            eager_parent(self, outer, 0, &pending);
+        }
         if (exc != NULL) {
             restore_exception(exc);
             Py_XDECREF(pending);  /* the program's own exception wins */
@@ -477,6 +516,9 @@ step(TracedCoro *self, PyObject *value, PyObject *throw_args, PyObject **presult
     /* throw() explains afresh: a cancelled step may stop anywhere (an except or finally clause). */
     if (stopped(self, result, throw_args == NULL, &pending) < 0 && pending == NULL) {
         pending = take_exception();
+    }
+    if (eager) {
+        eager_parent(self, outer, 0, &pending);
     }
     Py_DECREF(coro);
     if (pending != NULL) {

@@ -151,6 +151,33 @@ record(EventBuffer *b, int64_t lane, int kind, PyObject *reason, PyObject *where
     return cv_push(b, cv_monotonic_ns() - b->t0, lane, kind, reason, where, cause, NULL);
 }
 
+/* CV_WAIT, or CV_BLOCK when `lane` is not the calling thread's own lane (thread_lanes, else
+ * main_lane): only the engines of cooperative lanes (tasks, greenlets, generators) make another
+ * lane current on a thread, and such a lane waiting here holds the whole thread instead of
+ * handing it to its loop or hub. Called once per wait that blocks: a dict lookup is cheap. */
+static int
+stop_kind(EventBuffer *b, int64_t lane)
+{
+    int64_t own = b->main_lane;
+    if (b->thread_lanes != NULL && PyDict_GET_SIZE(b->thread_lanes) != 0) {
+        PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+        if (ident == NULL) {
+            PyErr_Clear();
+            return CV_WAIT;
+        }
+        PyObject *found = PyDict_GetItemWithError(b->thread_lanes, ident);  /* borrowed */
+        Py_DECREF(ident);
+        if (found != NULL) {
+            own = cv_int64(found);
+        }
+        if (PyErr_Occurred()) {
+            PyErr_Clear();  /* a hook never raises into the program: an ordinary wait */
+            return CV_WAIT;
+        }
+    }
+    return lane == own ? CV_WAIT : CV_BLOCK;
+}
+
 static inline size_t
 code_hash(PyObject *code)
 {
@@ -251,7 +278,7 @@ hook_sleep(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwname
         Py_XSETREF(h->last_key, Py_NewRef(secs));
         Py_XSETREF(h->last_reason, Py_NewRef(reason));
     }
-    int rc = record(h->buf, lane, CV_WAIT, reason, at, CV_NONE);
+    int rc = record(h->buf, lane, stop_kind(h->buf, lane), reason, at, CV_NONE);
     Py_DECREF(reason);
     if (rc < 0) {
         Py_DECREF(at);
@@ -425,7 +452,7 @@ hook_wait(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwnames
     PyObject *lane_obj = PyLong_FromLongLong(lane);
     PyObject *result = NULL;
     if (lane_obj == NULL || PyList_Append(lanes, lane_obj) < 0
-        || record(h->buf, lane, CV_WAIT, reason, at, CV_NONE) < 0) {
+        || record(h->buf, lane, stop_kind(h->buf, lane), reason, at, CV_NONE) < 0) {
         goto done;
     }
     result = PyObject_Vectorcall(h->real, call, 2, NULL);

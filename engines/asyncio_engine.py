@@ -77,6 +77,11 @@ class PyTracedCoro:
         rec = self._rec
         prev = rec.swap_lane(lane)
         events = self._events
+        # A step inside another task's step: an eager task's first one (3.12's eager_task_factory);
+        # its creator is suspended in create_task() meanwhile, not running.
+        eager = prev in self._engine.task_lanes
+        if eager:
+            self._rec.record(prev, WAIT, "eager start of " + self.__name__)
         # One room check per step: the wait (and ready) may overfill the batch by two;
         # the next step's check, or anyone's record(), then flushes it.
         fast = _len(events) < _LIMIT
@@ -90,6 +95,8 @@ class PyTracedCoro:
         except BaseException as exc:
             rec.set_lane(prev)
             self._finish(exc)
+            if eager:
+                self._rec.record(prev, RUN, None, None, lane)
             raise
         rec.set_lane(prev)
         # Why and where it stopped. A task tends to wait at the same few places: the
@@ -121,12 +128,14 @@ class PyTracedCoro:
             if yielded is None:
                 # A bare yield (sleep(0)): the task is back in the ready queue at once.
                 events.append((t, lane, READY, None, None, lane))
-                return None
         else:
             self._rec.record(lane, WAIT, reason, where)
             if yielded is None:
                 self._rec.record(lane, READY, None, None, lane)
-                return None
+        if eager:
+            self._rec.record(prev, RUN, None, None, lane)
+        if yielded is None:
+            return None
         try:
             # The marker goes first among the future's callbacks; the Task adds its wake-up next.
             yielded.add_done_callback(self)

@@ -21,9 +21,13 @@ LANE_KINDS = (
 )
 
 # Event kinds in a fixed order: the wire and the store carry the index.
-EVENT_KINDS = ("open", "run", "wait", "ready", "log", "error", "close", "phase", "mark")
+# New kinds go at the end: an older reader takes a code past its own list for a kind it ignores.
+# `block`: a cooperative lane (task, greenlet, generator) waits in a call that blocks its whole OS
+# thread (time.sleep, a blocking recv, a contended lock) instead of handing the thread to its loop
+# or hub; its siblings cannot run until it returns (a `run` of the same lane ends it).
+EVENT_KINDS = ("open", "run", "wait", "ready", "log", "error", "close", "phase", "mark", "block")
 KIND_CODE = {k: i for i, k in enumerate(EVENT_KINDS)}
-OPEN, RUN, WAIT, READY, LOG, ERROR, CLOSE, PHASE, MARK = range(len(EVENT_KINDS))
+OPEN, RUN, WAIT, READY, LOG, ERROR, CLOSE, PHASE, MARK, BLOCK = range(len(EVENT_KINDS))
 
 # Lanes that take turns inside one OS thread: their scheduling domain is that
 # thread. Every other lane competes with the other threads of its process.

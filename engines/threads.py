@@ -9,7 +9,7 @@ import queue
 import sys
 import threading
 
-from concurview.engines.events import CLOSE, ERROR, READY, RUN, WAIT
+from concurview.engines.events import BLOCK, CLOSE, ERROR, READY, RUN, WAIT
 from concurview.engines.recorder import Recorder, _allocate_lock, _get_ident
 from concurview.engines.where import Where
 
@@ -335,7 +335,7 @@ class ThreadsEngine:
         engine, rec = self, self.rec
         Condition = threading.Condition
         orig_wait, orig_notify = Condition.wait, Condition.notify
-        getframe, current_lane = sys._getframe, rec.current_lane
+        getframe, current_lane, stop_kind = sys._getframe, rec.current_lane, self.stop_kind
         woken_by = self._woken_by
 
         def wait(cond, timeout=None):
@@ -348,7 +348,7 @@ class ThreadsEngine:
                 lanes = d["_concurview_lanes"] = []
             reason, at = engine.wait_reason(getframe(1), "Condition.wait", timeout)
             lanes.append(lane)
-            rec.record(lane, WAIT, reason, at)
+            rec.record(lane, stop_kind(lane), reason, at)
             got = False
             try:
                 got = orig_wait(cond, timeout)
@@ -411,7 +411,7 @@ class ThreadsEngine:
             if timeout is not None:
                 reason += f" (timeout {_seconds(timeout)})"
             lane = self.rec.current_lane()
-            self.rec.record(lane, WAIT, reason, at)
+            self.rec.record(lane, self.stop_kind(lane), reason, at)
             return lane, at
         except Exception:  # noqa: BLE001
             self.errors += 1
@@ -591,7 +591,7 @@ class ThreadsEngine:
 
         engine, rec = self, self.rec
         real = time.sleep
-        getframe, current_lane = sys._getframe, rec.current_lane
+        getframe, current_lane, stop_kind = sys._getframe, rec.current_lane, self.stop_kind
         sites = self._sites
         reasons: dict = {}  # secs -> "sleep 1.0s": formatting a float costs more than the rest of the hook
 
@@ -613,7 +613,7 @@ class ThreadsEngine:
                     reason = f"sleep {secs}s"
                     if len(reasons) < 1024:
                         reasons[secs] = reason
-                rec.record(lane, WAIT, reason, at)
+                rec.record(lane, stop_kind(lane), reason, at)
             except Exception:  # noqa: BLE001 - a hook never raises into the program
                 engine.errors += 1
                 return real(secs)
@@ -647,6 +647,7 @@ class ThreadsEngine:
         engine, rec = self, self.rec
         Thread = threading.Thread
         orig_start, orig_inner, orig_join = Thread.start, Thread._bootstrap_inner, Thread.join
+        stop_kind = self.stop_kind
 
         def start(thread):
             try:
@@ -687,7 +688,7 @@ class ThreadsEngine:
             except Exception:  # noqa: BLE001
                 engine.errors += 1
                 reason, at = f"join {thread.name}", None
-            rec.record(lane, WAIT, reason, at)
+            rec.record(lane, stop_kind(lane), reason, at)
             try:
                 return orig_join(thread, timeout)
             finally:
@@ -944,6 +945,19 @@ class ThreadsEngine:
 
     # -- blocking --------------------------------------------------------------------------------
 
+    def stop_kind(self, lane: int) -> int:
+        """WAIT, or BLOCK when `lane` is not the calling thread's own lane.
+
+        Only the engines of cooperative lanes (asyncio tasks, greenlets, generators) make another
+        lane current on a thread, for as long as it runs there. Such a lane waiting in a blocking
+        call (this engine's: a sleep, a lock, a queue, a socket) is not handing the thread to its
+        loop or hub: it holds the whole thread, and every lane that takes turns with it waits too.
+        """
+        rec = self.rec
+        lanes = rec._thread_lanes
+        own = lanes.get(_get_ident(), rec.main_lane) if lanes else rec.main_lane
+        return WAIT if lane == own else BLOCK
+
     def label_of(self, code) -> str | None:
         """What why() makes of a frame running `code`: "" the program's own, a label from LABELS, or None."""
         entry = self._labels.get(id(code))
@@ -999,7 +1013,7 @@ class ThreadsEngine:
         try:
             lane = rec.current_lane()
             reason, at = self.wait_reason(frame, default, timeout)
-            rec.record(lane, WAIT, reason, at)
+            rec.record(lane, self.stop_kind(lane), reason, at)
         except Exception:  # noqa: BLE001
             self.errors += 1
             return call(*args, **kwargs)
@@ -1019,7 +1033,7 @@ class ThreadsEngine:
         if waiters is None:
             waiters = lock._waiters = []
         waiters.append(lane)
-        rec.record(lane, WAIT, reason, at)
+        rec.record(lane, self.stop_kind(lane), reason, at)
         ok = False
         try:
             ok = acquire(*args)
@@ -1064,7 +1078,7 @@ class ThreadsEngine:
         if waiters is None:
             waiters = q._waiters = []
         waiters.append(lane)
-        rec.record(lane, WAIT, reason, at)
+        rec.record(lane, self.stop_kind(lane), reason, at)
         got = False
         item = None
         try:

@@ -32,8 +32,8 @@ from concurview.tui.lanes import Cursor, LaneDiagram
 from concurview.tui.panes import InfoLine, LogView, Source, SourceMark, SourceView
 from concurview.tui.picker import ScenarioPicker
 from concurview.tui.compositor import CroppedScreen
-from concurview.tui.screens import ErrorScreen, ExportScreen, FindScreen, Found, HelpScreen
-from concurview.tui.states import DONE, NONE, RUNNING, STATE_NAMES
+from concurview.tui.screens import ErrorScreen, ExportScreen, FindScreen, Found, HelpScreen, WarningsScreen
+from concurview.tui.states import BLOCKING, DONE, NONE, READY_S, RUNNING, STATE_NAMES
 from concurview.tui.text import clean
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ KEYS = (
     ("s", "stop the running scenario (the trace so far is kept)"),
     ("e", "export the trace (JSON Lines) and a screenshot (SVG)"),
     ("/", "find a lane, a switch or a log line"),
+    ("w", "warnings: what to notice (a task or greenlet that blocked its loop, hub or thread)"),
     ("p", "show / hide the scenario picker"),
     ("?", "this help"),
     ("q", "quit"),
@@ -111,6 +112,7 @@ class ConcurviewApp(App[int]):
         Binding("s", "stop", "stop"),
         Binding("e", "export", "export"),
         Binding("slash", "find", "find", key_display="/"),
+        Binding("w", "warnings", "warnings", show=False),  # the status line says "N warnings (w)" when there are
         Binding("p", "toggle_picker", "picker", show=False),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
@@ -560,7 +562,7 @@ class ConcurviewApp(App[int]):
         if action in ("step", "event") and isinstance(self.focused, Input):
             return False  # its cursor's keys (the priority bindings above defer to it)
         needs_timeline = {"step", "event", "lane", "lane_switch", "jump", "play", "zoom", "fit", "axis",
-                          "export", "find"}
+                          "export", "find", "warnings"}
         if action in needs_timeline and (self.timeline is None or self.timeline.n_events == 0):
             return None
         if action == "stop" and self.current_run is None and self._compare_token is None:
@@ -817,6 +819,15 @@ class ConcurviewApp(App[int]):
             return
         self.push_screen(FindScreen(self._search, self._find_query), self._found)
 
+    def action_warnings(self) -> None:
+        tl = self.timeline
+        if tl is None:
+            return
+        from concurview.tui.lints import lints
+
+        found = [Found(lint.text, lint.lane if lint.lane is not None else 0, lint.event) for lint in lints(tl)]
+        self.push_screen(WarningsScreen(found), self._found)
+
     def _search(self, query: str) -> list[Found]:
         """Lanes whose name holds `query`, then runs and waits whose reason does (`work(2)`, `Lock`),
         then log lines (200 results at most)."""
@@ -1008,12 +1019,24 @@ class ConcurviewApp(App[int]):
         state, ev = tl.state_at(lane, t)
         info = tl.lanes[lane]
         words = [f"{info.name} ({info.kind})", STATE_NAMES[state]]
-        if ev is not None and state not in (NONE, DONE):
+        blocker = tl.blocker_at(lane, t) if tl.block_spans() or state == READY_S else None
+        if ev is not None and state == BLOCKING:
+            from concurview.tui.store import blocking_call  # loaded: a trace is shown
+
             e = tl.event(ev)
-            if e.reason:
+            words[-1] = f"blocking: {blocking_call(e.reason)}" + (f" at {e.where}" if e.where else "")
+            words[-1] += f" blocks {tl.blocked_what(lane)}"
+            words.append(f"since {format_time(e.t)}")
+        elif ev is not None and state not in (NONE, DONE):
+            e = tl.event(ev)
+            if blocker is not None and state == READY_S:
+                words[-1] = f"ready, but {tl.blocked_what(blocker)} is blocked by {tl.lanes[blocker].name}"
+            elif e.reason:
                 words[-1] += f": {e.reason}"
             if e.where:
                 words[-1] += f" at {e.where}"
+            if blocker is not None and state != READY_S:
+                words[-1] += f" (its thread is blocked by {tl.lanes[blocker].name})"
             words.append(f"since {format_time(e.t)}")
         return Content.styled(clean("selected: " + " · ".join(words), one_line=True), "$text-muted")
 
@@ -1028,6 +1051,9 @@ class ConcurviewApp(App[int]):
                      one_line=True)
         # Most important first: a narrow terminal cuts the end of the line.
         parts: list = [(name, "bold"), " · ", state]
+        n_warn = self._warning_count(tl)
+        if n_warn:
+            parts += [" · ", (f"{n_warn} warning{'s' if n_warn != 1 else ''} (w)", "bold $text-warning")]
         if tl.dropped:
             parts += [" · ", (f"{tl.dropped} events dropped", "bold $text-warning")]
         if self.playing:
@@ -1047,6 +1073,14 @@ class ConcurviewApp(App[int]):
         if not tl.dropped:
             parts.append(" · 0 dropped")
         return Content.assemble(*parts)
+
+    def _warning_count(self, tl: Timeline) -> int:
+        """How many lints the trace has so far (none without a block: nothing to compute)."""
+        if not tl.block_spans():
+            return 0
+        from concurview.tui.lints import lints
+
+        return len(lints(tl))
 
     def _source_marks(self, tl: Timeline) -> tuple[SourceMark, ...]:
         """Where each lane is at the cursor, for the source pane: the lane that runs now first."""

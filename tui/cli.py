@@ -508,11 +508,12 @@ def _compare(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         print(f"{args.jobs} jobs x {args.job_sleep:g} s, {args.workers} workers\n")
-        print(f"  {'model':<11} {'total':>9} {'ideal':>9} {'switches':>8} {'lanes':>5} {'most at once':>12}")
+        print(f"  {'model':<11} {'total':>9} {'ideal':>9} {'switches':>8} {'lanes':>5} {'most at once':>12}"
+              f" {'in flight':>9}")
         for r in rows:
             total = "failed" if r["total_s"] is None else format_time(int(r["total_s"] * 1e9))
             print(f"  {r['model']:<11} {total:>9} {format_time(int(r['ideal_s'] * 1e9)):>9} "
-                  f"{r['switches']:>8} {r['lanes']:>5} {r['max_running_workers']:>12}")
+                  f"{r['switches']:>8} {r['lanes']:>5} {r['max_running_workers']:>12} {r['max_in_flight_workers']:>9}")
     if failed is not None:
         raise UsageError(str(failed))
     return 0 if all(r["complete"] and r["exit_code"] == 0 for r in rows) else 1
@@ -554,10 +555,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _summary(path: str, as_json: bool, max_bytes: int | None = None) -> int:
+    from concurview.tui.lints import lints
     from concurview.tui.store import format_time, load
 
     tl = load(path, max_bytes)
     s = tl.summary()
+    s["warnings"] = [lint.as_json() for lint in lints(tl)]
     if as_json:
         _summary_json(s)
         return 0
@@ -573,11 +576,19 @@ def _summary(path: str, as_json: bool, max_bytes: int | None = None) -> int:
         say(f"{s['undeclared']} event{'s' if s['undeclared'] != 1 else ''} on undeclared lanes ignored")
     rows = s["lane_totals"]
     w = max([4] + [len(lane.name) for lane in tl.lanes])
-    say(f"\n  {'lane':<{w}}  {'kind':<9} {'running':>10} {'waiting':>10} {'ready':>10} {'switches':>8}")
+    blocked = bool(s["blocks"])  # the column only when a lane blocked its thread
+    extra = f" {'blocking':>10}" if blocked else ""
+    say(f"\n  {'lane':<{w}}  {'kind':<9} {'running':>10} {'waiting':>10} {'ready':>10} {'switches':>8}{extra}")
     for r in rows:
-        cells = [format_time(int(r[k] * 1e9)) for k in ("running_s", "waiting_s", "ready_s")]
-        say(f"  {r['name']:<{w}}  {r['kind']:<9} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {r['switches']:>8}")
+        cells = [format_time(int(r[k] * 1e9)) for k in ("running_s", "waiting_s", "ready_s", "blocking_s")]
+        tail = f" {cells[3]:>10}" if blocked else ""
+        say(f"  {r['name']:<{w}}  {r['kind']:<9} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {r['switches']:>8}{tail}")
     say("\nmost running at once: " + ", ".join(f"{k} {v}" for k, v in s["max_running"].items()))
+    say("jobs in flight at once: " + ", ".join(f"{k} {v}" for k, v in s["max_in_flight"].items()))
+    if s["warnings"]:
+        say(f"\n{len(s['warnings'])} warning{'s' if len(s['warnings']) != 1 else ''}:")
+        for lint in s["warnings"]:
+            say(f"  ! {lint['text']}")
     return 0
 
 

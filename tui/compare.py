@@ -105,9 +105,13 @@ def table(runs: list[ModelRun]) -> list[dict]:
         tl.add(r.lanes, r.events)
         running = tl.max_running()
         workers = {k: v for k, v in running.items() if k not in ("main", "hub", "loop")}
+        # Jobs in flight: what "concurrency" means for IO-bound work (a sleeping worker, a task waiting on IO count).
+        flight = tl.max_in_flight()
+        flying = {k: v for k, v in flight.items() if k not in ("main", "hub", "loop")}
         rows.append({
             "model": r.model, "total_s": r.total, "ideal_s": r.ideal, "switches": tl.n_switches,
             "lanes": len(r.lanes), "max_running_workers": max(workers.values(), default=running.get("main", 0)),
+            "max_in_flight_workers": max(flying.values(), default=flight.get("main", 0)),
             "complete": r.footer.complete, "exit_code": r.footer.exit_code,
         })
     return rows

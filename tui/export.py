@@ -7,10 +7,10 @@ from pathlib import Path
 
 from rich.cells import set_cell_size
 
-from concurview.tui.store import DONE, NONE, READY_S, RUNNING, STATE_NAMES, WAITING, Timeline, format_time
+from concurview.tui.store import BLOCKING, DONE, NONE, READY_S, RUNNING, STATE_NAMES, WAITING, Timeline, format_time
 from concurview.tui.text import shorten
 
-GLYPHS = {NONE: " ", RUNNING: "█", READY_S: "▒", WAITING: "─", DONE: " "}
+GLYPHS = {NONE: " ", RUNNING: "█", READY_S: "▒", WAITING: "─", DONE: " ", BLOCKING: "━"}
 FORMATS = ("chrome", "txt", "svg")
 SUFFIXES = {"chrome": ".chrome.json", "txt": ".txt", "svg": ".svg"}
 
@@ -48,6 +48,8 @@ def to_chrome(tl: Timeline) -> dict:
             name = {RUNNING: "run", READY_S: "ready", WAITING: "wait"}.get(state, STATE_NAMES[state])
             if state == WAITING and e.reason:
                 name = f"wait: {e.reason}"
+            elif state == BLOCKING:
+                name = f"blocks the thread: {e.reason}" if e.reason else "blocks the thread"
             elif state == RUNNING and e.reason:
                 name = e.reason
             args = {k: v for k, v in (("reason", e.reason), ("where", e.where)) if v}
@@ -122,7 +124,7 @@ def to_svg(tl: Timeline, width: int = 100) -> str:
     from rich.console import Console
     from rich.text import Text
 
-    colours = {RUNNING: "green", READY_S: "yellow", WAITING: "grey50"}
+    colours = {RUNNING: "green", READY_S: "yellow", WAITING: "grey50", BLOCKING: "red"}
     console = Console(record=True, width=width, file=open("/dev/null", "w"), color_system="truecolor")
     text = to_text(tl, width).splitlines()
     console.print(Text(text[0], style="bold"))

@@ -19,7 +19,7 @@ from textual.widget import Widget
 
 from concurview.tui.axis import SWITCH, TIME, Window, switch_ticks, time_ticks
 from concurview.tui.compositor import CroppedScreen
-from concurview.tui.states import DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
+from concurview.tui.states import BLOCKING, DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
 from concurview.tui.text import clean, shorten
 
 if TYPE_CHECKING:
@@ -29,17 +29,18 @@ if TYPE_CHECKING:
 else:
     np = LazyNumpy(globals())
 
-ERROR = 5  # a cell holding an error event: drawn over the state
-BRIEF = 6  # a cell where the lane started running but spent most of it otherwise (time axis)
-GLYPHS = (" ", "█", "▒", "─", " ", "✗", "▌")
-STATE_WORDS = ("", "run", "ready", "wait", "done")
+ERROR = 6  # a cell holding an error event: drawn over the state
+BRIEF = 7  # a cell where the lane started running but spent most of it otherwise (time axis)
+# By state (store.py's codes), then ERROR and BRIEF. Blocking the thread is a heavy wait: `━`.
+GLYPHS = (" ", "█", "▒", "─", " ", "━", "✗", "▌")
+STATE_WORDS = ("", "run", "ready", "wait", "done", "block")
 STATE_WIDTH = max(map(len, STATE_WORDS))
 KIND_ICONS = {
     "main": "◆", "thread": "≡", "process": "▣", "greenlet": "ɡ", "hub": "✱", "task": "◇",
     "generator": "↻", "timer": "◷", "loop": "⟳", "kernel": "⌁", "peer": "⇄",
 }
 # Where the cursor crosses a cell it leaves a mark that reads without colour (the label says the state).
-CURSOR_GLYPHS = {" ": "│", "─": "┼", "█": "╋", "▒": "╂", "▌": "╋"}
+CURSOR_GLYPHS = {" ": "│", "─": "┼", "█": "╋", "▒": "╂", "▌": "╋", "━": "┿"}
 SAMPLES = 8  # switches looked at per cell when a cell covers many (switch axis)
 
 
@@ -85,7 +86,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
 
     COMPONENT_CLASSES = {
         "lanes--label", "lanes--label-selected", "lanes--ruler", "lanes--cursor", "lanes--running",
-        "lanes--ready", "lanes--waiting", "lanes--error", "lanes--selected-row",
+        "lanes--ready", "lanes--waiting", "lanes--blocking", "lanes--error", "lanes--selected-row",
     }
 
     DEFAULT_CSS = """
@@ -100,6 +101,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         & > .lanes--running { color: $success; }
         & > .lanes--ready { color: $warning; }
         & > .lanes--waiting { color: $text-muted; }
+        & > .lanes--blocking { color: $error; }
         & > .lanes--error { color: $error; text-style: bold; }
         & > .lanes--selected-row { background: $accent 10%; }
     }
@@ -468,7 +470,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
 
     def _state_style(self, state: int) -> Style:
         name = {RUNNING: "lanes--running", READY_S: "lanes--ready", WAITING: "lanes--waiting",
-                ERROR: "lanes--error", BRIEF: "lanes--running"}.get(state)
+                BLOCKING: "lanes--blocking", ERROR: "lanes--error", BRIEF: "lanes--running"}.get(state)
         return self.cached_style(name) if name else Style()
 
     def _plot(self, tl: Timeline, row: int, lane: int, plot_width: int) -> tuple[list[int], list[Segment]]:

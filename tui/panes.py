@@ -19,7 +19,7 @@ from textual.widget import Widget
 
 from concurview.tui.lanes import CachedStyles
 from concurview.tui.text import clean, shorten
-from concurview.tui.states import READY_S, RUNNING, LazyNumpy
+from concurview.tui.states import BLOCKING, READY_S, RUNNING, LazyNumpy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -236,7 +236,8 @@ class SourceView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fals
         return strip.crop(0, width)
 
 
-_STATE_NOTE = {RUNNING: ("runs", "run"), READY_S: ("is ready", "are ready")}
+_STATE_NOTE = {RUNNING: ("runs", "run"), READY_S: ("is ready", "are ready"),
+               BLOCKING: ("blocks the thread", "block the thread")}
 
 
 def _note(marks: list[SourceMark]) -> str:

@@ -1,4 +1,4 @@
-"""Modal screens: help (keys and glyphs), errors, export and find."""
+"""Modal screens: help (keys and glyphs), errors, export, find and warnings."""
 
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ from concurview.tui.text import clean
 
 GLYPH_LEGEND = (
     (GLYPHS[1], "running: the lane has the CPU (threads: runnable - Python cannot see the GIL)"),
-    (GLYPHS[6], "ran briefly: started running in a cell it spent mostly waiting (time axis)"),
+    (GLYPHS[7], "ran briefly: started running in a cell it spent mostly waiting (time axis)"),
     (GLYPHS[2], "ready: woken, waiting for its turn"),
     (GLYPHS[3], "waiting: sleeping, blocked on a lock, IO, a future ..."),
+    (GLYPHS[5], "blocking the thread: a task, greenlet or generator in a call that holds its whole thread"),
+    ("", "(time.sleep, a blocking recv, a lock) instead of handing it to its event loop or hub: the"),
+    ("", "lanes it shares the thread with cannot run, and are drawn ready (▒) when they could have"),
     ("' '", "not started yet, or done"),
-    (GLYPHS[5], "an exception escaped the lane"),
-    ("▼ │ ┼ ╋ ╂", "the cursor (the current switch) crossing an idle, waiting, running, ready cell"),
+    (GLYPHS[6], "an exception escaped the lane"),
+    ("▼ │ ┼ ╋ ╂ ┿", "the cursor (the current switch) crossing an idle, waiting, running, ready, blocking cell"),
 )
 
 
@@ -123,6 +126,32 @@ class Found:
     label: str
     lane: int
     event: int | None = None  # the event to put the cursor on (a run, a wait, a log line)
+
+
+class WarningsScreen(ModalScreen[Found | None]):
+    """What a learner should notice in this trace (tui/lints.py): one line each; Enter jumps to it."""
+
+    BINDINGS = [Binding("escape,w", "dismiss", "Close")]
+
+    def __init__(self, found: Sequence[Found]) -> None:
+        super().__init__(id="warnings")
+        self.found = list(found)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="warnings-box", classes="dialog"):
+            n = len(self.found)
+            yield Label(f"{n} warning{'s' if n != 1 else ''}: what to notice in this run", classes="dialog-title")
+            if self.found:
+                # The lints quote lane names and reasons from the trace: cleaned where they become options.
+                yield OptionList(*(Option(Content("! " + clean(f.label, one_line=True))) for f in self.found),
+                                 id="warnings-list")
+            else:
+                yield Static("nothing: no lane blocked its event loop, hub or thread", id="warnings-none")
+            yield Label("↑↓ choose · enter jumps there · esc closes", classes="dialog-hint")
+
+    @on(OptionList.OptionSelected, "#warnings-list")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.found[event.option_index])
 
 
 class FindScreen(ModalScreen[Found | None]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from pathlib import Path
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -13,15 +14,17 @@ import numpy as np
 
 from concurview.engines.columns import KIND_NAMES, UNKNOWN_KIND, Columns, StringTable
 from concurview.engines.events import (
-    CLOSE, COOPERATIVE_KINDS, EVENT_KINDS, KIND_CODE, OPEN, READY, RUN, WAIT,
+    BLOCK, CLOSE, COOPERATIVE_KINDS, EVENT_KINDS, KIND_CODE, OPEN, READY, RUN, WAIT,
     Event, Footer, Header, Lane,
 )
 
-# Lane states, as drawn.
-NONE, RUNNING, READY_S, WAITING, DONE = range(5)
-STATE_NAMES = ("not started", "running", "ready", "waiting", "done")
-_STATE_OF_KIND = {OPEN: READY_S, RUN: RUNNING, WAIT: WAITING, READY: READY_S, CLOSE: DONE}
-_COUNTED = (RUNNING, READY_S, WAITING)  # the states whose running totals a track keeps
+# Lane states, as drawn. BLOCKING: a task, greenlet or generator in a call that blocks its whole
+# OS thread (a `block` event): the lanes that take turns with it on that thread cannot run.
+NONE, RUNNING, READY_S, WAITING, DONE, BLOCKING = range(6)
+STATE_NAMES = ("not started", "running", "ready", "waiting", "done", "blocking the thread")
+_STATE_OF_KIND = {OPEN: READY_S, RUN: RUNNING, WAIT: WAITING, READY: READY_S, CLOSE: DONE, BLOCK: BLOCKING}
+_COUNTED = (RUNNING, READY_S, WAITING, BLOCKING)  # the states whose running totals a track keeps
+_N_STATES = 6
 _PACK = 21  # bits of each of reason, where and cause in one detail's sort key (when they fit)
 _LANES_NARROW = np.iinfo(np.uint16).max  # lane ids fit 2 bytes up to here, then the column widens
 
@@ -64,9 +67,14 @@ class _Column:
 
 class _Track:
     """One lane's state changes: the index of each changing event (kept), and, built on first
-    query and extended as events arrive, their times, states and running totals (a view cache)."""
+    query and extended as events arrive, their times, states and running totals (a view cache).
 
-    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n")
+    A lane starved by another's block also has `extra` changes no event of its own made (see
+    Timeline._starve): the cache then holds both, in time order, with `evc` the event each
+    cached change belongs to (an extra's: the wait it interrupts). Without extras, `ev` is that.
+    """
+
+    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n", "extra", "evc", "_synced", "_extra_n")
 
     def __init__(self) -> None:
         self.ev = _Column(np.int32, 16)
@@ -74,33 +82,65 @@ class _Track:
         self.state = _Column(np.uint8, 0)
         self._prefix: np.ndarray | None = None
         self._prefix_n = 0
+        self.extra: list[tuple[int, int, int]] | None = None  # (t, state, event) drawn, not recorded
+        self.evc: _Column | None = None
+        self._synced = 0  # entries of `ev` in the cache
+        self._extra_n = 0  # entries of `extra` in the cache
 
     def sync(self, times: np.ndarray, kinds: np.ndarray) -> _Track:
         """Bring the cached times and states up to the events recorded so far."""
-        if self.t.n != self.ev.n:
-            tail = self.ev.a[self.t.n:self.ev.n]
+        if self.extra is not None and self._extra_n != len(self.extra):
+            return self._rebuild(times, kinds)
+        if self._synced != self.ev.n:
+            tail = self.ev.a[self._synced:self.ev.n]
             tt = times[tail]
             if (self.t.n and tt[0] < self.t.a[self.t.n - 1]) or bool((tt[1:] < tt[:-1]).any()):
                 # A change earlier than one before it on this lane (a probe's back-dated event, a
                 # damaged or hand-made file): the lane's changes in time order, file order among
                 # equal times, as the switch index keeps them. Durations stay >= 0 and lookups
                 # by bisection stay true.
-                ev = self.ev.view()
-                ev[:] = ev[np.lexsort((ev, times[ev]))]
-                self.t.n = self.state.n = self._prefix_n = 0
-                tail, tt = ev, times[ev]
+                return self._rebuild(times, kinds)
             self.t.extend(tt)
             self.state.extend(_KIND_TO_STATE[kinds[tail]])
+            if self.evc is not None:
+                self.evc.extend(tail)
+            self._synced = self.ev.n
         return self
 
+    def _rebuild(self, times: np.ndarray, kinds: np.ndarray) -> _Track:
+        """The whole cache again: the events in time order (file order among equal times), the extras merged in."""
+        ev = self.ev.view()
+        ev[:] = ev[np.lexsort((ev, times[ev]))]
+        t, st, owner = times[ev], _KIND_TO_STATE[kinds[ev]], ev
+        if self.extra:
+            x = np.array(self.extra, dtype=np.int64).reshape(-1, 3)
+            t = np.concatenate((t, x[:, 0]))
+            st = np.concatenate((st, x[:, 1].astype(np.uint8)))
+            owner = np.concatenate((owner, x[:, 2].astype(np.int32)))
+            order = np.argsort(t, kind="stable")  # an event before an extra at the same time
+            t, st, owner = t[order], st[order], owner[order]
+            if self.evc is None:
+                self.evc = _Column(np.int32, 0)
+            self.evc.n = 0
+            self.evc.extend(owner)
+        self.t.n = self.state.n = self._prefix_n = 0
+        self.t.extend(t)
+        self.state.extend(st)
+        self._synced, self._extra_n = self.ev.n, len(self.extra or ())
+        return self
+
+    def events(self) -> np.ndarray:
+        """The event each cached change belongs to."""
+        return self.ev.view() if self.evc is None else self.evc.view()
+
     def prefix(self) -> np.ndarray:
-        """prefix[r, i] = time spent running / ready / waiting (r = 0, 1, 2) before the i-th change."""
+        """prefix[r, i] = time spent running / ready / waiting / blocking (r = 0..3) before the i-th change."""
         n = self.t.n
         p, done = self._prefix, self._prefix_n
         if p is not None and done == n:
             return p[:, :n]
         if p is None or p.shape[1] < n:
-            grown = np.zeros((3, max(n, 2 * (0 if p is None else p.shape[1]), 16)), dtype=np.int64)
+            grown = np.zeros((len(_COUNTED), max(n, 2 * (0 if p is None else p.shape[1]), 16)), dtype=np.int64)
             if p is not None:
                 grown[:, :done] = p[:, :done]
             p = self._prefix = grown
@@ -115,7 +155,8 @@ class _Track:
         return p[:, :n]
 
     def cache_bytes(self) -> int:
-        return self.t.a.nbytes + self.state.a.nbytes + (0 if self._prefix is None else self._prefix.nbytes)
+        return (self.t.a.nbytes + self.state.a.nbytes + (0 if self._prefix is None else self._prefix.nbytes)
+                + (0 if self.evc is None else self.evc.a.nbytes))
 
 
 @dataclass(frozen=True)
@@ -175,6 +216,9 @@ class Timeline:
         self._sources: dict[int, tuple[StringTable, np.ndarray]] = {}  # another table's ids -> ours
         self.t_end = 0
         self._view_cache: dict[str, tuple[int, object]] = {}
+        # Blocks (`block` events) whose end has not arrived yet; those that ended: (lane, event, start, end).
+        self._blocks_open: list[int] = []
+        self._block_spans: list[tuple[int, int, int, int]] = []
 
     # -- ingest -------------------------------------------------------------------
 
@@ -252,6 +296,10 @@ class Timeline:
                 starts = np.concatenate(([0], bounds))
                 for lo, hi in zip(starts.tolist(), np.append(bounds, len(cl)).tolist()):
                     self._tracks[int(cl[lo])].ev.extend(ci[lo:hi])
+        blocks = kind_a == BLOCK
+        if self._blocks_open or blocks.any():
+            self._blocks_open.extend(idx[blocks].tolist())
+            self._end_blocks()
 
     def reserve(self, n_events: int) -> None:
         """Make room for n_events in all: a load that knows about how many are coming grows each
@@ -311,6 +359,7 @@ class Timeline:
             col.trim()
         for tr in self._tracks.values():
             tr.ev.trim()
+        self._end_blocks(at_end=True)
 
     # -- facts ----------------------------------------------------------------------
 
@@ -337,7 +386,8 @@ class Timeline:
         codes = [KIND_CODE[k] for k in kinds]
         return np.flatnonzero(np.isin(self._kind.view(), codes))
 
-    def events_with_reason(self, query: str, kinds: tuple[str, ...] = ("run", "wait"), limit: int = 200) -> np.ndarray:
+    def events_with_reason(self, query: str, kinds: tuple[str, ...] = ("run", "wait", "block"),
+                           limit: int = 200) -> np.ndarray:
         """Indices of the first `limit` events of these kinds whose reason holds `query` (any case):
         the strings are matched once each, the events by their interned detail (no object an event)."""
         q = query.lower()
@@ -408,7 +458,7 @@ class Timeline:
         i = int(np.searchsorted(tr.t.view(), t, side="right")) - 1
         if i < 0:
             return NONE, None
-        return int(tr.state.a[i]), int(tr.ev.a[i])
+        return int(tr.state.a[i]), int(tr.events()[i])
 
     def lane_states(self, lanes: Sequence[int], t0: int, t1: int, width: int,
                     t_now: int | None = None) -> np.ndarray:
@@ -430,11 +480,11 @@ class Timeline:
             ic = np.clip(i, 0, None)
             cur = st[ic]
             since = np.where(valid, e - t[ic], 0)
-            cum = np.zeros((5, len(e)), dtype=np.int64)
+            cum = np.zeros((_N_STATES, len(e)), dtype=np.int64)
             for r, s in enumerate(_COUNTED):
                 cum[s] = np.where(valid, pre[r, ic] + np.where(cur == s, since, 0), 0)
-            # A track only holds ready, running, waiting and done: done is the rest of its time.
-            cum[DONE] = np.where(valid, e - t[0], 0) - cum[RUNNING] - cum[READY_S] - cum[WAITING]
+            # A track only holds ready, running, waiting, blocking and done: done is the rest of its time.
+            cum[DONE] = np.where(valid, e - t[0], 0) - cum[list(_COUNTED)].sum(axis=0)
             cum[NONE] = np.clip(np.minimum(e, t[0]) - t0, 0, None)  # before the lane existed
             spent = np.diff(cum, axis=1)
             dominant = spent.argmax(axis=0).astype(np.uint8)
@@ -453,7 +503,7 @@ class Timeline:
         a lane's `done` stretch and zero-length stretches are left out.
         """
         tr = self._track(lane)
-        t, st, ev = tr.t.view(), tr.state.view(), tr.ev.view()
+        t, st, ev = tr.t.view(), tr.state.view(), tr.events()
         if not len(t):
             empty = np.empty(0, dtype=np.int64)
             return empty, empty, empty.astype(np.uint8), empty.astype(np.int32)
@@ -524,7 +574,7 @@ class Timeline:
         while lo > 0:
             lo, hi = max(0, lo - window), lo
             k_win, l_win = kinds[lo:hi], lanes[lo:hi]
-            stop = (k_win == WAIT) | (k_win == CLOSE)
+            stop = (k_win == WAIT) | (k_win == CLOSE) | (k_win == BLOCK)
             if coop:
                 stop |= (k_win == RUN) & (l_win != lane)
             hits = np.flatnonzero(stop & mask[l_win])
@@ -546,7 +596,13 @@ class Timeline:
         at = f" at {s.stopped_where}" if s.stopped_where else ""
         if s.stopped == s.lane:
             waited = format_time(s.t - (s.stopped_t or s.t))
+            if s.stopped_kind == "block":
+                return head + f"{name} resumes after {waited}: " + self.block_text(s.stopped, s.stopped_reason,
+                                                                                    s.stopped_where, s.stopped_t, s.t) + "; " + ran
             return head + f"{name} resumes after {waited}: it waited ({why}{at}); " + ran
+        if s.stopped_kind == "block":
+            return head + f"{who} -> {name}: " + self.block_text(s.stopped, s.stopped_reason, s.stopped_where,
+                                                                 s.stopped_t, s.t) + "; " + ran
         if s.stopped_kind == "run":
             return head + f"{who} -> {name}: {who} hands the thread to {name}; " + ran
         verb = "waits" if s.stopped_kind == "wait" else "finished"
@@ -686,8 +742,9 @@ class Timeline:
         if i < 0:
             return NONE, None
         state = int(tr.state.a[i])
+        owner = tr.events()
         for j in range(i, max(i - 8, -1), -1):
-            where = self._details[int(self._detail.a[int(tr.ev.a[j])])][1]
+            where = self._details[int(self._detail.a[int(owner[j])])][1]
             if where:
                 return state, self.strings[where]
         return state, None
@@ -720,6 +777,7 @@ class Timeline:
             "open": f"{name} is created{by}{at}",
             "run": f"{name} runs" + (f" ({e.reason})" if e.reason else "") + at,
             "wait": f"{name} waits" + (f" ({e.reason}{at})" if e.reason else at),
+            "block": f"{name}: {blocking_call(e.reason)}{at} blocks {self.blocked_what(e.lane)}",
             "ready": f"{name} is ready" + (f" (woken{by})" if by else ""),
             "log": f"{name} prints: {text}",
             "error": f"{name} raised: {text}",
@@ -756,13 +814,19 @@ class Timeline:
             "errors": len(kinds("error")),
             "logs": len(kinds("log")),
             "max_running": self.max_running(),
+            "max_in_flight": self.max_in_flight(),
+            "blocks": [{"lane": lane, "name": self.lanes[lane].name, "t_s": t0 / 1e9, "duration_s": (t1 - t0) / 1e9,
+                        "reason": self.event(ev).reason, "where": self.event(ev).where,
+                        "starved": [self.lanes[s].name for s in self.starved(lane, t0, t1)]}
+                       for lane, ev, t0, t1 in self.block_spans()],
             "lane_totals": LaneTotals(self),
         }
 
-    def state_changes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every lane's state changes at once: (lane, t, state, start) with lane, t and state sorted by lane,
-        then time, then file order (the order each lane's track keeps), and start[l] the index of lane l's
-        first change (start[n_lanes] = the number of changes). Read from the change index."""
+    def state_changes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every lane's state changes at once, as recorded (no starved-ready drawing): (lane, t, state,
+        start, ev) with lane, t, state and ev (the event's index) sorted by lane, then time, then file
+        order (the order each lane's track keeps), and start[l] the index of lane l's first change
+        (start[n_lanes] = the number of changes). Read from the change index."""
         if self._index_upto != self._t.n or len(self._index_start) != len(self.lanes) + 1:
             self._build_index()
         ev, start = self._index_ev, self._index_start
@@ -774,31 +838,177 @@ class Timeline:
             order = np.lexsort((ev, t, lane))
             ev, t = ev[order], t[order]
         state = _KIND_TO_STATE[self._kind.a[ev]]
-        return lane, t, state, start
+        return lane, t, state, start, ev
 
-    def incomplete_reason(self) -> str | None:
-        """Why the trace is incomplete (truncated file, no footer, the footer's reason), or None."""
-        if self.truncated:
-            return "file is truncated"
-        if self.footer is None:
-            return "no footer: the run did not finish"
-        return self.footer.reason if not self.footer.complete else None
+    # -- blocking the thread: `block` events, the lanes they starve, jobs in flight ----------------
 
-    def max_running(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
-        """For each lane kind, the most lanes of that kind running at the same moment.
+    def _end_blocks(self, at_end: bool = False) -> None:
+        """Blocks whose end (the blocker's next change) has arrived: kept as spans, and their
+        starved siblings drawn ready. At the end of a trace, a block still open ends there."""
+        still = []
+        for b in self._blocks_open:
+            lane = int(self._lane.a[b])
+            tr = self._track(lane)
+            at = np.flatnonzero(tr.events() == b)
+            if not len(at):
+                continue
+            j = int(at[-1])
+            if j + 1 < tr.t.n:
+                end = int(tr.t.a[j + 1])
+            elif at_end:
+                end = max(self.t_end, int(tr.t.a[j]))
+            else:
+                still.append(b)
+                continue
+            start = int(tr.t.a[j])
+            self._block_spans.append((lane, b, start, end))
+            self._starve(lane, b, start, end)
+        self._blocks_open = still
 
-        At each moment a lane starts running, the lanes running are the starts so far less the stops
-        so far (a stop at the same moment counted first): two sorted arrays and a searchsorted a kind.
+    def _starve(self, blocker: int, b: int, t0: int, t1: int) -> None:
+        """The lanes of the blocker's thread that could have run during its block [t0, t1): drawn ready.
+
+        - a task waiting on `await sleep(d)` (or a greenlet on gevent's `sleep d s`) whose deadline
+          passed before the block ended: ready from its deadline (its `ready` event comes only once
+          the loop runs again);
+        - gevent's hub, switched away from: ready for the block (it would run the loop, and every
+          greenlet it has to wake). A lane whose deadline is not known (a future, a socket) stays waiting.
         """
-        lane, t, state, start = self.state_changes()
-        running = state == RUNNING
-        prev = np.zeros_like(running)
-        prev[1:] = running[:-1]
-        heads = start[:-1][start[:-1] < start[1:]]
-        prev[heads] = False  # each lane starts not running
-        up, down = running & ~prev, prev & ~running
-        del running, prev
-        names = sorted({lane.kind for lane in self.lanes})
+        me = self.lanes[blocker]
+        for other in self.lanes:
+            if other.id == blocker or other.pid != me.pid or other.tid != me.tid or other.kind not in ("task", "greenlet", "hub"):
+                continue
+            tr = self._track(other.id)
+            t, st, owner = tr.t.view(), tr.state.view(), tr.events()
+            i = int(np.searchsorted(t, t0, side="right")) - 1
+            if i < 0 or st[i] != WAITING:
+                continue
+            ev = int(owner[i])
+            nxt = int(t[i + 1]) if i + 1 < len(t) else None
+            if other.kind == "hub":
+                extra = [(t0, READY_S, ev)]
+                if nxt is None or nxt > t1:
+                    extra.append((t1, WAITING, ev))
+            else:
+                if self._kind.a[ev] != WAIT:
+                    continue
+                secs = _deadline_of(self.event(ev).reason, other.kind)
+                if secs is None:
+                    continue
+                due = int(t[i]) + int(secs * 1e9)
+                if due >= t1 or (nxt is not None and due >= nxt):
+                    continue
+                extra = [(due, READY_S, ev)]
+            if tr.extra is None:
+                tr.extra = []
+            tr.extra.extend(extra)
+        self._view_cache.pop("in_flight", None)
+
+    def has_blocks(self) -> bool:
+        """Whether any lane has blocked its thread so far (ended or still blocking)."""
+        return bool(self._block_spans or self._blocks_open)
+
+    def block_spans(self) -> list[tuple[int, int, int, int]]:
+        """(lane, `block` event, start, end) of every block that ended, in the order they ended."""
+        return list(self._block_spans)
+
+    def starved(self, blocker: int, t0: int, t1: int) -> list[int]:
+        """The other lanes of the blocker's thread that were ready (could have run) in [t0, t1)."""
+        me = self.lanes[blocker]
+        out = []
+        for other in self.lanes:
+            if other.id == blocker or other.pid != me.pid or other.tid != me.tid or other.kind not in COOPERATIVE_KINDS:
+                continue
+            tr = self._track(other.id)
+            t, st = tr.t.view(), tr.state.view()
+            lo = max(int(np.searchsorted(t, t0, side="right")) - 1, 0)
+            hi = int(np.searchsorted(t, t1, side="left"))
+            if len(t) and t[0] < t1 and bool((st[lo:max(hi, lo + 1)] == READY_S).any()):
+                out.append(other.id)
+        return out
+
+    def blocked_what(self, lane: int) -> str:
+        """What a block of `lane` holds: `the event loop` (a task), `the gevent hub` (a greenlet
+        next to a hub), else its thread, by name."""
+        me = self.lanes[lane]
+        kinds = {o.kind for o in self.lanes if o.pid == me.pid and o.tid == me.tid}
+        if me.kind == "task":
+            return "the event loop"
+        if "hub" in kinds:
+            return "the gevent hub"
+        thread = next((o.name for o in self.lanes if o.pid == me.pid and o.tid == me.tid
+                       and o.kind in ("main", "thread")), None)
+        return f"its thread ({thread})" if thread else "its thread"
+
+    def blocker_at(self, lane: int, t: int) -> int | None:
+        """The lane whose block holds `lane`'s thread at time t (None if none does)."""
+        me = self.lanes[lane]
+        for other, _b, t0, t1 in reversed(self._block_spans):
+            o = self.lanes[other]
+            if other != lane and o.pid == me.pid and o.tid == me.tid and t0 <= t < t1:
+                return other
+        for b in self._blocks_open:
+            other = int(self._lane.a[b])
+            o = self.lanes[other]
+            if other != lane and o.pid == me.pid and o.tid == me.tid and int(self._t.a[b]) <= t:
+                return other
+        return None
+
+    def block_text(self, lane: int, reason: str | None, where: str | None, t0: int | None, t1: int) -> str:
+        """`time.sleep(1) at x.py:9 blocked the event loop (good was ready)`: a block, for the step it ends."""
+        at = f" at {where}" if where else ""
+        ready = [self.lanes[s].name for s in self.starved(lane, t0 if t0 is not None else t1, t1)]
+        tail = f" ({_names(ready)} {'was' if len(ready) == 1 else 'were'} ready)" if ready else ""
+        return f"{blocking_call(reason)}{at} blocked {self.blocked_what(lane)}{tail}"
+
+    def in_flight_mask(self, lane: int) -> np.ndarray:
+        """Per cached change of `lane`: whether it is in the middle of a job from there on.
+
+        A job is in flight from the lane's first run until it is done, whatever its state meanwhile
+        (a sleeping pool worker, a task waiting on IO count), except while it waits for work
+        (an idle pool worker between jobs)."""
+        tr = self._track(lane)
+        st = tr.state.view()
+        owner = tr.events()
+        busy = (st != DONE) & (st != NONE)
+        runs = np.flatnonzero(st == RUNNING)
+        busy[:runs[0] if len(runs) else len(st)] = False
+        idle = self._idle_details()
+        if len(idle):
+            busy &= ~((st == WAITING) & np.isin(self._detail.a[owner], idle))
+        return busy
+
+    def _idle_details(self) -> np.ndarray:
+        def build():
+            ids = {i for i, text in enumerate(self.strings.strings) if text in _IDLE_REASONS}
+            return np.array([d for d, (reason, _w, _c) in enumerate(self._details) if reason in ids], dtype=np.int64)
+        return self._cached("idle_details", len(self._details), build)
+
+    def max_in_flight(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
+        """For each lane kind, the most lanes of that kind in the middle of a job at the same moment
+        (in_flight_mask's rule, for all lanes at once)."""
+        lane, t, state, start, ev = self.state_changes()
+        busy = (state != DONE) & (state != NONE)
+        runs = np.flatnonzero(state == RUNNING)
+        first_run = np.full(len(self.lanes), len(t), dtype=np.int64)
+        if len(runs):
+            heads = np.flatnonzero(np.diff(lane[runs], prepend=-1))
+            first_run[lane[runs[heads]]] = runs[heads]
+        busy &= np.arange(len(t)) >= first_run[lane]  # a job starts with the lane's first run
+        idle = self._idle_details()
+        if len(idle):
+            busy &= ~((state == WAITING) & np.isin(self._detail.a[ev], idle))
+        return self._most_at_once(lane, t, busy, start, kinds)
+
+    def _most_at_once(self, lane: np.ndarray, t: np.ndarray, on: np.ndarray, start: np.ndarray,
+                      kinds: Iterable[str] | None) -> dict[str, int]:
+        """For each lane kind, the most lanes at once whose changes say `on` (state_changes' order)."""
+        prev = np.zeros_like(on)
+        prev[1:] = on[:-1]
+        prev[start[:-1][start[:-1] < start[1:]]] = False  # each lane starts off
+        up, down = on & ~prev, prev & ~on
+        del prev
+        names = sorted({k for k in self._lane_kind})
         code = {k: i for i, k in enumerate(names)}
         lane_kind = np.array([code[k] for k in self._lane_kind], dtype=np.int16)
         out: dict[str, int] = {}
@@ -812,9 +1022,23 @@ class Timeline:
             if not len(starts):
                 out[k] = 0
                 continue
-            at_start = np.arange(1, len(starts) + 1) - np.searchsorted(stops, starts, side="right")
-            out[k] = int(at_start.max())
+            # At each start, the lanes on: the starts so far less the stops so far (a stop at the
+            # same moment counted first).
+            out[k] = int((np.arange(1, len(starts) + 1) - np.searchsorted(stops, starts, side="right")).max())
         return out
+
+    def incomplete_reason(self) -> str | None:
+        """Why the trace is incomplete (truncated file, no footer, the footer's reason), or None."""
+        if self.truncated:
+            return "file is truncated"
+        if self.footer is None:
+            return "no footer: the run did not finish"
+        return self.footer.reason if not self.footer.complete else None
+
+    def max_running(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
+        """For each lane kind, the most lanes of that kind running at the same moment."""
+        lane, t, state, start, _ev = self.state_changes()
+        return self._most_at_once(lane, t, state == RUNNING, start, kinds)
 
     def lane_label(self, lane: int) -> str:
         return self.lanes[lane].name
@@ -834,13 +1058,13 @@ class LaneTotals(Sequence):
 
     def __init__(self, tl: Timeline) -> None:
         self._lanes = tl.lanes
-        lane, t, state, start = tl.state_changes()
+        lane, t, state, start, _ev = tl.state_changes()
         n_lanes, n = len(tl.lanes), len(t)
         has = start[1:] > start[:-1]
-        self._totals = np.zeros((n_lanes, 5), dtype=np.int64)
+        self._totals = np.zeros((n_lanes, _N_STATES), dtype=np.int64)
         # One state at a time, over just its changes (a 10M-event trace's arrays are 80 MB each):
         # each lasts until the lane's next change, its last one until the end of the trace.
-        for s in (RUNNING, READY_S, WAITING):
+        for s in _COUNTED:
             at = np.flatnonzero(state == s)
             if not len(at):
                 continue
@@ -860,6 +1084,15 @@ class LaneTotals(Sequence):
         lasts = np.maximum(start[1:] - 1, 0)
         self._first = np.where(has, t[firsts], -1) if n else np.full(n_lanes, -1)
         self._done = np.where(has & (state[lasts] == DONE), t[lasts], -1) if n else np.full(n_lanes, -1)
+        # Lanes another's block starved are drawn ready for a while no event of theirs says: their
+        # totals are their tracks' (few lanes: the siblings of a blocking task or greenlet).
+        for i, tr in list(tl._tracks.items()):
+            if tr.extra:
+                tr = tl._track(i)
+                pre = tr.prefix()
+                last = int(tr.state.a[tr.t.n - 1])
+                for r, s in enumerate(_COUNTED):
+                    self._totals[i, s] = int(pre[r, -1]) + (tl.t_end - int(tr.t.a[tr.t.n - 1]) if s == last else 0)
 
     def __len__(self) -> int:
         return len(self._lanes)
@@ -878,7 +1111,7 @@ class LaneTotals(Sequence):
             "id": lane.id, "kind": lane.kind, "name": lane.name, "parent": lane.parent,
             "pid": lane.pid, "tid": lane.tid, "switches": int(self._runs[i]),
             "running_s": int(totals[RUNNING]) / 1e9, "ready_s": int(totals[READY_S]) / 1e9,
-            "waiting_s": int(totals[WAITING]) / 1e9,
+            "waiting_s": int(totals[WAITING]) / 1e9, "blocking_s": int(totals[BLOCKING]) / 1e9,
             "first_t_s": first / 1e9 if first >= 0 else None,
             "done_t_s": done / 1e9 if done >= 0 else None,
         }
@@ -895,10 +1128,42 @@ def _stable_order(lanes: np.ndarray) -> np.ndarray:
 
 _LOAD_BATCH = 50_000  # events a load gives the store at once
 _CHANGES = np.zeros(256, dtype=bool)  # by kind code: the kinds that change a lane's state
-_CHANGES[[OPEN, RUN, WAIT, READY, CLOSE]] = True
+_CHANGES[[OPEN, RUN, WAIT, READY, CLOSE, BLOCK]] = True
 _KIND_TO_STATE = np.full(len(EVENT_KINDS), NONE, dtype=np.uint8)
 for _k, _s in _STATE_OF_KIND.items():
     _KIND_TO_STATE[_k] = _s
+
+
+_IDLE_REASONS = frozenset({"waiting for work"})  # a pool worker between jobs (threads, processes)
+_SLEEP_AWAIT = re.compile(r"await sleep\(([0-9.eE+-]+)\)\Z")
+_SLEEP_GEVENT = re.compile(r"sleep ([0-9.eE+-]+)s\Z")
+
+
+def _deadline_of(reason: str | None, kind: str) -> float | None:
+    """Seconds a hand-off wait lasts at most, when its reason says: `await sleep(0.3)` (a task),
+    gevent's `sleep 0.3s` (a greenlet's switch to the hub); else None."""
+    m = (_SLEEP_AWAIT if kind == "task" else _SLEEP_GEVENT).match(reason or "")
+    if m is None:
+        return None
+    try:
+        secs = float(m.group(1))
+    except ValueError:
+        return None
+    return secs if 0 <= secs < 1e9 else None
+
+
+def blocking_call(reason: str | None) -> str:
+    """The call a `block` event's reason names, as the program wrote it: `sleep 1.0s` -> `time.sleep(1.0)`."""
+    if not reason:
+        return "a blocking call"
+    m = re.match(r"sleep (.+)s\Z", reason)
+    if m:
+        return f"time.sleep({m.group(1)})"
+    return reason
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def format_time(ns: int) -> str:
@@ -1002,11 +1267,13 @@ def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width
         return np.zeros((n, max(width, 0)), dtype=np.uint8)
     edges = np.linspace(t0, t1, width + 1).astype(np.int64)
     end = tl.t_end if t_now is None else t_now
+    # Without a block in the trace no lane is ever blocking: one state row less to add up per frame.
+    counted, n_states = (_COUNTED, _N_STATES) if tl.has_blocks() else (_COUNTED[:3], DONE + 1)
     e_all = np.broadcast_to(edges, (n, width + 1)).copy()
     idx = np.full((n, width + 1), -1, dtype=np.int64)
     cur = np.zeros((n, width + 1), dtype=np.uint8)
     t_at = np.zeros((n, width + 1), dtype=np.int64)
-    pre = np.zeros((3, n, width + 1), dtype=np.int64)
+    pre = np.zeros((len(counted), n, width + 1), dtype=np.int64)
     first = np.zeros(n, dtype=np.int64)
     last = np.zeros(n, dtype=np.uint8)
     has = np.zeros(n, dtype=bool)
@@ -1019,14 +1286,14 @@ def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width
         i = np.searchsorted(t, e, side="right") - 1
         ic = np.maximum(i, 0)
         e_all[row], idx[row], cur[row], t_at[row] = e, i, st[ic], t[ic]
-        pre[:, row] = tr.prefix()[:, ic]
+        pre[:, row] = tr.prefix()[:len(counted), ic]
         first[row], last[row], has[row] = t[0], st[-1], True
     valid = idx >= 0
     since = np.where(valid, e_all - t_at, 0)
-    cum = np.zeros((5, n, width + 1), dtype=np.int64)
-    for r, s in enumerate(_COUNTED):
+    cum = np.zeros((n_states, n, width + 1), dtype=np.int64)
+    for r, s in enumerate(counted):
         cum[s] = np.where(valid, pre[r] + np.where(cur == s, since, 0), 0)
-    cum[DONE] = np.where(valid, e_all - first[:, None], 0) - cum[RUNNING] - cum[READY_S] - cum[WAITING]
+    cum[DONE] = np.where(valid, e_all - first[:, None], 0) - cum[list(counted)].sum(axis=0)
     cum[NONE] = np.clip(np.minimum(e_all, first[:, None]) - t0, 0, None)
     spent = np.diff(cum, axis=2)
     dominant = spent.argmax(axis=0).astype(np.uint8)

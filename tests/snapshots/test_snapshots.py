@@ -177,3 +177,41 @@ def test_no_color(snap_compare, monkeypatch):
     glyphs (█ ▒ ─), the cursor from ▼ and │ ┼ ╋ ╂, the label's state words (run, ready, wait, done)."""
     monkeypatch.setenv("NO_COLOR", "1")
     assert snap_compare(trace_app("threadpool-shutdown"), terminal_size=SIZE, run_before=at_switch("middle"))
+
+
+# -- blocking the thread (issue 18): the state, the starved lanes, the warnings --------------------------
+
+
+def test_blocking_state_unpatched_gevent(snap_compare):
+    """gevent-eat-play unpatched, cursor inside eat's time.sleep(0.2), the hub lane selected: eat's row is
+    ━ (red: blocking the thread, label "block"), the Hub's row ▒ ready for the same stretch (it could have run
+    the loop and started play), MainThread waits in e.join(). The status line says "2 warnings (w)"; the
+    selected line reads "Hub (hub) · ready, but the gevent hub is blocked by eat"; the source pane marks line
+    49 "◀ eat blocks the thread"."""
+
+    async def run_before(pilot) -> None:
+        await pilot.pause()
+        app = pilot.app
+        tl = app.timeline
+        eat = next(x.id for x in tl.lanes if x.name == "eat")
+        block = next(int(i) for i in tl.events_of_kind("block") if tl.event_lane(int(i)) == eat)
+        app.selected = next(x.id for x in tl.lanes if x.kind == "hub")
+        app._move(app._event_cursor(block))
+        await pilot.pause()
+
+    assert snap_compare(trace_app("gevent-eat-play-unpatched"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_warnings_screen(snap_compare):
+    """`w` on gevent-eat-play unpatched: the "2 warnings: what to notice in this run" dialog, one line each,
+    "! eat blocked the gevent hub for 200.2 ms while Hub was ready: time.sleep(0.2) at gevent_eat_play.py:49;
+    time.sleep is not patched (monkey.patch_all() not called)" and the same for play (300.2 ms, line 55)."""
+    assert snap_compare(trace_app("gevent-eat-play-unpatched"), terminal_size=WIDE, run_before=at_switch("first", "w"))
+
+
+def test_blocking_state_no_color(snap_compare, monkeypatch):
+    """NO_COLOR=1, greenlet-eat-play (the lesson's code, switches commented out) at its last switch: eat's
+    time.sleep reads without colour as the heavy line ━ (waiting is the light ─), MainThread waits
+    (switch → eat) meanwhile; the status line says "1 warning (w)"."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(trace_app("greenlet-eat-play"), terminal_size=SIZE, run_before=at_switch("last"))

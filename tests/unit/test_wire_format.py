@@ -144,10 +144,11 @@ def test_causes_none_negative_and_of_lanes_never_declared():
 
 
 def test_every_kind_value_and_kinds_from_the_future():
-    rows = [(i, OWN, k) for i, k in enumerate([0, 8, 255, 9, 1])]
+    # The last known kind (`block`, 9), then the first a newer writer may add (UNKNOWN_KIND).
+    rows = [(i, OWN, k) for i, k in enumerate([0, 9, 255, UNKNOWN_KIND, 1])]
     data = frames_of(rows)
-    assert [e.kind for e in decode(data)[0].events] == [0, 8, 255, 9, 1]
-    assert [e[2] for e in merged(data, [OWN])] == [0, 8, UNKNOWN_KIND, UNKNOWN_KIND, 1]
+    assert [e.kind for e in decode(data)[0].events] == [0, 9, 255, UNKNOWN_KIND, 1]
+    assert [e[2] for e in merged(data, [OWN])] == [0, 9, UNKNOWN_KIND, UNKNOWN_KIND, 1]
 
 
 def test_many_strings_wider_ids_and_the_table_starting_over():
