@@ -21,9 +21,22 @@ LANE_KINDS = (
 )
 
 # Event kinds in a fixed order: the wire and the store carry the index.
-EVENT_KINDS = ("open", "run", "wait", "ready", "log", "error", "close", "phase", "mark")
+# `sample` (format 1, appended: older readers ignore it): a sampled fact about a thread lane's OS thread
+# (the GIL view, engines/gilview.py); the hooks' events stay the backbone, see SAMPLE_REASONS.
+EVENT_KINDS = ("open", "run", "wait", "ready", "log", "error", "close", "phase", "mark", "sample")
 KIND_CODE = {k: i for i, k in enumerate(EVENT_KINDS)}
-OPEN, RUN, WAIT, READY, LOG, ERROR, CLOSE, PHASE, MARK = range(len(EVENT_KINDS))
+OPEN, RUN, WAIT, READY, LOG, ERROR, CLOSE, PHASE, MARK, SAMPLE = range(len(EVENT_KINDS))
+
+# What a `sample` event's reason starts with, and what it says about a lane the hooks show running.
+# A kernel block's reason goes on: "blocked in the kernel: read(fd 0)".
+SAMPLE_HOLDS = "holds the GIL"  # running Python code
+SAMPLE_GIL_WAIT = "waiting for the GIL"  # runnable, another thread holds it
+SAMPLE_NO_GIL = "running without the GIL"  # on a CPU in C code that released it
+SAMPLE_ON_CPU = "on a CPU"  # no GIL to tell (free-threaded build, unknown layout)
+SAMPLE_KERNEL = "blocked in the kernel"  # in a system call no hook recorded
+SAMPLE_REASONS = (SAMPLE_HOLDS, SAMPLE_GIL_WAIT, SAMPLE_NO_GIL, SAMPLE_ON_CPU, SAMPLE_KERNEL)
+# The trace's mark (on the main lane) that says what the GIL view could see in this run.
+GIL_VIEW_MARKS = ("GIL view:", "free-threaded:")
 
 # Lanes that take turns inside one OS thread: their scheduling domain is that
 # thread. Every other lane competes with the other threads of its process.

@@ -9,6 +9,7 @@ import queue
 import sys
 import threading
 
+from concurview.engines import gilview
 from concurview.engines.events import CLOSE, ERROR, READY, RUN, WAIT
 from concurview.engines.recorder import Recorder, _allocate_lock, _get_ident
 from concurview.engines.where import Where
@@ -859,6 +860,7 @@ class ThreadsEngine:
             thread._concurview_lane = lane
             rec.bind_thread(lane, ident)
             rec.record(lane, RUN, "thread starts", self._target_where(thread), parent)
+            gilview.register(lane, ident)
             return lane
         except Exception:  # noqa: BLE001
             self.errors += 1
@@ -867,6 +869,7 @@ class ThreadsEngine:
     def close_thread(self, thread, lane: int, ident: int) -> None:
         try:
             rec = self.rec
+            gilview.unregister()
             raised = thread.__dict__.get("_concurview_raised")
             rec.record(lane, CLOSE, "returned" if raised is None else "raised " + raised)
             if rec._thread_lanes.get(ident) == lane:

@@ -573,11 +573,21 @@ def _summary(path: str, as_json: bool, max_bytes: int | None = None) -> int:
         say(f"{s['undeclared']} event{'s' if s['undeclared'] != 1 else ''} on undeclared lanes ignored")
     rows = s["lane_totals"]
     w = max([4] + [len(r["name"]) for r in rows])
-    say(f"\n  {'lane':<{w}}  {'kind':<9} {'running':>10} {'waiting':>10} {'ready':>10} {'switches':>8}")
+    gil = any("gil_s" in r for r in rows)  # the GIL view's numbers: traces that carry them
+    extra = f" {'GIL held':>10} {'GIL wait':>10} {'in kernel':>10}" if gil else ""
+    say(f"\n  {'lane':<{w}}  {'kind':<9} {'running':>10} {'waiting':>10} {'ready':>10} {'switches':>8}{extra}")
     for r in rows:
         cells = [format_time(int(r[k] * 1e9)) for k in ("running_s", "waiting_s", "ready_s")]
-        say(f"  {r['name']:<{w}}  {r['kind']:<9} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {r['switches']:>8}")
-    say("\nmost running at once: " + ", ".join(f"{k} {v}" for k, v in s["max_running"].items()))
+        more = ""
+        if gil:
+            more = "".join(f" {format_time(int(r[k] * 1e9)) if k in r else '-':>10}"
+                           for k in ("gil_s", "gil_wait_s", "kernel_s"))
+        say(f"  {r['name']:<{w}}  {r['kind']:<9} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {r['switches']:>8}"
+            + more)
+    counts = f" (counting {s['max_running_counts']})" if s.get("max_running_counts") else ""
+    say("\nmost running at once: " + ", ".join(f"{k} {v}" for k, v in s["max_running"].items()) + counts)
+    if s.get("gil_view"):
+        say(s["gil_view"])
     return 0
 
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from concurview.engines.columns import KIND_NAMES, UNKNOWN_KIND, Columns, StringTable
 from concurview.engines.events import (
-    CLOSE, COOPERATIVE_KINDS, EVENT_KINDS, KIND_CODE, OPEN, READY, RUN, WAIT,
+    CLOSE, COOPERATIVE_KINDS, EVENT_KINDS, GIL_VIEW_MARKS, KIND_CODE, MARK, OPEN, READY, RUN, SAMPLE,
+    SAMPLE_GIL_WAIT, SAMPLE_HOLDS, SAMPLE_KERNEL, SAMPLE_NO_GIL, SAMPLE_ON_CPU, WAIT,
     Event, Footer, Header, Lane,
 )
 
@@ -66,7 +67,7 @@ class _Track:
     """One lane's state changes: the index of each changing event (kept), and, built on first
     query and extended as events arrive, their times, states and running totals (a view cache)."""
 
-    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n")
+    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n", "hook", "sub")
 
     def __init__(self) -> None:
         self.ev = _Column(np.int32, 16)
@@ -74,23 +75,37 @@ class _Track:
         self.state = _Column(np.uint8, 0)
         self._prefix: np.ndarray | None = None
         self._prefix_n = 0
+        # GIL view (traces with `sample` events only): per change, the hooks' state in force and the
+        # sampled sub-state that refined it (SUB_*; 0: none, the hooks' state as it is).
+        self.hook = _Column(np.uint8, 0)
+        self.sub = _Column(np.uint8, 0)
 
-    def sync(self, times: np.ndarray, kinds: np.ndarray) -> _Track:
-        """Bring the cached times and states up to the events recorded so far."""
+    def sync(self, times: np.ndarray, kinds: np.ndarray, sampled=None) -> _Track:
+        """Bring the cached times and states up to the events recorded so far.
+
+        `sampled(events)`: the SUB_* code of each (sample) event, when the trace has any: the
+        states are then the effective ones (_refine_sampled).
+        """
         if self.t.n != self.ev.n:
-            tail = self.ev.a[self.t.n:self.ev.n]
+            start = self.t.n
+            tail = self.ev.a[start:self.ev.n]
             tt = times[tail]
-            if (self.t.n and tt[0] < self.t.a[self.t.n - 1]) or bool((tt[1:] < tt[:-1]).any()):
+            if (start and tt.min() < self.t.a[start - 1]) or bool((tt[1:] < tt[:-1]).any()):
                 # A change earlier than one before it on this lane (a probe's back-dated event, a
-                # damaged or hand-made file): the lane's changes in time order, file order among
-                # equal times, as the switch index keeps them. Durations stay >= 0 and lookups
-                # by bisection stay true.
-                ev = self.ev.view()
+                # sampled fact drained late, a damaged or hand-made file): the lane's changes in
+                # time order, file order among equal times, as the switch index keeps them.
+                # Durations stay >= 0 and lookups by bisection stay true. Only the changes from
+                # the earliest one out of place on are sorted again.
+                start = int(np.searchsorted(self.t.a[:start], tt.min(), side="right"))
+                ev = self.ev.view()[start:]
                 ev[:] = ev[np.lexsort((ev, times[ev]))]
-                self.t.n = self.state.n = self._prefix_n = 0
+                self.t.n = self.state.n = start
+                self._prefix_n = min(self._prefix_n, start)
                 tail, tt = ev, times[ev]
             self.t.extend(tt)
             self.state.extend(_KIND_TO_STATE[kinds[tail]])
+            if sampled is not None:
+                _refine_sampled(self, start, kinds[tail], sampled(tail))
         return self
 
     def prefix(self) -> np.ndarray:
@@ -115,7 +130,47 @@ class _Track:
         return p[:, :n]
 
     def cache_bytes(self) -> int:
-        return self.t.a.nbytes + self.state.a.nbytes + (0 if self._prefix is None else self._prefix.nbytes)
+        return (self.t.a.nbytes + self.state.a.nbytes + self.hook.a.nbytes + self.sub.a.nbytes
+                + (0 if self._prefix is None else self._prefix.nbytes))
+
+
+# -- GIL view: sampled facts refine the state of a thread lane the hooks show running -------------
+
+# A sample event's sub-state, by the start of its reason (engines/events.py SAMPLE_*).
+SUB_NONE, SUB_HOLDS, SUB_GIL_WAIT, SUB_NO_GIL, SUB_ON_CPU, SUB_KERNEL = range(6)
+_SUB_OF_REASON = ((SAMPLE_HOLDS, SUB_HOLDS), (SAMPLE_GIL_WAIT, SUB_GIL_WAIT), (SAMPLE_NO_GIL, SUB_NO_GIL),
+                  (SAMPLE_ON_CPU, SUB_ON_CPU), (SAMPLE_KERNEL, SUB_KERNEL))
+# What the lane is while the hooks say running and the sampler says this.
+_SUB_STATE = np.array([RUNNING, RUNNING, READY_S, RUNNING, RUNNING, WAITING], dtype=np.uint8)
+_SUB_RUNS = np.array([False, True, False, True, True, False])  # the sampler saw it on a CPU
+
+
+def sub_of_reason(reason: str | None) -> int:
+    """The SUB_* code a sample event's reason stands for (SUB_NONE for one this reader does not know)."""
+    if reason:
+        for text, code in _SUB_OF_REASON:
+            if reason.startswith(text):
+                return code
+    return SUB_NONE
+
+
+def _refine_sampled(tr: _Track, start: int, kinds: np.ndarray, subs: np.ndarray) -> None:
+    """Effective states for the changes from `start` on: hook events keep theirs; a sample event takes
+    the state its sub-state means while the hooks' state in force is RUNNING, else that state
+    (a thread in a recorded wait is waiting whatever the sampler saw). One pass of numpy, no loop."""
+    n = tr.state.n
+    seg = tr.state.a[start:n]
+    is_s = kinds == SAMPLE
+    prev = tr.hook.a[start - 1] if start > 0 and tr.hook.n >= start else NONE
+    pos = np.where(is_s, -1, np.arange(n - start))
+    np.maximum.accumulate(pos, out=pos)
+    in_force = np.where(pos >= 0, seg[np.maximum(pos, 0)], prev).astype(np.uint8)
+    refined = is_s & (in_force == RUNNING)
+    subs = np.where(refined, subs, SUB_NONE).astype(np.uint8)
+    tr.state.a[start:n] = np.where(is_s, np.where(refined, _SUB_STATE[subs], in_force), seg)
+    tr.hook.n = tr.sub.n = min(start, tr.hook.n)
+    tr.hook.extend(in_force)
+    tr.sub.extend(subs)
 
 
 @dataclass(frozen=True)
@@ -166,6 +221,8 @@ class Timeline:
         self._sources: dict[int, tuple[StringTable, np.ndarray]] = {}  # another table's ids -> ours
         self.t_end = 0
         self._view_cache: dict[str, tuple[int, object]] = {}
+        self._sampled = None  # GIL view: Timeline._sample_subs once the trace has sample events
+        self._sub_of_detail = np.zeros(0, dtype=np.uint8)
 
     # -- ingest -------------------------------------------------------------------
 
@@ -219,6 +276,7 @@ class Timeline:
                 # Something reported late (a probe, another process's frame): keep switches in time order.
                 sw = self._switches.view()
                 sw[:] = sw[np.lexsort((sw, self._t.a[sw]))]
+        self._note_samples(kind_a)
         changes = _CHANGES[kind_a]
         if changes.any():
             cl, ci = lane_a[changes], idx[changes]
@@ -342,7 +400,63 @@ class Timeline:
         return sum(tr.cache_bytes() for tr in self._tracks)
 
     def _track(self, lane: int) -> _Track:
-        return self._tracks[lane].sync(self._t.a, self._kind.a)
+        return self._tracks[lane].sync(self._t.a, self._kind.a, self._sampled)
+
+    # -- GIL view ------------------------------------------------------------------------
+
+    def _sample_subs(self, events: np.ndarray) -> np.ndarray:
+        """The SUB_* code of each of `events` (their reason's; meaningful for sample events)."""
+        table = self._sub_of_detail
+        if len(table) < len(self._details):
+            s = self.strings.strings
+            fresh = [sub_of_reason(s[r]) for r, _, _ in self._details[len(table):]]
+            table = self._sub_of_detail = np.concatenate([table, np.array(fresh, dtype=np.uint8)])
+        return table[self._detail.a[events]]
+
+    def _note_samples(self, kind_a: np.ndarray) -> None:
+        """The first sample events of the trace: from now on every track computes effective states."""
+        if self._sampled is None and bool((kind_a == SAMPLE).any()):
+            self._sampled = self._sample_subs
+            for tr in self._tracks:  # states cached before were the hooks' alone
+                tr.t.n = tr.state.n = tr.hook.n = tr.sub.n = tr._prefix_n = 0
+
+    @property
+    def has_samples(self) -> bool:
+        """Whether the trace carries the GIL view's sampled facts."""
+        return self._sampled is not None
+
+    def gil_view(self) -> str | None:
+        """The trace's one line on what the GIL view saw (`GIL view: on ...`, `free-threaded: ...`), or None."""
+        def build():
+            for i in self.events_of_kind("mark").tolist():
+                reason = self.event(i).reason or ""
+                if reason.startswith(GIL_VIEW_MARKS):
+                    return reason
+            return None
+        return self._cached("gil_view", self._t.n, build)
+
+    def gil_totals(self, lane: int) -> dict[str, float] | None:
+        """Seconds `lane` held the GIL, waited for it, and was blocked in the kernel (sampled), or None
+        for a lane the sampler never saw. Running without the GIL (C code) is running, not holding it."""
+        tr = self._track(lane)
+        if not tr.sub.n or not tr.sub.view().any():
+            return None
+        t, st, sub = tr.t.view(), tr.state.view(), tr.sub.view()
+        dur = np.diff(np.append(t, max(self.t_end, int(t[-1]))))
+        running = int(dur[st == RUNNING].sum())
+        no_gil = int(dur[(st == RUNNING) & ((sub == SUB_NO_GIL) | (sub == SUB_ON_CPU))].sum())
+        return {"gil_s": (running - no_gil) / 1e9, "no_gil_s": no_gil / 1e9,
+                "gil_wait_s": int(dur[sub == SUB_GIL_WAIT].sum()) / 1e9,
+                "kernel_s": int(dur[sub == SUB_KERNEL].sum()) / 1e9}
+
+    def _running_mask(self, tr: _Track) -> np.ndarray:
+        """Per change of a track: running, as max_running counts it. A lane the sampler saw runs when
+        the sampler saw it on a CPU (holding the GIL, or in C code without it): the hooks' `run` before
+        the sampler's next look is not counted, so a ~1 ms lag cannot make two GIL holders at once."""
+        st = tr.state.view()
+        if self._sampled is None or not tr.sub.n or not tr.sub.view().any():
+            return st == RUNNING
+        return (st == RUNNING) & _SUB_RUNS[tr.sub.view()]
 
     # -- lane states ------------------------------------------------------------------
 
@@ -403,6 +517,15 @@ class Timeline:
             return empty, empty, empty.astype(np.uint8), empty.astype(np.int32)
         end = np.append(t[1:], max(self.t_end, int(t[-1])))
         keep = (st != DONE) & (end > t)
+        if self._sampled is not None and len(t) > 1:
+            # A sampled fact that leaves the state as it was (a recorded wait seen in the kernel) is no new stretch.
+            same = np.concatenate(([False], (st[1:] == st[:-1]) & (self._kind.a[ev[1:]] == SAMPLE)))
+            keep &= ~same
+            end = end.copy()
+            # each kept stretch ends where the next kept one starts
+            kept = np.flatnonzero(keep | (st == DONE))
+            nxt = np.append(t[kept[1:]], end[-1]) if len(kept) else end[:0]
+            end[kept] = nxt
         return t[keep], end[keep], st[keep], ev[keep]
 
     # -- switches -----------------------------------------------------------------------
@@ -670,6 +793,8 @@ class Timeline:
             "close": f"{name} finished" + (f" ({e.reason}{at})" if e.reason else at),
             "phase": f"{name}: {e.reason or text}{at}",
             "mark": f"{name}: {e.reason or text}",
+            "sample": f"{name} {e.reason}{at}" + ("" if self.lanes[e.lane].kind in COOPERATIVE_KINDS else
+                                                  " (sampled)"),
         }.get(e.kind, f"{name}: {e.kind}")
         return f"event {self.event_rank(i) + 1}/{self.n_events}  {format_time(e.t)}  {what}"
 
@@ -687,7 +812,7 @@ class Timeline:
                 last = int(tr.state.a[tr.t.n - 1])
                 for r, s in enumerate(_COUNTED):
                     totals[s] = int(pre[r, -1]) + (end - int(tr.t.a[tr.t.n - 1]) if s == last else 0)
-            n_runs = int(np.count_nonzero(tr.state.view() == RUNNING))
+            n_runs = int(np.count_nonzero(self._kind.a[tr.ev.view()] == RUN))  # sampled facts are no switches
             lanes_out.append({
                 "id": lane.id, "kind": lane.kind, "name": lane.name, "parent": lane.parent,
                 "pid": lane.pid, "tid": lane.tid, "switches": n_runs,
@@ -696,6 +821,9 @@ class Timeline:
                 "first_t_s": int(tr.t.a[0]) / 1e9 if tr.t.n else None,
                 "done_t_s": int(tr.t.a[tr.t.n - 1]) / 1e9 if tr.t.n and tr.state.a[tr.t.n - 1] == DONE else None,
             })
+            gil = self.gil_totals(lane.id) if self._sampled is not None else None
+            if gil is not None:
+                lanes_out[-1].update(gil)
         kinds = self.events_of_kind
         return {
             "scenario": self.header.scenario,
@@ -714,6 +842,10 @@ class Timeline:
             "logs": len(kinds("log")),
             "max_running": self.max_running(),
             "lane_totals": lanes_out,
+            # GIL view (only in traces that carry it): what the header line says, and what "running" counts.
+            **({"gil_view": self.gil_view()} if self.gil_view() else {}),
+            **({"max_running_counts": "thread lanes holding the GIL or on a CPU without it, as sampled"}
+               if self._sampled is not None else {}),
         }
 
     def incomplete_reason(self) -> str | None:
@@ -736,8 +868,7 @@ class Timeline:
             ts, deltas = [], []
             for i in ids:
                 tr = self._track(i)
-                st = tr.state.view().astype(np.int8)
-                running = (st == RUNNING).astype(np.int8)
+                running = self._running_mask(tr).astype(np.int8)
                 change = np.diff(np.concatenate(([0], running)))
                 nz = np.flatnonzero(change)
                 ts.append(tr.t.view()[nz])
@@ -756,7 +887,7 @@ class Timeline:
 
 _LOAD_BATCH = 50_000  # events a load gives the store at once
 _CHANGES = np.zeros(256, dtype=bool)  # by kind code: the kinds that change a lane's state
-_CHANGES[[OPEN, RUN, WAIT, READY, CLOSE]] = True
+_CHANGES[[OPEN, RUN, WAIT, READY, CLOSE, SAMPLE]] = True
 _KIND_TO_STATE = np.full(len(EVENT_KINDS), NONE, dtype=np.uint8)
 for _k, _s in _STATE_OF_KIND.items():
     _KIND_TO_STATE[_k] = _s
