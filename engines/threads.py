@@ -569,6 +569,8 @@ class ThreadsEngine:
 
     def _covered_wait(self, frame, reason: str, timeout, call, /, *args):
         """waited(), with the calls under it (a read inside input()) recording nothing of their own."""
+        if not self._io_traced():
+            return call(*args)  # the program reports its own IO (probes): its waits are its own to show
         covered = self.covered
         covered.depth += 1
         try:
