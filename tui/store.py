@@ -449,6 +449,14 @@ class Timeline:
                 "gil_wait_s": int(dur[sub == SUB_GIL_WAIT].sum()) / 1e9,
                 "kernel_s": int(dur[sub == SUB_KERNEL].sum()) / 1e9}
 
+    def _changed_at(self, tr: _Track, i: int) -> int:
+        """The change at or before i that put the lane in its state: sampled facts that refined nothing
+        (a recorded wait seen in the kernel) are passed over, so the recorded wait names the state."""
+        kinds, ev, sub = self._kind.a, tr.ev.a, tr.sub.a
+        while i > 0 and kinds[ev[i]] == SAMPLE and (sub[i] == SUB_NONE if tr.sub.n > i else True):
+            i -= 1
+        return i
+
     def _running_mask(self, tr: _Track) -> np.ndarray:
         """Per change of a track: running, as max_running counts it. A lane the sampler saw runs when
         the sampler saw it on a CPU (holding the GIL, or in C code without it): the hooks' `run` before
@@ -466,6 +474,8 @@ class Timeline:
         i = int(np.searchsorted(tr.t.view(), t, side="right")) - 1
         if i < 0:
             return NONE, None
+        if self._sampled is not None:
+            i = self._changed_at(tr, i)
         return int(tr.state.a[i]), int(tr.ev.a[i])
 
     def lane_states(self, lanes: Sequence[int], t0: int, t1: int, width: int,
