@@ -1030,6 +1030,10 @@ class ConcurviewApp(App[int]):
         parts: list = [(name, "bold"), " · ", state]
         if tl.dropped:
             parts += [" · ", (f"{tl.dropped} events dropped", "bold $text-warning")]
+        gil = tl.gil_view()  # what the GIL view saw, in one line ("GIL view: on", "free-threaded: no GIL")
+        if gil:
+            short = gil.split(" (", 1)[0]
+            parts.append((f" · {clean(short, one_line=True)}", "" if short == "GIL view: on" else "$text-warning"))
         if self.playing:
             parts.append((" · ▶ playing", "bold $text-accent"))
         elif self.follow and self.current_run is not None:
