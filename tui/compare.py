@@ -103,11 +103,14 @@ def table(runs: list[ModelRun]) -> list[dict]:
     for r in runs:
         tl = Timeline()
         tl.add(r.lanes, r.events)
+        # With the GIL view's samples in the trace, thread lanes count while they hold the GIL (or run
+        # C code without it): on a GIL build the threads model shows 1, not its pool size.
         running = tl.max_running()
         workers = {k: v for k, v in running.items() if k not in ("main", "hub", "loop")}
         rows.append({
             "model": r.model, "total_s": r.total, "ideal_s": r.ideal, "switches": tl.n_switches,
             "lanes": len(r.lanes), "max_running_workers": max(workers.values(), default=running.get("main", 0)),
             "complete": r.footer.complete, "exit_code": r.footer.exit_code,
+            "max_running_counts": "GIL holders (sampled)" if tl.has_samples else "lanes running (hooks)",
         })
     return rows
