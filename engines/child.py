@@ -89,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     # The GIL view samples the threads the threads engine gives lanes (gevent's "threads" are greenlets).
     from concurview.engines import gilview, threads as threads_engine
 
-    gil = gilview.arm(rec, where) if threads_engine._engine is not None else None
+    # Not for a program that reports its own IO through probes (the IO-model scenarios): its waits and
+    # phases are its own to show, and a sampled "blocked in the kernel: read" would contradict them.
+    from concurview.engines import probe
+
+    gil = gilview.arm(rec, where) if threads_engine._engine is not None and not probe.wanted(path) else None
 
     stdout = LaneWriter(rec, "stdout", echo=sys.stdout if args.echo else None)
     stderr = LaneWriter(rec, "stderr", echo=sys.stderr if args.echo else None)
