@@ -200,6 +200,15 @@ static void sample_once(void)
         Slot *s = &slots[i];
         if (!s->used)
             continue;
+        if (s->fd < 0) {
+            char path[64];
+            snprintf(path, sizeof(path), "/proc/self/task/%ld/syscall", s->tid);
+            s->fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (s->fd < 0) {
+                s->used = 0;  /* gone already, or /proc unreadable: not sampled */
+                continue;
+            }
+        }
         long nr = -1;
         unsigned long long arg = 0;
         int state;
@@ -296,7 +305,7 @@ static void after_fork_child(void)
     /* The sampler thread is the parent's; so are the threads registered. Nothing is sampled here. */
     pthread_mutex_init(&mu, NULL);
     for (int i = 0; i < n_slots; i++)
-        if (slots[i].used)
+        if (slots[i].used && slots[i].fd >= 0)
             close(slots[i].fd);
     memset(slots, 0, sizeof(slots));
     n_slots = 0;
@@ -386,17 +395,14 @@ gv_register(PyObject *m, PyObject *args)
     if (!PyArg_ParseTuple(args, "LK", &lane, &ident))
         return NULL;
     long tid = (long)syscall(SYS_gettid);
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/task/%ld/syscall", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        Py_RETURN_FALSE;
+    int fd = -1;  /* opened by the sampler at its next look: nothing slow on the thread's way to start */
     void *ts = (void *)PyThreadState_Get();
     pthread_mutex_lock(&mu);
     int free_at = -1;
     for (int i = 0; i < n_slots; i++) {
         if (slots[i].used && slots[i].tid == tid) {  /* registered again (a new lane for the thread) */
-            close(slots[i].fd);
+            if (slots[i].fd >= 0)
+                close(slots[i].fd);
             slots[i].used = 0;
         }
         if (!slots[i].used && free_at < 0)
@@ -406,7 +412,6 @@ gv_register(PyObject *m, PyObject *args)
         if (n_slots >= MAX_SLOTS) {
             n_unregistered++;
             pthread_mutex_unlock(&mu);
-            close(fd);
             Py_RETURN_FALSE;
         }
         free_at = n_slots++;
@@ -439,7 +444,8 @@ gv_unregister(PyObject *m, PyObject *unused)
     pthread_mutex_lock(&mu);
     for (int i = 0; i < n_slots; i++) {
         if (slots[i].used && slots[i].tid == tid) {
-            close(slots[i].fd);
+            if (slots[i].fd >= 0)
+                close(slots[i].fd);
             slots[i].used = 0;
         }
     }
