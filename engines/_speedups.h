@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* Event kinds: the order of engines/events.py EVENT_KINDS. */
-enum { CV_OPEN, CV_RUN, CV_WAIT, CV_READY, CV_LOG, CV_ERROR, CV_CLOSE, CV_PHASE, CV_MARK, CV_BLOCK };
+enum { CV_OPEN, CV_RUN, CV_WAIT, CV_READY, CV_LOG, CV_ERROR, CV_CLOSE, CV_PHASE, CV_MARK, CV_BLOCK, CV_SAMPLE };
 
 /* Branch hints and cold paths: a traced switch runs inside the interpreter's hot loop, and every
  * cache line of code it touches evicts one of the interpreter's (greenlet ping-pong: 85 L1i misses

@@ -21,13 +21,14 @@
 enum { STOP_END = 0, STOP_TAGGED = 1, STOP_OTHER = 2 };
 enum { F_SEQ = 1, F_T = 2, F_LANE = 4, F_KIND = 8, F_REASON = 16, F_WHERE = 32, F_CAUSE = 64, F_TEXT = 128 };
 #define REQUIRED (F_SEQ | F_T | F_LANE | F_KIND)
-#define N_KINDS 10  /* engines/events.py EVENT_KINDS; a kind past them is "unknown" */
+#define N_KINDS 11  /* engines/events.py EVENT_KINDS; a kind past them is "unknown" */
 #define CACHE_MAX (1 << 20)  /* raw strings remembered at most (unique log lines stop being cached) */
 /* Longer strings (tracebacks, long log lines) are not remembered: they seldom repeat, and a copy
  * of each would add the size of their text to a load's memory (a 200 MB line: 200 MB more). */
 #define CACHE_MAX_LEN 4096
 
-static const char *const KINDS[N_KINDS] = {"open", "run", "wait", "ready", "log", "error", "close", "phase", "mark", "block"};
+static const char *const KINDS[N_KINDS] = {"open", "run", "wait", "ready", "log", "error", "close", "phase", "mark", "block",
+                                           "sample"};
 
 typedef struct {
     uint64_t hash;  /* 0: empty slot */

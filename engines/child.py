@@ -122,6 +122,15 @@ def main(argv: list[str] | None = None) -> int:
             continue  # its audit hook would slow every program down for nothing
         module.install(rec, where)
 
+    # The GIL view samples the threads the threads engine gives lanes (gevent's "threads" are greenlets).
+    from concurview.engines import gilview, threads as threads_engine
+
+    # Not for a program that reports its own IO through probes (the IO-model scenarios): its waits and
+    # phases are its own to show, and a sampled "blocked in the kernel: read" would contradict them.
+    from concurview.engines import probe
+
+    gil = gilview.arm(rec, where) if threads_engine._engine is not None and not probe.wanted(path) else None
+
     stdout = LaneWriter(rec, "stdout", echo=sys.stdout if args.echo else None)
     stderr = LaneWriter(rec, "stderr", echo=sys.stderr if args.echo else None)
     sys.stdout, sys.stderr = stdout, stderr
@@ -130,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         # Registered before the program's own atexit hooks, so it runs after them.
         stdout.flush()
         stderr.flush()
+        if gil is not None:
+            gil.finish()
         rec.close()
 
     atexit.register(_last_flush)
@@ -173,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         rec.record(main_lane, WAIT, "interpreter exit: joining non-daemon threads")
         threading._shutdown()  # type: ignore[attr-defined]  # what Py_Finalize does next anyway
         rec.record(main_lane, RUN, "threads joined")
+    if gil is not None:
+        gil.finish()
     rec.record(main_lane, CLOSE, f"exit code {exit_code}")
     rec.flush()
     return exit_code

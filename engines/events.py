@@ -25,9 +25,22 @@ LANE_KINDS = (
 # `block`: a cooperative lane (task, greenlet, generator) waits in a call that blocks its whole OS
 # thread (time.sleep, a blocking recv, a contended lock) instead of handing the thread to its loop
 # or hub; its siblings cannot run until it returns (a `run` of the same lane ends it).
-EVENT_KINDS = ("open", "run", "wait", "ready", "log", "error", "close", "phase", "mark", "block")
+# `sample`: a sampled fact about a thread lane's OS thread (the GIL view, engines/gilview.py); the
+# hooks' events stay the backbone, see SAMPLE_REASONS.
+EVENT_KINDS = ("open", "run", "wait", "ready", "log", "error", "close", "phase", "mark", "block", "sample")
 KIND_CODE = {k: i for i, k in enumerate(EVENT_KINDS)}
-OPEN, RUN, WAIT, READY, LOG, ERROR, CLOSE, PHASE, MARK, BLOCK = range(len(EVENT_KINDS))
+OPEN, RUN, WAIT, READY, LOG, ERROR, CLOSE, PHASE, MARK, BLOCK, SAMPLE = range(len(EVENT_KINDS))
+
+# What a `sample` event's reason starts with, and what it says about a lane the hooks show running.
+# A kernel block's reason goes on: "blocked in the kernel: read(fd 0)".
+SAMPLE_HOLDS = "holds the GIL"  # running Python code
+SAMPLE_GIL_WAIT = "waiting for the GIL"  # runnable, another thread holds it
+SAMPLE_NO_GIL = "running without the GIL"  # on a CPU in C code that released it
+SAMPLE_ON_CPU = "on a CPU"  # no GIL to tell (free-threaded build, unknown layout)
+SAMPLE_KERNEL = "blocked in the kernel"  # in a system call no hook recorded
+SAMPLE_REASONS = (SAMPLE_HOLDS, SAMPLE_GIL_WAIT, SAMPLE_NO_GIL, SAMPLE_ON_CPU, SAMPLE_KERNEL)
+# The trace's mark (on the main lane) that says what the GIL view could see in this run.
+GIL_VIEW_MARKS = ("GIL view:", "free-threaded:")
 
 # Lanes that take turns inside one OS thread: their scheduling domain is that
 # thread. Every other lane competes with the other threads of its process.

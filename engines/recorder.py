@@ -134,6 +134,8 @@ class Recorder:
         self._families: dict[str, int] = {}  # lane family -> lanes made (lane cap)
         self.untraced = 0  # lanes not recorded because of the lane cap
         self._over: dict[str, int] = {}  # lane family -> lanes of it not recorded
+        # Called by the flusher before each flush, with the GIL (the GIL view drains its sampler here).
+        self.drains: list = []
 
     main_lane = _on_buffer("main_lane", "The main thread's lane: the current lane of a thread nobody told about.")
     cap = _on_buffer("cap", "Events pending in the child before new ones are dropped (while another thread writes).")
@@ -372,11 +374,15 @@ class Recorder:
         def loop() -> None:
             while not self._closed:
                 _sleep(FLUSH_INTERVAL)
+                for drain in self.drains:
+                    drain()
                 if (self._events or self._lanes or self._used) and _monotonic() - self._written >= FLUSH_INTERVAL / 2:
                     self.flush()
         _start_new_thread(loop, ())
 
     def close(self) -> None:
+        for drain in self.drains:
+            drain()
         if self.untraced:
             self.record(self.main_lane, MARK, f"{self.untraced} lanes not recorded (lane cap)", None, None,
                         ", ".join(f"{n} × {f}" for f, n in self._over.items()))

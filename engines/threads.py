@@ -9,6 +9,7 @@ import queue
 import sys
 import threading
 
+from concurview.engines import gilview
 from concurview.engines.events import BLOCK, CLOSE, ERROR, READY, RUN, WAIT
 from concurview.engines.recorder import Recorder, _allocate_lock, _get_ident
 from concurview.engines.where import Where
@@ -299,6 +300,11 @@ class ThreadsEngine:
                 self._patch_sockets()
             except Exception:  # noqa: BLE001 - a platform without MSG_DONTWAIT: no socket waits
                 self.errors += 1
+        if not (monkey is not None and (monkey.is_module_patched("os") or monkey.is_module_patched("select"))):
+            try:
+                self._patch_blocking_calls()
+            except Exception:  # noqa: BLE001 - a platform without poll/epoll: the rest still armed
+                self.errors += 1
         if not gevent_threads:
             self._patch_threads()
             lock, rlock = self._lock_factories()
@@ -549,6 +555,180 @@ class ThreadsEngine:
             if issubclass(cls, selectors.BaseSelector) and cls is not selectors.BaseSelector \
                     and "select" in cls.__dict__:
                 cls.select = wrap(cls.__dict__["select"])
+
+    # -- blocking calls no other hook sees (issue 18, item 5) ------------------------------------
+
+    def _user_call(self, frame) -> bool:
+        """Whether `frame` (the caller of a wrapped call) is the program's own code: library plumbing
+        (multiprocessing's pipes, subprocess) calling os.read is not a wait the program asked for."""
+        code = frame.f_code
+        entry = self._users.get(id(code))
+        if entry is None:
+            entry = self._users[id(code)] = (self.where.is_user(code), code)
+        return entry[0]
+
+    def _covered_wait(self, frame, reason: str, timeout, call, /, *args):
+        """waited(), with the calls under it (a read inside input()) recording nothing of their own."""
+        if not self._io_traced():
+            return call(*args)  # the program reports its own IO (probes): its waits are its own to show
+        covered = self.covered
+        covered.depth += 1
+        try:
+            return self.waited(frame, reason, timeout, call, *args)
+        finally:
+            covered.depth -= 1
+
+    def _patch_blocking_calls(self) -> None:
+        """input(), sys.stdin's read/readline/readlines, os.read on a pipe, tty or FIFO, signal.pause and
+        the poll()/epoll() objects the program makes: each a wait named after the call, at the program's
+        line, when it would block (a zero-timeout select or poll asks first: regular files never block).
+        The selectors (and so asyncio's loop) keep their own path: they bound the real poll and epoll
+        when imported, before this runs."""
+        import builtins
+        import select
+        import signal
+
+        engine, covered, getframe = self, self.covered, sys._getframe
+        real_select = getattr(select.select, "__wrapped__", select.select)
+
+        def readable(fd: int) -> bool:
+            """Data (or EOF, or an error) waits on fd: a read returns at once. True when unsure."""
+            try:
+                if fd < 1024:
+                    return bool(real_select([fd], [], [], 0)[0])
+                p = real_poll()
+                p.register(fd, select.POLLIN)
+                return bool(p.poll(0))
+            except (OSError, ValueError, TypeError):
+                return True
+
+        real_read = os.read
+
+        def read(fd, n, /):
+            if covered.depth or not engine._user_call(getframe(1)):
+                return real_read(fd, n)
+            try:
+                ready = not os.get_blocking(fd) or readable(fd)
+            except (OSError, TypeError):
+                ready = True  # a bad fd: the real call raises what it raises
+            if ready:
+                return real_read(fd, n)
+            return engine._covered_wait(getframe(1), f"os.read(fd {fd})", None, real_read, fd, n)
+
+        read.__doc__, read.__wrapped__ = real_read.__doc__, real_read  # type: ignore[attr-defined]
+        os.read = read
+
+        real_input = builtins.input
+
+        def input(prompt="", /):
+            if covered.depth:
+                return real_input(prompt)
+            try:
+                ready = readable(sys.stdin.fileno())
+            except Exception:  # noqa: BLE001 - no stdin, or one without a descriptor
+                ready = True
+            if ready:
+                return real_input(prompt)
+            return engine._covered_wait(getframe(1), "input()", None, real_input, prompt)
+
+        input.__doc__, input.__wrapped__ = real_input.__doc__, real_input  # type: ignore[attr-defined]
+        builtins.input = input
+
+        stdin = sys.stdin
+        if stdin is not None:
+            for name in ("read", "readline", "readlines"):
+                try:
+                    setattr(stdin, name, self._stdin_call(stdin, name, getattr(stdin, name), readable))
+                except (AttributeError, TypeError):
+                    pass  # a stream that takes no attributes: the sampler still sees the read
+
+        if hasattr(signal, "pause"):
+            real_pause = signal.pause
+
+            def pause():
+                if covered.depth:
+                    return real_pause()
+                return engine._covered_wait(getframe(1), "signal.pause()", None, real_pause)
+
+            pause.__doc__, pause.__wrapped__ = real_pause.__doc__, real_pause  # type: ignore[attr-defined]
+            signal.pause = pause
+
+        real_poll = select.poll
+        select.poll = self._poller(real_poll, "poll.poll", 1e-3)
+        if hasattr(select, "epoll"):
+            select.epoll = self._poller(select.epoll, "epoll.poll", 1.0)
+
+    def _stdin_call(self, stdin, name: str, real, readable):
+        engine, covered, getframe = self, self.covered, sys._getframe
+
+        def call(*args):
+            if covered.depth:
+                return real(*args)
+            try:
+                ready = readable(stdin.fileno())
+            except Exception:  # noqa: BLE001
+                ready = True
+            if ready:
+                return real(*args)
+            return engine._covered_wait(getframe(1), f"sys.stdin.{name}()", None, real, *args)
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__, call.__wrapped__ = real.__doc__, real  # type: ignore[attr-defined]
+        return call
+
+    def _poller(self, real_new, label: str, unit: float):
+        """select.poll / select.epoll as the program calls them: the real object, in a thin wrapper whose
+        poll() is a wait when nothing is ready yet (C types, neither subclassable nor patchable)."""
+        engine, covered, getframe = self, self.covered, sys._getframe
+
+        class Poller:
+            __slots__ = ("_real", "_fds")
+
+            def __init__(self, real) -> None:
+                self._real = real
+                self._fds: set = set()
+
+            def register(self, fd, *args):
+                self._real.register(fd, *args)
+                self._fds.add(fd if isinstance(fd, int) else fd.fileno())
+
+            def unregister(self, fd):
+                self._real.unregister(fd)
+                self._fds.discard(fd if isinstance(fd, int) else fd.fileno())
+
+            def poll(self, timeout=None, *args):
+                real = self._real
+                if covered.depth or timeout == 0:
+                    return real.poll(timeout, *args)
+                ready = real.poll(0, *args)
+                if ready:
+                    return ready
+                n = len(self._fds)
+                seconds = None if timeout is None or timeout < 0 else timeout if unit == 1 else timeout * unit
+                return engine._covered_wait(getframe(1), f"{label} ({n} fd{'s' if n != 1 else ''})", seconds,
+                                            real.poll, timeout, *args)
+
+            def __getattr__(self, name):
+                return getattr(self._real, name)
+
+            def __enter__(self):
+                self._real.__enter__()
+                return self
+
+            def __exit__(self, *exc):
+                return self._real.__exit__(*exc)
+
+        Poller.__name__ = Poller.__qualname__ = real_new.__name__
+
+        def new(*args, **kwargs):
+            real = real_new(*args, **kwargs)
+            return Poller(real) if engine._user_call(getframe(1)) else real
+
+        new.__doc__, new.__wrapped__ = real_new.__doc__, real_new  # type: ignore[attr-defined]
+        new.__name__ = new.__qualname__ = real_new.__name__
+        if hasattr(real_new, "fromfd"):
+            new.fromfd = real_new.fromfd  # type: ignore[attr-defined]
+        return new
 
     def _lock_factories(self):
         """threading.Lock / RLock: traced when the program itself makes them.
@@ -860,6 +1040,7 @@ class ThreadsEngine:
             thread._concurview_lane = lane
             rec.bind_thread(lane, ident)
             rec.record(lane, RUN, "thread starts", self._target_where(thread), parent)
+            gilview.register(lane, ident)
             return lane
         except Exception:  # noqa: BLE001
             self.errors += 1
@@ -868,6 +1049,7 @@ class ThreadsEngine:
     def close_thread(self, thread, lane: int, ident: int) -> None:
         try:
             rec = self.rec
+            gilview.unregister()
             raised = thread.__dict__.get("_concurview_raised")
             rec.record(lane, CLOSE, "returned" if raised is None else "raised " + raised)
             if rec._thread_lanes.get(ident) == lane:

@@ -1056,6 +1056,10 @@ class ConcurviewApp(App[int]):
             parts += [" · ", (f"{n_warn} warning{'s' if n_warn != 1 else ''} (w)", "bold $text-warning")]
         if tl.dropped:
             parts += [" · ", (f"{tl.dropped} events dropped", "bold $text-warning")]
+        gil = tl.gil_view()  # what the GIL view saw, in one line ("GIL view: on", "free-threaded: no GIL")
+        if gil:
+            short = gil.split(" (", 1)[0]
+            parts.append((f" · {clean(short, one_line=True)}", "" if short == "GIL view: on" else "$text-warning"))
         if self.playing:
             parts.append((" · ▶ playing", "bold $text-accent"))
         elif self.follow and self.current_run is not None:

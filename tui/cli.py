@@ -577,14 +577,23 @@ def _summary(path: str, as_json: bool, max_bytes: int | None = None) -> int:
     rows = s["lane_totals"]
     w = max([4] + [len(lane.name) for lane in tl.lanes])
     blocked = bool(s["blocks"])  # the column only when a lane blocked its thread
-    extra = f" {'blocking':>10}" if blocked else ""
+    gil = bool(s.get("gil_view")) and s.get("max_running_counts") is not None  # the GIL view's numbers
+    extra = (f" {'blocking':>10}" if blocked else "") + (f" {'GIL held':>10} {'GIL wait':>10} {'in kernel':>10}"
+                                                          if gil else "")
     say(f"\n  {'lane':<{w}}  {'kind':<9} {'running':>10} {'waiting':>10} {'ready':>10} {'switches':>8}{extra}")
     for r in rows:
         cells = [format_time(int(r[k] * 1e9)) for k in ("running_s", "waiting_s", "ready_s", "blocking_s")]
-        tail = f" {cells[3]:>10}" if blocked else ""
-        say(f"  {r['name']:<{w}}  {r['kind']:<9} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {r['switches']:>8}{tail}")
-    say("\nmost running at once: " + ", ".join(f"{k} {v}" for k, v in s["max_running"].items()))
+        more = f" {cells[3]:>10}" if blocked else ""
+        if gil:
+            more += "".join(f" {format_time(int(r[k] * 1e9)) if k in r else '-':>10}"
+                            for k in ("gil_s", "gil_wait_s", "kernel_s"))
+        say(f"  {r['name']:<{w}}  {r['kind']:<9} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {r['switches']:>8}"
+            + more)
+    counts = f" (counting {s['max_running_counts']})" if s.get("max_running_counts") else ""
+    say("\nmost running at once: " + ", ".join(f"{k} {v}" for k, v in s["max_running"].items()) + counts)
     say("jobs in flight at once: " + ", ".join(f"{k} {v}" for k, v in s["max_in_flight"].items()))
+    if s.get("gil_view"):
+        say(s["gil_view"])
     if s["warnings"]:
         say(f"\n{len(s['warnings'])} warning{'s' if len(s['warnings']) != 1 else ''}:")
         for lint in s["warnings"]:

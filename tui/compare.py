@@ -103,6 +103,8 @@ def table(runs: list[ModelRun]) -> list[dict]:
     for r in runs:
         tl = Timeline()
         tl.add(r.lanes, r.events)
+        # With the GIL view's samples in the trace, thread lanes count while they hold the GIL (or run
+        # C code without it): on a GIL build the threads model shows 1, not its pool size.
         running = tl.max_running()
         workers = {k: v for k, v in running.items() if k not in ("main", "hub", "loop")}
         # Jobs in flight: what "concurrency" means for IO-bound work (a sleeping worker, a task waiting on IO count).
@@ -113,5 +115,6 @@ def table(runs: list[ModelRun]) -> list[dict]:
             "lanes": len(r.lanes), "max_running_workers": max(workers.values(), default=running.get("main", 0)),
             "max_in_flight_workers": max(flying.values(), default=flight.get("main", 0)),
             "complete": r.footer.complete, "exit_code": r.footer.exit_code,
+            "max_running_counts": "GIL holders (sampled)" if tl.has_samples else "lanes running (hooks)",
         })
     return rows

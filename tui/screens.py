@@ -18,10 +18,10 @@ from concurview.tui.lanes import GLYPHS, KIND_ICONS
 from concurview.tui.text import clean
 
 GLYPH_LEGEND = (
-    (GLYPHS[1], "running: the lane has the CPU (threads: runnable - Python cannot see the GIL)"),
+    (GLYPHS[1], "running: the lane has the CPU (threads: holding the GIL, running Python code)"),
     (GLYPHS[7], "ran briefly: started running in a cell it spent mostly waiting (time axis)"),
-    (GLYPHS[2], "ready: woken, waiting for its turn"),
-    (GLYPHS[3], "waiting: sleeping, blocked on a lock, IO, a future ..."),
+    (GLYPHS[2], "ready: woken, waiting for its turn (threads: runnable, waiting for the GIL)"),
+    (GLYPHS[3], "waiting: sleeping, blocked on a lock, IO, a future ... or any system call (threads)"),
     (GLYPHS[5], "blocking the thread: a task, greenlet or generator in a call that holds its whole thread"),
     ("", "(time.sleep, a blocking recv, a lock) instead of handing it to its event loop or hub: the"),
     ("", "lanes it shares the thread with cannot run, and are drawn ready (▒) when they could have"),
@@ -61,6 +61,13 @@ class HelpScreen(ModalScreen[None]):
         lines += [Content(f"  {icons}"),
                   Content("  Children are indented under their parent: pool -> workers, process -> threads,"),
                   Content("  thread -> its tasks or greenlets. Each label ends with the lane's state at the cursor."),
+                  Content(""), Content.styled("Threads (the GIL view)", "bold"),
+                  Content("  A native sampler looks at every thread about each millisecond while the program is"),
+                  Content("  busy. With a GIL one thread at a time runs Python code: running is holding the GIL"),
+                  Content("  (or C code that released it), ready is runnable but waiting for the GIL, waiting is"),
+                  Content("  a recorded wait or any system call blocked in the kernel (named after the call and"),
+                  Content("  the program's line). Done: the thread has ended. The header says when this Python"),
+                  Content("  cannot show the GIL (\"GIL view: not available\") or has none (\"free-threaded\")."),
                   Content(""), Content.styled("Axes", "bold"),
                   Content("  t switches between the time axis (columns are equal stretches of time) and the"),
                   Content("  switch axis (one column per switch: who ran after whom, however short)."),

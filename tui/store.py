@@ -14,7 +14,8 @@ import numpy as np
 
 from concurview.engines.columns import KIND_NAMES, UNKNOWN_KIND, Columns, StringTable
 from concurview.engines.events import (
-    BLOCK, CLOSE, COOPERATIVE_KINDS, EVENT_KINDS, KIND_CODE, OPEN, READY, RUN, WAIT,
+    BLOCK, CLOSE, COOPERATIVE_KINDS, EVENT_KINDS, GIL_VIEW_MARKS, KIND_CODE, MARK, OPEN, READY, RUN, SAMPLE,
+    SAMPLE_GIL_WAIT, SAMPLE_HOLDS, SAMPLE_KERNEL, SAMPLE_NO_GIL, SAMPLE_ON_CPU, WAIT,
     Event, Footer, Header, Lane,
 )
 
@@ -72,9 +73,13 @@ class _Track:
     A lane starved by another's block also has `extra` changes no event of its own made (see
     Timeline._starve): the cache then holds both, in time order, with `evc` the event each
     cached change belongs to (an extra's: the wait it interrupts). Without extras, `ev` is that.
+
+    A thread lane of a trace with the GIL view's `sample` events has effective states: see
+    _refine_sampled (`hook`, `sub`).
     """
 
-    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n", "extra", "evc", "_synced", "_extra_n")
+    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n", "extra", "evc", "_synced", "_extra_n",
+                 "hook", "sub")
 
     def __init__(self) -> None:
         self.ev = _Column(np.int32, 16)
@@ -86,28 +91,47 @@ class _Track:
         self.evc: _Column | None = None
         self._synced = 0  # entries of `ev` in the cache
         self._extra_n = 0  # entries of `extra` in the cache
+        # GIL view (traces with `sample` events only): per change, the hooks' state in force and the
+        # sampled sub-state that refined it (SUB_*; 0: none, the hooks' state as it is).
+        self.hook = _Column(np.uint8, 0)
+        self.sub = _Column(np.uint8, 0)
 
-    def sync(self, times: np.ndarray, kinds: np.ndarray) -> _Track:
-        """Bring the cached times and states up to the events recorded so far."""
+    def sync(self, times: np.ndarray, kinds: np.ndarray, sampled=None) -> _Track:
+        """Bring the cached times and states up to the events recorded so far.
+
+        `sampled(events)`: the SUB_* code of each (sample) event, when the trace has any: the
+        states are then the effective ones (_refine_sampled).
+        """
         if self.extra is not None and self._extra_n != len(self.extra):
-            return self._rebuild(times, kinds)
+            return self._rebuild(times, kinds, sampled)
         if self._synced != self.ev.n:
+            start = self.t.n
             tail = self.ev.a[self._synced:self.ev.n]
             tt = times[tail]
-            if (self.t.n and tt[0] < self.t.a[self.t.n - 1]) or bool((tt[1:] < tt[:-1]).any()):
+            if (start and tt.min() < self.t.a[start - 1]) or bool((tt[1:] < tt[:-1]).any()):
                 # A change earlier than one before it on this lane (a probe's back-dated event, a
-                # damaged or hand-made file): the lane's changes in time order, file order among
-                # equal times, as the switch index keeps them. Durations stay >= 0 and lookups
-                # by bisection stay true.
-                return self._rebuild(times, kinds)
+                # sampled fact drained late, a damaged or hand-made file): the lane's changes in
+                # time order, file order among equal times, as the switch index keeps them.
+                # Durations stay >= 0 and lookups by bisection stay true. Only the changes from
+                # the earliest one out of place on are sorted again (all of them, with extras).
+                if self.evc is not None:
+                    return self._rebuild(times, kinds, sampled)
+                start = int(np.searchsorted(self.t.a[:start], tt.min(), side="right"))
+                ev = self.ev.view()[start:]
+                ev[:] = ev[np.lexsort((ev, times[ev]))]
+                self.t.n = self.state.n = start
+                self._prefix_n = min(self._prefix_n, start)
+                tail, tt = ev, times[ev]
             self.t.extend(tt)
             self.state.extend(_KIND_TO_STATE[kinds[tail]])
             if self.evc is not None:
                 self.evc.extend(tail)
+            if sampled is not None:
+                _refine_sampled(self, start, kinds[tail], sampled(tail))
             self._synced = self.ev.n
         return self
 
-    def _rebuild(self, times: np.ndarray, kinds: np.ndarray) -> _Track:
+    def _rebuild(self, times: np.ndarray, kinds: np.ndarray, sampled=None) -> _Track:
         """The whole cache again: the events in time order (file order among equal times), the extras merged in."""
         ev = self.ev.view()
         ev[:] = ev[np.lexsort((ev, times[ev]))]
@@ -123,9 +147,11 @@ class _Track:
                 self.evc = _Column(np.int32, 0)
             self.evc.n = 0
             self.evc.extend(owner)
-        self.t.n = self.state.n = self._prefix_n = 0
+        self.t.n = self.state.n = self._prefix_n = self.hook.n = self.sub.n = 0
         self.t.extend(t)
         self.state.extend(st)
+        if sampled is not None:
+            _refine_sampled(self, 0, kinds[owner], sampled(owner))
         self._synced, self._extra_n = self.ev.n, len(self.extra or ())
         return self
 
@@ -155,8 +181,47 @@ class _Track:
         return p[:, :n]
 
     def cache_bytes(self) -> int:
-        return (self.t.a.nbytes + self.state.a.nbytes + (0 if self._prefix is None else self._prefix.nbytes)
-                + (0 if self.evc is None else self.evc.a.nbytes))
+        return (self.t.a.nbytes + self.state.a.nbytes + self.hook.a.nbytes + self.sub.a.nbytes
+                + (0 if self._prefix is None else self._prefix.nbytes) + (0 if self.evc is None else self.evc.a.nbytes))
+
+
+# -- GIL view: sampled facts refine the state of a thread lane the hooks show running -------------
+
+# A sample event's sub-state, by the start of its reason (engines/events.py SAMPLE_*).
+SUB_NONE, SUB_HOLDS, SUB_GIL_WAIT, SUB_NO_GIL, SUB_ON_CPU, SUB_KERNEL = range(6)
+_SUB_OF_REASON = ((SAMPLE_HOLDS, SUB_HOLDS), (SAMPLE_GIL_WAIT, SUB_GIL_WAIT), (SAMPLE_NO_GIL, SUB_NO_GIL),
+                  (SAMPLE_ON_CPU, SUB_ON_CPU), (SAMPLE_KERNEL, SUB_KERNEL))
+# What the lane is while the hooks say running and the sampler says this.
+_SUB_STATE = np.array([RUNNING, RUNNING, READY_S, RUNNING, RUNNING, WAITING], dtype=np.uint8)
+_SUB_RUNS = np.array([False, True, False, True, True, False])  # the sampler saw it on a CPU
+
+
+def sub_of_reason(reason: str | None) -> int:
+    """The SUB_* code a sample event's reason stands for (SUB_NONE for one this reader does not know)."""
+    if reason:
+        for text, code in _SUB_OF_REASON:
+            if reason.startswith(text):
+                return code
+    return SUB_NONE
+
+
+def _refine_sampled(tr: _Track, start: int, kinds: np.ndarray, subs: np.ndarray) -> None:
+    """Effective states for the changes from `start` on: hook events keep theirs; a sample event takes
+    the state its sub-state means while the hooks' state in force is RUNNING, else that state
+    (a thread in a recorded wait is waiting whatever the sampler saw). One pass of numpy, no loop."""
+    n = tr.state.n
+    seg = tr.state.a[start:n]
+    is_s = kinds == SAMPLE
+    prev = tr.hook.a[start - 1] if start > 0 and tr.hook.n >= start else NONE
+    pos = np.where(is_s, -1, np.arange(n - start))
+    np.maximum.accumulate(pos, out=pos)
+    in_force = np.where(pos >= 0, seg[np.maximum(pos, 0)], prev).astype(np.uint8)
+    refined = is_s & (in_force == RUNNING)
+    subs = np.where(refined, subs, SUB_NONE).astype(np.uint8)
+    tr.state.a[start:n] = np.where(is_s, np.where(refined, _SUB_STATE[subs], in_force), seg)
+    tr.hook.n = tr.sub.n = min(start, tr.hook.n)
+    tr.hook.extend(in_force)
+    tr.sub.extend(subs)
 
 
 @dataclass(frozen=True)
@@ -219,6 +284,8 @@ class Timeline:
         # Blocks (`block` events) whose end has not arrived yet; those that ended: (lane, event, start, end).
         self._blocks_open: list[int] = []
         self._block_spans: list[tuple[int, int, int, int]] = []
+        self._sampled = None  # GIL view: Timeline._sample_subs once the trace has sample events
+        self._sub_of_detail = np.zeros(0, dtype=np.uint8)
 
     # -- ingest -------------------------------------------------------------------
 
@@ -284,6 +351,7 @@ class Timeline:
                 # Something reported late (a probe, another process's frame): keep switches in time order.
                 sw = self._switches.view()
                 sw[:] = sw[np.lexsort((sw, self._t.a[sw]))]
+        self._note_samples(kind_a)
         if self._tracks:
             # Only the lanes with a track (those asked about) are kept up to date here; the
             # others are found through the change index when first asked about.
@@ -419,7 +487,7 @@ class Timeline:
         tr = self._tracks.get(lane)
         if tr is None:
             tr = self._new_track(lane)
-        return tr.sync(self._t.a, self._kind.a)
+        return tr.sync(self._t.a, self._kind.a, self._sampled)
 
     def _new_track(self, lane: int) -> _Track:
         """Lane `lane`'s track, made from the change index and the events since it was built."""
@@ -450,6 +518,74 @@ class Timeline:
         np.cumsum(np.bincount(lanes, minlength=len(self.lanes)), out=self._index_start[1:])
         self._index_upto = n
 
+    # -- GIL view ------------------------------------------------------------------------
+
+    def _sample_subs(self, events: np.ndarray) -> np.ndarray:
+        """The SUB_* code of each of `events` (their reason's; meaningful for sample events)."""
+        table = self._sub_of_detail
+        if len(table) < len(self._details):
+            s = self.strings.strings
+            fresh = [sub_of_reason(s[r]) for r, _, _ in self._details[len(table):]]
+            table = self._sub_of_detail = np.concatenate([table, np.array(fresh, dtype=np.uint8)])
+        return table[self._detail.a[events]]
+
+    def _note_samples(self, kind_a: np.ndarray) -> None:
+        """The first sample events of the trace: from now on every track computes effective states."""
+        if self._sampled is None and bool((kind_a == SAMPLE).any()):
+            self._sampled = self._sample_subs
+            for tr in self._tracks.values():  # states cached before were the hooks' alone
+                tr.t.n = tr.state.n = tr.hook.n = tr.sub.n = tr._prefix_n = tr._synced = 0
+                if tr.evc is not None:
+                    tr.evc.n = 0
+                if tr.extra:
+                    tr._extra_n = -1  # rebuilt with its extras at the next sync
+
+    @property
+    def has_samples(self) -> bool:
+        """Whether the trace carries the GIL view's sampled facts."""
+        return self._sampled is not None
+
+    def gil_view(self) -> str | None:
+        """The trace's one line on what the GIL view saw (`GIL view: on ...`, `free-threaded: ...`), or None."""
+        def build():
+            for i in self.events_of_kind("mark").tolist():
+                reason = self.event(i).reason or ""
+                if reason.startswith(GIL_VIEW_MARKS):
+                    return reason
+            return None
+        return self._cached("gil_view", self._t.n, build)
+
+    def gil_totals(self, lane: int) -> dict[str, float] | None:
+        """Seconds `lane` held the GIL, waited for it, and was blocked in the kernel (sampled), or None
+        for a lane the sampler never saw. Running without the GIL (C code) is running, not holding it."""
+        tr = self._track(lane)
+        if not tr.sub.n or not tr.sub.view().any():
+            return None
+        t, st, sub = tr.t.view(), tr.state.view(), tr.sub.view()
+        dur = np.diff(np.append(t, max(self.t_end, int(t[-1]))))
+        running = int(dur[st == RUNNING].sum())
+        no_gil = int(dur[(st == RUNNING) & ((sub == SUB_NO_GIL) | (sub == SUB_ON_CPU))].sum())
+        return {"gil_s": (running - no_gil) / 1e9, "no_gil_s": no_gil / 1e9,
+                "gil_wait_s": int(dur[sub == SUB_GIL_WAIT].sum()) / 1e9,
+                "kernel_s": int(dur[sub == SUB_KERNEL].sum()) / 1e9}
+
+    def _changed_at(self, tr: _Track, i: int) -> int:
+        """The change at or before i that put the lane in its state: sampled facts that refined nothing
+        (a recorded wait seen in the kernel) are passed over, so the recorded wait names the state."""
+        kinds, ev, sub = self._kind.a, tr.events(), tr.sub.a
+        while i > 0 and kinds[ev[i]] == SAMPLE and (sub[i] == SUB_NONE if tr.sub.n > i else True):
+            i -= 1
+        return i
+
+    def _running_mask(self, tr: _Track) -> np.ndarray:
+        """Per change of a track: running, as max_running counts it. A lane the sampler saw runs when
+        the sampler saw it on a CPU (holding the GIL, or in C code without it): the hooks' `run` before
+        the sampler's next look is not counted, so a ~1 ms lag cannot make two GIL holders at once."""
+        st = tr.state.view()
+        if self._sampled is None or not tr.sub.n or not tr.sub.view().any():
+            return st == RUNNING
+        return (st == RUNNING) & _SUB_RUNS[tr.sub.view()]
+
     # -- lane states ------------------------------------------------------------------
 
     def state_at(self, lane: int, t: int) -> tuple[int, int | None]:
@@ -458,6 +594,8 @@ class Timeline:
         i = int(np.searchsorted(tr.t.view(), t, side="right")) - 1
         if i < 0:
             return NONE, None
+        if self._sampled is not None:
+            i = self._changed_at(tr, i)
         return int(tr.state.a[i]), int(tr.events()[i])
 
     def lane_states(self, lanes: Sequence[int], t0: int, t1: int, width: int,
@@ -509,6 +647,15 @@ class Timeline:
             return empty, empty, empty.astype(np.uint8), empty.astype(np.int32)
         end = np.append(t[1:], max(self.t_end, int(t[-1])))
         keep = (st != DONE) & (end > t)
+        if self._sampled is not None and len(t) > 1:
+            # A sampled fact that leaves the state as it was (a recorded wait seen in the kernel) is no new stretch.
+            same = np.concatenate(([False], (st[1:] == st[:-1]) & (self._kind.a[ev[1:]] == SAMPLE)))
+            keep &= ~same
+            end = end.copy()
+            # each kept stretch ends where the next kept one starts
+            kept = np.flatnonzero(keep | (st == DONE))
+            nxt = np.append(t[kept[1:]], end[-1]) if len(kept) else end[:0]
+            end[kept] = nxt
         return t[keep], end[keep], st[keep], ev[keep]
 
     # -- switches -----------------------------------------------------------------------
@@ -784,6 +931,8 @@ class Timeline:
             "close": f"{name} finished" + (f" ({e.reason}{at})" if e.reason else at),
             "phase": f"{name}: {e.reason or text}{at}",
             "mark": f"{name}: {e.reason or text}",
+            "sample": f"{name} {e.reason}{at}" + ("" if self.lanes[e.lane].kind in COOPERATIVE_KINDS else
+                                                  " (sampled)"),
         }.get(e.kind, f"{name}: {e.kind}")
         return f"event {self.event_rank(i) + 1}/{self.n_events}  {format_time(e.t)}  {what}"
 
@@ -820,6 +969,10 @@ class Timeline:
                         "starved": [self.lanes[s].name for s in self.starved(lane, t0, t1)]}
                        for lane, ev, t0, t1 in self.block_spans()],
             "lane_totals": LaneTotals(self),
+            # GIL view (only in traces that carry it): what the header line says, and what "running" counts.
+            **({"gil_view": self.gil_view()} if self.gil_view() else {}),
+            **({"max_running_counts": "thread lanes holding the GIL or on a CPU without it, as sampled"}
+               if self._sampled is not None else {}),
         }
 
     def state_changes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -839,6 +992,14 @@ class Timeline:
             ev, t = ev[order], t[order]
         state = _KIND_TO_STATE[self._kind.a[ev]]
         return lane, t, state, start, ev
+
+    def incomplete_reason(self) -> str | None:
+        """Why the trace is incomplete (truncated file, no footer, the footer's reason), or None."""
+        if self.truncated:
+            return "file is truncated"
+        if self.footer is None:
+            return "no footer: the run did not finish"
+        return self.footer.reason if not self.footer.complete else None
 
     # -- blocking the thread: `block` events, the lanes they starve, jobs in flight ----------------
 
@@ -984,6 +1145,17 @@ class Timeline:
             return np.array([d for d, (reason, _w, _c) in enumerate(self._details) if reason in ids], dtype=np.int64)
         return self._cached("idle_details", len(self._details), build)
 
+    def drawn_lanes(self) -> list[int]:
+        """Lanes whose drawn states are not what their own events alone say: starved by another lane's
+        block (extras), or a thread lane the GIL view's samples refine. Few; computed from their tracks."""
+        out = {i for i, tr in self._tracks.items() if tr.extra}
+        if self._sampled is not None:
+            def build():
+                n = self._t.n
+                return np.unique(self._lane.a[:n][self._kind.a[:n] == SAMPLE]).tolist()
+            out.update(self._cached("sampled_lanes", self._t.n, build))
+        return sorted(out)
+
     def max_in_flight(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
         """For each lane kind, the most lanes of that kind in the middle of a job at the same moment
         (in_flight_mask's rule, for all lanes at once)."""
@@ -998,27 +1170,46 @@ class Timeline:
         idle = self._idle_details()
         if len(idle):
             busy &= ~((state == WAITING) & np.isin(self._detail.a[ev], idle))
-        return self._most_at_once(lane, t, busy, start, kinds)
+        drawn = {i: (self._track(i).t.view(), self.in_flight_mask(i)) for i in self.drawn_lanes()}
+        return self._most_at_once(lane, t, busy, start, kinds, drawn)
 
     def _most_at_once(self, lane: np.ndarray, t: np.ndarray, on: np.ndarray, start: np.ndarray,
-                      kinds: Iterable[str] | None) -> dict[str, int]:
-        """For each lane kind, the most lanes at once whose changes say `on` (state_changes' order)."""
+                      kinds: Iterable[str] | None, drawn: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[str, int]:
+        """For each lane kind, the most lanes at once whose changes say `on` (state_changes' order);
+        the lanes in `drawn` by their tracks' (times, on) instead."""
         prev = np.zeros_like(on)
         prev[1:] = on[:-1]
         prev[start[:-1][start[:-1] < start[1:]]] = False  # each lane starts off
         up, down = on & ~prev, prev & ~on
         del prev
-        names = sorted({k for k in self._lane_kind})
+        if drawn:
+            mine = np.zeros(len(self.lanes), dtype=bool)
+            mine[list(drawn)] = True
+            keep = ~mine[lane]
+            up &= keep
+            down &= keep
+            del keep
+        t_up, lane_up, t_down, lane_down = [t[up]], [lane[up]], [t[down]], [lane[down]]
+        del up, down
+        for i, (ti, oi) in drawn.items():
+            pi = np.zeros_like(oi)
+            pi[1:] = oi[:-1]
+            u, d = oi & ~pi, pi & ~oi
+            t_up.append(ti[u])
+            lane_up.append(np.full(int(u.sum()), i, dtype=lane.dtype))
+            t_down.append(ti[d])
+            lane_down.append(np.full(int(d.sum()), i, dtype=lane.dtype))
+        t_up, lane_up = np.concatenate(t_up), np.concatenate(lane_up)
+        t_down, lane_down = np.concatenate(t_down), np.concatenate(lane_down)
+        names = sorted(set(self._lane_kind))
         code = {k: i for i, k in enumerate(names)}
         lane_kind = np.array([code[k] for k in self._lane_kind], dtype=np.int16)
         out: dict[str, int] = {}
         for k in names:
             if kinds is not None and k not in kinds:
                 continue
-            mine = lane_kind[lane] == code[k] if len(names) > 1 else np.ones(len(lane), dtype=bool)
-            starts = np.sort(t[up & mine])
-            stops = np.sort(t[down & mine])
-            del mine
+            starts = np.sort(t_up[lane_kind[lane_up] == code[k]])
+            stops = np.sort(t_down[lane_kind[lane_down] == code[k]])
             if not len(starts):
                 out[k] = 0
                 continue
@@ -1027,18 +1218,12 @@ class Timeline:
             out[k] = int((np.arange(1, len(starts) + 1) - np.searchsorted(stops, starts, side="right")).max())
         return out
 
-    def incomplete_reason(self) -> str | None:
-        """Why the trace is incomplete (truncated file, no footer, the footer's reason), or None."""
-        if self.truncated:
-            return "file is truncated"
-        if self.footer is None:
-            return "no footer: the run did not finish"
-        return self.footer.reason if not self.footer.complete else None
-
     def max_running(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
-        """For each lane kind, the most lanes of that kind running at the same moment."""
+        """For each lane kind, the most lanes of that kind running at the same moment (a thread the
+        GIL view saw: when the sampler saw it on a CPU, see _running_mask)."""
         lane, t, state, start, _ev = self.state_changes()
-        return self._most_at_once(lane, t, state == RUNNING, start, kinds)
+        drawn = {i: (tr.t.view(), self._running_mask(tr)) for i in self.drawn_lanes() for tr in [self._track(i)]}
+        return self._most_at_once(lane, t, state == RUNNING, start, kinds, drawn)
 
     def lane_label(self, lane: int) -> str:
         return self.lanes[lane].name
@@ -1058,10 +1243,15 @@ class LaneTotals(Sequence):
 
     def __init__(self, tl: Timeline) -> None:
         self._lanes = tl.lanes
-        lane, t, state, start, _ev = tl.state_changes()
+        lane, t, state, start, ev = tl.state_changes()
         n_lanes, n = len(tl.lanes), len(t)
         has = start[1:] > start[:-1]
         self._totals = np.zeros((n_lanes, _N_STATES), dtype=np.int64)
+        self._more: dict[int, dict] = {}  # per lane, more fields (the GIL view's)
+        # Switches are `run` events (a sampled fact that refined a state is not one).
+        runs = lane[tl._kind.a[ev] == RUN]
+        self._runs = np.bincount(runs, minlength=n_lanes) if len(runs) else np.zeros(n_lanes, dtype=np.int64)
+        del runs
         # One state at a time, over just its changes (a 10M-event trace's arrays are 80 MB each):
         # each lasts until the lane's next change, its last one until the end of the trace.
         for s in _COUNTED:
@@ -1075,27 +1265,35 @@ class LaneTotals(Sequence):
             del nxt, last
             # Summed per lane as int64 (bincount's weights are floats: exact only to 2**53 ns).
             self._totals[:, s] = _sum_by(owner, dur, n_lanes)
-            if s == RUNNING:
-                self._runs = np.bincount(owner, minlength=n_lanes)
             del at, owner, dur
-        if not hasattr(self, "_runs"):
-            self._runs = np.zeros(n_lanes, dtype=np.int64)
         firsts = np.minimum(start[:-1], max(n - 1, 0))
         lasts = np.maximum(start[1:] - 1, 0)
         self._first = np.where(has, t[firsts], -1) if n else np.full(n_lanes, -1)
         self._done = np.where(has & (state[lasts] == DONE), t[lasts], -1) if n else np.full(n_lanes, -1)
-        # Lanes another's block starved are drawn ready for a while no event of theirs says: their
-        # totals are their tracks' (few lanes: the siblings of a blocking task or greenlet).
-        for i, tr in list(tl._tracks.items()):
-            if tr.extra:
-                tr = tl._track(i)
+        # Lanes drawn otherwise than their events alone say (starved by another's block; refined by
+        # the GIL view's samples): their totals are their tracks' (few lanes: a blocker's siblings,
+        # the threads the sampler saw).
+        for i in tl.drawn_lanes():
+            tr = tl._track(i)
+            if tr.t.n:
                 pre = tr.prefix()
                 last = int(tr.state.a[tr.t.n - 1])
                 for r, s in enumerate(_COUNTED):
                     self._totals[i, s] = int(pre[r, -1]) + (tl.t_end - int(tr.t.a[tr.t.n - 1]) if s == last else 0)
+            if tl.has_samples:
+                gil = tl.gil_totals(i)
+                if gil is not None:
+                    self._more[i] = gil
 
     def __len__(self) -> int:
         return len(self._lanes)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (LaneTotals, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
@@ -1114,6 +1312,7 @@ class LaneTotals(Sequence):
             "waiting_s": int(totals[WAITING]) / 1e9, "blocking_s": int(totals[BLOCKING]) / 1e9,
             "first_t_s": first / 1e9 if first >= 0 else None,
             "done_t_s": done / 1e9 if done >= 0 else None,
+            **self._more.get(i, {}),
         }
 
 
@@ -1128,7 +1327,7 @@ def _stable_order(lanes: np.ndarray) -> np.ndarray:
 
 _LOAD_BATCH = 50_000  # events a load gives the store at once
 _CHANGES = np.zeros(256, dtype=bool)  # by kind code: the kinds that change a lane's state
-_CHANGES[[OPEN, RUN, WAIT, READY, CLOSE, BLOCK]] = True
+_CHANGES[[OPEN, RUN, WAIT, READY, CLOSE, BLOCK, SAMPLE]] = True
 _KIND_TO_STATE = np.full(len(EVENT_KINDS), NONE, dtype=np.uint8)
 for _k, _s in _STATE_OF_KIND.items():
     _KIND_TO_STATE[_k] = _s

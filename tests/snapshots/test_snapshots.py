@@ -215,3 +215,39 @@ def test_blocking_state_no_color(snap_compare, monkeypatch):
     (switch → eat) meanwhile; the status line says "1 warning (w)"."""
     monkeypatch.setenv("NO_COLOR", "1")
     assert snap_compare(trace_app("greenlet-eat-play"), terminal_size=SIZE, run_before=at_switch("last"))
+
+
+# -- the GIL view (issue 18) -------------------------------------------------------------------------
+
+
+def at_sample(lane_name: str, reason: str):
+    """run_before: put the cursor on the first sampled fact `reason` of lane `lane_name`, and select that lane."""
+    async def run_before(pilot) -> None:
+        await pilot.pause()
+        app = pilot.app
+        tl = app.timeline
+        (lane,) = [lane.id for lane in tl.lanes if lane.name == lane_name]
+        i = next(int(i) for i in tl.events_of_kind("sample")
+                 if tl.event_lane(int(i)) == lane and (tl.event(int(i)).reason or "").startswith(reason))
+        app.selected = lane
+        app.goto_event(i)
+        await pilot.pause()
+    return run_before
+
+
+def test_gil_view_threads_take_turns(snap_compare):
+    """gil-threads (recorded on 3.11): spin-1 and spin-2 alternate between █ (holding the GIL) and ▒
+    (waiting for the GIL), never both █ in one cell for long; reader is ─ (blocked in the kernel in readv)
+    from its start until main writes. The header says "GIL view: on"; the explanation line is the sampled
+    fact (spin-2 holds the GIL (sampled)); the selected line says reader's state and why."""
+    assert snap_compare(trace_app("gil-threads"), terminal_size=SIZE,
+                        run_before=at_sample("reader", "blocked in the kernel"))
+
+
+def test_gil_view_no_color(snap_compare, monkeypatch):
+    """The same trace with NO_COLOR=1 and the cursor on spin-1 waiting for the GIL: the states still read
+    from the glyphs alone (█ holding, ▒ waiting for the GIL, ─ blocked), and the selected line says
+    "spin-1 (thread) · ready: waiting for the GIL"."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(trace_app("gil-threads"), terminal_size=SIZE,
+                        run_before=at_sample("spin-1", "waiting for the GIL"))

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from concurview.engines.events import RUN as RUN_KIND
 from concurview.tui.store import DONE, READY_S, RUNNING, WAITING, load
 
 TRACES = sorted(p for p in (Path(__file__).parents[1] / "traces").glob("*.jsonl")
@@ -22,19 +23,27 @@ def _per_track(tl, lane_id: int) -> dict:
         nxt = t[k + 1] if k + 1 < len(t) else tl.t_end
         if int(st[k]) in totals:
             totals[int(st[k])] += int(nxt - t[k])
-    return {"switches": int(np.count_nonzero(st == RUNNING)),
+    runs = int(np.count_nonzero(tl._kind.a[tr.events()] == RUN_KIND))  # `run` events: switches
+    return {"switches": runs,
             "running_s": totals[RUNNING] / 1e9, "ready_s": totals[READY_S] / 1e9, "waiting_s": totals[WAITING] / 1e9,
             "first_t_s": int(t[0]) / 1e9 if len(t) else None,
             "done_t_s": int(t[-1]) / 1e9 if len(t) and st[-1] == DONE else None}
 
 
 def _most_running(tl, kind: str) -> int:
-    """Brute force: at each change of any lane of `kind`, count that kind's lanes running."""
+    """Brute force: at each change of any lane of `kind`, count that kind's lanes running (a thread the
+    GIL view saw: on a CPU as sampled, _running_mask)."""
     ids = [lane.id for lane in tl.lanes if lane.kind == kind]
-    times = sorted({int(x) for i in ids for x in tl._track(i).t.view()})
+    tracks = {i: tl._track(i) for i in ids}
+    masks = {i: tl._running_mask(tr) for i, tr in tracks.items()}
+    times = sorted({int(x) for tr in tracks.values() for x in tr.t.view()})
     best = 0
     for t in times:
-        best = max(best, sum(tl.state_at(i, t)[0] == RUNNING for i in ids))
+        running = 0
+        for i, tr in tracks.items():
+            k = int(np.searchsorted(tr.t.view(), t, side="right")) - 1
+            running += k >= 0 and bool(masks[i][k])
+        best = max(best, running)
     return best
 
 

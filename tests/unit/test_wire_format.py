@@ -11,7 +11,7 @@ from wire import decode, raw_frames
 
 from concurview.engines._speedups import EventBuffer
 from concurview.engines.columns import KIND_NAMES, UNKNOWN_KIND, Merger, Stream
-from concurview.engines.events import RUN, WAIT, WIRE_LANE_SHIFT, Frame, WireLane
+from concurview.engines.events import EVENT_KINDS, RUN, WAIT, WIRE_LANE_SHIFT, Frame, WireLane
 
 PID = 4321
 OWN = PID << WIRE_LANE_SHIFT
@@ -144,11 +144,11 @@ def test_causes_none_negative_and_of_lanes_never_declared():
 
 
 def test_every_kind_value_and_kinds_from_the_future():
-    # The last known kind (`block`, 9), then the first a newer writer may add (UNKNOWN_KIND).
-    rows = [(i, OWN, k) for i, k in enumerate([0, 9, 255, UNKNOWN_KIND, 1])]
+    last = len(EVENT_KINDS) - 1  # the newest kind this reader knows; the one after it is from the future
+    rows = [(i, OWN, k) for i, k in enumerate([0, last, 255, last + 1, 1])]
     data = frames_of(rows)
-    assert [e.kind for e in decode(data)[0].events] == [0, 9, 255, UNKNOWN_KIND, 1]
-    assert [e[2] for e in merged(data, [OWN])] == [0, 9, UNKNOWN_KIND, UNKNOWN_KIND, 1]
+    assert [e.kind for e in decode(data)[0].events] == [0, last, 255, last + 1, 1]
+    assert [e[2] for e in merged(data, [OWN])] == [0, last, UNKNOWN_KIND, UNKNOWN_KIND, 1]
 
 
 def test_many_strings_wider_ids_and_the_table_starting_over():
