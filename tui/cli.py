@@ -12,6 +12,8 @@ from pathlib import Path
 from concurview import __version__
 
 COMMANDS = ("list", "record", "run", "compare", "summary", "open", "export")
+# Lanes the text summary lists unless --all: a gevent server's million greenlets are a table nobody reads.
+_SUMMARY_LANES = 200
 
 EPILOG = """\
 commands:
@@ -85,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("summary", help="summarise a trace file")
     sm.add_argument("trace", metavar="TRACE")
     sm.add_argument("--json", action="store_true", help="machine-readable output")
+    sm.add_argument("--all", action="store_true",
+                    help=f"list every lane (the text lists the first {_SUMMARY_LANES}; --json always has all)")
     _max_bytes_option(sm)
 
     ex = sub.add_parser("export", help="export a trace: chrome (Perfetto), txt or svg")
@@ -196,7 +200,7 @@ def _dispatch(argv: list[str]) -> int:
         if args.command == "compare":
             return _compare(args)
         if args.command == "summary":
-            return _summary(args.trace, args.json, args.max_bytes)
+            return _summary(args.trace, args.json, args.max_bytes, args.all)
         if args.command == "export":
             return _export(args)
         if args.command == "open":
@@ -554,7 +558,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(path: str, as_json: bool, max_bytes: int | None = None) -> int:
+def _summary(path: str, as_json: bool, max_bytes: int | None = None, every_lane: bool = False) -> int:
     from concurview.tui.lints import lints
     from concurview.tui.store import format_time, load
 
@@ -575,13 +579,14 @@ def _summary(path: str, as_json: bool, max_bytes: int | None = None) -> int:
     if s["undeclared"]:
         say(f"{s['undeclared']} event{'s' if s['undeclared'] != 1 else ''} on undeclared lanes ignored")
     rows = s["lane_totals"]
-    w = max([4] + [len(lane.name) for lane in tl.lanes])
+    shown = rows if every_lane or len(rows) <= _SUMMARY_LANES else rows[:_SUMMARY_LANES]
+    w = max([4] + [len(lane.name) for lane in tl.lanes[:len(shown)]])
     blocked = bool(s["blocks"])  # the column only when a lane blocked its thread
     gil = bool(s.get("gil_view")) and s.get("max_running_counts") is not None  # the GIL view's numbers
     extra = (f" {'blocking':>10}" if blocked else "") + (f" {'GIL held':>10} {'GIL wait':>10} {'in kernel':>10}"
                                                           if gil else "")
     say(f"\n  {'lane':<{w}}  {'kind':<9} {'running':>10} {'waiting':>10} {'ready':>10} {'switches':>8}{extra}")
-    for r in rows:
+    for r in shown:
         cells = [format_time(int(r[k] * 1e9)) for k in ("running_s", "waiting_s", "ready_s", "blocking_s")]
         more = f" {cells[3]:>10}" if blocked else ""
         if gil:
@@ -589,6 +594,8 @@ def _summary(path: str, as_json: bool, max_bytes: int | None = None) -> int:
                             for k in ("gil_s", "gil_wait_s", "kernel_s"))
         say(f"  {r['name']:<{w}}  {r['kind']:<9} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {r['switches']:>8}"
             + more)
+    if len(shown) < len(rows):
+        say(f"  ... and {len(rows) - len(shown):,} more lanes (--all lists them; --json has them all)")
     counts = f" (counting {s['max_running_counts']})" if s.get("max_running_counts") else ""
     say("\nmost running at once: " + ", ".join(f"{k} {v}" for k, v in s["max_running"].items()) + counts)
     say("jobs in flight at once: " + ", ".join(f"{k} {v}" for k, v in s["max_in_flight"].items()))
@@ -608,9 +615,16 @@ def _summary_json(s: dict) -> None:
     text = json.dumps(head, ensure_ascii=False, indent=2)
     out = sys.stdout
     out.write(_clean_json(text[:-2]) + ',\n  "lane_totals": [')
+    import msgspec
+
+    encode = msgspec.json.Encoder().encode  # 15x json.dumps for a million small rows
+    lines: list[str] = []
     for k, row in enumerate(rows):
-        out.write(("," if k else "") + "\n    " + _clean_json(json.dumps(row, ensure_ascii=False)))
-    out.write("\n  ]\n}\n" if len(rows) else "]\n}\n")
+        lines.append(("," if k else "") + "\n    " + encode(row).decode())
+        if len(lines) >= 4096:
+            out.write(_clean_json("".join(lines)))
+            lines.clear()
+    out.write(_clean_json("".join(lines)) + ("\n  ]\n}\n" if len(rows) else "]\n}\n"))
 
 
 def _print_clean(*parts: object, **kwargs) -> None:
