@@ -251,3 +251,15 @@ def test_gil_view_no_color(snap_compare, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     assert snap_compare(trace_app("gil-threads"), terminal_size=SIZE,
                         run_before=at_sample("spin-1", "waiting for the GIL"))
+
+
+def test_no_picture_or_fixture_shows_where_a_checkout_was():
+    """Not a picture: recorded traces and snapshots name the fixtures' files by name, never by the absolute
+    path of the checkout they were made in (a regression shows on another machine, or when the tree moves)."""
+    import re
+
+    leak = re.compile(r"/[\w.+-]+(?:/[\w.+-]+)*/tests/(?:traces|snapshots)/")
+    here = Path(__file__).parent
+    for path in [*sorted((here / "__snapshots__").rglob("*.svg")), *sorted(TRACES.glob("*.jsonl"))]:
+        found = leak.search(path.read_text(encoding="utf-8"))
+        assert found is None, f"{path.name}: {found.group(0)}"
