@@ -848,12 +848,16 @@ class ThreadsEngine:
             try:
                 return orig_inner(thread)
             finally:
+                # Its work is done: a join from now on only waits for the OS thread to go (3.13 keeps
+                # is_alive() true a while longer than 3.11), which is no wait of the joiner's.
+                thread._concurview_done = True
                 if lane is not None:
                     engine.close_thread(thread, lane, ident)
 
         def join(thread, timeout=None):
             try:
                 blocks = (thread._started.is_set() and thread.is_alive()
+                          and not thread.__dict__.get("_concurview_done")
                           and thread is not threading.current_thread() and not engine.gevent_threads())
             except Exception:  # noqa: BLE001 - let the real join raise what it raises
                 blocks = False
