@@ -518,6 +518,9 @@ def _compare(args: argparse.Namespace) -> int:
             total = "failed" if r["total_s"] is None else format_time(int(r["total_s"] * 1e9))
             print(f"  {r['model']:<11} {total:>9} {format_time(int(r['ideal_s'] * 1e9)):>9} "
                   f"{r['switches']:>8} {r['lanes']:>5} {r['max_running_workers']:>12} {r['max_in_flight_workers']:>9}")
+        counted = sorted({r.get("max_running_counts", "lanes running (hooks)") for r in rows})
+        print(f"\n  most at once: workers running at the same moment ({'; '.join(counted)});"
+              "\n  in flight: workers in the middle of a job, whatever their state (a sleeping job counts)")
     if failed is not None:
         raise UsageError(str(failed))
     return 0 if all(r["complete"] and r["exit_code"] == 0 for r in rows) else 1

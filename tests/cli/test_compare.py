@@ -38,3 +38,16 @@ def test_compare_rejects_unknown_models():
     out = subprocess.run([sys.executable, "-m", "concurview", "compare", "--models", "threads,fibers"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "unknown model fibers" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_the_table_says_what_its_counts_mean():
+    """IO-bound jobs: threads run one at a time but three are in flight; the table says which is which."""
+    out = subprocess.run(
+        [sys.executable, "-m", "concurview", "compare", "--models", "threads", "--jobs", "3",
+         "--job-sleep", "0.05", "--workers", "3"],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    (row,) = [line.split() for line in out.stdout.splitlines() if line.strip().startswith("threads")]
+    assert row[-1] == "3", "three sleeping jobs in flight at once"
+    assert "most at once: workers running at the same moment" in out.stdout
+    assert "in flight: workers in the middle of a job" in out.stdout
