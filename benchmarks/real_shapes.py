@@ -15,15 +15,20 @@ HEADER = {"format": "concurview-trace", "version": 1, "scenario": None, "params"
           "python": "3.11.7", "platform": "Linux", "start_time": "2026-12-06T00:00:00.000+00:00"}
 
 
+def _begin(f, program: str):
+    """Write the header and the main thread's lane; the file's write method."""
+    f.write(json.dumps({**HEADER, "program": program}, separators=(",", ":")) + "\n")
+    f.write('{"type":"lane","id":0,"kind":"main","name":"MainThread","pid":100,"tid":1}\n')
+    return f.write
+
+
 def greenlet_storm(path: Path, greenlets: int) -> int:
     """A gevent server's shape: a hub and `greenlets` short-lived greenlets, each spawned, run, switched
     back to the hub once, run again and finished (6 events). Returns the number of events."""
     seq = 0
     t = 0
     with open(path, "w", encoding="utf-8") as f:
-        w = f.write
-        w(json.dumps({**HEADER, "program": f"storm-{greenlets}.py"}, separators=(",", ":")) + "\n")
-        w('{"type":"lane","id":0,"kind":"main","name":"MainThread","pid":100,"tid":1}\n')
+        w = _begin(f, f"storm-{greenlets}.py")
         w('{"type":"lane","id":1,"kind":"hub","name":"Hub","parent":0,"pid":100,"tid":1}\n')
         w('{"seq":0,"t":0,"lane":0,"kind":"run","reason":"program starts","where":"storm.py:1"}\n')
         w('{"seq":1,"t":10,"lane":1,"kind":"open","cause":0}\n')
@@ -59,9 +64,7 @@ def many_tasks(path: Path, events: int, lanes_alive: int = 200, log_every: int =
     t = 0
     n_lanes = 2
     with open(path, "w", encoding="utf-8") as f:
-        w = f.write
-        w(json.dumps({**HEADER, "program": f"server-{events}.py"}, separators=(",", ":")) + "\n")
-        w('{"type":"lane","id":0,"kind":"main","name":"MainThread","pid":100,"tid":1}\n')
+        w = _begin(f, f"server-{events}.py")
         w('{"type":"lane","id":1,"kind":"task","name":"main","parent":0,"pid":100,"tid":1}\n')
         lines = ['{"seq":0,"t":0,"lane":0,"kind":"run","reason":"program starts","where":"server.py:1"}\n',
                  '{"seq":1,"t":5,"lane":1,"kind":"open","cause":0}\n',

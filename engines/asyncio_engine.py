@@ -320,24 +320,7 @@ class AsyncioEngine:
             if not isinstance(loop._selector, TracedSelector):
                 loop._selector = TracedSelector(loop._selector, engine)
 
-        def set_task_factory(loop, factory):
-            # The program's own factory (e.g. eager_task_factory) keeps working beneath ours.
-            if factory is not None and not callable(factory):
-                raise TypeError("task factory must be a callable or None")
-            loop._concurview_user_factory = factory
-
-        def get_task_factory(loop):
-            return loop._concurview_user_factory
-
-        def run_forever(loop):
-            engine._adopt_thread(loop)
-            return orig_run_forever(loop)
-
-        def close(loop):
-            try:
-                return orig_close(loop)
-            finally:
-                engine._release_thread(loop)
+        set_task_factory, get_task_factory, run_forever, close = self._loop_methods(orig_run_forever, orig_close)
 
         BaseEventLoop.__init__ = __init__
         selector_events.BaseSelectorEventLoop.__init__ = selector_init
@@ -365,6 +348,32 @@ class AsyncioEngine:
         from concurview.engines.processes import after_import
 
         after_import(self._patch_uvloop, "uvloop")
+
+    def _loop_methods(self, orig_run_forever, orig_close) -> tuple:
+        """A loop class's set/get_task_factory, run_forever and close as the engine needs them: the
+        program's own factory (e.g. eager_task_factory) kept beneath ours; a loop in a thread no other
+        engine traced gives it a lane until it closes."""
+        engine = self
+
+        def set_task_factory(loop, factory):
+            if factory is not None and not callable(factory):
+                raise TypeError("task factory must be a callable or None")
+            loop._concurview_user_factory = factory
+
+        def get_task_factory(loop):
+            return loop._concurview_user_factory
+
+        def run_forever(loop):
+            engine._adopt_thread(loop)
+            return orig_run_forever(loop)
+
+        def close(loop):
+            try:
+                return orig_close(loop)
+            finally:
+                engine._release_thread(loop)
+
+        return set_task_factory, get_task_factory, run_forever, close
 
     def _patch_uvloop(self, uvloop) -> None:
         """uvloop's loops (not BaseEventLoops: libuv in C) get the same task factory, through a subclass
@@ -394,23 +403,8 @@ class AsyncioEngine:
                     loop._concurview_user_factory = None
                     orig_set_factory(loop, uvloop_factory)
 
-                def set_task_factory(loop, factory):
-                    if factory is not None and not callable(factory):
-                        raise TypeError("task factory must be a callable or None")
-                    loop._concurview_user_factory = factory
-
-                def get_task_factory(loop):
-                    return loop._concurview_user_factory
-
-                def run_forever(loop):
-                    engine._adopt_thread(loop)
-                    return super().run_forever()
-
-                def close(loop):
-                    try:
-                        return super().close()
-                    finally:
-                        engine._release_thread(loop)
+                set_task_factory, get_task_factory, run_forever, close = engine._loop_methods(
+                    Base.run_forever, Base.close)
 
             Loop.__name__, Loop.__qualname__, Loop.__module__, Loop.__doc__ = (
                 Base.__name__, Base.__qualname__, Base.__module__, Base.__doc__)
