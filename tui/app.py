@@ -69,7 +69,7 @@ KEYS = (
     ("s", "stop the running scenario (the trace so far is kept)"),
     ("e", "export the trace (JSON Lines) and a screenshot (SVG)"),
     ("/", "find a lane, a switch or a log line"),
-    ("w", "warnings: what to notice (a task or greenlet that blocked its loop, hub or thread)"),
+    ("w", "warnings: what to notice (a task or greenlet that blocked its loop, hub or thread; threads that shared the GIL)"),
     ("p", "show / hide the scenario picker"),
     ("?", "this help"),
     ("q", "quit"),
@@ -1079,8 +1079,8 @@ class ConcurviewApp(App[int]):
         return Content.assemble(*parts)
 
     def _warning_count(self, tl: Timeline) -> int:
-        """How many lints the trace has so far (none without a block: nothing to compute)."""
-        if not tl.block_spans():
+        """How many lints the trace has so far (none without a block or the GIL view: nothing to compute)."""
+        if not tl.block_spans() and not tl.has_samples:
             return 0
         from concurview.tui.lints import lints
 

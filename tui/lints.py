@@ -84,9 +84,41 @@ def blocked_loop(tl: Timeline) -> list[Lint]:
     return out
 
 
-# The rules, in the order their lints are listed. Adding one is adding a function here:
-# e.g. a GIL rule ("spin-0 and spin-1 are CPU-bound: they shared the GIL") from sampled data.
-RULES: list[Rule] = [blocked_loop]
+# A thread that waited for the GIL this share of the time it was runnable shared it with others.
+GIL_SHARED = 0.2
+MIN_GIL_WAIT_NS = 10_000_000
+
+
+def shared_gil(tl: Timeline) -> list[Lint]:
+    """Threads that took turns for the GIL (the GIL view's samples): `spin-1 and spin-2 are CPU-bound:
+    they shared the GIL (each held it about 50% of the time it wanted to run)`. One lint a process."""
+    if not tl.has_samples:
+        return []
+    by_pid: dict[object, list[tuple[int, dict]]] = {}
+    for i in tl.drawn_lanes():
+        lane = tl.lanes[i]
+        gil = tl.gil_totals(i) if lane.kind in ("main", "thread", "timer") else None
+        if gil is None:
+            continue
+        wait = gil["gil_wait_s"]
+        wanted = gil["gil_s"] + wait
+        if wait * 1e9 >= MIN_GIL_WAIT_NS and wanted and wait / wanted >= GIL_SHARED:
+            by_pid.setdefault(lane.pid, []).append((i, gil))
+    out = []
+    for lanes in by_pid.values():
+        if len(lanes) < 2:
+            continue
+        names = [tl.lanes[i].name for i, _ in lanes]
+        held = [g["gil_s"] / (g["gil_s"] + g["gil_wait_s"]) for _, g in lanes]
+        share = f"each held it about {sum(held) / len(held):.0%} of the time it wanted to run"
+        text = (f"{_join(names)} are CPU-bound: they shared the GIL ({share}); threads run Python code "
+                "one at a time, so more threads did not make this faster")
+        out.append(Lint("shared-gil", text, lanes[0][0]))
+    return out
+
+
+# The rules, in the order their lints are listed. Adding one is adding a function here.
+RULES: list[Rule] = [blocked_loop, shared_gil]
 
 
 def lints(tl: Timeline) -> list[Lint]:

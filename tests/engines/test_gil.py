@@ -78,6 +78,12 @@ def test_two_cpu_bound_threads_take_turns_holding_the_gil(tmp_path):
     # Many hand-offs: the sampler saw each thread get the GIL again and again.
     holds = [e for e in events(tl, "sample") if e.reason == "holds the GIL" and e.lane in (a, b)]
     assert len(holds) >= 10
+    # And the learner is told, as a lint (summary --json's warnings, the app's w screen).
+    from concurview.tui.lints import lints
+
+    (shared,) = [lint for lint in lints(tl) if lint.rule == "shared-gil"]
+    names = {tl.lanes[a].name, tl.lanes[b].name}
+    assert all(n in shared.text for n in names) and "shared the GIL" in shared.text
 
 
 def test_without_the_gil_view_both_run_all_along(tmp_path, monkeypatch):
@@ -86,6 +92,9 @@ def test_without_the_gil_view_both_run_all_along(tmp_path, monkeypatch):
     tl = record_program(tmp_path, TWO_SPINNERS)
     assert not tl.has_samples and tl.gil_view() == f"GIL view: off ({ENV_GIL}=0)"
     assert tl.max_running(["thread"])["thread"] == 2
+    from concurview.tui.lints import lints
+
+    assert not [lint for lint in lints(tl) if lint.rule == "shared-gil"], "no samples, no GIL lint"
 
 
 def test_a_thread_blocked_in_an_unhooked_c_call_is_waiting_named_by_its_line(tmp_path):
