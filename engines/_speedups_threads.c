@@ -854,14 +854,17 @@ waiting(PyObject *waiters)
 static PyObject *
 hook_acquire(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    /* self._lock.acquire(False) first, as the Python method does; only an acquire that would block goes there. */
+    /* self._lock.acquire(False) first, as the Python method does; only an acquire that would block goes there.
+     * Here only the calls with nothing to check: acquire(), acquire(True), acquire(False). A timeout (or a
+     * keyword) is the Python method's, which checks the arguments as the real lock does. */
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *lock = nargs >= 1 && nargs <= 3 && kwnames == NULL ? slot(h, args[0], h->lock_at) : NULL;
+    int plain = kwnames == NULL && (nargs == 1 || (nargs == 2 && (args[1] == Py_True || args[1] == Py_False)));
+    PyObject *lock = plain ? slot(h, args[0], h->lock_at) : NULL;
     if (lock != NULL) {
         PyObject *call[2] = {lock, Py_False};
         PyObject *r = PyObject_Vectorcall(h->real, call, 2, NULL);
-        if (r != Py_False) {
-            return r;  /* True (or its error) */
+        if (r != Py_False || (nargs == 2 && args[1] == Py_False)) {
+            return r;  /* True (or its error); acquire(False)'s False */
         }
         Py_DECREF(r);
     }
