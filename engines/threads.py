@@ -135,7 +135,31 @@ def _acquire_args(blocking=True, timeout=-1):
     return blocking, timeout
 
 
-class TracedLock:
+class _LockMeta(type):
+    """TracedLock's type. Its instances are `_thread.lock`s to isinstance() (the library's own locks are
+    the real ones: both are of `type(threading.Lock())`). Calling it is threading.Lock() on 3.13, where
+    threading.Lock is the type (the engine's factory: a traced lock when the program makes it), and an
+    error before, as calling `_thread.lock` is."""
+
+    factory = None  # set by the engine where threading.Lock is a type
+
+    def __call__(cls, *args, **kwargs):
+        factory = _LockMeta.factory
+        if factory is None:
+            raise TypeError("cannot create '_thread.lock' instances")
+        return factory(*args, **kwargs)
+
+    def __instancecheck__(cls, obj) -> bool:
+        return isinstance(obj, _thread.LockType) or type.__instancecheck__(cls, obj)
+
+    def __subclasscheck__(cls, sub) -> bool:
+        return issubclass(sub, _thread.LockType) or type.__subclasscheck__(cls, sub)
+
+
+_LOCK_CALL_CODE = _LockMeta.__call__.__code__
+
+
+class TracedLock(metaclass=_LockMeta):
     """threading.Lock() with a cheap uncontended path; only an acquire that would block is recorded.
 
     Condition, Event, Semaphore, Barrier, queue.Queue and the executors all
@@ -143,18 +167,11 @@ class TracedLock:
     so their waits show, named by the library call that blocked.
 
     To the program it is `_thread.lock`: its name, module and repr, its argument checks and errors,
-    and (as python's) it cannot be instantiated directly before 3.13. The engine makes them with
-    `_new_lock()`.
+    and (as python's) it cannot be instantiated directly before 3.13 (see _LockMeta). The engine makes
+    them with `_new_lock()`.
     """
 
     __slots__ = ("_lock", "_waiters", "_waker", "__weakref__")
-
-    def __new__(cls, *args, **kwargs):
-        if not _LOCK_IS_TYPE:
-            raise TypeError("cannot create '_thread.lock' instances")
-        if args or kwargs:
-            raise TypeError("lock() takes no arguments")
-        return _new_lock(cls)
 
     def acquire(self, *args, **kwargs):
         if args or kwargs:
@@ -281,30 +298,6 @@ class TracedSimpleQueue(_SimpleQueue):
 
 _LockType = type(_allocate_lock())
 
-
-class _LockMeta(type):
-    """threading.Lock as 3.13 has it, a type: calling it is the engine's factory (a traced lock when the
-    program makes one), and the real locks and the traced ones are both its instances."""
-
-    _factory = None
-
-    def __call__(cls, *args, **kwargs):
-        return cls._factory(*args, **kwargs)
-
-    def __instancecheck__(cls, obj) -> bool:
-        return isinstance(obj, (_LockType, TracedLock))
-
-    def __subclasscheck__(cls, sub) -> bool:
-        return issubclass(sub, (_LockType, TracedLock))
-
-
-_LOCK_CALL_CODE = _LockMeta.__call__.__code__
-
-
-def _lock_type(factory) -> type:
-    cls = _LockMeta("lock", (), {"__slots__": (), "__doc__": _LockType.__doc__, "__module__": "_thread"})
-    cls._factory = staticmethod(factory) if isinstance(factory, _FunctionType) else factory
-    return cls
 # The Python methods the C hooks stand for (kept: an engine armed later may want them back).
 _PY_METHODS = {(cls, name): cls.__dict__[name] for cls, names in (
     (TracedLock, ("acquire", "__enter__", "release", "__exit__")), (TracedSimpleQueue, ("put", "get")))
@@ -873,7 +866,10 @@ class ThreadsEngine:
         RLock.__doc__ = _CRLock.__doc__
         lock = self._hook("lock", real_lock, Lock, traced=_new_lock, skip=_LOCK_CALL_CODE, is_user=is_user)
         rlock = self._hook("rlock", _CRLock, RLock, traced=TracedRLock, skip=_RLOCK_FACTORY_CODE, is_user=is_user)
-        return (_lock_type(lock) if _LOCK_IS_TYPE else lock), rlock
+        if not _LOCK_IS_TYPE:
+            return lock, rlock
+        _LockMeta.factory = lock
+        return TracedLock, rlock
 
     def gevent_threads(self) -> bool:
         """True once gevent's monkey.patch_all() (run by the program itself) made threads greenlets."""
