@@ -377,7 +377,8 @@ class ThreadsEngine:
         """TracedLock's acquire/release and TracedSimpleQueue's put/get: their uncontended case in C."""
         for (cls, name), python in _PY_METHODS.items():
             kind, real, extra = _METHOD_HOOKS[name]
-            setattr(cls, name, self._hook(kind, real, python, key=f"{cls.__name__}.{name}", traced=cls, **extra))
+            key = f"{'TracedLock' if cls is TracedLock else cls.__name__}.{name}"  # TracedLock is named `lock`
+            setattr(cls, name, self._hook(kind, real, python, key=key, traced=cls, **extra))
 
     # -- arming ---------------------------------------------------------------------------
 
