@@ -37,9 +37,10 @@ def result(output: str) -> str:
     return " | ".join(lines) or "(no result line)"
 
 
-def run_suite(suite: str, traced: bool, module: bool = False, timeout: float = 900) -> tuple[str, float, str]:
-    """(result, wall seconds, output) of one run of `suite`."""
-    target = ["-m", f"test.{suite}"] if module else ["-m", "test", suite]
+def run_suite(suite: str, traced: bool, module: bool = False, timeout: float = 900,
+              tests: tuple[str, ...] = ()) -> tuple[str, float, str]:
+    """(result, wall seconds, output) of one run of `suite` (with module, only its test cases `tests`, if any)."""
+    target = ["-m", f"test.{suite}", *tests] if module else ["-m", "test", suite]
     with tempfile.TemporaryDirectory(prefix="concurview-cpython-") as tmp:
         if traced:
             cmd = [sys.executable, "-m", "concurview", "run", "--record", os.path.join(tmp, "t.jsonl"), *target]
