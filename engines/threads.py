@@ -222,7 +222,29 @@ def _new_lock(cls=TracedLock) -> TracedLock:
     return lock
 
 
-class TracedRLock(_CRLock):
+class _RLockMeta(type):
+    """TracedRLock's type: the engine puts TracedRLock itself in threading._CRLock (a type there, as
+    python's: a program may subclass it), and calling it is the engine's factory (a traced RLock when the
+    program makes one). The library's real RLocks are its instances too."""
+
+    factory = None
+
+    def __call__(cls, *args, **kwargs):
+        if cls is TracedRLock and _RLockMeta.factory is not None:
+            return _RLockMeta.factory(*args, **kwargs)
+        return type.__call__(cls, *args, **kwargs)
+
+    def __instancecheck__(cls, obj) -> bool:
+        return (cls is TracedRLock and isinstance(obj, _CRLock)) or type.__instancecheck__(cls, obj)
+
+    def __subclasscheck__(cls, sub) -> bool:
+        return (cls is TracedRLock and issubclass(sub, _CRLock)) or type.__subclasscheck__(cls, sub)
+
+
+_RLOCK_CALL_CODE = _RLockMeta.__call__.__code__
+
+
+class TracedRLock(_CRLock, metaclass=_RLockMeta):
     """threading.RLock() (the C one, subclassed): recorded only when an acquire would block.
     To the program it is `_thread.RLock` (name, module, repr, argument checks)."""
 
@@ -260,6 +282,10 @@ class TracedRLock(_CRLock):
 
     def __repr__(self) -> str:
         return _CRLock.__repr__(self).replace(f" {type(self).__name__} object", " _thread.RLock object", 1)
+
+
+def _new_rlock() -> TracedRLock:
+    return type.__call__(TracedRLock)
 
 
 for _cls, _real in ((TracedLock, _thread.LockType), (TracedRLock, _CRLock)):
@@ -413,7 +439,8 @@ class ThreadsEngine:
             if getattr(threading, "_CRLock", None) is not None:
                 # Not threading.RLock itself: C code (gevent's Cython modules) calling it would be
                 # taken for the program's frame below it.
-                threading._CRLock = rlock  # type: ignore[attr-defined]
+                _RLockMeta.factory = rlock
+                threading._CRLock = TracedRLock  # type: ignore[attr-defined]
             queue.SimpleQueue = TracedSimpleQueue  # type: ignore[misc]
             self._patch_lock_types()
             from concurview.engines.processes import after_import
@@ -855,18 +882,21 @@ class ThreadsEngine:
 
         def RLock(*args, **kwargs):
             frame = getframe(1)
-            if frame.f_code is _RLOCK_FACTORY_CODE:  # threading.RLock() called us: look one further
+            for _ in range(3):  # threading.RLock() and TracedRLock's type called us: look further up
+                if frame.f_code is not _RLOCK_FACTORY_CODE and frame.f_code is not _RLOCK_CALL_CODE:
+                    break
                 frame = frame.f_back
             code = frame.f_code
             entry = users.get(id(code))
             if entry is None:
                 entry = users[id(code)] = (is_user(code), code)
-            return TracedRLock() if entry[0] else _CRLock(*args, **kwargs)
+            return _new_rlock() if entry[0] else _CRLock(*args, **kwargs)
 
         Lock.__doc__ = real_lock.__doc__
         RLock.__doc__ = _CRLock.__doc__
         lock = self._hook("lock", real_lock, Lock, traced=_new_lock, skip=_LOCK_CALL_CODE, is_user=is_user)
-        rlock = self._hook("rlock", _CRLock, RLock, traced=TracedRLock, skip=_RLOCK_FACTORY_CODE, is_user=is_user)
+        rlock = self._hook("rlock", _CRLock, RLock, traced=_new_rlock, skip=(_RLOCK_FACTORY_CODE, _RLOCK_CALL_CODE),
+                           is_user=is_user)
         if not _LOCK_IS_TYPE:
             return lock, rlock
         _LockMeta.factory = lock

@@ -147,6 +147,18 @@ LOCKS = """
     check("a library lock is of the type", lambda: isinstance(threading.Event()._cond._lock,
                                                               type(threading.Lock())))
     check("Lock is type(Lock())", lambda: threading.Lock is type(threading.Lock()))
+    check("RLock's type is _CRLock", lambda: type(threading.RLock()) is threading._CRLock)
+
+    def subclass():
+        class Custom(threading._CRLock):
+            def __init__(self, a, *, b):
+                super().__init__()
+                self.a = a
+        lock = Custom(1, b=2)
+        with lock:
+            return type(lock).__name__, lock.a, isinstance(lock, threading._CRLock)
+
+    check("_CRLock subclassed", subclass)
     check("excepthook", lambda: (threading.excepthook.__module__, threading.excepthook.__name__))
     check("sleep", lambda: (time.sleep.__module__, time.sleep.__name__))
     held = threading.Lock()
