@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test bench snapshots clean
+.PHONY: venv run test test-cpython bench snapshots clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,10 @@ run: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# CPython's own thread, queue and asyncio suites under python and traced: same results? (prints wall ratios)
+test-cpython: venv
+	$(BIN)/python tests/cpython_suites.py
 
 bench: venv
 	$(BIN)/python -m benchmarks

@@ -52,7 +52,7 @@ enum {
 /* Info lists found again by the greenlet's address, without an attribute lookup. A slot holds the
  * list, not the greenlet (a tracer must not keep greenlets alive); the list's weak reference to its
  * greenlet says whether the greenlet at that address is still the one it belongs to. */
-#define INFO_BITS 11  /* 2048 slots (48 KB a thread): gevent programs run hundreds of greenlets */
+#define INFO_BITS 11  /* 2048 slots (48 KB): gevent programs run hundreds of greenlets */
 #define INFO_SLOTS (1 << INFO_BITS)
 typedef struct {
     PyObject *info;
@@ -80,7 +80,9 @@ typedef struct {
     PyObject *name_on_call;    /* name_on_call(target, info, wait): a plain greenlet starting */
     PyObject *failed;          /* failed(exc): count a failure, never raise */
     unsigned long long slow_calls;  /* calls into the Python methods above (tests: the common switch needs none) */
-    InfoSlot slots[INFO_SLOTS];
+    /* Allocated at the first switch a thread makes: every thread gets a tracer as it starts, and most
+     * never switch a greenlet (a thread per request would pay 48 KB each for nothing). */
+    InfoSlot *slots;
     FrameGetter frames[FRAME_TYPES];
     int next_frame;            /* the FrameGetter replaced next */
 } GreenletTracer;
@@ -204,6 +206,13 @@ lane_of(PyObject *info, int64_t *lane)
 CV_COLD static PyObject *
 info_of(GreenletTracer *tr, PyObject *g, PyObject *origin, int64_t *lane, int *declared)
 {
+    if (tr->slots == NULL) {
+        tr->slots = PyMem_Calloc(INFO_SLOTS, sizeof(InfoSlot));
+        if (tr->slots == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+    }
     InfoSlot *slot = slot_of(tr, g);
     PyObject *info = slot->info;
     if (info != NULL && belongs_to(info, g)) {
@@ -258,6 +267,9 @@ info_of(GreenletTracer *tr, PyObject *g, PyObject *origin, int64_t *lane, int *d
 static inline PyObject *
 info_fast(GreenletTracer *tr, PyObject *g, PyObject *origin, int64_t *lane, int *declared)
 {
+    if (CV_UNLIKELY(tr->slots == NULL)) {
+        return info_of(tr, g, origin, lane, declared);
+    }
     InfoSlot *slot = slot_of(tr, g);
     PyObject *info = slot->info;
     if (CV_LIKELY(info != NULL && slot->declared && belongs_to(info, g))) {
@@ -634,7 +646,7 @@ tracer_traverse(GreenletTracer *tr, visitproc visit, void *arg)
     Py_VISIT(tr->caller_where);
     Py_VISIT(tr->name_on_call);
     Py_VISIT(tr->failed);
-    for (int i = 0; i < INFO_SLOTS; i++) {
+    for (int i = 0; tr->slots != NULL && i < INFO_SLOTS; i++) {
         Py_VISIT(tr->slots[i].info);
     }
     for (int i = 0; i < FRAME_TYPES; i++) {
@@ -653,7 +665,7 @@ tracer_clear(GreenletTracer *tr)
     Py_CLEAR(tr->caller_where);
     Py_CLEAR(tr->name_on_call);
     Py_CLEAR(tr->failed);
-    for (int i = 0; i < INFO_SLOTS; i++) {
+    for (int i = 0; tr->slots != NULL && i < INFO_SLOTS; i++) {
         Py_CLEAR(tr->slots[i].info);
         tr->slots[i].declared = 0;
     }
@@ -668,6 +680,8 @@ tracer_dealloc(GreenletTracer *tr)
 {
     PyObject_GC_UnTrack(tr);
     tracer_clear(tr);
+    PyMem_Free(tr->slots);
+    tr->slots = NULL;
     Py_TYPE(tr)->tp_free((PyObject *)tr);
 }
 

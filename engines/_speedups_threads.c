@@ -797,6 +797,20 @@ user_code(ThreadHook *h, PyObject *code)
     return s->value == Py_True;
 }
 
+static inline int
+is_skipped(PyObject *skip, PyObject *code)
+{
+    if (!PyTuple_Check(skip)) {
+        return code == skip;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(skip); i++) {
+        if (PyTuple_GET_ITEM(skip, i) == code) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *
 hook_factory(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -805,16 +819,20 @@ hook_factory(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwna
         return slow(h, args, nargsf, kwnames);
     }
     PyCodeObject *code = PyFrame_GetCode(f);
-    if (h->skip != NULL && (PyObject *)code == h->skip) {
-        /* threading.RLock() called us: look one further */
+    Py_INCREF(f);
+    /* The factories' own callers (threading.RLock(), the lock type's call): look further up. `skip` is
+     * one code object or a tuple of them. */
+    for (int i = 0; i < 3 && h->skip != NULL && is_skipped(h->skip, (PyObject *)code); i++) {
         PyFrameObject *back = PyFrame_GetBack(f);
         Py_DECREF(code);
+        Py_DECREF(f);
         if (back == NULL) {
             return slow(h, args, nargsf, kwnames);
         }
-        code = PyFrame_GetCode(back);
-        Py_DECREF(back);
+        f = back;
+        code = PyFrame_GetCode(f);
     }
+    Py_DECREF(f);
     int user = user_code(h, (PyObject *)code);
     Py_DECREF(code);
     if (user < 0) {
@@ -854,14 +872,17 @@ waiting(PyObject *waiters)
 static PyObject *
 hook_acquire(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    /* self._lock.acquire(False) first, as the Python method does; only an acquire that would block goes there. */
+    /* self._lock.acquire(False) first, as the Python method does; only an acquire that would block goes there.
+     * Here only the calls with nothing to check: acquire(), acquire(True), acquire(False). A timeout (or a
+     * keyword) is the Python method's, which checks the arguments as the real lock does. */
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *lock = nargs >= 1 && nargs <= 3 && kwnames == NULL ? slot(h, args[0], h->lock_at) : NULL;
+    int plain = kwnames == NULL && (nargs == 1 || (nargs == 2 && (args[1] == Py_True || args[1] == Py_False)));
+    PyObject *lock = plain ? slot(h, args[0], h->lock_at) : NULL;
     if (lock != NULL) {
         PyObject *call[2] = {lock, Py_False};
         PyObject *r = PyObject_Vectorcall(h->real, call, 2, NULL);
-        if (r != Py_False) {
-            return r;  /* True (or its error) */
+        if (r != Py_False || (nargs == 2 && args[1] == Py_False)) {
+            return r;  /* True (or its error); acquire(False)'s False */
         }
         Py_DECREF(r);
     }

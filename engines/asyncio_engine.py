@@ -35,7 +35,8 @@ _LIMIT = BATCH_EVENTS - 3  # room for the run, wait and ready of one step
 _FUTURE_NAMES = {"_GatheringFuture": "gather", "Future": "Future", "Task": "task"}
 # Library coroutines that only pass an await on: the reason names the one they call.
 _PLUMBING = ("_ContextManagerMixin.",)
-_DEFAULT_NAME = "Task-"  # asyncio's automatic task names: "Task-1", "Task-2", ...
+_DEFAULT_NAME = "Task-"
+_MAX_CHAIN = 64  # coroutines walked down an await chain  # asyncio's automatic task names: "Task-1", "Task-2", ...
 
 
 class PyTracedCoro:
@@ -236,34 +237,27 @@ collections.abc.Coroutine.register(_speedups.TracedCoro)
 TracedCoro = PyTracedCoro if os.environ.get("CONCURVIEW_ASYNCIO_STEP") == "python" else _speedups.TracedCoro
 
 
-class TracedSelector:
-    """Wraps an event loop's selector so its blocking waits show as the loop thread waiting."""
+_task_get_coro = asyncio.Task.get_coro
 
-    def __init__(self, inner: selectors.BaseSelector, engine: AsyncioEngine) -> None:
-        self._inner = inner
-        self._engine = engine
-        # The selector class's own select, past the threads engine's wrapper (which would record the
-        # loop's waits a second time, and cost a Python call per loop iteration).
-        real = getattr(getattr(type(inner), "select", None), "__wrapped__", None)
-        self._select = functools.partial(real, inner) if real is not None else inner.select
-        self._name = type(inner).__name__.replace("Selector", "").lower() or "select"
 
-    def select(self, timeout=None):
-        if timeout is not None and timeout <= 0:
-            return self._select(timeout)
-        rec = self._engine.rec
-        lane = rec.current_lane()
-        wait = "forever" if timeout is None else f"≤ {timeout:.3f}s"
-        rec.record(lane, WAIT, f"event loop idle: {self._name} {wait}", self._engine.where.caller(2))
-        ready = []
-        try:
-            ready = self._select(timeout)
-        finally:
-            rec.record(lane, RUN, f"{self._name} returned {len(ready)} ready" if ready else f"{self._name} timed out")
-        return ready
+class Task(asyncio.Task):
+    """The tasks the engine makes (the C Task, its steps unchanged): get_coro() is the program's own
+    coroutine, not the engine's wrapper around it (inspect.iscoroutine, inspect.getcoroutinestate work)."""
 
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
+    __slots__ = ()
+
+    def get_coro(self):
+        coro = _task_get_coro(self)
+        return coro._coro if coro.__class__ is TracedCoro else coro
+
+
+Task.__name__, Task.__qualname__, Task.__module__ = "Task", "Task", asyncio.Task.__module__
+
+
+def _selector_classes() -> list[type]:
+    """The selectors classes with a select() of their own (DefaultSelector is an alias of one)."""
+    return [c for c in {c for c in vars(selectors).values() if isinstance(c, type)}
+            if issubclass(c, selectors.BaseSelector) and c is not selectors.BaseSelector and "select" in c.__dict__]
 
 
 class AsyncioEngine:
@@ -317,13 +311,19 @@ class AsyncioEngine:
 
         def selector_init(loop, *args, **kwargs):
             orig_sel_init(loop, *args, **kwargs)
-            if not isinstance(loop._selector, TracedSelector):
-                loop._selector = TracedSelector(loop._selector, engine)
+            try:
+                # The loop's selector stays the program's object; its class's select() (patched below)
+                # shows the loop's waits for the selectors marked so.
+                loop._selector._concurview_loop = True
+            except Exception:  # noqa: BLE001 - a selector that takes no attribute: its waits go unseen
+                pass
 
         set_task_factory, get_task_factory, run_forever, close = self._loop_methods(orig_run_forever, orig_close)
 
         BaseEventLoop.__init__ = __init__
         selector_events.BaseSelectorEventLoop.__init__ = selector_init
+        for cls in _selector_classes():
+            cls.select = self._loop_select(cls.__dict__["select"])
         BaseEventLoop.set_task_factory = set_task_factory
         BaseEventLoop.get_task_factory = get_task_factory
         BaseEventLoop.run_forever = run_forever
@@ -413,6 +413,35 @@ class AsyncioEngine:
         except Exception as e:  # noqa: BLE001 - never break the program's import of uvloop
             self.rec.engine_failed("asyncio engine's uvloop support (uvloop's tasks are not traced)", e, first=True)
 
+    def _loop_select(self, current):
+        """A selector class's select(): for an event loop's selector, a wait of the loop's thread while it
+        blocks (`event loop idle`); any other selector's goes on to `current` (the threads engine's
+        wrapper, or the real one)."""
+        # The class's own select, past the threads engine's wrapper (which would record the loop's waits
+        # a second time, and cost a Python call per loop iteration).
+        real = getattr(current, "__wrapped__", current)
+        engine, rec = self, self.rec
+
+        def select(sel, timeout=None):
+            if getattr(sel, "_concurview_loop", None) is None:
+                return current(sel, timeout)
+            if timeout is not None and timeout <= 0:
+                return real(sel, timeout)
+            name = type(sel).__name__.replace("Selector", "").lower() or "select"
+            lane = rec.current_lane()
+            wait = "forever" if timeout is None else f"≤ {timeout:.3f}s"
+            rec.record(lane, WAIT, f"event loop idle: {name} {wait}", engine.where.caller(2))
+            ready = []
+            try:
+                ready = real(sel, timeout)
+            finally:
+                rec.record(lane, RUN, f"{name} returned {len(ready)} ready" if ready else f"{name} timed out")
+            return ready
+
+        select.__doc__, select.__wrapped__ = real.__doc__, real  # type: ignore[attr-defined]
+        select.__name__, select.__qualname__ = real.__name__, real.__qualname__
+        return select
+
     @staticmethod
     def _make_call_soon(orig, woken: bool = True):
         """call_soon with the wake-up check in front.
@@ -492,7 +521,7 @@ class AsyncioEngine:
         if user_factory is not None:
             task = user_factory(loop, wrapped, **kwargs)
         else:
-            task = asyncio.Task(wrapped, loop=loop, **kwargs)
+            task = Task(wrapped, loop=loop, **kwargs)
         if self._auto_names is not None:
             self._auto_names[id(task)] = task.get_name()
         return task
@@ -535,10 +564,11 @@ class AsyncioEngine:
     def resolve(self, coro, yielded, sites: dict | None) -> tuple[str, str | None]:
         """(reason, where) of a step that stopped, by walking the await chain; fills `sites`.
 
-        The reason is the first library coroutine the program awaited (sleep,
-        Queue.get, Lock.acquire, ...) or, when the program's own line awaits a
-        future directly, that future; `where` is the innermost line of the
-        program's own code.
+        The whole chain is walked, whoever made the task (a framework's handler task runs the program's
+        coroutine some levels down): `where` is the innermost line of the program's own code, and the
+        reason is the first library coroutine that line awaits (sleep, Queue.get, Lock.acquire, ...) or,
+        when it awaits a future directly, that future. A chain with none of the program's code is named
+        after its innermost coroutine.
         """
         if coro.__class__ is _CoroType:
             code, frame, inner = coro.cr_code, coro.cr_frame, coro.cr_await
@@ -546,31 +576,37 @@ class AsyncioEngine:
             code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
             frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
             inner = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-        last = coro
-        user = code is not None and self.is_user(code)
-        if not user:
-            frame = None  # a task running a library coroutine: no line of the program to show
-        outer_frame, first = frame, inner
-        depth = 0
-        if user:
-            while inner is not None:
-                tp = inner.__class__
-                if tp is _CoroType:
-                    c, f, nxt = inner.cr_code, inner.cr_frame, inner.cr_await
-                elif tp is _GenType:
-                    c, f, nxt = inner.gi_code, inner.gi_frame, inner.gi_yieldfrom
-                else:
-                    break  # a future (its iterator): the program's line awaits it directly
-                code, last = c, inner
-                if not self.is_user(c):
-                    user = False
-                    if c.co_qualname.startswith(_PLUMBING) and nxt.__class__ is _CoroType:
-                        # `async with lock:` is the mixin's __aenter__ calling Lock.acquire:
-                        # name the lock, and look again next time (the lock's type may vary).
-                        code, last, depth = nxt.cr_code, nxt, -1
-                    break
-                frame, inner = f, nxt
-                depth += 1
+        # The chain: (code, frame, the coroutine) from the task's own down to the innermost.
+        chain = [(code, frame, coro)]
+        user_at = 0 if code is not None and self.is_user(code) else -1
+        while inner is not None and len(chain) < _MAX_CHAIN:
+            tp = inner.__class__
+            if tp is _CoroType:
+                c, f, nxt = inner.cr_code, inner.cr_frame, inner.cr_await
+            elif tp is _GenType:
+                c, f, nxt = inner.gi_code, inner.gi_frame, inner.gi_yieldfrom
+            else:
+                break  # a future (its iterator): the end of the chain
+            chain.append((c, f, inner))
+            if self.is_user(c):
+                user_at = len(chain) - 1
+            inner = nxt
+        depth = user_at
+        if user_at < 0:
+            # None of the program's code: name the innermost coroutine; no line to show.
+            user, frame = False, None
+            code, _, last = chain[-1]
+        elif user_at == len(chain) - 1:
+            user, (code, frame, last) = True, chain[user_at]  # the program's line awaits a future directly
+        else:
+            user, frame = False, chain[user_at][1]
+            code, _, last = chain[user_at + 1]
+            if code.co_qualname.startswith(_PLUMBING) and user_at + 2 < len(chain) \
+                    and chain[user_at + 2][2].__class__ is _CoroType:
+                # `async with lock:` is the mixin's __aenter__ calling Lock.acquire:
+                # name the lock, and look again next time (the lock's type may vary).
+                code, _, last = chain[user_at + 2]
+                depth = -1
         if user or code is None:
             # The program's line awaits a future (or yields) directly: named after the future.
             if_none, if_future = "yield", None
@@ -587,11 +623,13 @@ class AsyncioEngine:
         else:
             reason = if_future or self.dynamic_reason(last if code is _SLEEP_CODE else None, yielded)
         where = None if frame is None else self.where.of_frame(frame)
-        if sites is not None and depth == 0 and outer_frame is not None:
-            # The task's own coroutine awaits a library coroutine or a future directly: what
-            # it awaits there is fixed by the code, so the next step here can skip the walk.
+        if sites is not None and depth == 0 and chain[0][1] is not None:
+            # The task's own coroutine awaits a library coroutine or a future directly, and nothing of
+            # the program's is below it: what it awaits there is fixed by the code, so the next step
+            # here can skip the walk.
+            first = chain[1][2] if len(chain) > 1 else None
             callee = first.__qualname__ if first.__class__ is _CoroType else None
-            sites[outer_frame.f_lasti] = (callee, where, if_none, if_future)
+            sites[chain[0][1].f_lasti] = (callee, where, if_none, if_future)
         return reason, where
 
     def dynamic_reason(self, inner, yielded) -> str:

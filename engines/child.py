@@ -10,6 +10,7 @@ import os
 import sys
 import types
 
+ENV_ARGV0 = "CONCURVIEW_ARGV0"  # the program's sys.argv[0] as given to `concurview run` (else its absolute path)
 # Engines arm in this order; each module provides install(recorder, where).
 ENGINES = ("threads", "processes", "generators", "greenlet_engine", "asyncio_engine", "probe")
 
@@ -153,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.path[0] = os.path.dirname(path)
     else:
         sys.path[0] = os.getcwd()  # what python -m does
-    sys.argv = [path, *args.args]
+    # python's argv[0]: a script's path as given on the command line (the CLI passes it on), a module's file.
+    argv0 = os.environ.pop(ENV_ARGV0, None)
+    sys.argv = [argv0 if argv0 and code is not None and not args.scenario else path, *args.args]
 
     exit_code = 0
     try:

@@ -68,7 +68,8 @@ class GreenletEngine:
         # (id(code) + f_lasti << 48) -> (handler | None, where, call site text, code).
         # The code object is kept in the entry, so its id cannot be reused while cached.
         self._sites: dict[int, tuple] = {}
-        self._tracers: set = set()
+        # The tracers armed, by thread: each one goes when its thread ends (see forget_thread).
+        self._tracers: dict[int, object] = {}
         self._watchers: list = []
         self._user: dict[int, tuple] = {}  # id(code) -> (code, is the user's)
 
@@ -96,13 +97,21 @@ class GreenletEngine:
         """Stop tracing the calling thread (its previous tracer, if any, is put back)."""
         greenlet = self._greenlet
         tracer = greenlet.gettrace()
-        if tracer in self._tracers:
-            greenlet.settrace(_previous(tracer))
         me = _get_ident()
+        if tracer is not None and self._tracers.get(me) is tracer:
+            greenlet.settrace(_previous(tracer))
         for prepare, check, ident in self._watchers:
             if ident == me:
                 prepare.stop()
                 check.stop()
+
+    def forget_thread(self) -> None:
+        """The calling thread ends: its tracer (48 KB of caches once it switched a greenlet) and its hub's
+        watchers are let go, not kept for every thread the program ever started."""
+        self.stop()
+        me = _get_ident()
+        self._tracers.pop(me, None)
+        self._watchers = [w for w in self._watchers if w[2] != me]
 
     def _stop_at_interpreter_exit(self) -> None:
         # gevent's patched threading._shutdown still switches after the program has
@@ -132,11 +141,13 @@ class GreenletEngine:
     def arm_thread(self) -> None:
         """Install the tracer on the calling OS thread (once; chained to the thread's previous tracer)."""
         greenlet = self._greenlet
-        if greenlet.gettrace() in self._tracers:
+        me = _get_ident()
+        current = greenlet.gettrace()
+        if current is not None and self._tracers.get(me) is current:
             return
         python = os.environ.get(ENV_TRACER) == "python"
         tracer = self._make_tracer() if python else self._make_c_tracer()
-        self._tracers.add(tracer)
+        self._tracers[me] = tracer
         prev = greenlet.settrace(tracer)
         if python:
             tracer.__defaults__ = tracer.__defaults__[:-1] + (prev,)
@@ -156,10 +167,20 @@ class GreenletEngine:
                 engine.arm_thread()
             except BaseException:  # noqa: BLE001 - never stop a thread from starting
                 engine.errors += 1
-            return inner(thread, *args, **kwargs)
+            try:
+                return inner(thread, *args, **kwargs)
+            finally:
+                try:
+                    engine.forget_thread()
+                except BaseException:  # noqa: BLE001
+                    engine.errors += 1
 
         _bootstrap_inner._concurview_greenlet = True  # type: ignore[attr-defined]
         threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[method-assign]
+        # Threads started through _thread directly (the threads engine gives them lanes): the same.
+        from concurview.engines import threads
+
+        threads.STARTER_HOOKS.append((self.arm_thread, self.forget_thread))
 
     # -- the tracer --------------------------------------------------------------------
 

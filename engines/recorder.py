@@ -215,6 +215,12 @@ class Recorder:
         self._thread_lanes[_get_ident() if ident is None else ident] = lane
         self.set_lane(lane)
 
+    def unbind_thread(self, lane: int, ident: int) -> None:
+        """Thread `ident` ends: its entry goes (idents are reused; a process that starts threads all day
+        must not keep one per thread ever started). Its current lane is a C thread-local: it goes with it."""
+        if self._thread_lanes.get(ident) == lane:
+            del self._thread_lanes[ident]
+
     # -- transport -----------------------------------------------------------
 
     def flush(self, block: bool = True) -> None:

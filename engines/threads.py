@@ -15,6 +15,9 @@ from concurview.engines.recorder import Recorder, _allocate_lock, _get_ident
 from concurview.engines.where import Where
 
 _engine: ThreadsEngine | None = None  # the one engine of this process, for the lock and queue types
+# Other engines' set-up and clean-up for a thread started through _thread directly (the greenlet engine
+# arms its tracer, and lets it go): (enter, leave) pairs, called in the new thread at its start and end.
+STARTER_HOOKS: list = []
 
 _CRLock = getattr(threading, "_CRLock", None) or _thread.RLock
 _rlock_acquire = _CRLock.acquire
@@ -76,6 +79,36 @@ _REPR_MAX = 40  # characters of one argument in `task('屌丝4')`
 _CALL_MAX = 100
 
 
+def _disguise(wrapper, real):
+    """`wrapper` named as `real` (name, qualified name, module): what replaces a function of python's keeps
+    looking like it to the program (`threading.Lock.__module__`, a test of a module's __all__)."""
+    for attr in ("__name__", "__qualname__", "__module__"):
+        value = getattr(real, attr, None)
+        if isinstance(value, str):
+            try:
+                setattr(wrapper, attr, value)
+            except (AttributeError, TypeError):
+                pass
+    return wrapper
+
+
+def _unraisable_args_type():
+    """sys.unraisablehook's argument type (the hook accepts no other), found by catching one."""
+    found: list = []
+
+    class Probe:
+        def __del__(self):
+            raise RuntimeError("concurview: finding UnraisableHookArgs")
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = found.append
+    try:
+        Probe()
+    finally:
+        sys.unraisablehook = hook
+    return type(found[0]) if found else None
+
+
 def _cut(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
@@ -85,26 +118,70 @@ def _seconds(value) -> str:
     return f"{value}s" if isinstance(value, (int, float)) else f"{value!r}s"
 
 
-class TracedLock:
+# What a program can tell of threading.Lock: a factory function (3.11, 3.12: `_thread.allocate_lock`)
+# or the lock type itself (3.13: `_thread.lock`, instantiable). Either way the engine's stand-ins
+# keep that shape, name and module.
+_LOCK_IS_TYPE = isinstance(threading.Lock, type)
+
+
+def _lock_args(probe, args, kwargs) -> tuple:
+    """(blocking, timeout) of an acquire(*args, **kwargs), checked as python checks them: by the real
+    lock's own acquire on `probe`, a fresh free lock, where it cannot block (same errors, same messages)."""
+    probe.acquire(*args, **kwargs)
+    return _acquire_args(*args, **kwargs)
+
+
+def _acquire_args(blocking=True, timeout=-1):
+    return blocking, timeout
+
+
+class _LockMeta(type):
+    """TracedLock's type. Its instances are `_thread.lock`s to isinstance() (the library's own locks are
+    the real ones: both are of `type(threading.Lock())`). Calling it is threading.Lock() on 3.13, where
+    threading.Lock is the type (the engine's factory: a traced lock when the program makes it), and an
+    error before, as calling `_thread.lock` is."""
+
+    factory = None  # set by the engine where threading.Lock is a type
+
+    def __call__(cls, *args, **kwargs):
+        factory = _LockMeta.factory
+        if factory is None:
+            raise TypeError("cannot create '_thread.lock' instances")
+        return factory(*args, **kwargs)
+
+    def __instancecheck__(cls, obj) -> bool:
+        return isinstance(obj, _thread.LockType) or type.__instancecheck__(cls, obj)
+
+    def __subclasscheck__(cls, sub) -> bool:
+        return issubclass(sub, _thread.LockType) or type.__subclasscheck__(cls, sub)
+
+
+_LOCK_CALL_CODE = _LockMeta.__call__.__code__
+
+
+class TracedLock(metaclass=_LockMeta):
     """threading.Lock() with a cheap uncontended path; only an acquire that would block is recorded.
 
     Condition, Event, Semaphore, Barrier, queue.Queue and the executors all
     wait through locks like this one (a Condition's waiters are plain locks),
     so their waits show, named by the library call that blocked.
+
+    To the program it is `_thread.lock`: its name, module and repr, its argument checks and errors,
+    and (as python's) it cannot be instantiated directly before 3.13 (see _LockMeta). The engine makes
+    them with `_new_lock()`.
     """
 
     __slots__ = ("_lock", "_waiters", "_waker", "__weakref__")
 
-    def __init__(self) -> None:
-        self._lock = _allocate_lock()
-        self._waiters: list | None = None  # lanes blocked in acquire (approximate: who wakes is the OS's choice)
-        self._waker: int | None = None  # the lane whose release let a waiter in
-
-    def acquire(self, blocking=True, timeout=-1):
+    def acquire(self, *args, **kwargs):
+        if args or kwargs:
+            blocking, timeout = _lock_args(_allocate_lock(), args, kwargs)
+        else:
+            blocking, timeout = True, -1
         if self._lock.acquire(False):
             return True
         if not blocking or _engine is None:
-            return self._lock.acquire(blocking, timeout)  # the real call's answer (and its errors)
+            return self._lock.acquire(blocking, timeout)  # the real call's answer
         return _engine.block(self, self._lock.acquire, (True, timeout), timeout, "Lock.acquire")
 
     __enter__ = acquire
@@ -134,11 +211,42 @@ class TracedLock:
 
     def __repr__(self) -> str:
         state = "locked" if self._lock.locked() else "unlocked"
-        return f"<{state} {type(self).__module__}.{type(self).__qualname__} object at {id(self):#x}>"
+        return f"<{state} _thread.lock object at {id(self):#x}>"
 
 
-class TracedRLock(_CRLock):
-    """threading.RLock() (the C one, subclassed): recorded only when an acquire would block."""
+def _new_lock(cls=TracedLock) -> TracedLock:
+    lock = object.__new__(cls)
+    lock._lock = _allocate_lock()
+    lock._waiters = None  # lanes blocked in acquire (approximate: who wakes is the OS's choice)
+    lock._waker = None  # the lane whose release let a waiter in
+    return lock
+
+
+class _RLockMeta(type):
+    """TracedRLock's type: the engine puts TracedRLock itself in threading._CRLock (a type there, as
+    python's: a program may subclass it), and calling it is the engine's factory (a traced RLock when the
+    program makes one). The library's real RLocks are its instances too."""
+
+    factory = None
+
+    def __call__(cls, *args, **kwargs):
+        if cls is TracedRLock and _RLockMeta.factory is not None:
+            return _RLockMeta.factory(*args, **kwargs)
+        return type.__call__(cls, *args, **kwargs)
+
+    def __instancecheck__(cls, obj) -> bool:
+        return (cls is TracedRLock and isinstance(obj, _CRLock)) or type.__instancecheck__(cls, obj)
+
+    def __subclasscheck__(cls, sub) -> bool:
+        return (cls is TracedRLock and issubclass(sub, _CRLock)) or type.__subclasscheck__(cls, sub)
+
+
+_RLOCK_CALL_CODE = _RLockMeta.__call__.__code__
+
+
+class TracedRLock(_CRLock, metaclass=_RLockMeta):
+    """threading.RLock() (the C one, subclassed): recorded only when an acquire would block.
+    To the program it is `_thread.RLock` (name, module, repr, argument checks)."""
 
     __slots__ = ("_waiters", "_waker")
 
@@ -146,7 +254,11 @@ class TracedRLock(_CRLock):
         self._waiters = None
         self._waker = None
 
-    def acquire(self, blocking=True, timeout=-1):
+    def acquire(self, *args, **kwargs):
+        if args or kwargs:
+            blocking, timeout = _lock_args(_CRLock(), args, kwargs)
+        else:
+            blocking, timeout = True, -1
         if _rlock_acquire(self, False):
             return True
         if not blocking or _engine is None:
@@ -167,6 +279,17 @@ class TracedRLock(_CRLock):
         _CRLock._at_fork_reinit(self)
         self._waiters = None
         self._waker = None
+
+    def __repr__(self) -> str:
+        return _CRLock.__repr__(self).replace(f" {type(self).__name__} object", " _thread.RLock object", 1)
+
+
+def _new_rlock() -> TracedRLock:
+    return type.__call__(TracedRLock)
+
+
+for _cls, _real in ((TracedLock, _thread.LockType), (TracedRLock, _CRLock)):
+    _cls.__name__, _cls.__qualname__, _cls.__module__ = _real.__name__, _real.__qualname__, _real.__module__
 
 
 class TracedSimpleQueue(_SimpleQueue):
@@ -200,6 +323,7 @@ class TracedSimpleQueue(_SimpleQueue):
 
 
 _LockType = type(_allocate_lock())
+
 # The Python methods the C hooks stand for (kept: an engine armed later may want them back).
 _PY_METHODS = {(cls, name): cls.__dict__[name] for cls, names in (
     (TracedLock, ("acquire", "__enter__", "release", "__exit__")), (TracedSimpleQueue, ("put", "get")))
@@ -260,7 +384,7 @@ class ThreadsEngine:
     def _hook(self, kind: str, real, python, key: str | None = None, **extra):
         """The wrapper to install: `python` itself, or its C hook (which hands it what is uncommon)."""
         if not self._c_hooks:
-            return python
+            return _disguise(python, real)
         try:
             from concurview.engines._speedups import ThreadHook
 
@@ -273,13 +397,14 @@ class ThreadsEngine:
         hook.__name__, hook.__qualname__ = python.__name__, python.__qualname__  # type: ignore[attr-defined]
         hook.__module__ = python.__module__
         self.hooks[key or kind] = hook
-        return hook
+        return _disguise(hook, real)
 
     def _patch_lock_types(self) -> None:
         """TracedLock's acquire/release and TracedSimpleQueue's put/get: their uncontended case in C."""
         for (cls, name), python in _PY_METHODS.items():
             kind, real, extra = _METHOD_HOOKS[name]
-            setattr(cls, name, self._hook(kind, real, python, key=f"{cls.__name__}.{name}", traced=cls, **extra))
+            key = f"{'TracedLock' if cls is TracedLock else cls.__name__}.{name}"  # TracedLock is named `lock`
+            setattr(cls, name, self._hook(kind, real, python, key=key, traced=cls, **extra))
 
     # -- arming ---------------------------------------------------------------------------
 
@@ -307,13 +432,15 @@ class ThreadsEngine:
                 self.errors += 1
         if not gevent_threads:
             self._patch_threads()
+            self._patch_starters()
             lock, rlock = self._lock_factories()
             threading.Lock = lock  # type: ignore[misc, assignment]
             self._patch_condition()
             if getattr(threading, "_CRLock", None) is not None:
                 # Not threading.RLock itself: C code (gevent's Cython modules) calling it would be
                 # taken for the program's frame below it.
-                threading._CRLock = rlock  # type: ignore[attr-defined]
+                _RLockMeta.factory = rlock
+                threading._CRLock = TracedRLock  # type: ignore[attr-defined]
             queue.SimpleQueue = TracedSimpleQueue  # type: ignore[misc]
             self._patch_lock_types()
             from concurview.engines.processes import after_import
@@ -739,28 +866,41 @@ class ThreadsEngine:
         Event.wait, ...) already shows through Condition.wait.
         """
         getframe, users, is_user = sys._getframe, self._users, self.where.is_user
+        real_lock = _thread.LockType if _LOCK_IS_TYPE else _allocate_lock
 
-        def Lock():
-            code = getframe(1).f_code
+        def Lock(*args, **kwargs):
+            frame = getframe(1)
+            if frame.f_code is _LOCK_CALL_CODE:  # threading.Lock() called the type (3.13): look one further
+                frame = frame.f_back
+            if args or kwargs:
+                return real_lock(*args, **kwargs)  # its own error
+            code = frame.f_code
             entry = users.get(id(code))
             if entry is None:
                 entry = users[id(code)] = (is_user(code), code)
-            return TracedLock() if entry[0] else _allocate_lock()
+            return _new_lock() if entry[0] else _allocate_lock()
 
         def RLock(*args, **kwargs):
             frame = getframe(1)
-            if frame.f_code is _RLOCK_FACTORY_CODE:  # threading.RLock() called us: look one further
+            for _ in range(3):  # threading.RLock() and TracedRLock's type called us: look further up
+                if frame.f_code is not _RLOCK_FACTORY_CODE and frame.f_code is not _RLOCK_CALL_CODE:
+                    break
                 frame = frame.f_back
             code = frame.f_code
             entry = users.get(id(code))
             if entry is None:
                 entry = users[id(code)] = (is_user(code), code)
-            return TracedRLock() if entry[0] else _CRLock(*args, **kwargs)
+            return _new_rlock() if entry[0] else _CRLock(*args, **kwargs)
 
-        Lock.__doc__ = _allocate_lock.__doc__
+        Lock.__doc__ = real_lock.__doc__
         RLock.__doc__ = _CRLock.__doc__
-        return (self._hook("lock", _allocate_lock, Lock, traced=TracedLock, is_user=is_user),
-                self._hook("rlock", _CRLock, RLock, traced=TracedRLock, skip=_RLOCK_FACTORY_CODE, is_user=is_user))
+        lock = self._hook("lock", real_lock, Lock, traced=_new_lock, skip=_LOCK_CALL_CODE, is_user=is_user)
+        rlock = self._hook("rlock", _CRLock, RLock, traced=_new_rlock, skip=(_RLOCK_FACTORY_CODE, _RLOCK_CALL_CODE),
+                           is_user=is_user)
+        if not _LOCK_IS_TYPE:
+            return lock, rlock
+        _LockMeta.factory = lock
+        return TracedLock, rlock
 
     def gevent_threads(self) -> bool:
         """True once gevent's monkey.patch_all() (run by the program itself) made threads greenlets."""
@@ -902,7 +1042,7 @@ class ThreadsEngine:
             return hook(args)
 
         excepthook.__doc__ = hook.__doc__
-        threading.excepthook = excepthook
+        threading.excepthook = _disguise(excepthook, hook)
 
         Timer = threading.Timer
         if tuple(Timer.run.__code__.co_names) == ("finished", "wait", "interval", "is_set", "function", "args",
@@ -918,6 +1058,81 @@ class ThreadsEngine:
             run.__doc__, run.__wrapped__ = Timer.run.__doc__, Timer.run  # type: ignore[attr-defined]
             Timer.run = run
             self._labels[id(run.__code__)] = (_TIMER, run.__code__)
+
+    def _patch_starters(self) -> None:
+        """_thread.start_new_thread (and its alias start_new) and 3.13's _thread.start_joinable_thread: a
+        thread the program starts through them (CPython's test_thread, gevent's ThreadPool workers) gets a
+        lane as a threading.Thread does. threading itself keeps the real ones (it bound them when
+        imported): a threading.Thread is not given a second lane."""
+        self._hook_args = _unraisable_args_type()
+        real_new = _thread.start_new_thread
+        traced_new = _disguise(self._traced_starter(real_new), real_new)
+        _thread.start_new_thread = traced_new
+        if getattr(_thread, "start_new", None) is real_new:
+            _thread.start_new = _disguise(self._traced_starter(real_new), real_new)
+        real_joinable = getattr(_thread, "start_joinable_thread", None)
+        if real_joinable is not None:
+            _thread.start_joinable_thread = _disguise(
+                self._traced_starter(real_joinable), real_joinable)
+
+    def _traced_starter(self, real):
+        engine, rec = self, self.rec
+
+        def start(*args, **kwargs):
+            if not args or not callable(args[0]):
+                return real(*args, **kwargs)  # python's own error (what it says differs by version)
+            function = args[0]
+            try:
+                info = (rec.current_lane(), rec.now(), engine.where.caller(2))
+            except Exception:  # noqa: BLE001
+                engine.errors += 1
+                return real(*args, **kwargs)
+
+            def bootstrap(*a, **kw):
+                ident = _get_ident()
+                lane = engine.open_raw_thread(function, info, ident)
+                raised = None
+                try:
+                    function(*a, **kw)
+                except SystemExit:
+                    pass  # as python: a thread's SystemExit ends it quietly
+                except BaseException as exc:  # noqa: BLE001 - reported as python reports it, below
+                    raised = type(exc).__name__
+                    engine.unraisable(exc, function)
+                finally:
+                    if lane is not None:
+                        engine.close_raw_thread(lane, ident, raised)
+
+            return real(bootstrap, *args[1:], **kwargs)
+
+        start.__doc__, start.__wrapped__ = real.__doc__, real  # type: ignore[attr-defined]
+        return start
+
+    def unraisable(self, exc: BaseException, function) -> None:
+        """An exception escaped a thread started through _thread: reported through sys.unraisablehook as
+        python does (`Exception ignored in thread started by`, the function, the traceback from its frame)."""
+        tb = exc.__traceback__
+        exc = exc.with_traceback(tb.tb_next if tb is not None else None)
+        try:
+            lane = self.rec.current_lane()
+            self.rec.record(lane, ERROR, type(exc).__name__, self.where.of_traceback(exc.__traceback__), None,
+                            f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+        Args = self._hook_args
+        if sys.version_info >= (3, 13):
+            msg, obj = f"Exception ignored in thread started by {function!r}", None
+        else:
+            msg, obj = "Exception ignored in thread started by", function
+        hook = getattr(sys, "unraisablehook", None)
+        if Args is None or hook is None:
+            return
+        try:
+            hook(Args((type(exc), exc, exc.__traceback__, msg, obj)))
+        except BaseException:  # noqa: BLE001 - python ignores a failing hook here too (it reports it)
+            pass
+        finally:
+            del exc
 
     def patch_pending(self) -> None:
         """Patch the library modules the program has imported since (a dict lookup per thread start until done)."""
@@ -1050,14 +1265,49 @@ class ThreadsEngine:
             self.errors += 1
             return None
 
+    def open_raw_thread(self, function, info, ident: int) -> int | None:
+        """A thread started through _thread directly: its lane, named after its function, bound to it. Nothing
+        here asks threading about the thread (current_thread() would make it a _DummyThread)."""
+        try:
+            rec = self.rec
+            parent, t, at = info
+            name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None) \
+                or type(function).__name__
+            lane = rec.new_lane("thread", name, parent=parent, tid=ident, cause=parent, where=at, t=t)
+            rec.bind_thread(lane, ident)
+            rec.record(lane, RUN, "thread starts", self._def_site(getattr(function, "__code__", None)), parent)
+            gilview.register(lane, ident)
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            return None
+        for enter, _ in STARTER_HOOKS:
+            try:
+                enter()
+            except Exception:  # noqa: BLE001
+                self.errors += 1
+        return lane
+
+    def close_raw_thread(self, lane: int, ident: int, raised: str | None) -> None:
+        for _, leave in STARTER_HOOKS:
+            try:
+                leave()
+            except Exception:  # noqa: BLE001
+                self.errors += 1
+        try:
+            rec = self.rec
+            gilview.unregister()
+            rec.record(lane, CLOSE, "returned" if raised is None else "raised " + raised)
+            rec.unbind_thread(lane, ident)
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+
     def close_thread(self, thread, lane: int, ident: int) -> None:
         try:
             rec = self.rec
             gilview.unregister()
             raised = thread.__dict__.get("_concurview_raised")
             rec.record(lane, CLOSE, "returned" if raised is None else "raised " + raised)
-            if rec._thread_lanes.get(ident) == lane:
-                del rec._thread_lanes[ident]
+            rec.unbind_thread(lane, ident)
         except Exception:  # noqa: BLE001
             self.errors += 1
 

@@ -412,6 +412,7 @@ def _check_module(name: str) -> None:
 
 
 def _run_program(args: argparse.Namespace) -> int:
+    from concurview.engines.child import ENV_ARGV0
     from concurview.engines.runner import Target
 
     if args.args[:1] == ["--"]:
@@ -428,6 +429,9 @@ def _run_program(args: argparse.Namespace) -> int:
         if not script.is_file():
             raise UsageError(f"{script}: no such file" if not script.exists() else f"{script}: not a file")
         target = Target(str(script.resolve()), args=args.args, echo=args.record is not None)
+        import os
+
+        os.environ[ENV_ARGV0] = args.script  # the program's sys.argv[0]: the path as given, as python has it
         label = script.name
     else:
         raise UsageError("run wants a SCRIPT or -m MODULE")
