@@ -8,6 +8,7 @@ import sys
 import weakref
 from collections import Counter
 
+from concurview.engines import speedups
 from concurview.engines.events import CLOSE, RUN, WAIT
 from concurview.engines.recorder import BATCH_EVENTS, Recorder, _get_ident, _monotonic_ns
 from concurview.engines.where import Where
@@ -134,7 +135,7 @@ class GreenletEngine:
         greenlet = self._greenlet
         if greenlet.gettrace() in self._tracers:
             return
-        python = os.environ.get(ENV_TRACER) == "python"
+        python = os.environ.get(ENV_TRACER) == "python" or speedups.native is None
         tracer = self._make_tracer() if python else self._make_c_tracer()
         self._tracers.add(tracer)
         prev = greenlet.settrace(tracer)
