@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from operator import index as _index
 import weakref
 from array import array
 
@@ -207,9 +208,9 @@ class EventBuffer:
         return i
 
     def _push(self, t: int, lane, kind, reason, where, cause, text) -> None:
-        lane = NONE if lane is None else lane.__index__()
-        kind = 0 if kind is None else kind.__index__()
-        cause = NONE if cause is None else cause.__index__()
+        lane = NONE if lane is None else _index(lane)
+        kind = 0 if kind is None else _index(kind)
+        cause = NONE if cause is None else _index(cause)
         if not 0 <= kind <= 255:
             raise ValueError("event kind out of range")
         with self._lock:
@@ -243,14 +244,14 @@ class EventBuffer:
         """An event at trace time t."""
         if len(self._rows) >= self._next_full and self._room():
             return
-        self._push(0 if t is None else t.__index__(), lane, kind, reason, where, cause, text)
+        self._push(0 if t is None else _index(t), lane, kind, reason, where, cause, text)
 
     def append(self, ev: tuple) -> None:
         """Append one event tuple (t, lane, kind[, reason, where, cause, text])."""
         if type(ev) is not tuple or not 3 <= len(ev) <= 7:
             raise TypeError("an event is a tuple (t, lane, kind[, reason, where, cause, text])")
         t, lane, kind, reason, where, cause, text = ev + (None,) * (7 - len(ev))
-        self._push(0 if t is None else t.__index__(), lane, kind, reason, where, cause, text)
+        self._push(0 if t is None else _index(t), lane, kind, reason, where, cause, text)
 
     def extend(self, events) -> None:
         for ev in events:
@@ -266,7 +267,7 @@ class EventBuffer:
         return self._tls.lane
 
     def set_lane(self, lane) -> None:
-        self._tls.lane = None if lane is None else lane.__index__()
+        self._tls.lane = None if lane is None else _index(lane)
 
     def current_lane(self) -> int:
         """The lane set on this thread, else thread_lanes[ident], else main_lane."""
@@ -277,7 +278,7 @@ class EventBuffer:
         if lanes:
             found = lanes.get(_get_ident())
             if found is not None:
-                return found.__index__()
+                return _index(found)
         return self.main_lane
 
     def swap_lane(self, lane) -> int:
@@ -319,18 +320,18 @@ class EventBuffer:
     def take(self, main_lane: int = 0) -> tuple:
         """(n, t, lane, kind, cause, reason, where, text, strings, reset), each column (base, offsets)."""
         with self._lock:
-            rows, fresh, reset = self._take_rows(main_lane.__index__())
+            rows, fresh, reset = self._take_rows(_index(main_lane))
         return (len(rows), *_columns(rows), fresh, reset)
 
     def take_frame(self, out: bytearray, at: int, pid: int, lanes: list, dropped: int, main_lane: int) -> int:
         """take()'s events as one length-prefixed wire Frame written into bytearray out at offset at."""
         if type(out) is not bytearray or not isinstance(lanes, list):
             raise TypeError("take_frame(out: bytearray, at, pid, lanes: list, dropped, main_lane)")
-        at = at.__index__()
+        at = _index(at)
         if not 0 <= at <= len(out):
             raise ValueError("take_frame(): offset outside the bytearray")
         with self._lock:
-            rows, fresh, reset = self._take_rows(main_lane.__index__())
+            rows, fresh, reset = self._take_rows(_index(main_lane))
         frame = [pid, lanes, dropped, len(rows), *_columns(rows), fresh, reset]
         if len(out) < at + 4:
             out.extend(bytes(at + 4 - len(out)))
@@ -386,7 +387,7 @@ class EventBuffer:
 
     @cap.setter
     def cap(self, value) -> None:
-        cap = value.__index__()
+        cap = _index(value)
         self._limit = cap
         if self._next_full > cap:
             self._next_full = cap if cap > self._batch else self._batch
