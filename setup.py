@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -26,36 +27,80 @@ from setuptools.command.build_py import build_py
 # directory..."): information only, on every `make venv`.
 warnings.filterwarnings("ignore", message="Editable installation")
 
-OPTIONAL_NOTE = ("concurview: note: the C speedups ({name}) did not build ({why}); concurview works without "
-                 "them, slower (pure Python). For them install a C compiler and the Python headers "
-                 "(apt install gcc python3-dev, or xcode-select --install) and reinstall.")
+NOTE = ("note: building the C speedups failed ({why}); installing without them: concurview "
+        "runs on its pure-Python paths (slower). For them install a C compiler and the Python headers "
+        "(e.g. apt install gcc python3-dev) and reinstall.")
 
 
 def _why(exc: BaseException) -> str:
+    """An exception of the compiler in a few words (distutils quotes the whole command line)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
+    m = re.search(r"""Command '\[['"]([^'"]+)['"].*returned non-zero exit status (\d+)""", text)
+    if m:
+        return f"the C compiler {m.group(1)} exited with status {m.group(2)}"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _cannot_build() -> str | None:
+    """Why this machine cannot compile an extension (no compiler, no Python.h), or None: a C file
+    that includes Python.h is compiled with the compiler and flags the build would use."""
+    import sysconfig
+
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+
+    include = sysconfig.get_paths()["include"]
+    with tempfile.TemporaryDirectory(prefix="concurview-probe-") as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write("#include <Python.h>\nint concurview_probe(void) { return 0; }\n")
+        try:
+            cc = new_compiler()
+            customize_compiler(cc)
+            cc.compile([src], output_dir=tmp, include_dirs=[include])
+        except Exception as exc:  # noqa: BLE001 - CompileError, no compiler at all, a broken toolchain
+            if not os.path.exists(os.path.join(include, "Python.h")):
+                return f"the Python headers are missing: no {os.path.join(include, 'Python.h')}"
+            return _why(exc)
+    return None
+
+
+_probed: list = []
+
+
+def cannot_build() -> str | None:
+    if not _probed:
+        _probed.append(_cannot_build())
+    return _probed[0]
+
+
+def note(why: str) -> None:
+    """The one line an install without the extensions says. A warning, which pip (23.3 and later)
+    shows even with -q (a build's printed output it shows only with -v); printed too, for other
+    front ends. Its "file" is `concurview`: the line is the message, not a line of this file."""
+    line = NOTE.format(why=why)
+    warnings.warn_explicit(line, UserWarning, "concurview", 0)
+    print(line, file=sys.stderr, flush=True)
 
 
 class OptionalBuildExt(build_ext):
     """build_ext where a failure to compile an extension is a note, not a failed install."""
 
     def run(self) -> None:
+        why = cannot_build()
+        if why:
+            note(why)
+            return
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - no compiler at all: CCompilerError, PlatformError, OSError
-            self._note("all", exc)
+        except Exception as exc:  # noqa: BLE001 - CCompilerError, PlatformError, OSError
+            note(_why(exc))
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001 - CompileError, LinkError, a missing Python.h
-            self._note(ext.name, exc)
-
-    def _note(self, name: str, exc: BaseException) -> None:
-        line = OPTIONAL_NOTE.format(name=name, why=_why(exc))
-        # pip shows a build's output only when asked (-v): stderr's warnings reach the user, as this does.
-        warnings.warn(line, stacklevel=1)
-        print(line, file=sys.stderr, flush=True)
+        except Exception as exc:  # noqa: BLE001 - CompileError, LinkError: one extension
+            note(f"{ext.name}: {_why(exc)}")
 
 
 class BuildPy(build_py):
@@ -82,6 +127,8 @@ elif sys.platform == "darwin":
 else:
     _link_args = ["-s"]
 
+_BUILD = _temporary_build_base()
+
 setup(
     ext_modules=[
         # Hot paths in C: the child's event buffer (and its engines' fast paths), the trace file's event parser.
@@ -97,5 +144,5 @@ setup(
         Extension("concurview.engines._gilview", sources=["engines/_gilview.c"], extra_link_args=_link_args),
     ],
     cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPy},
-    options={"build": {"build_base": _temporary_build_base()}},
+    options={"build": {"build_base": _BUILD}, "egg_info": {"egg_base": _BUILD}},
 )
