@@ -49,4 +49,4 @@ def implementation() -> str:
     """What `concurview --version` says: "C speedups", or "pure Python" and why."""
     if native is not None:
         return "C speedups"
-    return f"pure Python ({ENV_PURE}=1)" if pure_forced() else "pure Python (the C extension is not built)"
+    return f"pure Python, {ENV_PURE}=1" if pure_forced() else "pure Python, the C extension is not built"
