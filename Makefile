@@ -2,36 +2,73 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
+# What the app needs (`make run`), and that plus the test tools (`make test`): versions from
+# constraints/test.txt, the ones the snapshots were drawn with.
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+# Reinstall whenever the dependencies or the C sources change (the install compiles them); the
+# extensions keep their symbols here (debuggers, callgrind), wheels are stripped.
+SOURCES := pyproject.toml setup.py constraints/test.txt $(wildcard engines/*.c engines/*.h)
+INSTALL  = CONCURVIEW_STRIP=0 $(PIP) install -c constraints/test.txt
+# The engine tests run a second time on the pure-Python paths (CONCURVIEW_PURE=1: no C extension),
+# with the unit tests of the buffer, wire and files.
+PURE_TESTS := tests/unit tests/engines
+COMPAT := .venv-compat
 
-.PHONY: venv run test test-cpython bench snapshots clean
+.PHONY: venv run test test-pure test-compat test-cpython wheel bench snapshots clean
 
-venv: $(STAMP)
+venv: $(RUN_STAMP)
 
-# Reinstall whenever the dependencies or the C sources change (the install compiles them).
-$(STAMP): pyproject.toml $(wildcard engines/*.c engines/*.h)
+$(RUN_STAMP): $(SOURCES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@$(PIP) install --upgrade pip
+	$(INSTALL) -e .
 	@touch $@
+
+$(TEST_STAMP): $(SOURCES)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install --upgrade pip
+	$(INSTALL) -e '.[test]'
+	@touch $@ $(RUN_STAMP)
 
 run: venv
 	$(BIN)/concurview
 
-test: venv
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
+	CONCURVIEW_PURE=1 $(BIN)/python -m pytest -q $(PURE_TESTS)
 
 # CPython's own thread, queue and asyncio suites under python and traced: same results? (prints wall ratios)
-test-cpython: venv
+test-cpython: $(TEST_STAMP)
 	$(BIN)/python tests/cpython_suites.py
 
-bench: venv
+test-pure: $(TEST_STAMP)
+	CONCURVIEW_PURE=1 $(BIN)/python -m pytest -q $(PURE_TESTS)
+
+# The oldest supported versions (constraints/oldest.txt) in a scratch environment: the app's tests.
+test-compat:
+	rm -rf $(COMPAT)
+	$(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip --quiet --disable-pip-version-check install -c constraints/oldest.txt '.[test]'
+	$(COMPAT)/bin/python -c "import textual, rich.text, importlib.metadata as m; print('textual', m.version('textual'), '· rich', m.version('rich'))"
+	$(COMPAT)/bin/python -m pytest -p no:cacheprovider -q tests/tui
+	rm -rf $(COMPAT)
+
+# This machine's wheel in dist/, built offline from the venv's setuptools, and its contents checked
+# (no C sources, stripped binaries, the package data). Other platforms: cibuildwheel (pyproject.toml).
+wheel: $(TEST_STAMP)
+	rm -f dist/concurview-*.whl
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	$(BIN)/python tests/wheelcheck.py dist/concurview-*.whl
+
+bench: $(TEST_STAMP)
 	$(BIN)/python -m benchmarks
 
 # Regenerate the recorded traces the snapshot tests draw, then the SVGs.
-snapshots: venv
+snapshots: $(TEST_STAMP)
 	$(BIN)/python tests/traces/regenerate.py
 	$(BIN)/python -m pytest tests/snapshots --snapshot-update
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(COMPAT) build dist *.egg-info .pytest_cache engines/*.so

@@ -21,7 +21,7 @@ import threading
 import types
 from asyncio import base_events, selector_events
 
-from concurview.engines import _speedups
+from concurview.engines.speedups import native as _speedups  # None: the pure-Python step
 from concurview.engines.events import CLOSE, ERROR, READY, RUN, WAIT
 from concurview.engines.recorder import BATCH_EVENTS, UNTRACED, Recorder, _get_ident, _monotonic_ns
 from concurview.engines.where import Where
@@ -231,10 +231,12 @@ for _name in ("cr_await", "cr_code", "cr_frame", "cr_running", "cr_origin", "cr_
               "gi_code", "gi_frame", "gi_running", "gi_yieldfrom", "gi_suspended"):
     setattr(PyTracedCoro, _name, _forward(_name))
 collections.abc.Coroutine.register(PyTracedCoro)
-collections.abc.Coroutine.register(_speedups.TracedCoro)
+if _speedups is not None:
+    collections.abc.Coroutine.register(_speedups.TracedCoro)
 
 # The implementation tasks get; the engine's call_soon and completer look it up here at each use.
-TracedCoro = PyTracedCoro if os.environ.get("CONCURVIEW_ASYNCIO_STEP") == "python" else _speedups.TracedCoro
+TracedCoro = PyTracedCoro if os.environ.get("CONCURVIEW_ASYNCIO_STEP") == "python" or _speedups is None \
+    else _speedups.TracedCoro
 
 
 _task_get_coro = asyncio.Task.get_coro

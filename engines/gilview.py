@@ -12,10 +12,7 @@ from concurview.engines.events import (
 from concurview.engines.recorder import Recorder, _get_ident
 from concurview.engines.where import Where
 
-try:
-    from concurview.engines import _gilview as _gv
-except ImportError:  # the optional extension did not build here
-    _gv = None
+from concurview.engines.speedups import gilview as _gv  # None: not built here, or CONCURVIEW_PURE=1
 
 ENV_GIL = "CONCURVIEW_GIL"  # "0": no sampling (the benchmark's baseline, or a program that wants none)
 ENV_PERIOD = "CONCURVIEW_GIL_PERIOD_US"  # the sampler's period while the program is busy (µs)

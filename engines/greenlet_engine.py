@@ -8,6 +8,7 @@ import sys
 import weakref
 from collections import Counter
 
+from concurview.engines import speedups
 from concurview.engines.events import CLOSE, RUN, WAIT
 from concurview.engines.recorder import BATCH_EVENTS, Recorder, _get_ident, _monotonic_ns
 from concurview.engines.where import Where
@@ -145,7 +146,7 @@ class GreenletEngine:
         current = greenlet.gettrace()
         if current is not None and self._tracers.get(me) is current:
             return
-        python = os.environ.get(ENV_TRACER) == "python"
+        python = os.environ.get(ENV_TRACER) == "python" or speedups.native is None
         tracer = self._make_tracer() if python else self._make_c_tracer()
         self._tracers[me] = tracer
         prev = greenlet.settrace(tracer)

@@ -10,7 +10,7 @@ import sys
 import time
 from collections import deque
 
-from concurview.engines._speedups import EventBuffer
+from concurview.engines.speedups import EventBuffer  # C, or engines/_pybuffer.py
 from concurview.engines.events import ERROR, LOG, MARK, OPEN, WIRE_LANE_SHIFT
 
 

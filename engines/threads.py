@@ -9,7 +9,7 @@ import queue
 import sys
 import threading
 
-from concurview.engines import gilview
+from concurview.engines import gilview, speedups
 from concurview.engines.events import BLOCK, CLOSE, ERROR, READY, RUN, WAIT
 from concurview.engines.recorder import Recorder, _allocate_lock, _get_ident
 from concurview.engines.where import Where
@@ -377,7 +377,7 @@ class ThreadsEngine:
         self._starter_name = "_start_joinable_thread" if hasattr(threading, "_start_joinable_thread") \
             else "_start_new_thread"
         self._starter = getattr(threading, self._starter_name)
-        self._c_hooks = os.environ.get(ENV_HOOKS, "c") != "python"
+        self._c_hooks = os.environ.get(ENV_HOOKS, "c") != "python" and speedups.native is not None
         self.covered = rec.covered  # depth > 0: an outer wrapper records this wait (recorder.Covered)
         self.hooks: dict[str, object] = {}  # kind -> the C hook installed (tests read slow_calls)
 

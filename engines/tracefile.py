@@ -18,7 +18,7 @@ import msgspec
 from concurview.engines.events import FORMAT_NAME, FORMAT_VERSION, Event, Footer, Header, Lane
 
 if TYPE_CHECKING:  # numpy loads with the first trace read, not with every command that may read one
-    from concurview.engines._speedups import EventParser
+    from concurview.engines.speedups import EventParser  # C, or msgspec for every line
     from concurview.engines.outfile import OutputFile
     from concurview.engines.columns import Columns, StringTable
 
@@ -423,7 +423,7 @@ class TraceReader:
         line, or anything unusual - is decoded by msgspec, which also names what is
         wrong with a damaged line.
         """
-        from concurview.engines._speedups import EventParser
+        from concurview.engines.speedups import EventParser  # C, or msgspec for every line
 
         parser = EventParser(strings._ids, strings.strings)
         # The bytes since the last newline, in pieces: a line longer than a chunk is joined

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from concurview.engines._speedups import EventBuffer
+from concurview.engines.speedups import EventBuffer
 from concurview.engines.columns import Stream
 from concurview.engines.events import Frame
 

@@ -9,7 +9,6 @@ import signal
 import sys
 from pathlib import Path
 
-from concurview import __version__
 
 COMMANDS = ("list", "record", "run", "compare", "summary", "open", "export")
 # Lanes the text summary lists unless --all: a gevent server's million greenlets are a table nobody reads.
@@ -39,6 +38,20 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2."""
 
 
+class _Version(argparse.Action):
+    """-V/--version: the version and which hot paths run (C speedups or pure Python), then exit."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default,
+                         help=help or "show the version and whether the C speedups are in use, and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from concurview import version_text
+
+        print(version_text())
+        parser.exit()
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
         raise UsageError(message)
@@ -51,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EPILOG,
     )
-    p.add_argument("--version", action="version", version=f"concurview {__version__}")
+    p.add_argument("-V", "--version", action=_Version)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     ls = sub.add_parser("list", help="list the scenarios")
@@ -258,8 +271,8 @@ def _list(as_json: bool) -> int:
     scenarios = list(catalogue().values())
     if as_json:
         print(json.dumps([
-            {"name": s.name, "title": s.title, "topic": s.topic, "summary": s.summary, "params": s.params,
-             "unavailable": s.unavailable}
+            {"name": s.name, "title": s.title, "topic": s.topic, "summary": _whole_summary(s),
+             "description": s.description, "params": s.params, "unavailable": s.unavailable}
             for s in scenarios
         ], ensure_ascii=False, indent=2))
         return 0
@@ -272,6 +285,12 @@ def _list(as_json: bool) -> int:
         why = s.unavailable
         print(f"  {s.name:<{width}}  " + (f"(unavailable: {why}) {s.summary}" if why else s.summary))
     return 0
+
+
+def _whole_summary(s) -> str:
+    """Scenario.summary without its cut at 100 characters (the text listing's): for --json."""
+    first = s.description.strip().split("\n\n")[0].replace("\n", " ")
+    return first if s.variant_of is None else f"{s.title} - {first}"
 
 
 def _output_path(raw: str, option: str = "-o", inputs: tuple = ()) -> Path:
@@ -578,7 +597,8 @@ def _summary(path: str, as_json: bool, max_bytes: int | None = None, every_lane:
     say = _print_clean  # every line below carries strings from the trace file
     title = s["scenario"] or s["program"] or path
     state = "complete" if s["complete"] else f"INCOMPLETE: {s['incomplete_reason']}"
-    say(f"{title}  ({state}, exit code {s['exit_code']})")
+    code = "unknown" if s["exit_code"] is None else s["exit_code"]  # a foreign trace (Chrome) has none
+    say(f"{title}  ({state}, exit code {code})")
     if s["params"]:
         say("params: " + " ".join(f"{k}={v}" for k, v in s["params"].items()))
     say(f"duration {format_time(int(s['duration_s'] * 1e9))} · {s['events']} events · {s['lanes']} lanes · "

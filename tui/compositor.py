@@ -12,18 +12,67 @@ exports and snapshots) are Textual's own: every line of every widget.
 
 The lines asked for keep the widget's whole visible width: the update is cut at widget edges, so
 a line cut short of one would put its cells at the wrong place.
+
+It subclasses Textual's private compositor and uses its private attributes: at import,
+`missing_internals()` checks that everything it relies on is there, and where something is not (a
+Textual release that changed them), or with CONCURVIEW_COMPOSITOR=textual, the screen keeps
+Textual's own compositor (`CROPPED` is False): every update is then Textual's, a little slower.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 from collections.abc import Callable, Mapping, Sequence
 
-from textual._compositor import Compositor
 from textual.css.scalar import ScalarOffset
 from textual.geometry import Offset, Region
 from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
+
+try:
+    from textual._compositor import Compositor
+except ImportError:  # a Textual without it: Textual's own compositor, whatever it is now
+    Compositor = object  # type: ignore[assignment,misc]
+
+ENV_COMPOSITOR = "CONCURVIEW_COMPOSITOR"  # "textual": Textual's own compositor (the fallback)
+
+# What of Compositor the cropped one reads and writes (attributes of an instance, then of the class).
+_INSTANCE = ("_visible_map", "_full_map", "_full_map_invalidated", "_layers", "_layers_visible", "_visible_widgets",
+             "_cuts", "_dirty_regions", "size")
+_CLASS = ("cuts", "visible_widgets", "render_strips", "_render_chops")
+
+
+def missing_internals() -> str | None:
+    """The first of Textual's internals the cropped compositor relies on that is not there, or None."""
+    if Compositor is object:
+        return "textual._compositor.Compositor"
+    for name in _CLASS:
+        if not hasattr(Compositor, name):
+            return f"Compositor.{name}"
+    try:
+        params = list(inspect.signature(Compositor._render_chops).parameters)
+    except (TypeError, ValueError):
+        params = []
+    if params != ["self", "crop", "is_rendered_line"]:
+        return "Compositor._render_chops(crop, is_rendered_line)"
+    try:
+        probe = Compositor()
+    except Exception:  # noqa: BLE001 - a constructor that wants arguments now
+        return "Compositor()"
+    for name in _INSTANCE:
+        if not hasattr(probe, name):
+            return f"Compositor.{name}"
+    for owner, name in ((Widget, "render_lines"), (Widget, "_clear_arrangement_cache"), (Strip, "divide"),
+                        (Screen, "check_idle"), (Region, "intersection"), (Region, "translate")):
+        if not hasattr(owner, name):
+            return f"{owner.__name__}.{name}"
+    return None
+
+
+MISSING = "CONCURVIEW_COMPOSITOR=textual" if os.environ.get(ENV_COMPOSITOR) == "textual" else missing_internals()
+CROPPED = MISSING is None  # the screen draws partial updates with CroppedCompositor
 
 
 class CroppedCompositor(Compositor):
@@ -87,7 +136,8 @@ class CroppedScreen(Screen):
 
     def __init__(self, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
-        self._compositor = CroppedCompositor()
+        if CROPPED and isinstance(getattr(self, "_compositor", None), Compositor):
+            self._compositor = CroppedCompositor()
 
     def move_absolute(self, widget: Widget, x: int, y: int) -> bool:
         """Put a widget with `position: absolute` at offset (x, y) of its parent's content, as
@@ -96,6 +146,8 @@ class CroppedScreen(Screen):
         the screen's geometry of it is not the one its styles give (a layout is due anyway): set the offset then.
         """
         parent = widget.parent
+        if not isinstance(self._compositor, CroppedCompositor):
+            return False  # Textual's own compositor (the fallback): the caller sets the offset
         if not isinstance(parent, Widget) or widget.styles.position != "absolute":
             return False
         current = widget.styles.offset.resolve(widget.size, self.size)

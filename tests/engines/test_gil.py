@@ -7,11 +7,13 @@ import sys
 import numpy as np
 import pytest
 
+from concurview.engines import speedups
 from concurview.engines.gilview import ENV_GIL
 from concurview.tui.store import RUNNING, WAITING, Timeline
 from recording import events, record_program
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sampler reads /proc")
+needs_sampler = pytest.mark.skipif(speedups.gilview is None, reason="no sampler: not built, or CONCURVIEW_PURE=1")
 
 SPIN = 0.4  # seconds each thread spins
 
@@ -53,6 +55,7 @@ def thread_lanes(tl: Timeline) -> list[int]:
     return [lane.id for lane in tl.lanes if lane.kind == "thread"]
 
 
+@needs_sampler
 def test_two_cpu_bound_threads_take_turns_holding_the_gil(tmp_path):
     tl = record_program(tmp_path, TWO_SPINNERS)
     assert tl.complete and tl.footer.exit_code == 0
@@ -97,6 +100,7 @@ def test_without_the_gil_view_both_run_all_along(tmp_path, monkeypatch):
     assert not [lint for lint in lints(tl) if lint.rule == "shared-gil"], "no samples, no GIL lint"
 
 
+@needs_sampler
 def test_a_thread_blocked_in_an_unhooked_c_call_is_waiting_named_by_its_line(tmp_path):
     """os.readv on an empty pipe: no hook patches it; the sampler sees the thread in the kernel."""
     tl = record_program(tmp_path, """

@@ -9,9 +9,12 @@ import greenlet
 import pytest
 from recording import events, record_program
 
+from concurview.engines import speedups
 from concurview.engines.greenlet_engine import ENV_TRACER, GreenletEngine
 from concurview.engines.recorder import Recorder
 from concurview.engines.where import Where
+
+pytestmark = pytest.mark.skipif(speedups.native is None, reason="tests the C speedups (not built, or CONCURVIEW_PURE=1)")
 
 # Plain greenlets (named when their function is called, one that raises, a throw) and gevent
 # (sleep(0), timed sleeps, an Event, joins, a Timeout): every kind of explanation the engine has.

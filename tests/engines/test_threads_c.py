@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from recording import events, record_program
 
+from concurview.engines import speedups
 from concurview.engines.threads import ENV_HOOKS
+
+pytestmark = pytest.mark.skipif(speedups.native is None, reason="tests the C speedups (not built, or CONCURVIEW_PURE=1)")
 
 # Every wrapper the C hooks stand for, in a program whose order of events is fixed by its
 # sleeps (GAP is far longer than any step): sleeps (the program's and a library's), a pool's

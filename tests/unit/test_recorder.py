@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import wire
 from wire import decode, raw_frames
 
-from concurview.engines._speedups import EventBuffer
+from concurview.engines.speedups import EventBuffer
 from concurview.engines.events import LOG, RUN, WAIT, WIRE_LANE_SHIFT, Frame
 from concurview.engines.recorder import BATCH_EVENTS, WRITE_BYTES, LaneWriter, Recorder
 

@@ -7,7 +7,7 @@ import gzip
 import msgspec
 import pytest
 
-from concurview.engines._speedups import EventBuffer
+from concurview.engines.speedups import EventBuffer
 from concurview.engines.columns import Merger, Stream
 from concurview.engines.events import (
     RUN, WAIT, WIRE_LANE_SHIFT, Event, Footer, Frame, Header, Lane, WireLane,

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wire import decode, raw_frames
 
-from concurview.engines._speedups import EventBuffer
+from concurview.engines.speedups import EventBuffer
 from concurview.engines.columns import KIND_NAMES, UNKNOWN_KIND, Merger, Stream
 from concurview.engines.events import EVENT_KINDS, RUN, WAIT, WIRE_LANE_SHIFT, Frame, WireLane
 
