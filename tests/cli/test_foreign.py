@@ -43,7 +43,10 @@ def viztracer_trace(tmp_path_factory) -> Path:
 def test_viztracer_log_async_trace_becomes_lanes(viztracer_trace):
     tl = load(viztracer_trace)
     kinds = {lane.name: lane.kind for lane in tl.lanes}
-    assert kinds["MainThread"] == "main" and kinds["spinner"] == "thread"
+    # viztracer names the thread itself: "spinner" on 3.11, "Dummy-1" on 3.12+ (its tracer meets the
+    # thread before threading has named it there); either way it is a thread lane of its own.
+    threads = [name for name, kind in kinds.items() if kind == "thread"]
+    assert kinds["MainThread"] == "main" and len(threads) == 1 and threads[0] in ("spinner", "Dummy-1"), kinds
     tasks = [name for name, kind in kinds.items() if kind == "task"]
     assert len(tasks) >= 4 and all(name.startswith("Task-") for name in tasks)
     assert tl.complete and tl.n_switches >= len(tl.lanes)
@@ -57,7 +60,7 @@ def test_viztracer_trace_through_the_cli(viztracer_trace):
     assert s["program"] == "viz.json (Chrome trace)" and s["lanes"] >= 6
     out = subprocess.run([sys.executable, "-m", "concurview", "export", str(viztracer_trace), "--to", "txt",
                           "-o", "-"], capture_output=True, text=True, check=True).stdout
-    assert "spinner" in out and "█" in out
+    assert ("spinner" in out or "Dummy-1" in out) and "█" in out
 
 
 def test_begin_end_pairs_and_nesting(tmp_path):
