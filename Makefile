@@ -16,7 +16,7 @@ INSTALL  = CONCURVIEW_STRIP=0 $(PIP) install -c constraints/test.txt
 PURE_TESTS := tests/unit tests/engines
 COMPAT := .venv-compat
 
-.PHONY: venv run test test-pure test-compat test-cpython wheel bench snapshots clean
+.PHONY: venv run test test-pythons test-pure test-compat test-cpython wheel bench snapshots clean
 
 venv: $(RUN_STAMP)
 
@@ -38,6 +38,23 @@ run: venv
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
 	CONCURVIEW_PURE=1 $(BIN)/python -m pytest -q $(PURE_TESTS)
+
+# The engines, files, CLI and robustness tiers on every other supported Python this machine has
+# (python3.12, python3.13 on PATH or under pyenv), each in a venv of its own (.venv-3.12, ...);
+# the snapshots and pilot tests are drawn on the default Python only. A Python that is not here is
+# said, not failed.
+OTHER_PYTHONS := 3.12 3.13
+PYTHONS_TESTS := tests/unit tests/engines tests/cli tests/robust
+test-pythons:
+	@for v in $(OTHER_PYTHONS); do \
+	  py=$$(command -v python$$v || ls -d $$(pyenv root 2>/dev/null)/versions/$$v*/bin/python$$v 2>/dev/null | tail -1); \
+	  if [ -z "$$py" ]; then echo "python$$v: not on this machine, skipped"; continue; fi; \
+	  echo "== Python $$v ($$py)"; \
+	  test -x .venv-$$v/bin/python || $$py -m venv .venv-$$v || exit 1; \
+	  CONCURVIEW_STRIP=0 .venv-$$v/bin/python -m pip --quiet --disable-pip-version-check install \
+	    -c constraints/test.txt -e '.[test]' || exit 1; \
+	  .venv-$$v/bin/python -m pytest -q -p no:cacheprovider $(PYTHONS_TESTS) || exit 1; \
+	done
 
 # CPython's own thread, queue and asyncio suites under python and traced: same results? (prints wall ratios)
 test-cpython: $(TEST_STAMP)
@@ -71,4 +88,4 @@ snapshots: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/snapshots --snapshot-update
 
 clean:
-	rm -rf $(VENV) $(COMPAT) build dist *.egg-info .pytest_cache engines/*.so
+	rm -rf $(VENV) .venv-3.* $(COMPAT) build dist *.egg-info .pytest_cache engines/*.so
