@@ -30,6 +30,9 @@ from concurview.engines.recorder import ENV_CHANNEL, ENV_T0
 if TYPE_CHECKING:
     from concurview.engines.columns import Columns, Stream
 _EXIT_GRACE = 1.0  # s the run's other processes get to finish once the program has exited
+# s the program gets to end by itself after a signal forwarded to it (Ctrl+C: its KeyboardInterrupt
+# handlers, finally blocks, atexit hooks, a server's graceful shutdown) before the run kills it.
+SIGNAL_GRACE = 5.0
 _KILL_WAIT = 5.0  # s a killed program gets to be gone before the run gives up on it (never waits unbounded)
 # The least time between two reads of the channel while frames flow. A write into a socket whose
 # reader sleeps in select() wakes that reader from inside the writer's syscall: on a VM that is an
@@ -273,11 +276,27 @@ class Run:
         self._started = self._finished = False
         self._long: bytes | None = None  # the head of an output line being cut (OUTPUT_LINE_LIMIT)
         self._long_cut = 0  # bytes of it cut so far
+        self._signalled: tuple[int, float, float] | None = None  # (signal, kill deadline, grace): forward()
 
     # -- control ---------------------------------------------------------------
 
     def stop(self, reason: str = "stopped") -> None:
         self._stop_requested = reason
+
+    def forward(self, sig: int, grace: float = SIGNAL_GRACE) -> None:
+        """Deliver signal `sig` to the program's process group, as a terminal delivers Ctrl+C to its
+        foreground job (the program is in a session of its own, where no terminal reaches it). If it
+        has not ended `grace` s after the first one, the run is stopped (killed) and the footer says so.
+        Safe in a signal handler."""
+        if self.proc is None:
+            self.stop(_signal_name(sig))  # not started yet: nothing to deliver it to
+            return
+        if self._signalled is None:
+            self._signalled = (sig, time.monotonic() + grace, grace)
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     @property
     def dropped(self) -> int:
@@ -381,8 +400,9 @@ class Run:
         sel = selectors.DefaultSelector()
         sel.register(listener, selectors.EVENT_READ, "accept")
         self._t0 = time.monotonic_ns()
-        # The program's environment is ours plus these three, nothing else (README, "Reliability").
-        env = dict(os.environ, **{ENV_CHANNEL: address, ENV_T0: str(self._t0), "PYTHONUNBUFFERED": "1"})
+        # The program's environment is ours plus these two, nothing else (README, "Reliability"): not
+        # PYTHONUNBUFFERED either, which would change its stdio objects and its subprocesses'.
+        env = dict(os.environ, **{ENV_CHANNEL: address, ENV_T0: str(self._t0)})
         self._env_mark = f"{ENV_CHANNEL}={address}".encode()
         _become_subreaper()
         try:
@@ -478,6 +498,9 @@ class Run:
                 self._kill_group()  # (not a stop: the footer's reason is the damage, the status the kill's)
                 killed_for_damage = True
             reason = self._stop_requested
+            signalled = self._signalled
+            if reason is None and signalled is not None and self.exit_code is None and now > signalled[1]:
+                reason = f"{_signal_name(signalled[0])}: the program had not ended {signalled[2]:g} s after it; killed"
             if reason is None and deadline is not None and now > deadline:
                 reason = f"timeout after {self.timeout:g} s"
             if reason is not None and self.stop_reason is None:
@@ -665,14 +688,16 @@ class Run:
         code = self.exit_code
         reason = self._failure or self.stop_reason or self._damage
         complete = reason is None
-        if reason is None and code is not None and code < 0:
+        if reason is None and code == -signal.SIGINT and self._uncaught == "KeyboardInterrupt":
+            reason = "uncaught KeyboardInterrupt"  # python ends so: by SIGINT, once its exit handlers ran
+        elif reason is None and code is not None and code < 0:
             complete = False
-            try:
-                reason = f"killed by {signal.Signals(-code).name}"
-            except ValueError:
-                reason = f"killed by signal {-code}"
+            reason = f"killed by {_signal_name(-code)}"
         elif reason is None and code:
             reason = f"uncaught {self._uncaught}" if self._uncaught and code == 1 else f"exit code {code}"
+        if self._signalled is not None and self.stop_reason is None and code is not None:
+            # It ended by itself after a signal we forwarded (its handlers ran): say so.
+            reason = f"{reason or 'exit code 0'} after {_signal_name(self._signalled[0])}"
         # Only a clean end is complete: not a run concurview stopped reading, not one that lost events
         # to a torn frame, not one whose program closed the channel for good.
         trouble = None
@@ -700,6 +725,13 @@ class Run:
             max_events=self.max_events if self.capped else None,
             strings_dropped=self.strings.over,
         )
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
 
 
 def _first_line(e: BaseException) -> str:

@@ -150,7 +150,10 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        return _dispatch(argv)
+        code = _dispatch(argv)
+        if _die_by is not None:
+            _end_by(_die_by)
+        return code
     except UsageError as e:
         print(f"concurview: error: {e}", file=sys.stderr)
         return 2
@@ -162,6 +165,17 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _end_by(sig: int) -> None:
+    """End this process by signal `sig`, its default action (returns only if that does not end it)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
 
 
 def _dispatch(argv: list[str]) -> int:
@@ -299,8 +313,12 @@ def _max_events(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
 
 
-# Signals that stop a headless run, keeping what arrived, and the exit status they give (128 + signal).
-_STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+# Signals a headless run passes on to the program (Ctrl+C, kill, a closed terminal): the program is in a
+# session of its own, so no terminal reaches it; it gets them from us, as it would from the terminal.
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The program died of this signal: so do we, once the trace is written (main()), as python does after
+# an uncaught KeyboardInterrupt -- a shell's loop stops on Ctrl+C only if its command died of SIGINT.
+_die_by: int | None = None
 
 
 def _record_run(target, out: Path, timeout: float | None, label: str, max_events: int | None = None,
@@ -310,7 +328,12 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
     The file is opened before the program starts (an unwritable output costs no run). If
     writing fails during the run (a full disk), the run is stopped, what was written is
     kept in the partial, and the exit status is 2 with one line naming it.
+
+    The exit status is the program's: its exit code, or 128 + N when signal N ended it (we then end by
+    SIGINT ourselves if that was it). 124 when --timeout stopped it; 128 + N when signal N reached
+    us and the program had not ended within the grace period after it (it was killed).
     """
+    global _die_by
     from concurview.engines.outfile import OutputError
     from concurview.engines.runner import Run
     from concurview.engines.tracefile import TraceWriter
@@ -318,17 +341,15 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
     run = Run(target, timeout=timeout, max_events=max_events)
     writer = TraceWriter(out, run.header, inputs)
     failed: OutputError | None = None
-    # Ctrl+C, kill and a closed terminal stop the run (the child is in its own process
-    # group, so it would not get them) and keep what arrived.
-    stopped_by: list[int] = []
+    signalled: list[int] = []
 
-    def stop(signum, _frame) -> None:
-        stopped_by.append(signum)
-        run.stop(_STOP_SIGNALS[signum])
+    def forward(signum, _frame) -> None:
+        signalled.append(signum)
+        run.forward(signum)
 
     # A signal the user's shell set to be ignored stays ignored (`nohup concurview record ...` keeps
-    # recording when the terminal closes), as it would for the program under plain python.
-    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS
+    # recording when the terminal closes): the program inherits SIG_IGN from us, as under plain python.
+    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED
                 if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         for batch in run:
@@ -355,13 +376,19 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
     if footer.dropped:
         line += f", {footer.dropped} events dropped" + (
             f" (kept the first {footer.max_events}; --max-events)" if footer.max_events else "")
-    if not footer.complete:
-        print(_clean(f"{line} (incomplete: {footer.reason})"), file=sys.stderr)
-        if stopped_by and run.stop_reason == _STOP_SIGNALS[stopped_by[0]]:
-            return 128 + stopped_by[0]  # 130 for Ctrl+C, 143 for SIGTERM, 129 for SIGHUP
-        return 124 if run.stop_reason else 128 + max(-(footer.exit_code or 0), 0)
+    code = footer.exit_code
+    if not footer.complete or code is not None and code < 0:
+        print(_clean(f"{line} ({'incomplete' if not footer.complete else 'ended'}: {footer.reason})"),
+              file=sys.stderr)
+        if run.stop_reason is not None:
+            return 128 + signalled[0] if signalled else 124
+        if code is not None and code < 0:
+            if code == -signal.SIGINT:
+                _die_by = signal.SIGINT
+            return 128 - code  # 130 for SIGINT, 143 for SIGTERM, as a shell reports python's end
+        return 1 if code is None else code
     print(_clean(line), file=sys.stderr)
-    return footer.exit_code or 0
+    return code or 0
 
 
 def _clean(text: str) -> str:
