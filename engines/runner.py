@@ -695,7 +695,8 @@ class Run:
             reason = f"killed by {_signal_name(-code)}"
         elif reason is None and code:
             reason = f"uncaught {self._uncaught}" if self._uncaught and code == 1 else f"exit code {code}"
-        if self._signalled is not None and self.stop_reason is None and code is not None:
+        if self._signalled is not None and self.stop_reason is None and code is not None \
+                and code != -self._signalled[0]:
             # It ended by itself after a signal we forwarded (its handlers ran): say so.
             reason = f"{reason or 'exit code 0'} after {_signal_name(self._signalled[0])}"
         # Only a clean end is complete: not a run concurview stopped reading, not one that lost events
