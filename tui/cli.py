@@ -483,9 +483,17 @@ def _app_factory():
     return make_app
 
 
+STDIN_NOTICE = ("concurview: the app has the terminal, so the program's stdin is not connected (input() "
+                "gets EOF); `concurview run --record FILE ...` leaves it the terminal")
+
+
 def _run_live(target, timeout: float | None) -> int:
     """The app, live on the user's program. Exit status: the program's own exit code when it ran to its
-    end (as under python); 124 when it was stopped or timed out before (as `--record` does for a timeout)."""
+    end (as under python); 124 when it was stopped or timed out before (as `--record` does for a timeout).
+
+    The app owns the terminal (keys, screen): the program gets /dev/null as stdin and a pipe as stdout.
+    Said before the app starts, so a program that reads input() and fails with EOFError is not a mystery."""
+    print(STDIN_NOTICE, file=sys.stderr, flush=True)
     make_app = _app_factory()
     app = make_app(program=target, run_timeout=timeout)
     app.run()
