@@ -380,6 +380,7 @@ class Recorder:
         made the program's record() calls at a batch boundary ask for a flush again and again.
         """
         def loop() -> None:
+            _block_signals()
             while not self._closed:
                 _sleep(FLUSH_INTERVAL)
                 for drain in self.drains:
@@ -431,6 +432,20 @@ class Recorder:
             return
         self._closed = False
         self.start_flusher()
+
+
+def _block_signals() -> None:
+    """The calling thread (one of ours) takes no asynchronous signal: the kernel hands a signal sent to the
+    process to a thread that does not block it, and one taken here would leave the program's main thread
+    asleep in a blocking call (time.sleep, a join) until that ends -- Ctrl+C would not interrupt it."""
+    try:
+        import signal
+
+        sync = {getattr(signal, n) for n in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS", "SIGABRT")
+                if hasattr(signal, n)}
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals() - sync)
+    except (AttributeError, ValueError, OSError):
+        pass
 
 
 class _Channel(_socket.socket):

@@ -1,0 +1,104 @@
+"""Signals sent to `concurview run --record` reach the program as they would from a terminal: same output, same status as python."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from concurview.engines.tracefile import TraceReader
+
+EXE = [sys.executable, "-m", "concurview"]
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+CTRL_C = textwrap.dedent("""
+    import atexit, sys, time
+    atexit.register(lambda: print("atexit ran"))
+    try:
+        try:
+            print("ready", flush=True)
+            time.sleep(60)
+        finally:
+            print("finally ran")
+    except KeyboardInterrupt:
+        if sys.argv[1] == "raise":
+            raise
+        print("caught KeyboardInterrupt")
+        sys.exit(7)
+""")
+
+TERM = textwrap.dedent("""
+    import signal, sys, time
+    def graceful(signum, frame):
+        print(f"graceful shutdown on {signal.Signals(signum).name}")
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, graceful)
+    print("ready", flush=True)
+    time.sleep(60)
+""")
+
+
+def signalled(cmd: list[str], sig: int, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Start cmd, send it `sig` once the program said "ready", and collect how it ended."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=cwd)
+    try:
+        first = proc.stdout.readline()
+        assert first == "ready\n", (first, proc.stderr.read() if proc.poll() is not None else "")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    return subprocess.CompletedProcess(cmd, proc.returncode, first + out, err)
+
+
+def both(tmp_path: Path, program: str, sig: int, *args: str):
+    path = tmp_path / "prog.py"
+    path.write_text(program)
+    plain = signalled([sys.executable, str(path), *args], sig, tmp_path)
+    traced = signalled([*EXE, "run", "--record", str(tmp_path / "t.jsonl"), str(path), *args], sig, tmp_path)
+    return plain, traced, TraceReader(tmp_path / "t.jsonl")
+
+
+def footer(reader: TraceReader):
+    for _ in reader.batches():
+        pass
+    return reader.footer
+
+
+def test_ctrl_c_runs_the_programs_handler_finally_and_atexit_and_its_exit_status_is_kept(tmp_path):
+    plain, traced, reader = both(tmp_path, CTRL_C, signal.SIGINT, "catch")
+    assert plain.stdout == "ready\nfinally ran\ncaught KeyboardInterrupt\natexit ran\n" and plain.returncode == 7
+    assert (traced.stdout, traced.returncode) == (plain.stdout, 7), traced.stderr
+    f = footer(reader)
+    assert f.complete and f.exit_code == 7 and f.reason == "exit code 7 after SIGINT"
+
+
+def test_an_uncaught_keyboard_interrupt_ends_program_and_concurview_by_sigint_as_python(tmp_path):
+    plain, traced, reader = both(tmp_path, CTRL_C, signal.SIGINT, "raise")
+    assert plain.returncode == -signal.SIGINT and plain.stdout == "ready\nfinally ran\natexit ran\n"
+    assert (traced.stdout, traced.returncode) == (plain.stdout, plain.returncode), traced.stderr
+    assert plain.stderr.endswith("KeyboardInterrupt\n") and traced.stderr.startswith(plain.stderr)
+    f = footer(reader)
+    assert f.complete and f.exit_code == -signal.SIGINT and f.reason == "uncaught KeyboardInterrupt"
+    assert "atexit ran" in [e.text for _, events in TraceReader(tmp_path / "t.jsonl").batches() for e in events]
+
+
+def test_sigterm_reaches_the_programs_handler_for_a_graceful_shutdown(tmp_path):
+    plain, traced, reader = both(tmp_path, TERM, signal.SIGTERM)
+    assert plain.stdout == "ready\ngraceful shutdown on SIGTERM\n" and plain.returncode == 0
+    assert (traced.stdout, traced.returncode) == (plain.stdout, 0), traced.stderr
+    assert footer(reader).complete
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_program_without_handlers_dies_of_the_signal_as_under_python(tmp_path, sig):
+    program = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    plain, traced, reader = both(tmp_path, program, sig)
+    expected = -sig if sig == signal.SIGINT else 128 + sig  # we end by SIGINT only (python's own convention)
+    assert plain.returncode == -sig and traced.returncode == expected, traced.stderr
+    assert footer(reader).exit_code == -sig
