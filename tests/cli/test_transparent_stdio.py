@@ -207,3 +207,38 @@ def test_spawn_and_forkserver_children_write_to_the_console_like_fork_children(t
         assert traced.returncode == 0 and traced.stdout == plain.stdout, (how, traced.stderr)
         assert "Exception in initializer" in traced.stderr and "ValueError: bad init" in traced.stderr, how
         assert ("worker says 3" in [text for _, text in logs(tmp_path / "t.jsonl")]), how
+
+
+@pytest.mark.slow
+def test_the_live_app_says_before_it_starts_that_stdin_is_not_connected(tmp_path):
+    """`concurview run prog.py` (the app) takes the terminal: one line first says the program's input()
+    gets EOF and that --record keeps the terminal; then the app starts and quits on `q`."""
+    from concurview.tui.cli import STDIN_NOTICE
+
+    path = tmp_path / "asks.py"
+    path.write_text("name = input('name? ')\nprint('hello', name)\n")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*EXE, "run", str(path)], stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path,
+                            env=dict(ENV, TERM="xterm-256color"), close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 60
+    last_q = 0.0
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    out += os.read(master, 1 << 16)
+                except OSError:
+                    break
+            if b"\x1b[?1049h" in out and time.monotonic() - last_q > 0.5:  # the app is up (alternate screen)
+                os.write(master, b"q")
+                last_q = time.monotonic()
+        assert proc.poll() is not None, "the app did not quit on q"
+    finally:
+        os.close(master)
+        proc.kill()
+    notice = out.split(b"\x1b[?1049h")[0].decode(errors="replace")
+    assert STDIN_NOTICE.split(";")[0] in notice.replace("\r\n", " ").replace("\n", " ")
+    assert "--record" in notice
