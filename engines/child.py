@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib
-import json
 import os
 import sys
 import types
 
 # Engines arm in this order; each module provides install(recorder, where).
 ENGINES = ("threads", "processes", "generators", "greenlet_engine", "asyncio_engine", "probe")
+# Engines armed only once the program imports the module they trace.
+LAZY = {"asyncio_engine": "asyncio"}
+
+
+def _arm(name: str, rec, where) -> None:
+    importlib.import_module(f"concurview.engines.{name}").install(rec, where)
 
 
 def _compile(args: argparse.Namespace):
@@ -37,6 +42,8 @@ def _compile(args: argparse.Namespace):
     path = os.path.abspath(args.path)
     if args.scenario:
         from concurview.scenarios import with_params
+
+        import json
 
         tree = with_params(path, json.loads(args.params or "{}"))
         return path, compile(tree, path, "exec")
@@ -118,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if args.scenario:
+        import json
+
         from concurview.scenarios import load
 
         if load(args.path).gevent and json.loads(args.params or "{}").get("patch", True):
@@ -151,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     rec.start_flusher()
 
     for name in ENGINES:
+        if name in LAZY and LAZY[name] not in sys.modules:
+            # Armed when the program first imports what it traces (an import hook), not before:
+            # importing asyncio costs a program that never uses it ~25 ms of start-up.
+            from concurview.engines.processes import after_import
+
+            after_import(lambda _module, name=name: _arm(name, rec, where), LAZY[name])
+            continue
         module = importlib.import_module(f"concurview.engines.{name}")
         if name == "probe" and not module.wanted(path):
             continue  # its audit hook would slow every program down for nothing

@@ -196,10 +196,6 @@ def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "run":
         argv = _split_program(argv)
     args = _parser().parse_args(argv)  # --help ends here, before msgspec and the catalogue load
-    from concurview.engines.outfile import OutputError
-    from concurview.engines.tracefile import TraceFormatError
-    from concurview.scenarios import ScenarioError
-
     try:
         if args.command == "list":
             return _list(args.json)
@@ -222,8 +218,21 @@ def _dispatch(argv: list[str]) -> int:
                 os.environ[ENV_MAX_BYTES] = str(args.max_bytes)  # the app's own load reads it
             return _run_app(trace=args.trace)
         return _run_app()
-    except (ScenarioError, TraceFormatError, OutputError) as e:
-        raise UsageError(str(e)) from None
+    except Exception as e:
+        if _users_fault(e):
+            raise UsageError(str(e)) from None
+        raise
+
+
+def _users_fault(e: Exception) -> bool:
+    """A scenario, trace-file or output error: bad input, said in one line. Their modules are looked up, not
+    imported: one that raised is loaded (`run --record` starts its program before msgspec is imported)."""
+    for module, name in (("concurview.scenarios", "ScenarioError"), ("concurview.engines.tracefile", "TraceFormatError"),
+                         ("concurview.engines.outfile", "OutputError")):
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(e, getattr(loaded, name)):
+            return True
+    return False
 
 
 def _split_program(argv: list[str]) -> list[str]:
@@ -334,14 +343,27 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
     us and the program had not ended within the grace period after it (it was killed).
     """
     global _die_by
-    from concurview.engines.outfile import OutputError
+    from concurview.engines.outfile import OutputError, OutputFile
     from concurview.engines.runner import Run
-    from concurview.engines.tracefile import TraceWriter
 
     run = Run(target, timeout=timeout, max_events=max_events)
-    writer = TraceWriter(out, run.header, inputs)
+    opened = OutputFile(out, inputs)
+    writer = None
     failed: OutputError | None = None
     signalled: list[int] = []
+
+    def started() -> None:
+        # The trace writer (msgspec) and its header are made while the program's interpreter starts.
+        nonlocal writer, failed
+        from concurview.engines.tracefile import TraceWriter
+
+        try:
+            writer = TraceWriter(opened, run.header)
+        except OutputError as e:
+            failed = e
+            run.stop("cannot write the trace")
+
+    run.on_started = started
 
     def forward(signum, _frame) -> None:
         signalled.append(signum)
@@ -365,11 +387,15 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         footer = run.footer()
+        if failed is None and writer is None:  # the program never started
+            started()
         if failed is None:
             try:
                 writer.close(footer)
             except OutputError as e:
                 failed = e
+        elif writer is None:
+            opened.discard()
     if failed is not None:
         raise UsageError(str(failed))
     line = f"{label}: {footer.events} events, {footer.lanes} lanes, {footer.duration / 1e9:.3f} s -> {out}"
