@@ -489,6 +489,7 @@ class Run:
         killed_after_exit = killed_for_damage = False
         output = bytearray()
         read_at = 0.0  # when frames were last read
+        exiting = False  # every stream has ended, the program has not been seen to exit yet
         while True:
             seq0 = self.n_events
             lanes: list[Lane] = []
@@ -496,7 +497,16 @@ class Run:
             gap = read_at + READ_GAP - time.monotonic()
             if gap > 0:
                 time.sleep(gap)
-            for key, _ in sel.select(timeout=0.02):
+            timeout = 0.02
+            if exiting:
+                # Its streams end as it exits, its status comes a moment later: wait for that, not for
+                # a select() that nothing will wake (20 ms of every run's end).
+                try:
+                    self.proc.wait(timeout=0.02)
+                except subprocess.TimeoutExpired:
+                    pass
+                timeout = 0
+            for key, _ in sel.select(timeout=timeout):
                 what, obj = key.data, key.fileobj
                 if what == "accept":
                     try:
@@ -547,6 +557,7 @@ class Run:
             if lanes or parts:
                 yield Batch(lanes, self._joined(parts), self.dropped, seq0)
             open_streams = len(sel.get_map()) - 1  # the listener stays registered
+            exiting = open_streams == 0 and self.exit_code is None
             if self.exit_code is not None and open_streams == 0:
                 break
             if exited_at is not None and now - exited_at > _EXIT_GRACE:
