@@ -278,3 +278,11 @@ def test_the_buffers_own_frame_encoding_is_what_msgspec_writes(rows, lanes, drop
         assert out[:6] == b"before" and int.from_bytes(out[6:10], "little") == len(want)
         assert bytes(out[10:end]) == want and len(out) >= end
         assert len(b) == 0
+
+
+def test_the_runners_copies_of_the_wire_constants_match():
+    """runner.py keeps its own copies (it starts the program before loading events.py and msgspec)."""
+    from concurview.engines import events, recorder, runner
+
+    assert (runner.ENV_CHANNEL, runner.ENV_T0, runner.WIRE_LANE_SHIFT) == \
+        (recorder.ENV_CHANNEL, recorder.ENV_T0, events.WIRE_LANE_SHIFT)
