@@ -453,13 +453,16 @@ def _bootstrap(info: dict) -> None:
     rec.start_flusher()
     engine = install(rec, where)
     engine.fresh = info.get("how")
-    from concurview.engines.child import ENGINES
+    from concurview.engines.child import ENGINES, LAZY, _arm
 
     program = sys.modules["__main__"].__dict__.get("__file__") if "__main__" in sys.modules else None
     for name in ENGINES:
         if name in _NOT_IN_SPAWNED:
             continue
         try:
+            if name in LAZY and LAZY[name] not in sys.modules:  # armed when the program imports it, as in the child
+                after_import(lambda _module, name=name: _arm(name, rec, where), LAZY[name])
+                continue
             module = importlib.import_module(f"concurview.engines.{name}")
             if name == "probe" and not module.wanted(info.get("program") or program):
                 continue
