@@ -140,11 +140,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from concurview.engines.events import CLOSE, RUN, WAIT
     from concurview.engines.recorder import (
-        ENV_CHANNEL, ENV_T0, _get_ident, connect, error_event, flush_stdio, wrap_stdio,
+        ENV_CHANNEL, ENV_T0, _get_ident, connect, defer_signals, error_event, flush_stdio, wrap_stdio,
     )
     from concurview.engines.where import Where
 
     rec = connect(os.environ[ENV_CHANNEL], int(os.environ[ENV_T0]))
+    defer_signals()  # Ctrl+C's KeyboardInterrupt never lands halfway through a frame
     try:
         path, code = _compile(args)
     except (SyntaxError, ValueError, OSError) as e:

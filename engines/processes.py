@@ -441,6 +441,9 @@ def _bootstrap(info: dict) -> None:
     from concurview.engines.recorder import ENV_CHANNEL, ENV_T0, connect
 
     rec = connect(os.environ[ENV_CHANNEL], int(os.environ[ENV_T0]))
+    from concurview.engines.recorder import defer_signals
+
+    defer_signals()
     where = Where(info["root"])
     parent, at = info.get("parent"), info.get("where")
     pid = os.getpid()

@@ -38,6 +38,80 @@ _write = os.write
 _local = _original("_thread", "_local")
 
 
+class _Held(_local):
+    """Per OS thread: how deep it is in the recorder's writing (a frame being encoded and sent, the write
+    lock held), and the program's signal handlers held meanwhile (defer_signals()). Python runs signal
+    handlers in the main thread wherever it is: a KeyboardInterrupt raised halfway through a frame would
+    cut the stream (the runner then reads a damaged frame) or leave the write lock held."""
+
+    depth = 0
+    pending: tuple = ()
+
+
+_held = _Held()
+
+
+def _enter() -> _Held:
+    held = _held
+    held.depth += 1
+    return held
+
+
+def _leave(held: _Held) -> None:
+    held.depth -= 1
+    if not held.depth and held.pending:
+        pending, held.pending = held.pending, ()
+        for handler, signum, frame in pending:
+            handler(signum, frame)  # the program's handler, now that the stream is whole (KeyboardInterrupt)
+
+
+def defer_signals() -> None:
+    """The program's Python signal handlers (default_int_handler's KeyboardInterrupt included) run when the
+    main thread is out of the recorder's writing, not inside it: each is installed wrapped, and
+    signal.signal / signal.getsignal give and take the program's own handlers, as if unwrapped."""
+    import functools
+    import signal
+
+    real_signal, real_getsignal = signal.signal, signal.getsignal
+    if getattr(real_signal, "_concurview", False):
+        return
+
+    def wrap(handler):
+        if not callable(handler):
+            return handler  # SIG_DFL, SIG_IGN
+
+        def held_while_writing(signum, frame):
+            held = _held
+            if held.depth:
+                held.pending = held.pending + ((handler, signum, frame),)
+                return None
+            return handler(signum, frame)
+
+        held_while_writing._concurview_wraps = handler  # type: ignore[attr-defined]
+        return held_while_writing
+
+    def unwrap(handler):
+        return getattr(handler, "_concurview_wraps", handler)
+
+    @functools.wraps(real_signal)
+    def signal_(signalnum, handler, /):
+        return unwrap(real_signal(signalnum, wrap(handler)))
+
+    @functools.wraps(real_getsignal)
+    def getsignal(signalnum, /):
+        return unwrap(real_getsignal(signalnum))
+
+    for sig in signal.valid_signals():
+        try:
+            handler = real_getsignal(sig)
+            if callable(handler):
+                real_signal(sig, wrap(handler))
+        except (OSError, ValueError, RuntimeError):
+            pass
+    signal_._concurview = True  # type: ignore[attr-defined]
+    signal.signal, signal.getsignal = signal_, getsignal
+
+
 class Covered(_local):
     """Per OS thread: how many engine wrappers are recording the wait of the call under way (a pool
     worker asking for work, Process.join). The blocking calls below them (a pipe's recv, waitpid)
@@ -149,11 +223,15 @@ class Recorder:
         if len(self._events) >= self.cap and lock.locked():
             self.dropped += 1
             return True
-        if lock.acquire(False):
-            try:
-                self._flush_locked(WRITE_BYTES)
-            finally:
-                lock.release()
+        held = _enter()
+        try:
+            if lock.acquire(False):
+                try:
+                    self._flush_locked(WRITE_BYTES)
+                finally:
+                    lock.release()
+        finally:
+            _leave(held)
         return False
 
     # -- lanes ---------------------------------------------------------------
@@ -219,13 +297,17 @@ class Recorder:
     # -- transport -----------------------------------------------------------
 
     def flush(self, block: bool = True) -> None:
-        lock = self._write_lock
-        if not lock.acquire(block):
-            return
+        held = _enter()
         try:
-            self._flush_locked()
+            lock = self._write_lock
+            if not lock.acquire(block):
+                return
+            try:
+                self._flush_locked()
+            finally:
+                lock.release()
         finally:
-            lock.release()
+            _leave(held)
 
     def _flush_locked(self, write_at: int = 0) -> None:
         """Encode the pending events as one frame; write what is encoded once write_at bytes are."""
@@ -524,6 +606,13 @@ class LaneLines:
         self._lock = _allocate_lock()
 
     def add(self, s: str) -> None:
+        held = _enter()
+        try:
+            self._add(s)
+        finally:
+            _leave(held)
+
+    def _add(self, s: str) -> None:
         rec = self._rec
         lane = rec.current_lane()
         cut = 0

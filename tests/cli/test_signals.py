@@ -106,3 +106,24 @@ def test_a_program_without_handlers_dies_of_the_signal_as_under_python(tmp_path,
     expected = -sig if sig == signal.SIGINT else 128 + sig  # we end by SIGINT only (python's own convention)
     assert plain.returncode == -sig and traced.returncode == expected, traced.stderr
     assert footer(reader).exit_code == -sig
+
+
+def test_the_programs_signal_handlers_read_back_as_its_own(tmp_path):
+    """concurview holds the program's handlers while it writes a frame (wrapped), invisibly: getsignal and
+    signal.signal give back what the program set, as under python."""
+    program = textwrap.dedent("""
+        import signal
+        print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        def h(signum, frame):
+            pass
+        print(signal.signal(signal.SIGINT, h) is signal.default_int_handler, signal.getsignal(signal.SIGINT) is h)
+        print(signal.signal(signal.SIGTERM, signal.SIG_IGN) == signal.SIG_DFL,
+              signal.getsignal(signal.SIGTERM) == signal.SIG_IGN)
+    """)
+    path = tmp_path / "prog.py"
+    path.write_text(program)
+    plain = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=ENV, timeout=30)
+    traced = subprocess.run([*EXE, "run", "--record", str(tmp_path / "t.jsonl"), str(path)], capture_output=True,
+                            text=True, env=ENV, timeout=30)
+    assert plain.stdout == "True\nTrue True\nTrue True\n"
+    assert (traced.returncode, traced.stdout) == (0, plain.stdout), traced.stderr
