@@ -16,13 +16,17 @@ from concurview.engines.tracefile import TraceReader
 EXE = [sys.executable, "-m", "concurview"]
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
+# SLEEP: the programs sleep in short steps. A signal that lands between python's last check for one and the
+# sleep's system call is only acted on when that call returns (CPython's own race; the threads engine's sleep
+# hook widens the window a little): with one long sleep, a test would then wait for all of it.
 CTRL_C = textwrap.dedent("""
     import atexit, sys, time
     atexit.register(lambda: print("atexit ran"))
     try:
         try:
             print("ready", flush=True)
-            time.sleep(60)
+            for _ in range(1200):  # short sleeps: see SLEEP above
+                time.sleep(0.05)
         finally:
             print("finally ran")
     except KeyboardInterrupt:
@@ -39,7 +43,8 @@ TERM = textwrap.dedent("""
         sys.exit(0)
     signal.signal(signal.SIGTERM, graceful)
     print("ready", flush=True)
-    time.sleep(60)
+    for _ in range(1200):
+        time.sleep(0.05)
 """)
 
 
@@ -101,7 +106,7 @@ def test_sigterm_reaches_the_programs_handler_for_a_graceful_shutdown(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_program_without_handlers_dies_of_the_signal_as_under_python(tmp_path, sig):
-    program = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    program = "import time\nprint('ready', flush=True)\nfor _ in range(1200):\n    time.sleep(0.05)\n"
     plain, traced, reader = both(tmp_path, program, sig)
     expected = -sig if sig == signal.SIGINT else 128 + sig  # we end by SIGINT only (python's own convention)
     assert plain.returncode == -sig and traced.returncode == expected, traced.stderr
