@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib
-import json
 import os
 import sys
 import types
@@ -13,6 +12,12 @@ import types
 ENV_ARGV0 = "CONCURVIEW_ARGV0"  # the program's sys.argv[0] as given to `concurview run` (else its absolute path)
 # Engines arm in this order; each module provides install(recorder, where).
 ENGINES = ("threads", "processes", "generators", "greenlet_engine", "asyncio_engine", "probe")
+# Engines armed only once the program imports the module they trace.
+LAZY = {"asyncio_engine": "asyncio"}
+
+
+def _arm(name: str, rec, where) -> None:
+    importlib.import_module(f"concurview.engines.{name}").install(rec, where)
 
 
 def _compile(args: argparse.Namespace):
@@ -38,6 +43,8 @@ def _compile(args: argparse.Namespace):
     path = os.path.abspath(args.path)
     if args.scenario:
         from concurview.scenarios import with_params
+
+        import json
 
         tree = with_params(path, json.loads(args.params or "{}"))
         return path, compile(tree, path, "exec")
@@ -76,17 +83,51 @@ def _not_compiled(rec, args: argparse.Namespace, exc: BaseException) -> int:
     return status
 
 
+_OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _without_our_tail(tb):
+    """The traceback without concurview's frames at its end: an exception raised inside a hook of ours
+    (a KeyboardInterrupt arriving while print() flushed into the recorder) shows the program's line last,
+    as under python."""
+    frames = []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    keep = len(frames)
+    while keep > 1 and frames[keep - 1].tb_frame.f_code.co_filename.startswith(_OURS):
+        keep -= 1
+    if keep < len(frames):
+        frames[keep - 1].tb_next = None
+    return frames[0] if frames else None
+
+
+def _report(exc: BaseException) -> None:
+    """What python prints for an exception that ended the program: sys.excepthook's report, or, if the
+    hook itself fails, both tracebacks, as python does."""
+    try:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    except BaseException as failed:  # noqa: BLE001
+        print("Error in sys.excepthook:", file=sys.stderr)
+        sys.__excepthook__(type(failed), failed, failed.__traceback__)
+        print("\nOriginal exception was:", file=sys.stderr)
+        sys.__excepthook__(type(exc), exc, exc.__traceback__)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="concurview-child")
     ap.add_argument("--scenario", action="store_true", help="PATH is a scenario; apply --params")
     ap.add_argument("--params", default="{}")
     ap.add_argument("--module", action="store_true", help="PATH is a module name, as in python -m")
-    ap.add_argument("--echo", action="store_true", help="also write the program's output to our stdout/stderr")
+    ap.add_argument("--echo", action="store_true",
+                    help="the program's output goes to our stdout/stderr (else it is only recorded)")
     ap.add_argument("path")
     ap.add_argument("args", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
 
     if args.scenario:
+        import json
+
         from concurview.scenarios import load
 
         if load(args.path).gevent and json.loads(args.params or "{}").get("patch", True):
@@ -99,10 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     import threading
 
     from concurview.engines.events import CLOSE, RUN, WAIT
-    from concurview.engines.recorder import ENV_CHANNEL, ENV_T0, LaneWriter, _get_ident, connect, error_event
+    from concurview.engines.recorder import (
+        ENV_CHANNEL, ENV_T0, _get_ident, connect, defer_signals, error_event, flush_stdio, wrap_stdio,
+    )
     from concurview.engines.where import Where
 
     rec = connect(os.environ[ENV_CHANNEL], int(os.environ[ENV_T0]))
+    defer_signals()  # Ctrl+C's KeyboardInterrupt never lands halfway through a frame
     try:
         path, code = _compile(args)
     except (SyntaxError, ValueError, OSError) as e:
@@ -118,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     rec.start_flusher()
 
     for name in ENGINES:
+        if name in LAZY and LAZY[name] not in sys.modules:
+            # Armed when the program first imports what it traces (an import hook), not before:
+            # importing asyncio costs a program that never uses it ~25 ms of start-up.
+            from concurview.engines.processes import after_import
+
+            after_import(lambda _module, name=name: _arm(name, rec, where), LAZY[name])
+            continue
         module = importlib.import_module(f"concurview.engines.{name}")
         if name == "probe" and not module.wanted(path):
             continue  # its audit hook would slow every program down for nothing
@@ -132,17 +183,24 @@ def main(argv: list[str] | None = None) -> int:
 
     gil = gilview.arm(rec, where) if threads_engine._engine is not None and not probe.wanted(path) else None
 
-    stdout = LaneWriter(rec, "stdout", echo=sys.stdout if args.echo else None)
-    stderr = LaneWriter(rec, "stderr", echo=sys.stderr if args.echo else None)
-    sys.stdout, sys.stderr = stdout, stderr
+    # The program's sys.stdout / sys.stderr stay the interpreter's own streams over its own fds (a
+    # terminal, a pipe, a file: whatever the user gave us); each line written is also a log event.
+    streams = wrap_stdio(rec, passthrough=args.echo)
+    ended_by_sigint = False
 
     def _last_flush() -> None:
         # Registered before the program's own atexit hooks, so it runs after them.
-        stdout.flush()
-        stderr.flush()
+        flush_stdio(streams)
         if gil is not None:
             gil.finish()
         rec.close()
+        if ended_by_sigint:
+            # What python does after an uncaught KeyboardInterrupt: end by SIGINT itself, so whoever
+            # started it (a shell's loop, our runner) sees "killed by SIGINT", not a plain exit 1.
+            import signal
+
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
 
     atexit.register(_last_flush)
 
@@ -174,18 +232,21 @@ def main(argv: list[str] | None = None) -> int:
         tb = e.__traceback__
         while tb is not None and not where.is_user(tb.tb_frame.f_code):
             tb = tb.tb_next  # drop our exec() / runpy frames, as python's own report would
-        e.__traceback__ = tb
+        e.__traceback__ = _without_our_tail(tb)
         error_event(rec, rec.current_lane(), e, where.of_traceback(tb))
-        if args.echo:
-            import traceback
-
-            traceback.print_exception(e, file=sys.__stderr__)
+        # python's report: sys.excepthook (the program's own, if it set one). The app's live run
+        # shows the error event instead of the default hook's copy of it.
+        if args.echo or sys.excepthook is not sys.__excepthook__:
+            _report(e)
         exit_code = 1
-    stdout.flush()
-    stderr.flush()
+        ended_by_sigint = isinstance(e, KeyboardInterrupt)
+    flush_stdio(streams)
     if threading.active_count() > 1:
         rec.record(main_lane, WAIT, "interpreter exit: joining non-daemon threads")
-        threading._shutdown()  # type: ignore[attr-defined]  # what Py_Finalize does next anyway
+        try:
+            threading._shutdown()  # type: ignore[attr-defined]  # what Py_Finalize does next anyway
+        except KeyboardInterrupt:  # a second Ctrl+C while joining: python says so and goes on exiting
+            print("Exception ignored in: <module 'threading'>\nKeyboardInterrupt", file=sys.stderr)
         rec.record(main_lane, RUN, "threads joined")
     if gil is not None:
         gil.finish()

@@ -6,7 +6,7 @@ import os
 import sys
 
 from concurview.engines.events import CLOSE, RUN, WAIT, WIRE_LANE_SHIFT
-from concurview.engines.recorder import LaneWriter, Recorder, _allocate_lock, _get_ident, error_event
+from concurview.engines.recorder import LaneStream, Recorder, _get_ident, error_event, flush_stdio
 from concurview.engines.where import Where
 
 _POOL_WORKER = ("concurrent.futures.process", "_process_worker")  # its first argument: the call queue
@@ -104,10 +104,8 @@ class ProcessesEngine:
     @staticmethod
     def _reset_writers() -> None:
         for stream in (sys.stdout, sys.stderr):
-            if isinstance(stream, LaneWriter):
-                # Another thread of the parent may have held these at the fork.
-                stream._lock = _allocate_lock()
-                stream._partial = {}
+            if isinstance(stream, LaneStream):
+                stream._cv_lines.reset()  # another thread of the parent may have held its lock at the fork
 
     def _adopt_child(self, caller) -> None:
         rec = self.rec
@@ -253,7 +251,9 @@ class ProcessesEngine:
         else:
             name = process_obj.name if process_obj is not None else "spawn"
         main = sys.modules.get("__main__")
-        info = {"how": how, "name": name, "parent": parent, "where": self.where.caller(3),
+        # The child's output goes where ours goes (passthrough), or is recorded only, as ours is.
+        echo = any(getattr(s, "_cv_passthrough", False) for s in (sys.__stdout__, sys.__stderr__))
+        info = {"how": how, "name": name, "parent": parent, "where": self.where.caller(3), "echo": echo,
                 "root": self.where.root.rstrip(os.sep) or os.sep,
                 "program": getattr(main, "__file__", None)}
         if not self._patched_join:
@@ -338,9 +338,7 @@ class ProcessesEngine:
         self.lane_closed = True
         rec = self.rec
         try:
-            for stream in (sys.stdout, sys.stderr):
-                if isinstance(stream, LaneWriter):
-                    stream.flush()
+            flush_stdio([s for s in (sys.stdout, sys.stderr) if isinstance(s, LaneStream)])
             rec.record(rec.main_lane, CLOSE, f"exit code {code}")
             rec.flush()
         except BaseException:  # noqa: BLE001
@@ -393,9 +391,7 @@ class ProcessesEngine:
             try:
                 if not engine.lane_closed:
                     engine.lane_closed = True
-                    for stream in (sys.stdout, sys.stderr):
-                        if isinstance(stream, LaneWriter):
-                            stream.flush()
+                    flush_stdio([s for s in (sys.stdout, sys.stderr) if isinstance(s, LaneStream)])
                     rec.record(rec.main_lane, CLOSE, f"exit code {status}")
                 rec.flush()
             except BaseException:  # noqa: BLE001 - exiting now whatever happens
@@ -445,6 +441,9 @@ def _bootstrap(info: dict) -> None:
     from concurview.engines.recorder import ENV_CHANNEL, ENV_T0, connect
 
     rec = connect(os.environ[ENV_CHANNEL], int(os.environ[ENV_T0]))
+    from concurview.engines.recorder import defer_signals
+
+    defer_signals()
     where = Where(info["root"])
     parent, at = info.get("parent"), info.get("where")
     pid = os.getpid()
@@ -457,21 +456,27 @@ def _bootstrap(info: dict) -> None:
     rec.start_flusher()
     engine = install(rec, where)
     engine.fresh = info.get("how")
-    from concurview.engines.child import ENGINES
+    from concurview.engines.child import ENGINES, LAZY, _arm
 
     program = sys.modules["__main__"].__dict__.get("__file__") if "__main__" in sys.modules else None
     for name in ENGINES:
         if name in _NOT_IN_SPAWNED:
             continue
         try:
+            if name in LAZY and LAZY[name] not in sys.modules:  # armed when the program imports it, as in the child
+                after_import(lambda _module, name=name: _arm(name, rec, where), LAZY[name])
+                continue
             module = importlib.import_module(f"concurview.engines.{name}")
             if name == "probe" and not module.wanted(info.get("program") or program):
                 continue
             module.install(rec, where)
         except Exception:  # noqa: BLE001
             engine.errors += 1
-    stdout, stderr = LaneWriter(rec, "stdout"), LaneWriter(rec, "stderr")
-    sys.stdout, sys.stderr = stdout, stderr
+    from concurview.engines.recorder import wrap_stdio
+
+    # Its stdio are its own fds, inherited from the process that spawned it (the terminal or the
+    # runner's pipe): written through when the run's are, as a fork child's are.
+    wrap_stdio(rec, passthrough=bool(info.get("echo")))
 
     def last_flush() -> None:
         engine.close_lane(0)

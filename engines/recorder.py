@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _socket
 import fcntl
+import io
 import os
 import re
 import sys
@@ -35,6 +36,80 @@ _getpid = os.getpid
 _fstat = os.fstat
 _write = os.write
 _local = _original("_thread", "_local")
+
+
+class _Held(_local):
+    """Per OS thread: how deep it is in the recorder's writing (a frame being encoded and sent, the write
+    lock held), and the program's signal handlers held meanwhile (defer_signals()). Python runs signal
+    handlers in the main thread wherever it is: a KeyboardInterrupt raised halfway through a frame would
+    cut the stream (the runner then reads a damaged frame) or leave the write lock held."""
+
+    depth = 0
+    pending: tuple = ()
+
+
+_held = _Held()
+
+
+def _enter() -> _Held:
+    held = _held
+    held.depth += 1
+    return held
+
+
+def _leave(held: _Held) -> None:
+    held.depth -= 1
+    if not held.depth and held.pending:
+        pending, held.pending = held.pending, ()
+        for handler, signum, frame in pending:
+            handler(signum, frame)  # the program's handler, now that the stream is whole (KeyboardInterrupt)
+
+
+def defer_signals() -> None:
+    """The program's Python signal handlers (default_int_handler's KeyboardInterrupt included) run when the
+    main thread is out of the recorder's writing, not inside it: each is installed wrapped, and
+    signal.signal / signal.getsignal give and take the program's own handlers, as if unwrapped."""
+    import functools
+    import signal
+
+    real_signal, real_getsignal = signal.signal, signal.getsignal
+    if getattr(real_signal, "_concurview", False):
+        return
+
+    def wrap(handler):
+        if not callable(handler):
+            return handler  # SIG_DFL, SIG_IGN
+
+        def held_while_writing(signum, frame):
+            held = _held
+            if held.depth:
+                held.pending = held.pending + ((handler, signum, frame),)
+                return None
+            return handler(signum, frame)
+
+        held_while_writing._concurview_wraps = handler  # type: ignore[attr-defined]
+        return held_while_writing
+
+    def unwrap(handler):
+        return getattr(handler, "_concurview_wraps", handler)
+
+    @functools.wraps(real_signal)
+    def signal_(signalnum, handler, /):
+        return unwrap(real_signal(signalnum, wrap(handler)))
+
+    @functools.wraps(real_getsignal)
+    def getsignal(signalnum, /):
+        return unwrap(real_getsignal(signalnum))
+
+    for sig in signal.valid_signals():
+        try:
+            handler = real_getsignal(sig)
+            if callable(handler):
+                real_signal(sig, wrap(handler))
+        except (OSError, ValueError, RuntimeError):
+            pass
+    signal_._concurview = True  # type: ignore[attr-defined]
+    signal.signal, signal.getsignal = signal_, getsignal
 
 
 class Covered(_local):
@@ -148,11 +223,15 @@ class Recorder:
         if len(self._events) >= self.cap and lock.locked():
             self.dropped += 1
             return True
-        if lock.acquire(False):
-            try:
-                self._flush_locked(WRITE_BYTES)
-            finally:
-                lock.release()
+        held = _enter()
+        try:
+            if lock.acquire(False):
+                try:
+                    self._flush_locked(WRITE_BYTES)
+                finally:
+                    lock.release()
+        finally:
+            _leave(held)
         return False
 
     # -- lanes ---------------------------------------------------------------
@@ -224,13 +303,17 @@ class Recorder:
     # -- transport -----------------------------------------------------------
 
     def flush(self, block: bool = True) -> None:
-        lock = self._write_lock
-        if not lock.acquire(block):
-            return
+        held = _enter()
         try:
-            self._flush_locked()
+            lock = self._write_lock
+            if not lock.acquire(block):
+                return
+            try:
+                self._flush_locked()
+            finally:
+                lock.release()
         finally:
-            lock.release()
+            _leave(held)
 
     def _flush_locked(self, write_at: int = 0) -> None:
         """Encode the pending events as one frame; write what is encoded once write_at bytes are."""
@@ -255,6 +338,9 @@ class Recorder:
         data = memoryview(out)[:used]
         restore = None
         sent = 0
+        # A signal handler's exception (Ctrl+C's KeyboardInterrupt) raised inside a send: the frame is
+        # finished first (half a frame would damage the stream), then the program gets it.
+        interrupted: BaseException | None = None
         try:
             while sent < used:
                 if not self._owns_channel():
@@ -278,10 +364,14 @@ class Recorder:
                         # The runner is gone (killed UI, closed pipe): stop talking, keep running.
                         self._closed = True
                         return
+                except BaseException as e:  # noqa: BLE001 - raised again below
+                    interrupted = interrupted or e
         finally:
             data.release()
             if len(out) > 4 * WRITE_BYTES:  # a frame of huge log lines: do not keep its room
                 self._out = bytearray()
+        if interrupted is not None:
+            raise interrupted
 
     # -- the channel: ours, checked, reconnected --------------------------------
 
@@ -378,6 +468,7 @@ class Recorder:
         made the program's record() calls at a batch boundary ask for a flush again and again.
         """
         def loop() -> None:
+            _block_signals()
             while not self._closed:
                 _sleep(FLUSH_INTERVAL)
                 for drain in self.drains:
@@ -429,6 +520,20 @@ class Recorder:
             return
         self._closed = False
         self.start_flusher()
+
+
+def _block_signals() -> None:
+    """The calling thread (one of ours) takes no asynchronous signal: the kernel hands a signal sent to the
+    process to a thread that does not block it, and one taken here would leave the program's main thread
+    asleep in a blocking call (time.sleep, a join) until that ends -- Ctrl+C would not interrupt it."""
+    try:
+        import signal
+
+        sync = {getattr(signal, n) for n in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS", "SIGABRT")
+                if hasattr(signal, n)}
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals() - sync)
+    except (AttributeError, ValueError, OSError):
+        pass
 
 
 class _Channel(_socket.socket):
@@ -492,26 +597,28 @@ def connect(address: str, t0: int) -> Recorder:
     return Recorder(open_channel(address), t0, address=address)
 
 
-class LaneWriter:
-    """A text stream that turns each printed line into a `log` event on the lane that printed it."""
+class LaneLines:
+    """Splits what one stream printed into lines, each a `log` event on the lane that printed it."""
 
-    def __init__(self, recorder: Recorder, name: str, echo=None) -> None:
+    def __init__(self, recorder: Recorder, reason: str) -> None:
         self._rec = recorder
-        self._echo = echo  # a stream that also gets everything (headless runs in a terminal)
+        self.reason = reason  # "stdout" / "stderr": the log event's reason
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget partial lines and take a fresh lock (a forked child: another thread may have held it)."""
         self._partial: dict[int, str] = {}
         self._cut: dict[int, int] = {}  # lane -> bytes cut from its partial line (past LINE_LIMIT)
         self._lock = _allocate_lock()
-        self.name = name
-        self.reason = name  # "stdout" / "stderr": the log event's reason
-        self.encoding = "utf-8"
-        self.errors = "replace"
 
-    def write(self, s: str) -> int:
-        if not isinstance(s, str):
-            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
-        if self._echo is not None:
-            self._echo.write(s)
-            self._echo.flush()
+    def add(self, s: str) -> None:
+        held = _enter()
+        try:
+            self._add(s)
+        finally:
+            _leave(held)
+
+    def _add(self, s: str) -> None:
         rec = self._rec
         lane = rec.current_lane()
         cut = 0
@@ -529,11 +636,6 @@ class LaneWriter:
             if cut or len(line) > LINE_LIMIT:
                 line, cut = clip(line, LINE_LIMIT, cut), 0
             rec.record(lane, LOG, self.reason, None, None, line)
-        return len(s)
-
-    def writelines(self, lines) -> None:
-        for line in lines:
-            self.write(line)
 
     def flush(self) -> None:
         with self._lock:
@@ -547,24 +649,79 @@ class LaneWriter:
         if not self._rec._closed:
             self._rec.flush(block=False)
 
-    def isatty(self) -> bool:
-        return False
 
-    def fileno(self) -> int:
-        raise OSError("concurview captures this stream per lane; it has no file descriptor")
+class LaneStream(io.TextIOWrapper):
+    """sys.stdout / sys.stderr under the tool: the interpreter's own text stream, over its own buffer and fd.
 
-    def readable(self) -> bool:
-        return False
+    Everything a program may ask of a standard stream (reconfigure, buffer, fileno, isatty, encoding,
+    errors, line_buffering, a context manager, isinstance(..., io.TextIOBase)) is the real one's; what
+    is written also becomes `log` events, a line each, on the lane that wrote it -- at write(), not
+    when the buffer reaches the fd, so a block-buffered pipe does not move lines to whoever flushes.
 
-    def writable(self) -> bool:
-        return True
+    `passthrough`: the text also goes to the fd, as under python (a run in a terminal, or any run
+    whose stdio is the user's). Without it (the app's live run, whose fds are the runner's pipe) the
+    text is recorded only: bytes that reach the pipe by other ways (C code, `.buffer`, subprocesses)
+    are recorded by the runner, and recording these twice would show every line twice.
+    """
 
-    def seekable(self) -> bool:
-        return False
+    def write(self, s):
+        if self._cv_passthrough:
+            n = super().write(s)  # its errors (a closed file, not a str, an encoding) are python's
+        else:
+            if not isinstance(s, str):
+                raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+            if self.closed:
+                raise ValueError("I/O operation on closed file.")
+            n = len(s)
+        self._cv_lines.add(s)
+        return n
 
-    @property
-    def closed(self) -> bool:
-        return False
+    def flush(self) -> None:
+        super().flush()
+        self._cv_lines.flush()
+
+
+def lane_stream(stream, recorder: Recorder, reason: str, passthrough: bool):
+    """A LaneStream in place of `stream` (a TextIOWrapper over a fd), same buffer, same settings; None
+    if `stream` is not one (closed fd 1: python's sys.stdout is None) -- then it is left alone."""
+    if type(stream) is not io.TextIOWrapper or stream.closed:
+        return None
+    settings = dict(encoding=stream.encoding, errors=stream.errors, newline="\n",
+                    line_buffering=stream.line_buffering, write_through=stream.write_through)
+    mode = getattr(stream, "mode", "w")
+    new = LaneStream(stream.detach(), **settings)
+    new.mode = mode
+    new._cv_passthrough = passthrough
+    new._cv_lines = LaneLines(recorder, reason)
+    return new
+
+
+def wrap_stdio(recorder: Recorder, passthrough: bool) -> list:
+    """sys.stdout and sys.stderr (and their __dunder__ twins, which are the same objects under python) made
+    LaneStreams; the LaneStreams made."""
+    made = []
+    for name in ("stdout", "stderr"):
+        old = getattr(sys, name)
+        new = lane_stream(old, recorder, name, passthrough)
+        if new is None:
+            continue
+        setattr(sys, name, new)
+        if getattr(sys, f"__{name}__") is old:
+            setattr(sys, f"__{name}__", new)
+        made.append(new)
+    return made
+
+
+def flush_stdio(streams) -> None:
+    """Flush LaneStreams at the end, whatever the program did to them (closed, detached)."""
+    for stream in streams:
+        try:
+            stream.flush()
+        except (ValueError, OSError):
+            try:
+                stream._cv_lines.flush()
+            except Exception:  # noqa: BLE001
+                pass
 
 
 def error_event(recorder: Recorder, lane: int, exc: BaseException, where: str | None) -> None:

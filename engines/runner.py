@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import platform
 import selectors
 import shutil
 import signal
@@ -17,19 +15,24 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from typing import TYPE_CHECKING
 
-from concurview.engines.events import (
-    ERROR, EVENT_KINDS, LOG, WIRE_LANE_SHIFT, Event, Footer, Header, Lane, WireLane,
-)
 from concurview.engines.cgroup import RunCgroup
-from concurview.engines.recorder import ENV_CHANNEL, ENV_T0
+
+# Nothing here imports msgspec or numpy before the program is started (`run --record`'s start-up: they
+# load while the child's interpreter starts). These equal recorder.py's and events.py's (a unit test says so).
+ENV_CHANNEL = "CONCURVIEW_CHANNEL"
+ENV_T0 = "CONCURVIEW_T0"
+WIRE_LANE_SHIFT = 24
 
 if TYPE_CHECKING:
-    from concurview.engines.columns import Columns, Stream
+    from concurview.engines.columns import Columns, Merger, Stream
+    from concurview.engines.events import Event, Footer, Header, Lane
 _EXIT_GRACE = 1.0  # s the run's other processes get to finish once the program has exited
+# s the program gets to end by itself after a signal forwarded to it (Ctrl+C: its KeyboardInterrupt
+# handlers, finally blocks, atexit hooks, a server's graceful shutdown) before the run kills it.
+SIGNAL_GRACE = 5.0
 _KILL_WAIT = 5.0  # s a killed program gets to be gone before the run gives up on it (never waits unbounded)
 # The least time between two reads of the channel while frames flow. A write into a socket whose
 # reader sleeps in select() wakes that reader from inside the writer's syscall: on a VM that is an
@@ -74,6 +77,8 @@ def _become_subreaper() -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
+        import ctypes
+
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
         pass
@@ -187,6 +192,11 @@ class Target:
                         text = text.replace("\r\n", "\n").replace("\r", "\n")  # as python reads it
             except (OSError, LookupError, SyntaxError) as e:  # unreadable; an unknown or bad coding cookie
                 text, missing = None, f"cannot read {name}: {getattr(e, 'strerror', None) or e}"
+        import platform
+        from datetime import datetime, timezone
+
+        from concurview.engines.events import Header
+
         return Header(
             scenario=self.scenario,
             program=None if self.scenario else self.path,
@@ -245,18 +255,17 @@ class Run:
         self.timeout = timeout
         self.max_events = max_events_from_env() if max_events is None else max_events
         self.capped = 0  # events dropped by the retention cap (the recorders' drops are in _dropped)
-        self.header = target.header()
+        self._header: Header | None = None  # made when first asked for (target.header(): it reads the source)
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
         self.stop_reason: str | None = None
         self.n_events = 0
         self.n_lanes = 0
         self.t_last = 0
-        # numpy and msgspec load with the first run, not with the app.
-        from concurview.engines.columns import STRING_BUDGET, Merger
-
-        self._merger = Merger(STRING_BUDGET if string_budget is None else string_budget)
-        self.strings = self._merger.strings  # every string of the run: the batches' columns index it
+        # numpy loads with the run, not with the app, and once the program is starting (__iter__): the
+        # import (~50 ms) then overlaps the child's own start instead of delaying it.
+        self._string_budget = string_budget
+        self._merger_made: Merger | None = None
         self._dropped: dict[int, int] = {}
         self._stop_requested: str | None = None
         self._t0 = 0
@@ -273,11 +282,56 @@ class Run:
         self._started = self._finished = False
         self._long: bytes | None = None  # the head of an output line being cut (OUTPUT_LINE_LIMIT)
         self._long_cut = 0  # bytes of it cut so far
+        self._signalled: tuple[int, float, float] | None = None  # (signal, kill deadline, grace): forward()
+        # Called once the program is started (its interpreter starting): work of the caller's that can
+        # overlap that (`run --record` imports its trace writer then). What it raises fails the run.
+        self.on_started = None
+
+    @property
+    def header(self) -> Header:
+        """The trace's first line (made once, when first asked for: `run --record` asks once the program started)."""
+        if self._header is None:
+            self._header = self.target.header()
+        return self._header
+
+    @header.setter
+    def header(self, value: Header) -> None:
+        self._header = value
+
+    @property
+    def _merger(self) -> Merger:
+        if self._merger_made is None:
+            _import_numpy()
+            from concurview.engines.columns import STRING_BUDGET, Merger
+
+            budget = self._string_budget
+            self._merger_made = Merger(STRING_BUDGET if budget is None else budget)
+        return self._merger_made
+
+    @property
+    def strings(self):
+        """Every string of the run: the batches' columns index it."""
+        return self._merger.strings
 
     # -- control ---------------------------------------------------------------
 
     def stop(self, reason: str = "stopped") -> None:
         self._stop_requested = reason
+
+    def forward(self, sig: int, grace: float = SIGNAL_GRACE) -> None:
+        """Deliver signal `sig` to the program's process group, as a terminal delivers Ctrl+C to its
+        foreground job (the program is in a session of its own, where no terminal reaches it). If it
+        has not ended `grace` s after the first one, the run is stopped (killed) and the footer says so.
+        Safe in a signal handler."""
+        if self.proc is None:
+            self.stop(_signal_name(sig))  # not started yet: nothing to deliver it to
+            return
+        if self._signalled is None:
+            self._signalled = (sig, time.monotonic() + grace, grace)
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     @property
     def dropped(self) -> int:
@@ -381,8 +435,9 @@ class Run:
         sel = selectors.DefaultSelector()
         sel.register(listener, selectors.EVENT_READ, "accept")
         self._t0 = time.monotonic_ns()
-        # The program's environment is ours plus these three, nothing else (README, "Reliability").
-        env = dict(os.environ, **{ENV_CHANNEL: address, ENV_T0: str(self._t0), "PYTHONUNBUFFERED": "1"})
+        # The program's environment is ours plus these two, nothing else (README, "Reliability"): not
+        # PYTHONUNBUFFERED either, which would change its stdio objects and its subprocesses'.
+        env = dict(os.environ, **{ENV_CHANNEL: address, ENV_T0: str(self._t0)})
         self._env_mark = f"{ENV_CHANNEL}={address}".encode()
         _become_subreaper()
         try:
@@ -403,6 +458,9 @@ class Run:
                 os.set_blocking(self.proc.stdout.fileno(), False)
                 sel.register(self.proc.stdout, selectors.EVENT_READ, "output")
             self._started = True
+            if self.on_started is not None:
+                self.on_started()
+            self._merger  # numpy, while the child starts
             yield from self._loop(sel, listener)
         except GeneratorExit:
             raise  # the reader stopped iterating (footer: not finished)
@@ -431,6 +489,7 @@ class Run:
         killed_after_exit = killed_for_damage = False
         output = bytearray()
         read_at = 0.0  # when frames were last read
+        exiting = False  # every stream has ended, the program has not been seen to exit yet
         while True:
             seq0 = self.n_events
             lanes: list[Lane] = []
@@ -438,7 +497,16 @@ class Run:
             gap = read_at + READ_GAP - time.monotonic()
             if gap > 0:
                 time.sleep(gap)
-            for key, _ in sel.select(timeout=0.02):
+            timeout = 0.02
+            if exiting:
+                # Its streams end as it exits, its status comes a moment later: wait for that, not for
+                # a select() that nothing will wake (20 ms of every run's end).
+                try:
+                    self.proc.wait(timeout=0.02)
+                except subprocess.TimeoutExpired:
+                    pass
+                timeout = 0
+            for key, _ in sel.select(timeout=timeout):
                 what, obj = key.data, key.fileobj
                 if what == "accept":
                     try:
@@ -478,6 +546,9 @@ class Run:
                 self._kill_group()  # (not a stop: the footer's reason is the damage, the status the kill's)
                 killed_for_damage = True
             reason = self._stop_requested
+            signalled = self._signalled
+            if reason is None and signalled is not None and self.exit_code is None and now > signalled[1]:
+                reason = f"{_signal_name(signalled[0])}: the program had not ended {signalled[2]:g} s after it; killed"
             if reason is None and deadline is not None and now > deadline:
                 reason = f"timeout after {self.timeout:g} s"
             if reason is not None and self.stop_reason is None:
@@ -486,6 +557,7 @@ class Run:
             if lanes or parts:
                 yield Batch(lanes, self._joined(parts), self.dropped, seq0)
             open_streams = len(sel.get_map()) - 1  # the listener stays registered
+            exiting = open_streams == 0 and self.exit_code is None
             if self.exit_code is not None and open_streams == 0:
                 break
             if exited_at is not None and now - exited_at > _EXIT_GRACE:
@@ -591,6 +663,8 @@ class Run:
         self.n_events += len(cols)
         self.t_last = max(self.t_last, int(cols.t.max()))
         main = merger.lane_ids.get(self._output_lane)  # type: ignore[arg-type]
+        from concurview.engines.events import ERROR
+
         errors = ((cols.kind == ERROR) & (cols.lane == main)).nonzero()[0]
         if len(errors):
             # An exception escaped the program's main thread.
@@ -607,6 +681,8 @@ class Run:
             if not output:
                 return
             # The child died before declaring its main lane (bad interpreter, import error...).
+            from concurview.engines.events import Event, WireLane
+
             new = self._merger.declare(WireLane(self._output_lane, "process", "child", None, self.proc.pid))
             lanes.append(new)
             lane = new.id
@@ -622,6 +698,7 @@ class Run:
                 parts.append(Columns.from_events(events, self.strings))
 
     def _output_events(self, output: bytearray, lane: int, events: list[Event], final: bool) -> None:
+        from concurview.engines.events import EVENT_KINDS, LOG, Event
         from concurview.engines.recorder import size_text
 
         limit = OUTPUT_LINE_LIMIT
@@ -665,14 +742,17 @@ class Run:
         code = self.exit_code
         reason = self._failure or self.stop_reason or self._damage
         complete = reason is None
-        if reason is None and code is not None and code < 0:
+        if reason is None and code == -signal.SIGINT and self._uncaught == "KeyboardInterrupt":
+            reason = "uncaught KeyboardInterrupt"  # python ends so: by SIGINT, once its exit handlers ran
+        elif reason is None and code is not None and code < 0:
             complete = False
-            try:
-                reason = f"killed by {signal.Signals(-code).name}"
-            except ValueError:
-                reason = f"killed by signal {-code}"
+            reason = f"killed by {_signal_name(-code)}"
         elif reason is None and code:
             reason = f"uncaught {self._uncaught}" if self._uncaught and code == 1 else f"exit code {code}"
+        if self._signalled is not None and self.stop_reason is None and code is not None \
+                and code != -self._signalled[0]:
+            # It ended by itself after a signal we forwarded (its handlers ran): say so.
+            reason = f"{reason or 'exit code 0'} after {_signal_name(self._signalled[0])}"
         # Only a clean end is complete: not a run concurview stopped reading, not one that lost events
         # to a torn frame, not one whose program closed the channel for good.
         trouble = None
@@ -689,6 +769,8 @@ class Run:
             complete = False
             reason = f"{reason or 'stopped'}; the program (pid {self.proc.pid if self.proc else '?'}) " \
                      f"was still there {_KILL_WAIT:g} s after SIGKILL"
+        from concurview.engines.events import Footer
+
         return Footer(
             complete=complete,
             exit_code=code,
@@ -700,6 +782,29 @@ class Run:
             max_events=self.max_events if self.capped else None,
             strings_dropped=self.strings.over,
         )
+
+
+def _import_numpy() -> None:
+    """numpy, without the BLAS thread pool it starts on import (a thread per core, ~20 ms of a `run --record`'s
+    start-up): the runner does no linear algebra. The variable is ours for the import only: the programs we
+    start get the environment as it was."""
+    if "numpy" in sys.modules:
+        return
+    keys = [k for k in ("OPENBLAS_NUM_THREADS",) if k not in os.environ]
+    for k in keys:
+        os.environ[k] = "1"
+    try:
+        import numpy  # noqa: F401
+    finally:
+        for k in keys:
+            os.environ.pop(k, None)
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
 
 
 def _first_line(e: BaseException) -> str:

@@ -167,7 +167,10 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        return _dispatch(argv)
+        code = _dispatch(argv)
+        if _die_by is not None:
+            _end_by(_die_by)
+        return code
     except UsageError as e:
         print(f"concurview: error: {e}", file=sys.stderr)
         return 2
@@ -179,6 +182,17 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _end_by(sig: int) -> None:
+    """End this process by signal `sig`, its default action (returns only if that does not end it)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
 
 
 def _dispatch(argv: list[str]) -> int:
@@ -199,10 +213,6 @@ def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "run":
         argv = _split_program(argv)
     args = _parser().parse_args(argv)  # --help ends here, before msgspec and the catalogue load
-    from concurview.engines.outfile import OutputError
-    from concurview.engines.tracefile import TraceFormatError
-    from concurview.scenarios import ScenarioError
-
     try:
         if args.command == "list":
             return _list(args.json)
@@ -225,8 +235,21 @@ def _dispatch(argv: list[str]) -> int:
                 os.environ[ENV_MAX_BYTES] = str(args.max_bytes)  # the app's own load reads it
             return _run_app(trace=args.trace)
         return _run_app()
-    except (ScenarioError, TraceFormatError, OutputError) as e:
-        raise UsageError(str(e)) from None
+    except Exception as e:
+        if _users_fault(e):
+            raise UsageError(str(e)) from None
+        raise
+
+
+def _users_fault(e: Exception) -> bool:
+    """A scenario, trace-file or output error: bad input, said in one line. Their modules are looked up, not
+    imported: one that raised is loaded (`run --record` starts its program before msgspec is imported)."""
+    for module, name in (("concurview.scenarios", "ScenarioError"), ("concurview.engines.tracefile", "TraceFormatError"),
+                         ("concurview.engines.outfile", "OutputError")):
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(e, getattr(loaded, name)):
+            return True
+    return False
 
 
 def _split_program(argv: list[str]) -> list[str]:
@@ -322,8 +345,12 @@ def _max_events(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
 
 
-# Signals that stop a headless run, keeping what arrived, and the exit status they give (128 + signal).
-_STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+# Signals a headless run passes on to the program (Ctrl+C, kill, a closed terminal): the program is in a
+# session of its own, so no terminal reaches it; it gets them from us, as it would from the terminal.
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The program died of this signal: so do we, once the trace is written (main()), as python does after
+# an uncaught KeyboardInterrupt -- a shell's loop stops on Ctrl+C only if its command died of SIGINT.
+_die_by: int | None = None
 
 
 def _record_run(target, out: Path, timeout: float | None, label: str, max_events: int | None = None,
@@ -333,25 +360,41 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
     The file is opened before the program starts (an unwritable output costs no run). If
     writing fails during the run (a full disk), the run is stopped, what was written is
     kept in the partial, and the exit status is 2 with one line naming it.
+
+    The exit status is the program's: its exit code, or 128 + N when signal N ended it (we then end by
+    SIGINT ourselves if that was it). 124 when --timeout stopped it; 128 + N when signal N reached
+    us and the program had not ended within the grace period after it (it was killed).
     """
-    from concurview.engines.outfile import OutputError
+    global _die_by
+    from concurview.engines.outfile import OutputError, OutputFile
     from concurview.engines.runner import Run
-    from concurview.engines.tracefile import TraceWriter
 
     run = Run(target, timeout=timeout, max_events=max_events)
-    writer = TraceWriter(out, run.header, inputs)
+    opened = OutputFile(out, inputs)
+    writer = None
     failed: OutputError | None = None
-    # Ctrl+C, kill and a closed terminal stop the run (the child is in its own process
-    # group, so it would not get them) and keep what arrived.
-    stopped_by: list[int] = []
+    signalled: list[int] = []
 
-    def stop(signum, _frame) -> None:
-        stopped_by.append(signum)
-        run.stop(_STOP_SIGNALS[signum])
+    def started() -> None:
+        # The trace writer (msgspec) and its header are made while the program's interpreter starts.
+        nonlocal writer, failed
+        from concurview.engines.tracefile import TraceWriter
+
+        try:
+            writer = TraceWriter(opened, run.header)
+        except OutputError as e:
+            failed = e
+            run.stop("cannot write the trace")
+
+    run.on_started = started
+
+    def forward(signum, _frame) -> None:
+        signalled.append(signum)
+        run.forward(signum)
 
     # A signal the user's shell set to be ignored stays ignored (`nohup concurview record ...` keeps
-    # recording when the terminal closes), as it would for the program under plain python.
-    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS
+    # recording when the terminal closes): the program inherits SIG_IGN from us, as under plain python.
+    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED
                 if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         for batch in run:
@@ -367,24 +410,34 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         footer = run.footer()
+        if failed is None and writer is None:  # the program never started
+            started()
         if failed is None:
             try:
                 writer.close(footer)
             except OutputError as e:
                 failed = e
+        elif writer is None:
+            opened.discard()
     if failed is not None:
         raise UsageError(str(failed))
     line = f"{label}: {footer.events} events, {footer.lanes} lanes, {footer.duration / 1e9:.3f} s -> {out}"
     if footer.dropped:
         line += f", {footer.dropped} events dropped" + (
             f" (kept the first {footer.max_events}; --max-events)" if footer.max_events else "")
-    if not footer.complete:
-        print(_clean(f"{line} (incomplete: {footer.reason})"), file=sys.stderr)
-        if stopped_by and run.stop_reason == _STOP_SIGNALS[stopped_by[0]]:
-            return 128 + stopped_by[0]  # 130 for Ctrl+C, 143 for SIGTERM, 129 for SIGHUP
-        return 124 if run.stop_reason else 128 + max(-(footer.exit_code or 0), 0)
+    code = footer.exit_code
+    if not footer.complete or code is not None and code < 0:
+        print(_clean(f"{line} ({'incomplete' if not footer.complete else 'ended'}: {footer.reason})"),
+              file=sys.stderr)
+        if run.stop_reason is not None:
+            return 128 + signalled[0] if signalled else 124
+        if code is not None and code < 0:
+            if code == -signal.SIGINT:
+                _die_by = signal.SIGINT
+            return 128 - code  # 130 for SIGINT, 143 for SIGTERM, as a shell reports python's end
+        return 1 if code is None else code
     print(_clean(line), file=sys.stderr)
-    return footer.exit_code or 0
+    return code or 0
 
 
 def _clean(text: str) -> str:
@@ -483,9 +536,17 @@ def _app_factory():
     return make_app
 
 
+STDIN_NOTICE = ("concurview: the app has the terminal, so the program's stdin is not connected (input() "
+                "gets EOF); `concurview run --record FILE ...` leaves it the terminal")
+
+
 def _run_live(target, timeout: float | None) -> int:
     """The app, live on the user's program. Exit status: the program's own exit code when it ran to its
-    end (as under python); 124 when it was stopped or timed out before (as `--record` does for a timeout)."""
+    end (as under python); 124 when it was stopped or timed out before (as `--record` does for a timeout).
+
+    The app owns the terminal (keys, screen): the program gets /dev/null as stdin and a pipe as stdout.
+    Said before the app starts, so a program that reads input() and fails with EOFError is not a mystery."""
+    print(STDIN_NOTICE, file=sys.stderr, flush=True)
     make_app = _app_factory()
     app = make_app(program=target, run_timeout=timeout)
     app.run()

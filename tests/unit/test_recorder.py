@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
@@ -15,7 +16,7 @@ from wire import decode, raw_frames
 
 from concurview.engines.speedups import EventBuffer
 from concurview.engines.events import LOG, RUN, WAIT, WIRE_LANE_SHIFT, Frame
-from concurview.engines.recorder import BATCH_EVENTS, WRITE_BYTES, LaneWriter, Recorder
+from concurview.engines.recorder import BATCH_EVENTS, WRITE_BYTES, Recorder, lane_stream
 
 _dec = msgspec.msgpack.Decoder(Frame)
 
@@ -134,12 +135,17 @@ def test_a_full_pipe_blocks_the_writer_for_backpressure(pipe):
     assert done.wait(5) and total == 200_001 and rec.dropped == 0
 
 
-def test_lane_writer_attributes_lines_to_the_printing_lane(pipe):
+@pytest.mark.parametrize("passthrough", [False, True])
+def test_lane_stream_attributes_lines_to_the_printing_lane(pipe, tmp_path, passthrough):
+    """A real TextIOWrapper over a real file: each line is a log on the lane that wrote it (at write(),
+    though the file is block-buffered), and the text reaches the file only with passthrough."""
     r, w = pipe
     rec = Recorder(w, time.monotonic_ns())
     rec.main_lane = rec.new_lane("main", "m")
     other = rec.new_lane("thread", "worker")
-    out = LaneWriter(rec, "stdout")
+    path = tmp_path / "out.txt"
+    out = lane_stream(open(path, "w", encoding="utf-8"), rec, "stdout", passthrough)
+    assert isinstance(out, io.TextIOWrapper) and not out.line_buffering and out.fileno() > 2
     out.write("hello ")
 
     def worker():
@@ -154,6 +160,10 @@ def test_lane_writer_attributes_lines_to_the_printing_lane(pipe):
     rec.flush()
     logs = [(e.lane, e.text) for f in read_frames(r) for e in f.events if e.kind == LOG]
     assert logs == [(other, "from worker"), (rec.main_lane, "hello world"), (other, "partial")]
+    with pytest.raises(TypeError):
+        out.write(b"bytes")
+    out.close()
+    assert path.read_text() == ("hello from worker\npartialworld\n" if passthrough else "")
 
 
 def test_runner_merges_wire_frames_into_dense_lanes_and_numbered_events():
@@ -268,3 +278,11 @@ def test_the_buffers_own_frame_encoding_is_what_msgspec_writes(rows, lanes, drop
         assert out[:6] == b"before" and int.from_bytes(out[6:10], "little") == len(want)
         assert bytes(out[10:end]) == want and len(out) >= end
         assert len(b) == 0
+
+
+def test_the_runners_copies_of_the_wire_constants_match():
+    """runner.py keeps its own copies (it starts the program before loading events.py and msgspec)."""
+    from concurview.engines import events, recorder, runner
+
+    assert (runner.ENV_CHANNEL, runner.ENV_T0, runner.WIRE_LANE_SHIFT) == \
+        (recorder.ENV_CHANNEL, recorder.ENV_T0, events.WIRE_LANE_SHIFT)
