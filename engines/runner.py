@@ -52,6 +52,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 OUTPUT_LINE_LIMIT = 64 * 1024
 _PF_EXITING = 0x4  # /proc/PID/stat flags: the process is exiting (its files are being closed)
 CLOSED_CHANNEL = "the program closed concurview's channel"
+_SUSPECT_WAIT = 0.25  # s after a stream ends before a running process is judged to have closed it
 
 
 def max_events_from_env() -> int:
@@ -278,6 +279,10 @@ class Run:
         self._damage: str | None = None  # a process sent bytes that are not frames: the run ends
         self._torn: str | None = None  # a stream ended inside a frame (its process died while writing)
         self._lost: dict[int, str] = {}  # pid -> a stream it closed while running (until it reconnects)
+        # pid -> (when its stream ended, the command line it had): a stream that ends while its process
+        # runs is judged a moment later (an exec closes our fd before the new program's command line
+        # is readable; a busy machine stretches that moment).
+        self._suspect: dict[int, tuple[float, bytes | None]] = {}
         self._failure: str | None = None  # an exception inside concurview ended the run
         self._started = self._finished = False
         self._long: bytes | None = None  # the head of an output line being cut (OUTPUT_LINE_LIMIT)
@@ -539,6 +544,8 @@ class Run:
                         output += chunk
                         self._output_lines(output, lanes, parts, final=False)
             now = time.monotonic()
+            if self._suspect:
+                self._judge_suspects(streams, now - _SUSPECT_WAIT)
             if self.exit_code is None and self.proc.poll() is not None:
                 self.exit_code = self.proc.returncode
                 exited_at = now
@@ -578,6 +585,9 @@ class Run:
         self._output_lines(output, tail_lanes, tail, final=True)
         if tail:
             yield Batch(tail_lanes, self._joined(tail), self.dropped, seq0)
+        if self._suspect:
+            time.sleep(max(0.0, max(w for w, _ in self._suspect.values()) + _SUSPECT_WAIT - time.monotonic()))
+            self._judge_suspects(streams, float("inf"))
         self._finished = True
 
     def _stream(self, conn: socket.socket) -> Stream:
@@ -592,6 +602,7 @@ class Run:
         stream = Stream(pid)
         if pid is not None:
             self._lost.pop(pid, None)  # it reconnected
+            self._suspect.pop(pid, None)
             stream.cmdline = _cmdline(pid)
         return stream
 
@@ -601,10 +612,21 @@ class Run:
         running = pid is not None and stream.cmdline is not None and _running(pid) \
             and _cmdline(pid) == stream.cmdline  # (an exec closes it too: not the program's doing)
         if running and not any(s.pid == pid for s in streams.values() if s is not stream):
-            self._lost[pid] = CLOSED_CHANNEL  # unless it reconnects (the recorder does, on its next write)
+            self._suspect[pid] = (time.monotonic(), stream.cmdline)  # judged in _judge_suspects
         elif stream.buf and not running and self._torn is None:
             # It died while writing a frame: that frame's events are lost.
             self._torn = f"damaged frame from {stream.who}: the stream ended inside a frame ({len(stream.buf)} bytes)"
+
+    def _judge_suspects(self, streams: dict, ended_before: float) -> None:
+        """Streams that ended while their process ran, before `ended_before`: a process still running
+        the same program, with no stream of its own, closed our channel (unless it reconnects later)."""
+        for pid, (when, cmdline) in list(self._suspect.items()):
+            if when > ended_before:
+                continue
+            del self._suspect[pid]
+            if (_running(pid) and _cmdline(pid) == cmdline
+                    and not any(s.pid == pid for s in streams.values())):
+                self._lost[pid] = CLOSED_CHANNEL
 
     @staticmethod
     def _read_into(conn: socket.socket, buf: bytearray) -> bool:
