@@ -47,10 +47,12 @@ OTHER_PYTHONS := 3.12 3.13
 PYTHONS_TESTS := tests/unit tests/engines tests/cli tests/robust
 test-pythons:
 	@for v in $(OTHER_PYTHONS); do \
-	  py=$$(command -v python$$v || ls -d $$(pyenv root 2>/dev/null)/versions/$$v*/bin/python$$v 2>/dev/null | tail -1); \
+	  py=""; for c in $$(ls -d $$(pyenv root 2>/dev/null)/versions/$$v*/bin/python$$v 2>/dev/null) $$(command -v python$$v); do \
+	    if $$c -c pass 2>/dev/null; then py=$$c; break; fi; done; \
 	  if [ -z "$$py" ]; then echo "python$$v: not on this machine, skipped"; continue; fi; \
 	  echo "== Python $$v ($$py)"; \
 	  test -x .venv-$$v/bin/python || $$py -m venv .venv-$$v || exit 1; \
+	  .venv-$$v/bin/python -m pip --quiet --disable-pip-version-check install --upgrade pip || exit 1; \
 	  CONCURVIEW_STRIP=0 .venv-$$v/bin/python -m pip --quiet --disable-pip-version-check install \
 	    -c constraints/test.txt -e '.[test]' || exit 1; \
 	  .venv-$$v/bin/python -m pytest -q -p no:cacheprovider $(PYTHONS_TESTS) || exit 1; \

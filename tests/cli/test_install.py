@@ -61,7 +61,10 @@ def test_an_install_without_a_c_compiler_works_on_the_pure_paths_and_records_the
     assert done.returncode == 0, done.stdout + done.stderr
     output = [line for line in (done.stdout + done.stderr).splitlines() if "Location 'file:" not in line]
     notes = [line for line in output if NOTE in line]
-    assert len(notes) == 1 and "/bin/false exited with status 1" in notes[0], output
+    import pip
+
+    if tuple(int(x) for x in pip.__version__.split(".")[:2]) >= (23, 3):  # older pips show no build warnings
+        assert len(notes) == 1 and "/bin/false exited with status 1" in notes[0], output
     assert "Traceback" not in done.stderr and "error:" not in done.stderr.lower()
     site = Path(_run([python, "-c", "import concurview, os; print(os.path.dirname(concurview.__file__))"],
                      check=True, cwd=tmp_path).stdout.strip())
