@@ -1174,9 +1174,12 @@ class Timeline:
         return self._most_at_once(lane, t, busy, start, kinds, drawn)
 
     def _most_at_once(self, lane: np.ndarray, t: np.ndarray, on: np.ndarray, start: np.ndarray,
-                      kinds: Iterable[str] | None, drawn: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[str, int]:
+                      kinds: Iterable[str] | None, drawn: dict[int, tuple[np.ndarray, np.ndarray]],
+                      min_ns: int = 0) -> dict[str, int]:
         """For each lane kind, the most lanes at once whose changes say `on` (state_changes' order);
-        the lanes in `drawn` by their tracks' (times, on) instead."""
+        the lanes in `drawn` by their tracks' (times, on) instead. With `min_ns`, a count of thread lanes
+        that lasted less than that is passed over (the GIL view's facts lag the hooks by up to a sampling
+        period, so two threads may seem to hold the GIL for a moment)."""
         prev = np.zeros_like(on)
         prev[1:] = on[:-1]
         prev[start[:-1][start[:-1] < start[1:]]] = False  # each lane starts off
@@ -1215,7 +1218,17 @@ class Timeline:
                 continue
             # At each start, the lanes on: the starts so far less the stops so far (a stop at the
             # same moment counted first).
-            out[k] = int((np.arange(1, len(starts) + 1) - np.searchsorted(stops, starts, side="right")).max())
+            if not min_ns or k not in _SAMPLED_KINDS:
+                out[k] = int((np.arange(1, len(starts) + 1) - np.searchsorted(stops, starts, side="right")).max())
+                continue
+            # The count after each change, and how long it lasted (stops before starts at a time).
+            t_all = np.concatenate((stops, starts))
+            d_all = np.concatenate((np.full(len(stops), -1, np.int64), np.ones(len(starts), np.int64)))
+            order = np.lexsort((d_all, t_all))
+            t_all, count = t_all[order], np.cumsum(d_all[order])
+            lasted = np.diff(t_all, append=max(self.t_end, int(t_all[-1])))
+            held = count[lasted >= min_ns]
+            out[k] = int(held.max(initial=0)) if len(held) else int(count.max(initial=0) > 0)
         return out
 
     def max_running(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
@@ -1223,7 +1236,9 @@ class Timeline:
         GIL view saw: when the sampler saw it on a CPU, see _running_mask)."""
         lane, t, state, start, _ev = self.state_changes()
         drawn = {i: (tr.t.view(), self._running_mask(tr)) for i in self.drawn_lanes() for tr in [self._track(i)]}
-        return self._most_at_once(lane, t, state == RUNNING, start, kinds, drawn)
+        # Sampled thread lanes: a count shorter than two sampling periods is the sampler's lag.
+        return self._most_at_once(lane, t, state == RUNNING, start, kinds, drawn,
+                                  _SAMPLE_GLITCH_NS if self._sampled is not None else 0)
 
     def lane_label(self, lane: int) -> str:
         return self.lanes[lane].name
@@ -1325,6 +1340,8 @@ def _stable_order(lanes: np.ndarray) -> np.ndarray:
     return np.argsort(lanes, kind="stable")
 
 
+_SAMPLE_GLITCH_NS = 2_000_000  # two of the GIL view's sampling periods (1 ms while busy)
+_SAMPLED_KINDS = frozenset({"main", "thread", "timer"})  # the lanes the GIL view samples
 _LOAD_BATCH = 50_000  # events a load gives the store at once
 _CHANGES = np.zeros(256, dtype=bool)  # by kind code: the kinds that change a lane's state
 _CHANGES[[OPEN, RUN, WAIT, READY, CLOSE, BLOCK, SAMPLE]] = True

@@ -103,3 +103,20 @@ def test_a_sample_on_a_kind_from_the_future_reason_is_ignored():
     tl = trace([(0, 1, "run", "thread starts"), (5, 1, "sample", "napping on a quantum CPU"),
                 (10, 1, "close", "returned")], LANES[:2])
     assert states(tl, 1, [7]) == [RUNNING]
+
+
+def test_a_moment_of_two_gil_holders_shorter_than_the_sampling_is_not_most_running_at_once():
+    """The sampler sees each thread at its own look: two holders for less than two sampling periods
+    is its lag, not two threads running Python at once."""
+    lanes = [Lane(0, "main", "MainThread", pid=1, tid=1), Lane(1, "thread", "a", parent=0, pid=1, tid=2),
+             Lane(2, "thread", "b", parent=0, pid=1, tid=3)]
+    ms = 1_000_000
+    rows = [(0, 0, "run", "program starts"), (1 * ms, 0, "wait", "join"),
+            (1 * ms, 1, "run", "thread starts"), (1 * ms, 2, "run", "thread starts"),
+            (2 * ms, 1, "sample", "holds the GIL"), (2 * ms, 2, "sample", "waiting for the GIL"),
+            (10 * ms, 2, "sample", "holds the GIL"), (11 * ms, 1, "sample", "waiting for the GIL"),  # 1 ms of two
+            (20 * ms, 1, "close", "returned"), (20 * ms, 2, "close", "returned")]
+    tl = trace(rows, lanes)
+    assert tl.max_running(["thread"]) == {"thread": 1}
+    longer = [r if r[:2] != (11 * ms, 1) else (15 * ms, 1, "sample", "waiting for the GIL") for r in rows]
+    assert trace(sorted(longer), lanes).max_running(["thread"]) == {"thread": 2}, "5 ms of two: both ran"
