@@ -22,12 +22,7 @@ from array import array
 import msgspec
 
 
-def _original(module: str, name: str):
-    """The unpatched function even when gevent's monkey.patch_all() already ran (as recorder.py)."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched(module):
-        return monkey.get_original(module, name)
-    return getattr(sys.modules[module], name)
+from concurview.engines.originals import original as _original
 
 
 import _thread  # noqa: E402 - after _original, which reads sys.modules

@@ -16,12 +16,7 @@ from concurview.engines.events import ERROR, LOG, MARK, OPEN, WIRE_LANE_SHIFT
 
 
 
-def _original(module: str, name: str):
-    """The unpatched function even when gevent's monkey.patch_all() already ran."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched(module):
-        return monkey.get_original(module, name)
-    return getattr(sys.modules[module], name)
+from concurview.engines.originals import original as _original
 
 
 # Captured at import, before any engine patches them (and past gevent's patches):
