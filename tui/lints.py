@@ -122,10 +122,13 @@ RULES: list[Rule] = [blocked_loop, shared_gil]
 
 
 def lints(tl: Timeline) -> list[Lint]:
-    """Every rule's lints for this timeline, cached until it grows."""
-    version = (tl.n_events, len(tl.block_spans()))
+    """Every rule's lints for this timeline, cached until it grows. While a run streams in (no footer
+    yet) the status line asks at every batch: the GIL rule's sums are then redone only once the
+    trace has grown by a twentieth (or a block has ended), not at every frame."""
+    version = (tl.n_events, len(tl.block_spans()), tl.footer is not None)
     cache = getattr(tl, "_lints", None)
-    if cache is not None and cache[0] == version:
+    if cache is not None and cache[0][1:] == version[1:] and (
+            cache[0][0] == version[0] or (tl.footer is None and version[0] < cache[0][0] * 1.05 + 1000)):
         return cache[1]
     found = [lint for rule in RULES for lint in rule(tl)]
     tl._lints = (version, found)  # type: ignore[attr-defined]

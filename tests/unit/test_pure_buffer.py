@@ -107,6 +107,8 @@ def test_a_huge_string_table_starts_over_by_its_characters_too():
 
 @pytest.mark.parametrize("impl", ["c", "python"])
 def test_a_batch_boundary_that_cannot_flush_asks_again_a_batch_later_and_at_the_cap(impl):
+    """on_full returning False without taking the events (another thread holds the write) must not be
+    asked again at every event (a Python call each), only a batch later; past the cap, always. Both buffers."""
     if impl == "c" and C is None:
         pytest.skip("the C extension is not built here")
     calls = []

@@ -235,27 +235,6 @@ def test_an_engine_failure_is_one_log_line_on_the_main_lane(pipe):
     assert logs[0].text == "concurview's greenlet tracer failed (later failures are only counted): KeyError: 'gr'"
 
 
-def test_a_batch_boundary_that_cannot_flush_asks_again_a_batch_later_and_at_the_cap():
-    # on_full returning False without taking the events (another thread holds the write) must not
-    # be asked again at every event (a Python call each), only a batch later; past the cap, always.
-    calls = []
-
-    def on_full():
-        calls.append(len(buf))
-        return len(buf) >= 30  # past the cap: drop
-
-    buf = EventBuffer(0, 8, on_full, 30)
-    for i in range(40):
-        buf.record_at(i, 1, RUN)
-    assert calls == [8, 16, 24, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30]
-    assert len(buf) == 30
-    buf.take(0)
-    calls.clear()
-    for i in range(9):
-        buf.record_at(i, 1, RUN)
-    assert calls == [8], "a take() starts the count again"
-
-
 _any_text = st.none() | st.text(max_size=40) | st.text(min_size=250, max_size=300)
 
 
