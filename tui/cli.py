@@ -555,7 +555,7 @@ def _run_live(target, timeout: float | None) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from concurview.tui.compare import merge, run_model, table
-    from concurview.tui.store import format_time
+    from concurview.trace.narrative import format_time
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in _MODELS]
@@ -647,7 +647,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _summary(path: str, as_json: bool, max_bytes: int | None = None, every_lane: bool = False) -> int:
     from concurview.tui.lints import lints
-    from concurview.tui.store import format_time, load
+    from concurview.trace.narrative import format_time
+    from concurview.tui.store import load
 
     tl = load(path, max_bytes)
     s = tl.summary()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -19,6 +18,7 @@ from textual.widget import Widget
 
 from concurview.tui.axis import SWITCH, TIME, Window, switch_ticks, time_ticks
 from concurview.tui.compositor import CroppedScreen
+from concurview.tui.navigator import Cursor
 from concurview.tui.states import BLOCKING, DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
 from concurview.tui.text import clean, shorten
 
@@ -63,16 +63,6 @@ class CachedStyles:
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._style_cache = None
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where the user is: an event, its time, and the switch at or before it."""
-
-    event: int
-    t: int
-    switch: int  # -1 before the first switch
-    on_switch: bool
 
 
 class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):

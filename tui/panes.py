@@ -17,6 +17,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
+from concurview.trace.narrative import format_time
 from concurview.tui.lanes import CachedStyles
 from concurview.tui.text import clean, shorten
 from concurview.tui.states import BLOCKING, READY_S, RUNNING, LazyNumpy
@@ -29,10 +30,6 @@ else:
     np = LazyNumpy(globals())
 
 
-def format_time(ns: int) -> str:
-    from concurview.tui.store import format_time as store_format_time  # loaded by then: a trace is shown
-
-    return store_format_time(ns)
 
 SOURCE_MARKS = {RUNNING: "▶", READY_S: "▷"}  # any other live state: suspended
 SUSPENDED_MARK = "‖"

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from concurview.engines.events import EVENT_KINDS, KIND_CODE, Event, Footer, Header, Lane
 from concurview.engines.tracefile import TraceFormatError, TraceWriter
 from concurview.tui.store import load
+from concurview.trace.narrative import explain
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -36,7 +37,7 @@ def check(path) -> None:
         return
     tl.summary()
     if tl.n_switches:
-        tl.explain(tl.n_switches - 1)
+        explain(tl, tl.n_switches - 1)
     tl.lane_states(range(len(tl.lanes)), 0, max(tl.t_end, 1), 40)
 
 

@@ -10,6 +10,7 @@ from samples import build
 from concurview.engines.events import Event, Footer, Lane
 from concurview.tui import lints as lints_module
 from concurview.tui.lints import Lint, lints
+from concurview.trace.narrative import describe_event, explain
 from concurview.tui.store import (
     BLOCKING, DONE, NONE, READY_S, RUNNING, WAITING, Timeline, lane_states_many, load,
 )
@@ -86,9 +87,9 @@ def test_the_step_after_a_block_says_what_it_blocked_and_who_was_ready():
     tl = build(LANES, ROWS)
     k = tl.switch_index_at(S + S // 20)
     assert tl.switch(k).lane == 2
-    text = tl.explain(k)
+    text = explain(tl, k)
     assert "bad resumes after 1.000 s: time.sleep(1) at demo.py:10 blocked the event loop (good was ready)" in text
-    assert "blocks the event loop" in tl.describe_event(13)
+    assert "blocks the event loop" in describe_event(tl, 13)
 
 
 def test_the_lint_names_the_blocker_the_time_and_who_was_ready():
