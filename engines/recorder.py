@@ -424,31 +424,29 @@ class Recorder:
             return bytearray()
 
     def _restored(self, pending: bytes, sent: int) -> bytearray:
-        import msgspec
+        # Frames as the wire lays them out (engines/events.py): [pid, lanes, dropped, n, 7 columns, strings, reset].
+        from concurview.engines._msgpack import pack, unpack
 
-        from concurview.engines.events import Frame
-
-        decode = msgspec.msgpack.Decoder(Frame).decode
-        frames: list[tuple[int, Frame]] = []
+        frames: list[tuple[int, list]] = []
         pos = 0
         while pos + 4 <= len(pending):
             end = pos + 4 + int.from_bytes(pending[pos:pos + 4], "little")
             if end > sent:  # not (wholly) on the old stream
-                frames.append((pos, decode(pending[pos + 4:end])))
+                frames.append((pos, unpack(pending[pos + 4:end])))
             pos = end
-        known = self._events.encoded - sum(len(f.strings) for _, f in frames)
+        known = self._events.encoded - sum(len(f[11]) for _, f in frames)
         cut = 0  # frames before this one are not sent again: their table is gone (a reset since)
         if self._events.reset_pending or known < 0:
             cut = len(frames)
         for i, (_, f) in enumerate(frames):
-            if f.reset:
+            if f[12]:
                 cut = i
         lanes = []
         for _, f in frames[:cut]:
-            lanes += f.lanes
-            self.dropped += f.n
+            lanes += f[1]
+            self.dropped += f[3]
         table = self._events.table()[:known] if cut == 0 and known > 0 else []
-        head = msgspec.msgpack.encode(Frame(self.pid, lanes, self.dropped, strings=table, reset=True))
+        head = pack([self.pid, lanes, self.dropped, 0, *[(0, b"")] * 7, table, True])
         out = bytearray(len(head).to_bytes(4, "little"))
         out += head
         out += pending[frames[cut][0]:] if cut < len(frames) else b""
