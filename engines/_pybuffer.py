@@ -4,7 +4,8 @@ when CONCURVIEW_PURE=1 asks for them (engines/speedups.py chooses).
 `EventBuffer` is the C EventBuffer's counterpart, method for method: the same rows, the same string
 table (ids 1, 2, ... per process, started over past the same limits), the same thread-local current
 lane, the same batch and cap logic around `on_full`, and `take_frame()` writes byte for byte what
-the C one writes (msgspec itself encodes the frame, which is what the C encoder copies).
+the C one writes (engines/_msgpack.py writes msgspec's bytes for it, which is what the C encoder copies;
+no msgspec here: the traced child does not need it).
 `EventParser` leaves every line of a trace file to msgspec, the reference the C parser is tested
 against. The greenlet tracer, the asyncio step and the thread hooks have their Python references in
 their engines (greenlet_engine._make_tracer, asyncio_engine.PyTracedCoro, threads' wrappers).
@@ -19,9 +20,8 @@ from operator import index as _index
 import weakref
 from array import array
 
-import msgspec
 
-
+from concurview.engines._msgpack import pack_into as _pack_into
 from concurview.engines.originals import original as _original
 
 
@@ -46,8 +46,6 @@ for _code in "BHIQ":  # native-endian offsets of 1, 2, 4 and 8 bytes, as the C c
     _TYPECODES.setdefault(array(_code).itemsize, _code)
 if sorted(_TYPECODES) != [1, 2, 4, 8]:  # pragma: no cover - no such platform among the supported ones
     _TYPECODES = {1: "B", 2: "H", 4: "L" if array("L").itemsize == 4 else "I", 8: "Q"}
-
-_encoder = msgspec.msgpack.Encoder()
 
 
 def _signed(u: int) -> int:
@@ -121,19 +119,6 @@ def _columns(rows: list[tuple]) -> list[tuple[int, bytes]]:
         base, w = _plan_range(min(col), max(col))
         out.append((base, w, [v - base for v in col]))
     return [(base, _pack(offsets, w)) for base, w, offsets in out]
-
-
-def _replaced(o, depth: int = 0):
-    """Strings as a frame carries them: lone surrogates each sent as '?' (the C encoder's rule)."""
-    if isinstance(o, str):
-        try:
-            o.encode("utf-8")
-        except UnicodeEncodeError:
-            return o.encode("utf-8", "replace").decode("utf-8")
-        return o
-    if isinstance(o, (list, tuple)) and depth < 4:
-        return [_replaced(x, depth + 1) for x in o]
-    return o
 
 
 _buffers: weakref.WeakSet = weakref.WeakSet()
@@ -330,11 +315,8 @@ class EventBuffer:
         frame = [pid, lanes, dropped, len(rows), *_columns(rows), fresh, reset]
         if len(out) < at + 4:
             out.extend(bytes(at + 4 - len(out)))
-        try:
-            _encoder.encode_into(frame, out, at + 4)
-        except UnicodeEncodeError:
-            frame[1], frame[-2] = _replaced(lanes), _replaced(fresh)
-            _encoder.encode_into(frame, out, at + 4)
+        del out[at + 4:]
+        _pack_into(out, frame)
         end = len(out)
         out[at:at + 4] = (end - at - 4).to_bytes(4, "little")
         return end

@@ -14,6 +14,9 @@ ENV_ARGV0 = "CONCURVIEW_ARGV0"  # the program's sys.argv[0] as given to `concurv
 ENGINES = ("threads", "processes", "generators", "greenlet_engine", "asyncio_engine", "probe")
 # Engines armed only once the program imports the module they trace.
 LAZY = {"asyncio_engine": "asyncio"}
+# Set once the program is about to run: a failure before that is concurview's (the boot script says so,
+# engines/runner.py), one after it the program's.
+started = False
 
 
 def _arm(name: str, rec, where) -> None:
@@ -25,6 +28,7 @@ def _compile(args: argparse.Namespace):
     if args.module:
         import importlib.util
 
+        sys.path[0] = os.getcwd()  # what python -m does, before it looks the module up
         try:
             spec = importlib.util.find_spec(args.path)
         except (ImportError, ValueError):
@@ -216,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     argv0 = os.environ.pop(ENV_ARGV0, None)
     sys.argv = [argv0 if argv0 and code is not None and not args.scenario else path, *args.args]
 
+    global started
+    started = True
     exit_code = 0
     try:
         if code is not None:

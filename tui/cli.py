@@ -57,6 +57,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+_PYTHON_HELP = "trace it with this Python (3.11+, e.g. a project's .venv/bin/python); concurview's engines are lent to it"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="concurview",
@@ -77,12 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--timeout", type=_positive_float, metavar="S", help="kill the run after S seconds")
     rec.add_argument("--max-events", type=_positive_int, metavar="N",
                      help="keep at most N events, count the rest as dropped (default: $CONCURVIEW_MAX_EVENTS or 5M)")
+    rec.add_argument("--python", metavar="PATH", help=_PYTHON_HELP)
 
     run = sub.add_parser("run", help="trace your own program (as `python SCRIPT ARGS` would run it)")
     run.add_argument("--record", metavar="FILE", help="save the trace headless instead of opening the app")
     run.add_argument("--timeout", type=_positive_float, metavar="S", help="kill the run after S seconds")
     run.add_argument("--max-events", type=_positive_int, metavar="N",
                      help="keep at most N events, count the rest as dropped (default: $CONCURVIEW_MAX_EVENTS or 5M)")
+    run.add_argument("--python", metavar="PATH", help=_PYTHON_HELP)
     run.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m does")
     run.add_argument("script", nargs="?", metavar="SCRIPT")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
@@ -262,10 +267,10 @@ def _split_program(argv: list[str]) -> list[str]:
     i = 1
     while i < len(argv):
         a = argv[i]
-        if a in ("--record", "--timeout", "--max-events") and i + 1 < len(argv):
+        if a in ("--record", "--timeout", "--max-events", "--python") and i + 1 < len(argv):
             out += [a, argv[i + 1]]
             i += 2
-        elif a.startswith(("--record=", "--timeout=", "--max-events=")) or a in ("-h", "--help"):
+        elif a.startswith(("--record=", "--timeout=", "--max-events=", "--python=")) or a in ("-h", "--help"):
             out.append(a)
             i += 1
         elif a == "-m" and i + 1 < len(argv):
@@ -421,6 +426,9 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
             opened.discard()
     if failed is not None:
         raise UsageError(str(failed))
+    if run.boot_failure is not None:  # its traceback is on stderr already (or in the trace's output lines)
+        print(_clean(f"concurview: {footer.reason}"), file=sys.stderr)
+        return 2
     line = f"{label}: {footer.events} events, {footer.lanes} lanes, {footer.duration / 1e9:.3f} s -> {out}"
     if footer.dropped:
         line += f", {footer.dropped} events dropped" + (
@@ -463,8 +471,20 @@ def _record(args: argparse.Namespace) -> int:
     if scenario.unavailable:
         raise UsageError(f"scenario {scenario.name!r} is unavailable here: {scenario.unavailable}")
     out = _output_path(args.output, inputs=(scenario.path,))
-    return _record_run(Target(str(scenario.path), scenario.name, params), out, args.timeout, scenario.name,
-                       _max_events(args), inputs=(scenario.path,))
+    return _record_run(_with_python(Target(str(scenario.path), scenario.name, params), args.python), out,
+                       args.timeout, scenario.name, _max_events(args), inputs=(scenario.path,))
+
+
+def _with_python(target, path: str | None):
+    """`--python PATH`: the target run by that interpreter, checked first (one line and exit 2 if it is not one)."""
+    if path is not None:
+        from concurview.engines.runner import PythonError, check_python
+
+        try:
+            target.python, target.python_version = check_python(path)
+        except PythonError as e:
+            raise UsageError(str(e)) from None
+    return target
 
 
 def _check_module(name: str) -> None:
@@ -492,7 +512,8 @@ def _run_program(args: argparse.Namespace) -> int:
     if args.record is not None and not args.record.strip():
         raise UsageError("--record: an empty file name; give a file like trace.jsonl")
     if args.module:
-        _check_module(args.module)
+        if args.python is None:  # another interpreter's modules are its own to find
+            _check_module(args.module)
         program_args = ([args.script] if args.script else []) + args.args
         target = Target(args.module, args=program_args, module=True, echo=args.record is not None)
         label = f"-m {args.module}"
@@ -507,6 +528,7 @@ def _run_program(args: argparse.Namespace) -> int:
         label = script.name
     else:
         raise UsageError("run wants a SCRIPT or -m MODULE")
+    _with_python(target, args.python)
     max_events = _max_events(args)
     if args.record is not None:  # `--record ""` is a bad name, not "no recording"
         inputs = (args.script,) if args.script and not args.module else ()
