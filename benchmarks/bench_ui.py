@@ -44,8 +44,8 @@ def write_trace(path: Path, n: int, n_threads: int = 8, tasks_per_thread: int = 
     with a few dozen reasons and source lines, 1 % log lines."""
     import numpy as np
 
-    from concurview.engines.events import Event, Footer, Header, Lane
-    from concurview.engines.tracefile import TraceWriter
+    from concurview.trace.events import Event, Footer, Header, Lane
+    from concurview.trace.tracefile import TraceWriter
 
     rng = np.random.default_rng(11)
     lanes = [Lane(0, "process", "python", pid=100)]
