@@ -853,12 +853,21 @@ def _export(args: argparse.Namespace) -> int:
         # txt: for a terminal, or a file someone will `cat`; svg: XML allows no C0 controls.
         text = _clean(text)
     if out is None:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(text.encode("utf-8"))  # UTF-8 as in a file, whatever the locale
+        _write_stdout(text.encode("utf-8"))  # UTF-8 as in a file, whatever the locale
         return 0
     out = write_output(out, text.encode("utf-8"), inputs=inputs)
     print(f"{args.to}: {out}", file=sys.stderr)
     return 0
+
+
+def _write_stdout(data: bytes) -> None:
+    """All of `data` to stdout. A buffered write bigger than the buffer may write part of it and say so
+    (a pipe whose reader left mid-write takes what fits): the rest is written until done or EPIPE."""
+    sys.stdout.flush()
+    out, view = sys.stdout.buffer, memoryview(data)
+    while view:
+        view = view[out.write(view):]
+    out.flush()
 
 
 def _summary(path: str, as_json: bool, max_bytes: int | None = None, every_lane: bool = False) -> int:
