@@ -41,7 +41,7 @@ examples:
   concurview summary t.jsonl --json
   concurview export t.jsonl --to chrome -o t.perfetto.json
   concurview run --record app.jsonl app.py --port 8080
-  concurview record timer -o - | gzip > timer.jsonl.gz
+  concurview record timer -o - --set interval=0.2 | gzip > timer.jsonl.gz
   zcat t.jsonl.gz | concurview export - --to txt -o - | less
   source <(concurview completion bash)
 """
