@@ -175,7 +175,7 @@ async def _measure_app(path: Path, quick: bool) -> dict:
             cursor_rows = min(height - 1, len(tl.lanes))
 
             # Frames: a new window each time (cold rasterisation), every line of the diagram.
-            lo, hi = app._domain()
+            lo, hi = app.nav.domain()
             frames = []
             n_frames = 15 if quick else 60
             for i in range(n_frames):
