@@ -509,13 +509,33 @@ class Timeline:
         return tr
 
     def _build_index(self) -> None:
-        n = self._t.n
-        at = np.flatnonzero(_CHANGES[self._kind.a[:n]]).astype(np.int32)
-        lanes = self._lane.a[:n][at]
-        order = _stable_order(lanes)
-        self._index_ev = at[order]
-        self._index_start = np.zeros(len(self.lanes) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(lanes, minlength=len(self.lanes)), out=self._index_start[1:])
+        """The change index, by a counting sort a chunk of events at a time: what it allocates
+        beyond its result is a chunk's worth (a whole-trace argsort took ~7x the index at 10M events)."""
+        n, n_lanes = self._t.n, len(self.lanes)
+        kinds, lanes = self._kind.a, self._lane.a
+        counts = np.zeros(n_lanes, dtype=np.int64)
+        for lo in range(0, n, _CHUNK_EVENTS):
+            hi = min(n, lo + _CHUNK_EVENTS)
+            counts += np.bincount(lanes[lo:hi][_CHANGES[kinds[lo:hi]]], minlength=n_lanes)
+        start = np.zeros(n_lanes + 1, dtype=np.int64)
+        np.cumsum(counts, out=start[1:])
+        del counts
+        out = np.empty(int(start[-1]), dtype=np.int32)
+        cursor = start[:-1].copy()
+        for lo in range(0, n, _CHUNK_EVENTS):
+            hi = min(n, lo + _CHUNK_EVENTS)
+            at = np.flatnonzero(_CHANGES[kinds[lo:hi]])
+            if not len(at):
+                continue
+            ln = lanes[lo:hi][at]
+            order = _stable_order(ln)
+            ln, at = ln[order], at[order]
+            del order
+            # Each change's place: its lane's cursor plus its rank among the chunk's changes of that lane.
+            head = np.searchsorted(ln, ln, side="left")
+            out[cursor[ln] + (np.arange(len(ln)) - head)] = at + lo
+            cursor += np.bincount(ln, minlength=n_lanes)
+        self._index_ev, self._index_start = out, start
         self._index_upto = n
 
     # -- GIL view ------------------------------------------------------------------------
@@ -979,19 +999,43 @@ class Timeline:
         """Every lane's state changes at once, as recorded (no starved-ready drawing): (lane, t, state,
         start, ev) with lane, t, state and ev (the event's index) sorted by lane, then time, then file
         order (the order each lane's track keeps), and start[l] the index of lane l's first change
-        (start[n_lanes] = the number of changes). Read from the change index."""
+        (start[n_lanes] = the number of changes). Read from the change index. The summary reads
+        them in chunks instead (change_chunks): at 10M events these arrays are ~130 MB."""
+        parts = list(self.change_chunks(size=max(self._t.n, 1)))
+        if len(parts) == 1:
+            lane, t, state, start, ev, _l0 = parts[0]
+            return lane, t, state, start, ev
+        ev = np.concatenate([p[4] for p in parts]) if parts else np.zeros(0, dtype=np.int32)
+        t = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        state = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, dtype=np.uint8)
+        lane = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int32)
+        return lane, t, state, self._index_start.copy(), ev
+
+    def change_chunks(self, size: int | None = None):
+        """state_changes() a run of whole lanes at a time, about `size` changes each (a lane with more
+        alone): (lane, t, state, start, ev, l0), start[i] the chunk's index of lane l0 + i's first change."""
         if self._index_upto != self._t.n or len(self._index_start) != len(self.lanes) + 1:
             self._build_index()
-        ev, start = self._index_ev, self._index_start
-        t = self._t.a[ev]
-        lane = np.repeat(np.arange(len(self.lanes), dtype=np.int32), np.diff(start))
-        back = t[1:] < t[:-1]
-        if back.any() and (back & (lane[1:] == lane[:-1])).any():
-            # A lane's change earlier than one before it (a back-dated probe, a damaged file): time order.
-            order = np.lexsort((ev, t, lane))
-            ev, t = ev[order], t[order]
-        state = _KIND_TO_STATE[self._kind.a[ev]]
-        return lane, t, state, start, ev
+        ev_all, start_all = self._index_ev, self._index_start
+        n_lanes = len(self.lanes)
+        size = size or _CHUNK_EVENTS
+        l0 = 0
+        while l0 < n_lanes:
+            l1 = int(np.searchsorted(start_all, start_all[l0] + size, side="right")) - 1
+            l1 = min(max(l1, l0 + 1), n_lanes)
+            lo, hi = int(start_all[l0]), int(start_all[l1])
+            ev = ev_all[lo:hi]
+            t = self._t.a[ev]
+            start = start_all[l0:l1 + 1] - lo
+            lane = np.repeat(np.arange(l0, l1, dtype=np.int32), np.diff(start))
+            back = t[1:] < t[:-1]
+            if back.any() and (back & (lane[1:] == lane[:-1])).any():
+                # A lane's change earlier than one before it (a back-dated probe, a damaged file): time order.
+                order = np.lexsort((ev, t, lane))
+                ev, t = ev[order], t[order]
+            del back
+            yield lane, t, _KIND_TO_STATE[self._kind.a[ev]], start, ev, l0
+            l0 = l1
 
     def incomplete_reason(self) -> str | None:
         """Why the trace is incomplete (truncated file, no footer, the footer's reason), or None."""
@@ -1159,27 +1203,26 @@ class Timeline:
     def max_in_flight(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
         """For each lane kind, the most lanes of that kind in the middle of a job at the same moment
         (in_flight_mask's rule, for all lanes at once)."""
-        lane, t, state, start, ev = self.state_changes()
-        busy = (state != DONE) & (state != NONE)
-        runs = np.flatnonzero(state == RUNNING)
-        first_run = np.full(len(self.lanes), len(t), dtype=np.int64)
-        if len(runs):
-            heads = np.flatnonzero(np.diff(lane[runs], prepend=-1))
-            first_run[lane[runs[heads]]] = runs[heads]
-        busy &= np.arange(len(t)) >= first_run[lane]  # a job starts with the lane's first run
         idle = self._idle_details()
-        if len(idle):
-            busy &= ~((state == WAITING) & np.isin(self._detail.a[ev], idle))
         drawn = {i: (self._track(i).t.view(), self.in_flight_mask(i)) for i in self.drawn_lanes()}
-        return self._most_at_once(lane, t, busy, start, kinds, drawn)
+        edges = []
+        for lane, t, state, start, ev, l0 in self.change_chunks():
+            busy = (state != DONE) & (state != NONE)
+            runs = np.flatnonzero(state == RUNNING)
+            first_run = np.full(len(start) - 1, len(t), dtype=np.int64)
+            if len(runs):
+                heads = np.flatnonzero(np.diff(lane[runs], prepend=-1))
+                first_run[lane[runs[heads]] - l0] = runs[heads]
+            busy &= np.arange(len(t)) >= first_run[lane - l0]  # a job starts with the lane's first run
+            if len(idle):
+                busy &= ~((state == WAITING) & np.isin(self._detail.a[ev], idle))
+            edges.append(self._edges(lane, t, busy, start, drawn))
+        return self._most_at_once(edges, kinds, drawn)
 
-    def _most_at_once(self, lane: np.ndarray, t: np.ndarray, on: np.ndarray, start: np.ndarray,
-                      kinds: Iterable[str] | None, drawn: dict[int, tuple[np.ndarray, np.ndarray]],
-                      min_ns: int = 0) -> dict[str, int]:
-        """For each lane kind, the most lanes at once whose changes say `on` (state_changes' order);
-        the lanes in `drawn` by their tracks' (times, on) instead. With `min_ns`, a count of thread lanes
-        that lasted less than that is passed over (the GIL view's facts lag the hooks by up to a sampling
-        period, so two threads may seem to hold the GIL for a moment)."""
+    def _edges(self, lane: np.ndarray, t: np.ndarray, on: np.ndarray, start: np.ndarray,
+               drawn: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(t, lane) where lanes turn on, then where they turn off, from a chunk of change_chunks'
+        (the lanes in `drawn` left out: their tracks say)."""
         prev = np.zeros_like(on)
         prev[1:] = on[:-1]
         prev[start[:-1][start[:-1] < start[1:]]] = False  # each lane starts off
@@ -1192,16 +1235,30 @@ class Timeline:
             up &= keep
             down &= keep
             del keep
-        t_up, lane_up, t_down, lane_down = [t[up]], [lane[up]], [t[down]], [lane[down]]
-        del up, down
+        return t[up], lane[up], t[down], lane[down]
+
+    def _most_at_once(self, edges: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+                      kinds: Iterable[str] | None, drawn: dict[int, tuple[np.ndarray, np.ndarray]],
+                      min_ns: int = 0) -> dict[str, int]:
+        """For each lane kind, the most lanes at once from the (up, down) edges of their changes'
+        `on` (_edges, per chunk); the lanes in `drawn` by their tracks' (times, on) instead. With
+        `min_ns`, a count of thread lanes that lasted less than that is passed over (the GIL view's
+        facts lag the hooks by up to a sampling period, so two threads may seem to hold the GIL for a moment)."""
+        t_up, lane_up = [e[0] for e in edges], [e[1] for e in edges]
+        t_down, lane_down = [e[2] for e in edges], [e[3] for e in edges]
+        edges.clear()
+        t_up.append(np.zeros(0, dtype=np.int64))
+        t_down.append(np.zeros(0, dtype=np.int64))
+        lane_up.append(np.zeros(0, dtype=np.int32))
+        lane_down.append(np.zeros(0, dtype=np.int32))
         for i, (ti, oi) in drawn.items():
             pi = np.zeros_like(oi)
             pi[1:] = oi[:-1]
             u, d = oi & ~pi, pi & ~oi
             t_up.append(ti[u])
-            lane_up.append(np.full(int(u.sum()), i, dtype=lane.dtype))
+            lane_up.append(np.full(int(u.sum()), i, dtype=np.int32))
             t_down.append(ti[d])
-            lane_down.append(np.full(int(d.sum()), i, dtype=lane.dtype))
+            lane_down.append(np.full(int(d.sum()), i, dtype=np.int32))
         t_up, lane_up = np.concatenate(t_up), np.concatenate(lane_up)
         t_down, lane_down = np.concatenate(t_down), np.concatenate(lane_down)
         names = sorted(set(self._lane_kind))
@@ -1234,11 +1291,11 @@ class Timeline:
     def max_running(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
         """For each lane kind, the most lanes of that kind running at the same moment (a thread the
         GIL view saw: when the sampler saw it on a CPU, see _running_mask)."""
-        lane, t, state, start, _ev = self.state_changes()
         drawn = {i: (tr.t.view(), self._running_mask(tr)) for i in self.drawn_lanes() for tr in [self._track(i)]}
+        edges = [self._edges(lane, t, state == RUNNING, start, drawn)
+                 for lane, t, state, start, _ev, _l0 in self.change_chunks()]
         # Sampled thread lanes: a count shorter than two sampling periods is the sampler's lag.
-        return self._most_at_once(lane, t, state == RUNNING, start, kinds, drawn,
-                                  _SAMPLE_GLITCH_NS if self._sampled is not None else 0)
+        return self._most_at_once(edges, kinds, drawn, _SAMPLE_GLITCH_NS if self._sampled is not None else 0)
 
     def lane_label(self, lane: int) -> str:
         return self.lanes[lane].name
@@ -1258,33 +1315,38 @@ class LaneTotals(Sequence):
 
     def __init__(self, tl: Timeline) -> None:
         self._lanes = tl.lanes
-        lane, t, state, start, ev = tl.state_changes()
-        n_lanes, n = len(tl.lanes), len(t)
-        has = start[1:] > start[:-1]
+        n_lanes = len(tl.lanes)
         self._totals = np.zeros((n_lanes, _N_STATES), dtype=np.int64)
         self._more: dict[int, dict] = {}  # per lane, more fields (the GIL view's)
-        # Switches are `run` events (a sampled fact that refined a state is not one).
-        runs = lane[tl._kind.a[ev] == RUN]
-        self._runs = np.bincount(runs, minlength=n_lanes) if len(runs) else np.zeros(n_lanes, dtype=np.int64)
-        del runs
-        # One state at a time, over just its changes (a 10M-event trace's arrays are 80 MB each):
-        # each lasts until the lane's next change, its last one until the end of the trace.
-        for s in _COUNTED:
-            at = np.flatnonzero(state == s)
-            if not len(at):
+        self._runs = np.zeros(n_lanes, dtype=np.int64)
+        self._first = np.full(n_lanes, -1, dtype=np.int64)
+        self._done = np.full(n_lanes, -1, dtype=np.int64)
+        # A run of whole lanes at a time (change_chunks): a 10M-event trace's arrays at once are ~130 MB.
+        for lane, t, state, start, ev, l0 in tl.change_chunks():
+            n, m = len(t), len(start) - 1
+            if not n:
                 continue
-            owner = lane[at]
-            nxt = np.minimum(at + 1, n - 1)
-            last = at + 1 == start[owner.astype(np.int64) + 1]
-            dur = np.where(last, tl.t_end, t[nxt]) - t[at]
-            del nxt, last
-            # Summed per lane as int64 (bincount's weights are floats: exact only to 2**53 ns).
-            self._totals[:, s] = _sum_by(owner, dur, n_lanes)
-            del at, owner, dur
-        firsts = np.minimum(start[:-1], max(n - 1, 0))
-        lasts = np.maximum(start[1:] - 1, 0)
-        self._first = np.where(has, t[firsts], -1) if n else np.full(n_lanes, -1)
-        self._done = np.where(has & (state[lasts] == DONE), t[lasts], -1) if n else np.full(n_lanes, -1)
+            local = lane - l0
+            # Switches are `run` events (a sampled fact that refined a state is not one).
+            self._runs[l0:l0 + m] = np.bincount(local[tl._kind.a[ev] == RUN], minlength=m)
+            # One state at a time, over just its changes: each lasts until the lane's next change,
+            # its last one until the end of the trace.
+            for s in _COUNTED:
+                at = np.flatnonzero(state == s)
+                if not len(at):
+                    continue
+                owner = local[at]
+                nxt = np.minimum(at + 1, n - 1)
+                last = at + 1 == start[owner.astype(np.int64) + 1]
+                dur = np.where(last, tl.t_end, t[nxt]) - t[at]
+                # Summed per lane as int64 (bincount's weights are floats: exact only to 2**53 ns).
+                self._totals[l0:l0 + m, s] = _sum_by(owner, dur, m)
+                del at, owner, nxt, last, dur
+            has = start[1:] > start[:-1]
+            firsts = np.minimum(start[:-1], n - 1)
+            lasts = np.maximum(start[1:] - 1, 0)
+            self._first[l0:l0 + m] = np.where(has, t[firsts], -1)
+            self._done[l0:l0 + m] = np.where(has & (state[lasts] == DONE), t[lasts], -1)
         # Lanes drawn otherwise than their events alone say (starved by another's block; refined by
         # the GIL view's samples): their totals are their tracks' (few lanes: a blocker's siblings,
         # the threads the sampler saw).
@@ -1343,6 +1405,7 @@ def _stable_order(lanes: np.ndarray) -> np.ndarray:
 _SAMPLE_GLITCH_NS = 2_000_000  # two of the GIL view's sampling periods (1 ms while busy)
 _SAMPLED_KINDS = frozenset({"main", "thread", "timer"})  # the lanes the GIL view samples
 _LOAD_BATCH = 50_000  # events a load gives the store at once
+_CHUNK_EVENTS = 1 << 20  # events (or changes) whole-trace passes take at a time: their temporaries stay small
 _CHANGES = np.zeros(256, dtype=bool)  # by kind code: the kinds that change a lane's state
 _CHANGES[[OPEN, RUN, WAIT, READY, CLOSE, BLOCK, SAMPLE]] = True
 _KIND_TO_STATE = np.full(len(EVENT_KINDS), NONE, dtype=np.uint8)
