@@ -243,6 +243,145 @@ class Switch:
     stopped_t: int | None
 
 
+class LaneTable(Sequence):
+    """The trace's lanes in columns (a gevent server's trace has a million: as Lane records they took
+    ~135 bytes each, here ~30): kind code, parent, (pid, tid) place and the name's bytes in one blob.
+    Reading one gives the Lane record back, equal to the one added. A lane whose fields do not fit
+    the columns (a parent that names no lane before the table's bound, ...) is kept whole aside."""
+
+    __slots__ = ("_kind", "_parent", "_place", "_name_end", "_names", "_kinds", "_kind_code",
+                 "_places", "_place_code", "_odd")
+
+    def __init__(self) -> None:
+        self._kind = _Column(np.uint8, 64)
+        self._parent = _Column(np.int32, 64)  # -1: None
+        self._place = _Column(np.int32, 64)  # index into _places: (pid, tid)
+        self._name_end = _Column(np.int64, 64)  # the end of each name's UTF-8 bytes in _names
+        self._names = bytearray()
+        self._kinds: list[str] = []
+        self._kind_code: dict[str, int] = {}
+        self._places: list[tuple[int | None, int | None]] = []
+        self._place_code: dict[tuple[int | None, int | None], int] = {}
+        self._odd: dict[int, Lane] = {}  # lanes kept whole (see the class docstring)
+
+    def __len__(self) -> int:
+        return self._kind.n
+
+    def extend(self, lanes: Sequence[Lane]) -> None:
+        """Add lanes (ids dense and in order, checked by the caller): a column append each, not one a lane."""
+        kinds, parents, places, ends = [], [], [], []
+        names, size = self._names, len(self._names)
+        kind_code, place_code = self._kind_code, self._place_code
+        i = self._kind.n
+        for lane in lanes:
+            kind = kind_code.get(lane.kind)
+            if kind is None and len(self._kinds) < 255:
+                kind = kind_code[lane.kind] = len(self._kinds)
+                self._kinds.append(lane.kind)
+            key = (lane.pid, lane.tid)
+            place = place_code.get(key)
+            if place is None:
+                place = place_code[key] = len(self._places)
+                self._places.append(key)
+            parent = lane.parent
+            if parent is None:
+                parent = -1
+            elif kind is None or not 0 <= parent < (1 << 31) - 1 or type(parent) is not int:
+                self._odd[i] = lane
+                kind, parent = 255, -1
+            if kind is None or lane.id != i:
+                self._odd[i] = lane
+                kind = 255
+            name = lane.name.encode("utf-8", "surrogatepass")
+            names += name
+            size += len(name)
+            kinds.append(kind)
+            parents.append(parent)
+            places.append(place)
+            ends.append(size)
+            i += 1
+        self._kind.extend(np.array(kinds, dtype=np.uint8))
+        self._parent.extend(np.array(parents, dtype=np.int32))
+        self._place.extend(np.array(places, dtype=np.int32))
+        self._name_end.extend(np.array(ends, dtype=np.int64))
+
+    def name(self, i: int) -> str:
+        if i in self._odd:
+            return self._odd[i].name
+        lo = int(self._name_end.a[i - 1]) if i else 0
+        return self._names[lo:int(self._name_end.a[i])].decode("utf-8", "surrogatepass")
+
+    def _get(self, i: int) -> Lane:
+        odd = self._odd.get(i)
+        if odd is not None:
+            return odd
+        parent = int(self._parent.a[i])
+        pid, tid = self._places[int(self._place.a[i])]
+        return Lane(i, self._kinds[int(self._kind.a[i])], self.name(i), None if parent < 0 else parent, pid, tid)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._get(j) for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"lane {i} out of range")
+        return self._get(i)
+
+    def __iter__(self):
+        return (self._get(i) for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (LaneTable, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LaneTable({len(self)} lanes)"
+
+    def kind_codes(self) -> tuple[np.ndarray, list[str]]:
+        """Each lane's kind as a code, and the kinds by code (a lane kept aside: its own code)."""
+        codes = self._kind.view().copy()
+        kinds = list(self._kinds)
+        for i, lane in self._odd.items():
+            if lane.kind not in kinds:
+                kinds.append(lane.kind)
+            codes = codes.astype(np.int32) if len(kinds) > 255 else codes
+            codes[i] = kinds.index(lane.kind)
+        return codes, kinds
+
+    def same_place(self, lane: int) -> np.ndarray:
+        """Per lane: whether it has `lane`'s pid and tid."""
+        me = self._get(lane)
+        out = self._place.view() == self._place_code[(me.pid, me.tid)]
+        for i, odd in self._odd.items():
+            out[i] = (odd.pid, odd.tid) == (me.pid, me.tid)
+        return out
+
+    def same_pid(self, lane: int) -> np.ndarray:
+        """Per lane: whether it has `lane`'s pid."""
+        pid = self._get(lane).pid
+        ok = np.array([p == pid for p, _t in self._places], dtype=bool)
+        out = ok[self._place.view()]
+        for i, odd in self._odd.items():
+            out[i] = odd.pid == pid
+        return out
+
+    def parents(self) -> list[int | None]:
+        """Each lane's parent as recorded (None for none)."""
+        out: list[int | None] = [None if p < 0 else p for p in self._parent.view().tolist()]
+        for i, odd in self._odd.items():
+            out[i] = odd.parent
+        return out
+
+    def nbytes(self) -> int:
+        return (self._kind.a.nbytes + self._parent.a.nbytes + self._place.a.nbytes + self._name_end.a.nbytes
+                + len(self._names))
+
+
 class Timeline:
     """Everything known about one trace; grows while a run streams in."""
 
@@ -252,7 +391,7 @@ class Timeline:
         self.truncated = False
         self.dropped = 0
         self.undeclared = 0  # events naming a lane no lane line declared (before them): ignored, counted
-        self.lanes: list[Lane] = []
+        self.lanes = LaneTable()
         # Lane tracks are made when a lane is first asked about (a trace may have a million lanes,
         # a screen shows fifty): from the change index below, then kept up to date as events come.
         self._tracks: dict[int, _Track] = {}
@@ -263,7 +402,6 @@ class Timeline:
         self._index_ev = np.zeros(0, dtype=np.int32)
         self._index_start = np.zeros(1, dtype=np.int64)
         self._index_upto = 0
-        self._lane_kind: list[str] = []
         # Per event: time (8 bytes), lane (2, widening to 4 past 65535 lanes), kind (1) and one
         # interned (reason, where, cause) detail (4); per state change its index in its lane's
         # track (4); per switch its index (4). About 20 bytes an event in all. Texts (log lines,
@@ -298,11 +436,12 @@ class Timeline:
         at once, lanes and events, and says where each lane came); by default, all of them.
         """
         first_new = len(self.lanes)
-        for lane in lanes:
-            if lane.id != len(self.lanes):
-                raise ValueError(f"lane ids must be dense and in order: got {lane.id}, expected {len(self.lanes)}")
-            self.lanes.append(lane)
-            self._lane_kind.append(lane.kind)
+        lanes = list(lanes)
+        for k, lane in enumerate(lanes):
+            if lane.id != first_new + k:
+                raise ValueError(f"lane ids must be dense and in order: got {lane.id}, expected {first_new + k}")
+        if lanes:
+            self.lanes.extend(lanes)
         if len(self.lanes) > self._tracked.n:
             self._tracked.extend(np.zeros(len(self.lanes) - self._tracked.n, dtype=np.bool_))
         cols = events if isinstance(events, Columns) else Columns.from_events(list(events), self.strings)
@@ -476,7 +615,7 @@ class Timeline:
     def memory_bytes(self) -> int:
         """Bytes of the event columns and indexes (what the store keeps; growth slack included)."""
         cols = (self._t, self._lane, self._kind, self._detail, self._switches, self._text_at, self._text_id)
-        return (sum(c.a.nbytes for c in cols) + self._index_ev.nbytes + self._index_start.nbytes
+        return (sum(c.a.nbytes for c in cols) + self._index_ev.nbytes + self._index_start.nbytes + self.lanes.nbytes()
                 + sum(tr.ev.a.nbytes for tr in self._tracks.values()))
 
     def cache_bytes(self) -> int:
@@ -698,16 +837,8 @@ class Timeline:
         return bool(hi - lo < share * max(self.t_end - self.t_first, 1))
 
     def _domain_mask(self, lane: int) -> np.ndarray:
-        me = self.lanes[lane]
-        coop = me.kind in COOPERATIVE_KINDS
-        mask = np.zeros(len(self.lanes), dtype=bool)
-        for other in self.lanes:
-            if other.pid != me.pid:
-                continue
-            if coop and other.tid != me.tid:
-                continue
-            mask[other.id] = True
-        return mask
+        coop = self.lanes[lane].kind in COOPERATIVE_KINDS
+        return self.lanes.same_place(lane) if coop else self.lanes.same_pid(lane)
 
     def switch(self, k: int) -> Switch:
         sw = self._switches.view()
@@ -869,9 +1000,9 @@ class Timeline:
         def build():
             children: dict[int | None, list[int]] = defaultdict(list)
             n = len(self.lanes)
-            for lane in self.lanes:
-                parent = lane.parent if lane.parent is not None and 0 <= lane.parent < n else None
-                children[None if parent == lane.id else parent].append(lane.id)
+            for lane_id, parent in enumerate(self.lanes.parents()):
+                parent = parent if parent is not None and 0 <= parent < n else None
+                children[None if parent == lane_id else parent].append(lane_id)
             out: list[tuple[int, int]] = []
             seen: set[int] = set()
             stack = [(lane, 0) for lane in reversed(children[None])]
@@ -883,7 +1014,7 @@ class Timeline:
                 out.append((lane, depth))
                 stack.extend((c, depth + 1) for c in reversed(children.get(lane, ())))
             # Parent cycles (a damaged trace) leave lanes unreached: keep them, flat.
-            out.extend((lane.id, 0) for lane in self.lanes if lane.id not in seen)
+            out.extend((lane_id, 0) for lane_id in range(n) if lane_id not in seen)
             return out
         return self._cached("lane_tree", len(self.lanes), build)
 
@@ -1079,9 +1210,8 @@ class Timeline:
         - gevent's hub, switched away from: ready for the block (it would run the loop, and every
           greenlet it has to wake). A lane whose deadline is not known (a future, a socket) stays waiting.
         """
-        me = self.lanes[blocker]
-        for other in self.lanes:
-            if other.id == blocker or other.pid != me.pid or other.tid != me.tid or other.kind not in ("task", "greenlet", "hub"):
+        for other in self._same_thread(blocker):
+            if other.id == blocker or other.kind not in ("task", "greenlet", "hub"):
                 continue
             tr = self._track(other.id)
             t, st, owner = tr.t.view(), tr.state.view(), tr.events()
@@ -1109,6 +1239,10 @@ class Timeline:
             tr.extra.extend(extra)
         self._view_cache.pop("in_flight", None)
 
+    def _same_thread(self, lane: int) -> list[Lane]:
+        """The lanes with `lane`'s pid and tid (itself too), in id order."""
+        return [self.lanes[i] for i in np.flatnonzero(self.lanes.same_place(lane)).tolist()]
+
     def has_blocks(self) -> bool:
         """Whether any lane has blocked its thread so far (ended or still blocking)."""
         return bool(self._block_spans or self._blocks_open)
@@ -1119,10 +1253,9 @@ class Timeline:
 
     def starved(self, blocker: int, t0: int, t1: int) -> list[int]:
         """The other lanes of the blocker's thread that were ready (could have run) in [t0, t1)."""
-        me = self.lanes[blocker]
         out = []
-        for other in self.lanes:
-            if other.id == blocker or other.pid != me.pid or other.tid != me.tid or other.kind not in COOPERATIVE_KINDS:
+        for other in self._same_thread(blocker):
+            if other.id == blocker or other.kind not in COOPERATIVE_KINDS:
                 continue
             tr = self._track(other.id)
             t, st = tr.t.view(), tr.state.view()
@@ -1136,13 +1269,12 @@ class Timeline:
         """What a block of `lane` holds: `the event loop` (a task), `the gevent hub` (a greenlet
         next to a hub), else its thread, by name."""
         me = self.lanes[lane]
-        kinds = {o.kind for o in self.lanes if o.pid == me.pid and o.tid == me.tid}
         if me.kind == "task":
             return "the event loop"
-        if "hub" in kinds:
+        mates = self._same_thread(lane)
+        if any(o.kind == "hub" for o in mates):
             return "the gevent hub"
-        thread = next((o.name for o in self.lanes if o.pid == me.pid and o.tid == me.tid
-                       and o.kind in ("main", "thread")), None)
+        thread = next((o.name for o in mates if o.kind in ("main", "thread")), None)
         return f"its thread ({thread})" if thread else "its thread"
 
     def blocker_at(self, lane: int, t: int) -> int | None:
@@ -1261,9 +1393,10 @@ class Timeline:
             lane_down.append(np.full(int(d.sum()), i, dtype=np.int32))
         t_up, lane_up = np.concatenate(t_up), np.concatenate(lane_up)
         t_down, lane_down = np.concatenate(t_down), np.concatenate(lane_down)
-        names = sorted(set(self._lane_kind))
-        code = {k: i for i, k in enumerate(names)}
-        lane_kind = np.array([code[k] for k in self._lane_kind], dtype=np.int16)
+        codes, by_code = self.lanes.kind_codes()
+        names = sorted(set(by_code[c] for c in np.unique(codes).tolist()))
+        code = {k: by_code.index(k) for k in names}
+        lane_kind = codes
         out: dict[str, int] = {}
         for k in names:
             if kinds is not None and k not in kinds:
