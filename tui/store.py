@@ -246,6 +246,35 @@ class Switch:
     stopped_t: int | None
 
 
+class TextBlob:
+    """Texts (log lines, errors) as one UTF-8 blob and the end of each: a line costs its bytes and 8,
+    not a str object and a table entry (~100 bytes more). Any str comes back as it went in (lone
+    surrogates too: "surrogatepass"); decoded when it is read."""
+
+    __slots__ = ("blob", "ends")
+
+    def __init__(self) -> None:
+        self.blob = bytearray()
+        self.ends = _Column(np.int64, 64)
+
+    def __len__(self) -> int:
+        return self.ends.n
+
+    def extend(self, texts: Iterable[str]) -> None:
+        blob, ends = self.blob, []
+        for text in texts:
+            blob += text.encode("utf-8", "surrogatepass")
+            ends.append(len(blob))
+        self.ends.extend(np.array(ends, dtype=np.int64))
+
+    def __getitem__(self, k: int) -> str:
+        lo = int(self.ends.a[k - 1]) if k else 0
+        return self.blob[lo:int(self.ends.a[k])].decode("utf-8", "surrogatepass")
+
+    def nbytes(self) -> int:
+        return len(self.blob) + self.ends.a.nbytes
+
+
 class LaneTable(Sequence):
     """The trace's lanes in columns (a gevent server's trace has a million: as Lane records they took
     ~135 bytes each, here ~30): kind code, parent, (pid, tid) place and the name's bytes in one blob.
@@ -415,8 +444,14 @@ class Timeline:
         self._detail = _Column(np.int32)
         self._switches = _Column(np.int32)
         self._text_at = _Column(np.int32, 64)
-        self._text_id = _Column(np.int32, 64)
+        self._text_id = _Column(np.int32, 64)  # the text's entry in _texts
         self.strings = StringTable()  # every string of the trace; the details index it
+        # Texts by entry, each distinct one once (_text_of: a string id's entry, -1 none yet). A load
+        # takes them out of the string table as it goes (pack_texts): a string id whose entry in the
+        # table is None then reads from here (_str).
+        self._texts = TextBlob()
+        self._text_of = np.zeros(0, dtype=np.int32)
+        self._packed = 0  # string ids below this were looked at by pack_texts
         self._details: list[tuple[int, int, int]] = []  # detail -> (reason, where, cause or -1)
         self._detail_ids: dict[tuple[int, int, int], int] = {}
         self._sources: dict[int, tuple[StringTable, np.ndarray]] = {}  # another table's ids -> ours
@@ -480,7 +515,7 @@ class Timeline:
         texts = np.flatnonzero(cols.text)
         if len(texts):
             self._text_at.extend(texts + base)
-            self._text_id.extend(self._own(cols, cols.text[texts]))
+            self._text_id.extend(self._text_entries(self._own(cols, cols.text[texts])))
         self.t_end = max(self.t_end, int(t.max()))
         idx = np.arange(base, base + len(t), dtype=np.int32)
         is_run = kind_a == RUN
@@ -510,6 +545,41 @@ class Timeline:
         if self._blocks_open or blocks.any():
             self._blocks_open.extend(idx[blocks].tolist())
             self._end_blocks()
+
+    def _text_entries(self, sids: np.ndarray) -> np.ndarray:
+        """The _texts entries of these string ids, each new distinct text added once."""
+        n = len(self.strings)
+        if len(self._text_of) < n:
+            grown = np.full(max(n, len(self._text_of) * 3 // 2), -1, dtype=np.int32)
+            grown[:len(self._text_of)] = self._text_of
+            self._text_of = grown
+        fresh = np.unique(sids[self._text_of[sids] < 0])
+        if len(fresh):
+            self._text_of[fresh] = np.arange(len(self._texts), len(self._texts) + len(fresh), dtype=np.int32)
+            table = self.strings.strings
+            self._texts.extend(table[i] for i in fresh.tolist())
+        return self._text_of[sids]
+
+    def pack_texts(self) -> None:
+        """Take the texts out of the string table: a str object and a dict entry each, for lines that
+        are mostly printed once. Their ids stay valid (read through _str). Only for a table nothing
+        else holds ids of: a load's (a run's Merger maps its own table's ids into ours)."""
+        table, ids = self.strings.strings, self.strings._ids
+        n = min(len(table), len(self._text_of))
+        fresh = np.flatnonzero(self._text_of[self._packed:n] >= 0) + self._packed
+        for i in fresh.tolist():
+            text = table[i]
+            if text is not None and ids.get(text) == i:
+                del ids[text]
+            table[i] = None
+        self._packed = n
+
+    def _str(self, i: int) -> str | None:
+        """String i of the table, a packed text too."""
+        s = self.strings.strings[i]
+        if s is None and 0 < i < len(self._text_of) and self._text_of[i] >= 0:
+            return self._texts[int(self._text_of[i])]
+        return s
 
     def reserve(self, n_events: int) -> None:
         """Make room for n_events in all: a load that knows about how many are coming grows each
@@ -587,9 +657,9 @@ class Timeline:
 
     def event(self, i: int) -> Event:
         reason, where, cause = self._details[int(self._detail.a[i])]
-        s = self.strings.strings
+        s = self._str
         return Event(i, int(self._t.a[i]), int(self._lane.a[i]), KIND_NAMES[self._kind.a[i]],
-                     s[reason], s[where], None if cause < 0 else cause, self.event_text(i))
+                     s(reason), s(where), None if cause < 0 else cause, self.event_text(i))
 
     def events_of_kind(self, *kinds: str) -> np.ndarray:
         """Indices of every event of the given kinds, in order."""
@@ -601,8 +671,7 @@ class Timeline:
         """Indices of the first `limit` events of these kinds whose reason holds `query` (any case):
         the strings are matched once each, the events by their interned detail (no object an event)."""
         q = query.lower()
-        strings = self.strings.strings
-        hit = {i for i, text in enumerate(strings) if text and q in text.lower()}
+        hit = {i for i in {r for r, _w, _c in self._details} if (text := self._str(i)) and q in text.lower()}
         if not hit:
             return np.zeros(0, dtype=np.int64)
         wanted = np.zeros(len(self._details), dtype=bool)  # lookup tables: a gather an event, not a sort
@@ -619,6 +688,7 @@ class Timeline:
         """Bytes of the event columns and indexes (what the store keeps; growth slack included)."""
         cols = (self._t, self._lane, self._kind, self._detail, self._switches, self._text_at, self._text_id)
         return (sum(c.a.nbytes for c in cols) + self._index_ev.nbytes + self._index_start.nbytes + self.lanes.nbytes()
+                + self._texts.nbytes() + self._text_of.nbytes
                 + sum(tr.ev.a.nbytes for tr in self._tracks.values()))
 
     def cache_bytes(self) -> int:
@@ -686,8 +756,7 @@ class Timeline:
         """The SUB_* code of each of `events` (their reason's; meaningful for sample events)."""
         table = self._sub_of_detail
         if len(table) < len(self._details):
-            s = self.strings.strings
-            fresh = [sub_of_reason(s[r]) for r, _, _ in self._details[len(table):]]
+            fresh = [sub_of_reason(self._str(r)) for r, _, _ in self._details[len(table):]]
             table = self._sub_of_detail = np.concatenate([table, np.array(fresh, dtype=np.uint8)])
         return table[self._detail.a[events]]
 
@@ -1047,7 +1116,7 @@ class Timeline:
         for j in range(i, max(i - 8, -1), -1):
             where = self._details[int(self._detail.a[int(owner[j])])][1]
             if where:
-                return state, self.strings[where]
+                return state, self._str(where)
         return state, None
 
     def lane_event_times(self, lane: int, kinds: tuple[str, ...]) -> np.ndarray:
@@ -1064,7 +1133,7 @@ class Timeline:
     def event_text(self, i: int) -> str | None:
         at = self._text_at.view()
         j = int(np.searchsorted(at, i))
-        return self.strings[int(self._text_id.a[j])] if j < len(at) and at[j] == i else None
+        return self._texts[int(self._text_id.a[j])] if j < len(at) and at[j] == i else None
 
     def describe_event(self, i: int) -> str:
         """One line for any event: `event 15/26  398.8 ms  task2 is ready (woken by MainThread)`."""
@@ -1320,7 +1389,7 @@ class Timeline:
 
     def _idle_details(self) -> np.ndarray:
         def build():
-            ids = {i for i, text in enumerate(self.strings.strings) if text in _IDLE_REASONS}
+            ids = {i for i in {r for r, _w, _c in self._details} if self._str(i) in _IDLE_REASONS}
             return np.array([d for d, (reason, _w, _c) in enumerate(self._details) if reason in ids], dtype=np.int64)
         return self._cached("idle_details", len(self._details), build)
 
@@ -1648,6 +1717,7 @@ def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline
                 from concurview.engines.tracefile import TraceFormatError
 
                 raise TraceFormatError(f"{path}: {e}") from None
+            tl.pack_texts()
             pending.clear()
             new_lanes.clear()
             named_from.clear()
