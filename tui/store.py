@@ -666,6 +666,11 @@ class Timeline:
         codes = [KIND_CODE[k] for k in kinds]
         return np.flatnonzero(np.isin(self._kind.view(), codes))
 
+    def count_of_kind(self, kind: str) -> int:
+        """How many events have this kind (a chunk at a time: no whole-trace temporaries)."""
+        code, k, n = KIND_CODE[kind], self._kind.a, self._t.n
+        return sum(int(np.count_nonzero(k[lo:min(n, lo + _CHUNK_EVENTS)] == code)) for lo in range(0, n, _CHUNK_EVENTS))
+
     def events_with_reason(self, query: str, kinds: tuple[str, ...] = ("run", "wait", "block"),
                            limit: int = 200) -> np.ndarray:
         """Indices of the first `limit` events of these kinds whose reason holds `query` (any case):
@@ -749,6 +754,8 @@ class Timeline:
             cursor += np.bincount(ln, minlength=n_lanes)
         self._index_ev, self._index_start = out, start
         self._index_upto = n
+        del cursor
+        _give_back()
 
     # -- GIL view ------------------------------------------------------------------------
 
@@ -1169,7 +1176,6 @@ class Timeline:
         made as it is read, so a million lanes are not a million dicts held at once.
         """
         end = self.t_end
-        kinds = self.events_of_kind
         return {
             "scenario": self.header.scenario,
             "program": self.header.program,
@@ -1183,20 +1189,25 @@ class Timeline:
             "switches": self.n_switches,
             "dropped": self.dropped,
             "undeclared": self.undeclared,
-            "errors": len(kinds("error")),
-            "logs": len(kinds("log")),
-            "max_running": self.max_running(),
-            "max_in_flight": self.max_in_flight(),
+            "errors": self.count_of_kind("error"),
+            "logs": self.count_of_kind("log"),
+            "max_running": self._given_back(self.max_running()),
+            "max_in_flight": self._given_back(self.max_in_flight()),
             "blocks": [{"lane": lane, "name": self.lanes[lane].name, "t_s": t0 / 1e9, "duration_s": (t1 - t0) / 1e9,
                         "reason": self.event(ev).reason, "where": self.event(ev).where,
                         "starved": [self.lanes[s].name for s in self.starved(lane, t0, t1)]}
                        for lane, ev, t0, t1 in self.block_spans()],
-            "lane_totals": LaneTotals(self),
+            "lane_totals": self._given_back(LaneTotals(self)),
             # GIL view (only in traces that carry it): what the header line says, and what "running" counts.
             **({"gil_view": self.gil_view()} if self.gil_view() else {}),
             **({"max_running_counts": "thread lanes holding the GIL or on a CPU without it, as sampled"}
                if self._sampled is not None else {}),
         }
+
+    @staticmethod
+    def _given_back(value):
+        _give_back()
+        return value
 
     def state_changes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every lane's state changes at once, as recorded (no starved-ready drawing): (lane, t, state,
@@ -1420,12 +1431,12 @@ class Timeline:
             busy &= np.arange(len(t)) >= first_run[lane - l0]  # a job starts with the lane's first run
             if len(idle):
                 busy &= ~((state == WAITING) & np.isin(self._detail.a[ev], idle))
-            edges.append(self._edges(lane, t, busy, start, drawn))
+            edges.append(self._edges(lane, ev, busy, start, drawn))
         return self._most_at_once(edges, kinds, drawn)
 
-    def _edges(self, lane: np.ndarray, t: np.ndarray, on: np.ndarray, start: np.ndarray,
-               drawn: dict) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Per lane kind code: (times lanes turn on, times they turn off), from a chunk of
+    def _edges(self, lane: np.ndarray, ev: np.ndarray, on: np.ndarray, start: np.ndarray,
+               drawn: dict) -> dict[int, tuple[list, list]]:
+        """Per lane kind code: (the events where lanes turn on, those where they turn off), from a chunk of
         change_chunks' (the lanes in `drawn` left out: their tracks say)."""
         prev = np.zeros_like(on)
         prev[1:] = on[:-1]
@@ -1443,7 +1454,7 @@ class Timeline:
         out = {}
         for edge in (up, down):
             at = np.flatnonzero(edge)
-            te, ke = t[at], codes[lane[at]]
+            te, ke = ev[at], codes[lane[at]]  # event indices (half a time's bytes): times when sorted
             for k in np.unique(ke).tolist():
                 out.setdefault(k, ([], []))[edge is down].append(te[ke == k] if len(te) else te)
         return out
@@ -1466,12 +1477,25 @@ class Timeline:
                 ups[k] += u
                 downs[k] += d
         edges.clear()
+        ups_t: dict[int, list] = defaultdict(list)
+        downs_t: dict[int, list] = defaultdict(list)
         for i, (ti, oi) in drawn.items():
             pi = np.zeros_like(oi)
             pi[1:] = oi[:-1]
             k = int(codes[i])
-            ups[k].append(ti[oi & ~pi])
-            downs[k].append(ti[pi & ~oi])
+            ups_t[k].append(ti[oi & ~pi])
+            downs_t[k].append(ti[pi & ~oi])
+
+        def times(evs: list, more: list) -> np.ndarray:
+            ev = np.concatenate(evs) if evs else np.zeros(0, dtype=np.int32)
+            evs.clear()
+            t = self._t.a[ev]
+            del ev
+            if more:
+                t = np.concatenate([t, *more])
+            t.sort()
+            return t
+
         names = sorted(set(by_code[c] for c in np.unique(codes).tolist()))
         out: dict[str, int] = {}
         for k in names:
@@ -1479,10 +1503,8 @@ class Timeline:
                 continue
             c = by_code.index(k)
             # One kind's times at a time, sorted in place (a run's 3M switches: 25 MB a copy).
-            starts = np.concatenate(ups.pop(c, []) or [np.zeros(0, dtype=np.int64)])
-            starts.sort()
-            stops = np.concatenate(downs.pop(c, []) or [np.zeros(0, dtype=np.int64)])
-            stops.sort()
+            starts = times(ups.pop(c, []), ups_t.pop(c, []))
+            stops = times(downs.pop(c, []), downs_t.pop(c, []))
             if not len(starts):
                 out[k] = 0
                 continue
@@ -1506,8 +1528,8 @@ class Timeline:
         """For each lane kind, the most lanes of that kind running at the same moment (a thread the
         GIL view saw: when the sampler saw it on a CPU, see _running_mask)."""
         drawn = {i: (tr.t.view(), self._running_mask(tr)) for i in self.drawn_lanes() for tr in [self._track(i)]}
-        edges = [self._edges(lane, t, state == RUNNING, start, drawn)
-                 for lane, t, state, start, _ev, _l0 in self.change_chunks()]
+        edges = [self._edges(lane, ev, state == RUNNING, start, drawn)
+                 for lane, _t, state, start, ev, _l0 in self.change_chunks()]
         # Sampled thread lanes: a count shorter than two sampling periods is the sampler's lag.
         return self._most_at_once(edges, kinds, drawn, _SAMPLE_GLITCH_NS if self._sampled is not None else 0)
 
@@ -1619,7 +1641,27 @@ def _stable_order(lanes: np.ndarray) -> np.ndarray:
 _SAMPLE_GLITCH_NS = 2_000_000  # two of the GIL view's sampling periods (1 ms while busy)
 _SAMPLED_KINDS = frozenset({"main", "thread", "timer"})  # the lanes the GIL view samples
 _LOAD_BATCH = 50_000  # events a load gives the store at once
-_CHUNK_EVENTS = 1 << 20  # events (or changes) whole-trace passes take at a time: their temporaries stay small
+_CHUNK_EVENTS = 1 << 18  # events (or changes) whole-trace passes take at a time: their temporaries stay small
+
+
+def _give_back() -> None:
+    """Return the C heap's free memory to the system after a pass that allocated and freed a lot.
+
+    glibc raises its mmap threshold after a large array is freed, so the next arrays of up to 32 MB
+    come from the heap, and what they leave when freed stays resident (a 10M-event load: ~40 MB)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 _CHANGES = np.zeros(256, dtype=bool)  # by kind code: the kinds that change a lane's state
 _CHANGES[[OPEN, RUN, WAIT, READY, CLOSE, BLOCK, SAMPLE]] = True
 _KIND_TO_STATE = np.full(len(EVENT_KINDS), NONE, dtype=np.uint8)
@@ -1743,6 +1785,7 @@ def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline
         if enabled:
             gc.enable()
     tl.finish(reader.footer, reader.truncated)
+    _give_back()
     return tl
 
 
