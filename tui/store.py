@@ -318,7 +318,7 @@ class LaneTable(Sequence):
             parent = lane.parent
             if parent is None:
                 parent = -1
-            elif kind is None or not 0 <= parent < (1 << 31) - 1 or type(parent) is not int:
+            elif kind is None or not 0 <= parent < 1 << 31 or type(parent) is not int:
                 self._odd[i] = lane
                 kind, parent = 255, -1
             if kind is None or lane.id != i:
