@@ -1043,7 +1043,7 @@ class Timeline:
         """(order, rank) of the events by time when they arrived out of order; None when they did not."""
         def build():
             t = self._t.view()
-            if len(t) < 2 or bool((np.diff(t) >= 0).all()):
+            if len(t) < 2 or self._in_time_order():
                 return None
             order = np.argsort(t, kind="stable").astype(np.int64)
             rank = np.empty_like(order)
@@ -1502,6 +1502,9 @@ class Timeline:
             if kinds is not None and k not in kinds:
                 continue
             c = by_code.index(k)
+            if (not min_ns or k not in _SAMPLED_KINDS) and c not in ups_t and c not in downs_t and self._in_time_order():
+                out[k] = self._most_by_events(ups.pop(c, []), downs.pop(c, []))
+                continue
             # One kind's times at a time, sorted in place (a run's 3M switches: 25 MB a copy).
             starts = times(ups.pop(c, []), ups_t.pop(c, []))
             stops = times(downs.pop(c, []), downs_t.pop(c, []))
@@ -1523,6 +1526,33 @@ class Timeline:
             held = count[lasted >= min_ns]
             out[k] = int(held.max(initial=0)) if len(held) else int(count.max(initial=0) > 0)
         return out
+
+    def _most_by_events(self, ups: list, downs: list) -> int:
+        """The most lanes on at once, from the events where they turn on and off, in a trace whose
+        events are in time order: the events' indices sort as their times do, at half the bytes.
+        At each start, the starts so far less the stops at or before its time."""
+        starts = np.concatenate(ups) if ups else np.zeros(0, dtype=np.int32)
+        ups.clear()
+        starts.sort()
+        stops = np.concatenate(downs) if downs else np.zeros(0, dtype=np.int32)
+        downs.clear()
+        stops.sort()
+        t = self._t.view()
+        best = 0
+        for lo in range(0, len(starts), _CHUNK_EVENTS):
+            part = starts[lo:lo + _CHUNK_EVENTS]
+            upto = np.searchsorted(t, t[part], side="right")  # the events at or before each start's time
+            on = np.arange(lo + 1, lo + len(part) + 1) - np.searchsorted(stops, upto, side="left")
+            best = max(best, int(on.max()))
+        return best
+
+    def _in_time_order(self) -> bool:
+        """Whether the events' times never go back (a chunk at a time: np.diff of 10M times is 80 MB)."""
+        def build():
+            t, n = self._t.a, self._t.n
+            return all(bool((np.diff(t[lo:min(n, lo + _CHUNK_EVENTS + 1)]) >= 0).all())
+                       for lo in range(0, max(n - 1, 0), _CHUNK_EVENTS))
+        return self._cached("in_time_order", self._t.n, build)
 
     def max_running(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
         """For each lane kind, the most lanes of that kind running at the same moment (a thread the

@@ -160,3 +160,24 @@ def test_many_lanes_past_16_bits():
            [Event(0, 0, 0, "run"), Event(1, 5, n - 1, "open"), Event(2, 9, n - 1, "run", cause=n - 2)])
     assert tl._lane.a.dtype == np.int32 and tl.event_lane(2) == n - 1 and tl.event(2).cause == n - 2
     assert tl.lanes[n - 1].name == f"t{n - 1}" and tl.max_running() == {"task": 2}  # lanes 0 and n - 1
+
+
+@pytest.mark.parametrize("path", TRACES, ids=lambda p: p.stem)
+def test_most_at_once_by_event_order_matches_by_time(path, monkeypatch):
+    tl = load(path)
+    by_events = tl.max_running(), tl.max_in_flight()
+    monkeypatch.setattr(store.Timeline, "_in_time_order", lambda self: False)
+    assert (tl.max_running(), tl.max_in_flight()) == by_events
+
+
+def test_most_at_once_ties_and_time_order():
+    from concurview.engines.events import Event, Lane
+    from concurview.tui.store import Timeline
+
+    tl = Timeline()
+    tl.add([Lane(i, "task", f"t{i}", pid=1, tid=1) for i in range(3)],
+           [Event(0, 0, 0, "run"), Event(1, 10, 0, "wait"), Event(2, 10, 1, "run"),  # a stop and a start at 10
+            Event(3, 10, 2, "run"), Event(4, 20, 1, "wait"), Event(5, 20, 2, "wait")])
+    assert tl._in_time_order() and tl.max_running() == {"task": 2}
+    tl.add([], [Event(6, 15, 0, "run")])  # back in time: by times again
+    assert not tl._in_time_order() and tl.max_running() == {"task": 3}
