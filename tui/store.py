@@ -27,6 +27,7 @@ _STATE_OF_KIND = {OPEN: READY_S, RUN: RUNNING, WAIT: WAITING, READY: READY_S, CL
 _COUNTED = (RUNNING, READY_S, WAITING, BLOCKING)  # the states whose running totals a track keeps
 _N_STATES = 6
 _PACK = 21  # bits of each of reason, where and cause in one detail's sort key (when they fit)
+_TRIM_BELOW = 1 << 20  # a column's bytes past which trim() leaves its untouched room alone
 _LANES_NARROW = np.iinfo(np.uint16).max  # lane ids fit 2 bytes up to here, then the column widens
 
 
@@ -53,8 +54,16 @@ class _Column:
         return self.a[: self.n]
 
     def trim(self) -> None:
-        if len(self.a) - self.n > self.n // 8:  # a little slack is cheaper than a copy of it all
+        # A little slack is cheaper than a copy of it all. A large array's room past what is filled
+        # was never written (np.empty is mmap'd: untouched pages are not resident), so copying it
+        # away gives nothing back and costs a second copy of the column at once (a 10M-event load's
+        # end: +80 MB peak).
+        if len(self.a) - self.n > self.n // 8 and self.a.nbytes < _TRIM_BELOW:
             self.a = self.a[: self.n].copy()
+
+    def nbytes(self) -> int:
+        """Bytes filled (the room past them is never written, see trim)."""
+        return self.n * self.a.itemsize
 
     def reserve(self, capacity: int) -> None:
         if capacity > len(self.a):
@@ -272,7 +281,7 @@ class TextBlob:
         return self.blob[lo:int(self.ends.a[k])].decode("utf-8", "surrogatepass")
 
     def nbytes(self) -> int:
-        return len(self.blob) + self.ends.a.nbytes
+        return len(self.blob) + self.ends.nbytes()
 
 
 class LaneTable(Sequence):
@@ -410,7 +419,7 @@ class LaneTable(Sequence):
         return out
 
     def nbytes(self) -> int:
-        return (self._kind.a.nbytes + self._parent.a.nbytes + self._place.a.nbytes + self._name_end.a.nbytes
+        return (self._kind.nbytes() + self._parent.nbytes() + self._place.nbytes() + self._name_end.nbytes()
                 + len(self._names))
 
 
@@ -690,9 +699,10 @@ class Timeline:
         return [self.event(int(i)) for i in self.events_of_kind("log", "error")]
 
     def memory_bytes(self) -> int:
-        """Bytes of the event columns and indexes (what the store keeps; growth slack included)."""
+        """Bytes of the event columns, lanes, texts and indexes (what the store keeps; the room reserved
+        past what is filled is never written, so not resident, and not counted)."""
         cols = (self._t, self._lane, self._kind, self._detail, self._switches, self._text_at, self._text_id)
-        return (sum(c.a.nbytes for c in cols) + self._index_ev.nbytes + self._index_start.nbytes + self.lanes.nbytes()
+        return (sum(c.nbytes() for c in cols) + self._index_ev.nbytes + self._index_start.nbytes + self.lanes.nbytes()
                 + self._texts.nbytes() + self._text_of.nbytes
                 + sum(tr.ev.a.nbytes for tr in self._tracks.values()))
 
