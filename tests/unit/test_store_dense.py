@@ -119,7 +119,8 @@ def test_loaded_texts_leave_the_string_table_and_read_back(tmp_path):
     path = tmp_path / "t.jsonl"
     w = TraceWriter(path, Header())
     w.lanes([Lane(0, "main", "MainThread", pid=1, tid=1)])
-    texts = [f"line {i} ✓" for i in range(300)] + ["again"] * 5 + ["Lock.acquire"]
+    cut = "z" * (64 << 10) + "… [truncated 936 KiB]"  # a line the recorder cut, with its marker
+    texts = [f"line {i} ✓" for i in range(300)] + ["again"] * 5 + ["Lock.acquire", cut, "中文 🙂", cut]
     events = [Event(i, 10 * i, 0, "log", text=text) for i, text in enumerate(texts)]
     # the same string as a text and as a reason: both read back
     events.append(Event(len(events), 10 * len(events), 0, "wait", reason="Lock.acquire"))
@@ -129,7 +130,7 @@ def test_loaded_texts_leave_the_string_table_and_read_back(tmp_path):
     assert [tl.event(i).text for i in range(len(texts))] == texts
     assert tl.event(len(texts)).reason == "Lock.acquire"
     assert list(tl.events_with_reason("lock.acq")) == [len(texts)]
-    assert "line 7 ✓" not in tl.strings._ids and len(tl._texts) == 300 + 2  # each distinct text once
+    assert "line 7 ✓" not in tl.strings._ids and len(tl._texts) == 300 + 4  # each distinct text once
     assert [e.text for e in tl.logs()] == texts
 
 
