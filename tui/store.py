@@ -90,7 +90,7 @@ class _Track:
     _refine_sampled (`hook`, `sub`).
     """
 
-    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n", "extra", "evc", "_synced", "_extra_n",
+    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n", "_rows", "extra", "evc", "_synced", "_extra_n",
                  "hook", "sub")
 
     def __init__(self) -> None:
@@ -99,6 +99,7 @@ class _Track:
         self.state = _Column(np.uint8, 0)
         self._prefix: np.ndarray | None = None
         self._prefix_n = 0
+        self._rows = 0  # bit r: row r of the prefix has been written (see prefix)
         self.extra: list[tuple[int, int, int]] | None = None  # (t, state, event) drawn, not recorded
         self.evc: _Column | None = None
         self._synced = 0  # entries of `ev` in the cache
@@ -180,14 +181,23 @@ class _Track:
         if p is None or p.shape[1] < n:
             grown = np.zeros((len(_COUNTED), max(n, 2 * (0 if p is None else p.shape[1]), 16)), dtype=np.int64)
             if p is not None:
-                grown[:, :done] = p[:, :done]
+                for r in range(len(_COUNTED)):
+                    if self._rows >> r & 1:
+                        grown[r, :done] = p[r, :done]
             p = self._prefix = grown
         start = max(done, 1)
         t, st = self.t.a, self.state.a
         dur = t[start:n] - t[start - 1:n - 1]
         prev = st[start - 1:n - 1]
         for r, s in enumerate(_COUNTED):
-            np.cumsum(np.where(prev == s, dur, 0), out=p[r, start:n])
+            was = prev == s
+            if not self._rows >> r & 1:
+                if not was.any():
+                    # Never in this state (most lanes never block): the row stays as np.zeros
+                    # made it, its pages never written, so not resident (8 bytes a change).
+                    continue
+                self._rows |= 1 << r
+            np.cumsum(np.where(was, dur, 0), out=p[r, start:n])
             p[r, start:n] += p[r, start - 1]
         self._prefix_n = n
         return p[:, :n]
