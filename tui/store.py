@@ -456,7 +456,8 @@ class Timeline:
         # Per event: time (8 bytes), lane (2, widening to 4 past 65535 lanes), kind (1) and one
         # interned (reason, where, cause) detail (4); per state change its index in its lane's
         # track (4); per switch its index (4). About 20 bytes an event in all. Texts (log lines,
-        # errors, marks) are few: kept aside with the index of their event.
+        # errors) are kept aside with the index of their event, their bytes in one blob (_texts);
+        # lanes in columns (LaneTable).
         self._t = _Column(np.int64)
         self._lane = _Column(np.uint16)
         self._kind = _Column(np.uint8)
