@@ -56,10 +56,10 @@ def greenlet_storm(path: Path, greenlets: int) -> int:
     return seq
 
 
-def many_tasks(path: Path, events: int, lanes_alive: int = 200, log_every: int = 20) -> int:
+def many_tasks(path: Path, events: int, lanes_alive: int = 200, log_every: int = 20, life: int = 40) -> int:
     """An asyncio server's shape: request tasks nested under connection tasks, `lanes_alive` at a
-    time, each living ~40 events (so 10M events make ~250k lanes), a printed line of its own text
-    every `log_every` events. Returns the number of lanes."""
+    time, each living ~`life` events (so 10M events make ~250k lanes at 40; 2k lanes at 5000), a
+    printed line of its own text every `log_every` events. Returns the number of lanes."""
     seq = 0
     t = 0
     n_lanes = 2
@@ -86,7 +86,7 @@ def many_tasks(path: Path, events: int, lanes_alive: int = 200, log_every: int =
                 lines.append(f'{{"seq":{seq},"t":{t},"lane":{lane},"kind":"open","where":"server.py:{20 + lane % 7}",'
                              f'"cause":{parent}}}\n')
                 seq += 1
-                alive.append([lane, 40])
+                alive.append([lane, life])
                 continue
             slot = alive[k % len(alive)]
             k += 1

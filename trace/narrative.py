@@ -53,7 +53,7 @@ def blocked_what(tl: Timeline, lane: int) -> str:
     me = tl.lanes[lane]
     if me.kind == "task":
         return "the event loop"
-    same = [o for o in tl.lanes if o.pid == me.pid and o.tid == me.tid]
+    same = tl.same_thread(lane)  # from the lane columns: no pass over every lane
     if any(o.kind == "hub" for o in same):
         return "the gevent hub"
     thread = next((o.name for o in same if o.kind in ("main", "thread")), None)

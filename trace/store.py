@@ -27,6 +27,7 @@ _STATE_OF_KIND = {OPEN: READY_S, RUN: RUNNING, WAIT: WAITING, READY: READY_S, CL
 _COUNTED = (RUNNING, READY_S, WAITING, BLOCKING)  # the states whose running totals a track keeps
 _N_STATES = 6
 _PACK = 21  # bits of each of reason, where and cause in one detail's sort key (when they fit)
+_TRIM_BELOW = 1 << 20  # a column's bytes past which trim() leaves its untouched room alone
 _LANES_NARROW = np.iinfo(np.uint16).max  # lane ids fit 2 bytes up to here, then the column widens
 
 
@@ -53,8 +54,16 @@ class _Column:
         return self.a[: self.n]
 
     def trim(self) -> None:
-        if len(self.a) - self.n > self.n // 8:  # a little slack is cheaper than a copy of it all
+        # A little slack is cheaper than a copy of it all. A large array's room past what is filled
+        # was never written (np.empty is mmap'd: untouched pages are not resident), so copying it
+        # away gives nothing back and costs a second copy of the column at once (a 10M-event load's
+        # end: +80 MB peak).
+        if len(self.a) - self.n > self.n // 8 and self.a.nbytes < _TRIM_BELOW:
             self.a = self.a[: self.n].copy()
+
+    def nbytes(self) -> int:
+        """Bytes filled (the room past them is never written, see trim)."""
+        return self.n * self.a.itemsize
 
     def reserve(self, capacity: int) -> None:
         if capacity > len(self.a):
@@ -63,7 +72,10 @@ class _Column:
             self.a = grown
 
     def widen(self, dtype) -> None:
-        self.a = self.a.astype(dtype)
+        # Only what is filled is copied: the room reserved beyond it stays untouched (not resident).
+        wider = np.empty(len(self.a), dtype=dtype)
+        wider[: self.n] = self.a[: self.n]
+        self.a = wider
 
 
 class _Track:
@@ -78,7 +90,7 @@ class _Track:
     _refine_sampled (`hook`, `sub`).
     """
 
-    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n", "extra", "evc", "_synced", "_extra_n",
+    __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n", "_rows", "extra", "evc", "_synced", "_extra_n",
                  "hook", "sub")
 
     def __init__(self) -> None:
@@ -87,6 +99,7 @@ class _Track:
         self.state = _Column(np.uint8, 0)
         self._prefix: np.ndarray | None = None
         self._prefix_n = 0
+        self._rows = 0  # bit r: row r of the prefix has been written (see prefix)
         self.extra: list[tuple[int, int, int]] | None = None  # (t, state, event) drawn, not recorded
         self.evc: _Column | None = None
         self._synced = 0  # entries of `ev` in the cache
@@ -168,14 +181,23 @@ class _Track:
         if p is None or p.shape[1] < n:
             grown = np.zeros((len(_COUNTED), max(n, 2 * (0 if p is None else p.shape[1]), 16)), dtype=np.int64)
             if p is not None:
-                grown[:, :done] = p[:, :done]
+                for r in range(len(_COUNTED)):
+                    if self._rows >> r & 1:
+                        grown[r, :done] = p[r, :done]
             p = self._prefix = grown
         start = max(done, 1)
         t, st = self.t.a, self.state.a
         dur = t[start:n] - t[start - 1:n - 1]
         prev = st[start - 1:n - 1]
         for r, s in enumerate(_COUNTED):
-            np.cumsum(np.where(prev == s, dur, 0), out=p[r, start:n])
+            was = prev == s
+            if not self._rows >> r & 1:
+                if not was.any():
+                    # Never in this state (most lanes never block): the row stays as np.zeros
+                    # made it, its pages never written, so not resident (8 bytes a change).
+                    continue
+                self._rows |= 1 << r
+            np.cumsum(np.where(was, dur, 0), out=p[r, start:n])
             p[r, start:n] += p[r, start - 1]
         self._prefix_n = n
         return p[:, :n]
@@ -243,6 +265,174 @@ class Switch:
     stopped_t: int | None
 
 
+class TextBlob:
+    """Texts (log lines, errors) as one UTF-8 blob and the end of each: a line costs its bytes and 8,
+    not a str object and a table entry (~100 bytes more). Any str comes back as it went in (lone
+    surrogates too: "surrogatepass"); decoded when it is read."""
+
+    __slots__ = ("blob", "ends")
+
+    def __init__(self) -> None:
+        self.blob = bytearray()
+        self.ends = _Column(np.int64, 64)
+
+    def __len__(self) -> int:
+        return self.ends.n
+
+    def extend(self, texts: Iterable[str]) -> None:
+        blob, ends = self.blob, []
+        for text in texts:
+            blob += text.encode("utf-8", "surrogatepass")
+            ends.append(len(blob))
+        self.ends.extend(np.array(ends, dtype=np.int64))
+
+    def __getitem__(self, k: int) -> str:
+        lo = int(self.ends.a[k - 1]) if k else 0
+        return self.blob[lo:int(self.ends.a[k])].decode("utf-8", "surrogatepass")
+
+    def nbytes(self) -> int:
+        return len(self.blob) + self.ends.nbytes()
+
+
+class LaneTable(Sequence):
+    """The trace's lanes in columns (a gevent server's trace has a million: as Lane records they took
+    ~135 bytes each, here ~30): kind code, parent, (pid, tid) place and the name's bytes in one blob.
+    Reading one gives the Lane record back, equal to the one added. A lane whose fields do not fit
+    the columns (a parent that names no lane before the table's bound, ...) is kept whole aside."""
+
+    __slots__ = ("_kind", "_parent", "_place", "_name_end", "_names", "_kinds", "_kind_code",
+                 "_places", "_place_code", "_odd")
+
+    def __init__(self) -> None:
+        self._kind = _Column(np.uint8, 64)
+        self._parent = _Column(np.int32, 64)  # -1: None
+        self._place = _Column(np.int32, 64)  # index into _places: (pid, tid)
+        self._name_end = _Column(np.int64, 64)  # the end of each name's UTF-8 bytes in _names
+        self._names = bytearray()
+        self._kinds: list[str] = []
+        self._kind_code: dict[str, int] = {}
+        self._places: list[tuple[int | None, int | None]] = []
+        self._place_code: dict[tuple[int | None, int | None], int] = {}
+        self._odd: dict[int, Lane] = {}  # lanes kept whole (see the class docstring)
+
+    def __len__(self) -> int:
+        return self._kind.n
+
+    def extend(self, lanes: Sequence[Lane]) -> None:
+        """Add lanes (ids dense and in order, checked by the caller): a column append each, not one a lane."""
+        kinds, parents, places, ends = [], [], [], []
+        names, size = self._names, len(self._names)
+        kind_code, place_code = self._kind_code, self._place_code
+        i = self._kind.n
+        for lane in lanes:
+            kind = kind_code.get(lane.kind)
+            if kind is None and len(self._kinds) < 255:
+                kind = kind_code[lane.kind] = len(self._kinds)
+                self._kinds.append(lane.kind)
+            key = (lane.pid, lane.tid)
+            place = place_code.get(key)
+            if place is None:
+                place = place_code[key] = len(self._places)
+                self._places.append(key)
+            parent = lane.parent
+            if parent is None:
+                parent = -1
+            elif kind is None or not 0 <= parent < 1 << 31 or type(parent) is not int:
+                self._odd[i] = lane
+                kind, parent = 255, -1
+            if kind is None or lane.id != i:
+                self._odd[i] = lane
+                kind = 255
+            name = lane.name.encode("utf-8", "surrogatepass")
+            names += name
+            size += len(name)
+            kinds.append(kind)
+            parents.append(parent)
+            places.append(place)
+            ends.append(size)
+            i += 1
+        self._kind.extend(np.array(kinds, dtype=np.uint8))
+        self._parent.extend(np.array(parents, dtype=np.int32))
+        self._place.extend(np.array(places, dtype=np.int32))
+        self._name_end.extend(np.array(ends, dtype=np.int64))
+
+    def name(self, i: int) -> str:
+        if i in self._odd:
+            return self._odd[i].name
+        lo = int(self._name_end.a[i - 1]) if i else 0
+        return self._names[lo:int(self._name_end.a[i])].decode("utf-8", "surrogatepass")
+
+    def _get(self, i: int) -> Lane:
+        odd = self._odd.get(i)
+        if odd is not None:
+            return odd
+        parent = int(self._parent.a[i])
+        pid, tid = self._places[int(self._place.a[i])]
+        return Lane(i, self._kinds[int(self._kind.a[i])], self.name(i), None if parent < 0 else parent, pid, tid)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._get(j) for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"lane {i} out of range")
+        return self._get(i)
+
+    def __iter__(self):
+        return (self._get(i) for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (LaneTable, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LaneTable({len(self)} lanes)"
+
+    def kind_codes(self) -> tuple[np.ndarray, list[str]]:
+        """Each lane's kind as a code, and the kinds by code (a lane kept aside: its own code)."""
+        codes = self._kind.view().copy()
+        kinds = list(self._kinds)
+        for i, lane in self._odd.items():
+            if lane.kind not in kinds:
+                kinds.append(lane.kind)
+            codes = codes.astype(np.int32) if len(kinds) > 255 else codes
+            codes[i] = kinds.index(lane.kind)
+        return codes, kinds
+
+    def same_place(self, lane: int) -> np.ndarray:
+        """Per lane: whether it has `lane`'s pid and tid."""
+        me = self._get(lane)
+        out = self._place.view() == self._place_code[(me.pid, me.tid)]
+        for i, odd in self._odd.items():
+            out[i] = (odd.pid, odd.tid) == (me.pid, me.tid)
+        return out
+
+    def same_pid(self, lane: int) -> np.ndarray:
+        """Per lane: whether it has `lane`'s pid."""
+        pid = self._get(lane).pid
+        ok = np.array([p == pid for p, _t in self._places], dtype=bool)
+        out = ok[self._place.view()]
+        for i, odd in self._odd.items():
+            out[i] = odd.pid == pid
+        return out
+
+    def parents(self) -> list[int | None]:
+        """Each lane's parent as recorded (None for none)."""
+        out: list[int | None] = [None if p < 0 else p for p in self._parent.view().tolist()]
+        for i, odd in self._odd.items():
+            out[i] = odd.parent
+        return out
+
+    def nbytes(self) -> int:
+        return (self._kind.nbytes() + self._parent.nbytes() + self._place.nbytes() + self._name_end.nbytes()
+                + len(self._names))
+
+
 class Timeline:
     """Everything known about one trace; grows while a run streams in."""
 
@@ -252,7 +442,7 @@ class Timeline:
         self.truncated = False
         self.dropped = 0
         self.undeclared = 0  # events naming a lane no lane line declared (before them): ignored, counted
-        self.lanes: list[Lane] = []
+        self.lanes = LaneTable()
         # Lane tracks are made when a lane is first asked about (a trace may have a million lanes,
         # a screen shows fifty): from the change index below, then kept up to date as events come.
         self._tracks: dict[int, _Track] = {}
@@ -263,19 +453,25 @@ class Timeline:
         self._index_ev = np.zeros(0, dtype=np.int32)
         self._index_start = np.zeros(1, dtype=np.int64)
         self._index_upto = 0
-        self._lane_kind: list[str] = []
         # Per event: time (8 bytes), lane (2, widening to 4 past 65535 lanes), kind (1) and one
         # interned (reason, where, cause) detail (4); per state change its index in its lane's
         # track (4); per switch its index (4). About 20 bytes an event in all. Texts (log lines,
-        # errors, marks) are few: kept aside with the index of their event.
+        # errors) are kept aside with the index of their event, their bytes in one blob (_texts);
+        # lanes in columns (LaneTable).
         self._t = _Column(np.int64)
         self._lane = _Column(np.uint16)
         self._kind = _Column(np.uint8)
         self._detail = _Column(np.int32)
         self._switches = _Column(np.int32)
         self._text_at = _Column(np.int32, 64)
-        self._text_id = _Column(np.int32, 64)
+        self._text_id = _Column(np.int32, 64)  # the text's entry in _texts
         self.strings = StringTable()  # every string of the trace; the details index it
+        # Texts by entry, each distinct one once (_text_of: a string id's entry, -1 none yet). A load
+        # takes them out of the string table as it goes (pack_texts): a string id whose entry in the
+        # table is None then reads from here (_str).
+        self._texts = TextBlob()
+        self._text_of = np.zeros(0, dtype=np.int32)
+        self._packed = 0  # string ids below this were looked at by pack_texts
         self._details: list[tuple[int, int, int]] = []  # detail -> (reason, where, cause or -1)
         self._detail_ids: dict[tuple[int, int, int], int] = {}
         self._sources: dict[int, tuple[StringTable, np.ndarray]] = {}  # another table's ids -> ours
@@ -298,11 +494,12 @@ class Timeline:
         at once, lanes and events, and says where each lane came); by default, all of them.
         """
         first_new = len(self.lanes)
-        for lane in lanes:
-            if lane.id != len(self.lanes):
-                raise ValueError(f"lane ids must be dense and in order: got {lane.id}, expected {len(self.lanes)}")
-            self.lanes.append(lane)
-            self._lane_kind.append(lane.kind)
+        lanes = list(lanes)
+        for k, lane in enumerate(lanes):
+            if lane.id != first_new + k:
+                raise ValueError(f"lane ids must be dense and in order: got {lane.id}, expected {first_new + k}")
+        if lanes:
+            self.lanes.extend(lanes)
         if len(self.lanes) > self._tracked.n:
             self._tracked.extend(np.zeros(len(self.lanes) - self._tracked.n, dtype=np.bool_))
         cols = events if isinstance(events, Columns) else Columns.from_events(list(events), self.strings)
@@ -338,7 +535,7 @@ class Timeline:
         texts = np.flatnonzero(cols.text)
         if len(texts):
             self._text_at.extend(texts + base)
-            self._text_id.extend(self._own(cols, cols.text[texts]))
+            self._text_id.extend(self._text_entries(self._own(cols, cols.text[texts])))
         self.t_end = max(self.t_end, int(t.max()))
         idx = np.arange(base, base + len(t), dtype=np.int32)
         is_run = kind_a == RUN
@@ -368,6 +565,41 @@ class Timeline:
         if self._blocks_open or blocks.any():
             self._blocks_open.extend(idx[blocks].tolist())
             self._end_blocks()
+
+    def _text_entries(self, sids: np.ndarray) -> np.ndarray:
+        """The _texts entries of these string ids, each new distinct text added once."""
+        n = len(self.strings)
+        if len(self._text_of) < n:
+            grown = np.full(max(n, len(self._text_of) * 3 // 2), -1, dtype=np.int32)
+            grown[:len(self._text_of)] = self._text_of
+            self._text_of = grown
+        fresh = np.unique(sids[self._text_of[sids] < 0])
+        if len(fresh):
+            self._text_of[fresh] = np.arange(len(self._texts), len(self._texts) + len(fresh), dtype=np.int32)
+            table = self.strings.strings
+            self._texts.extend(table[i] for i in fresh.tolist())
+        return self._text_of[sids]
+
+    def pack_texts(self) -> None:
+        """Take the texts out of the string table: a str object and a dict entry each, for lines that
+        are mostly printed once. Their ids stay valid (read through _str). Only for a table nothing
+        else holds ids of: a load's (a run's Merger maps its own table's ids into ours)."""
+        table, ids = self.strings.strings, self.strings._ids
+        n = min(len(table), len(self._text_of))
+        fresh = np.flatnonzero(self._text_of[self._packed:n] >= 0) + self._packed
+        for i in fresh.tolist():
+            text = table[i]
+            if text is not None and ids.get(text) == i:
+                del ids[text]
+            table[i] = None
+        self._packed = n
+
+    def _str(self, i: int) -> str | None:
+        """String i of the table, a packed text too."""
+        s = self.strings.strings[i]
+        if s is None and 0 < i < len(self._text_of) and self._text_of[i] >= 0:
+            return self._texts[int(self._text_of[i])]
+        return s
 
     def reserve(self, n_events: int) -> None:
         """Make room for n_events in all: a load that knows about how many are coming grows each
@@ -445,22 +677,26 @@ class Timeline:
 
     def event(self, i: int) -> Event:
         reason, where, cause = self._details[int(self._detail.a[i])]
-        s = self.strings.strings
+        s = self._str
         return Event(i, int(self._t.a[i]), int(self._lane.a[i]), KIND_NAMES[self._kind.a[i]],
-                     s[reason], s[where], None if cause < 0 else cause, self.event_text(i))
+                     s(reason), s(where), None if cause < 0 else cause, self.event_text(i))
 
     def events_of_kind(self, *kinds: str) -> np.ndarray:
         """Indices of every event of the given kinds, in order."""
         codes = [KIND_CODE[k] for k in kinds]
         return np.flatnonzero(np.isin(self._kind.view(), codes))
 
+    def count_of_kind(self, kind: str) -> int:
+        """How many events have this kind (a chunk at a time: no whole-trace temporaries)."""
+        code, k, n = KIND_CODE[kind], self._kind.a, self._t.n
+        return sum(int(np.count_nonzero(k[lo:min(n, lo + _CHUNK_EVENTS)] == code)) for lo in range(0, n, _CHUNK_EVENTS))
+
     def events_with_reason(self, query: str, kinds: tuple[str, ...] = ("run", "wait", "block"),
                            limit: int = 200) -> np.ndarray:
         """Indices of the first `limit` events of these kinds whose reason holds `query` (any case):
         the strings are matched once each, the events by their interned detail (no object an event)."""
         q = query.lower()
-        strings = self.strings.strings
-        hit = {i for i, text in enumerate(strings) if text and q in text.lower()}
+        hit = {i for i in {r for r, _w, _c in self._details} if (text := self._str(i)) and q in text.lower()}
         if not hit:
             return np.zeros(0, dtype=np.int64)
         wanted = np.zeros(len(self._details), dtype=bool)  # lookup tables: a gather an event, not a sort
@@ -474,9 +710,11 @@ class Timeline:
         return [self.event(int(i)) for i in self.events_of_kind("log", "error")]
 
     def memory_bytes(self) -> int:
-        """Bytes of the event columns and indexes (what the store keeps; growth slack included)."""
+        """Bytes of the event columns, lanes, texts and indexes (what the store keeps; the room reserved
+        past what is filled is never written, so not resident, and not counted)."""
         cols = (self._t, self._lane, self._kind, self._detail, self._switches, self._text_at, self._text_id)
-        return (sum(c.a.nbytes for c in cols) + self._index_ev.nbytes + self._index_start.nbytes
+        return (sum(c.nbytes() for c in cols) + self._index_ev.nbytes + self._index_start.nbytes + self.lanes.nbytes()
+                + self._texts.nbytes() + self._text_of.nbytes
                 + sum(tr.ev.a.nbytes for tr in self._tracks.values()))
 
     def cache_bytes(self) -> int:
@@ -509,14 +747,36 @@ class Timeline:
         return tr
 
     def _build_index(self) -> None:
-        n = self._t.n
-        at = np.flatnonzero(_CHANGES[self._kind.a[:n]]).astype(np.int32)
-        lanes = self._lane.a[:n][at]
-        order = _stable_order(lanes)
-        self._index_ev = at[order]
-        self._index_start = np.zeros(len(self.lanes) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(lanes, minlength=len(self.lanes)), out=self._index_start[1:])
+        """The change index, by a counting sort a chunk of events at a time: what it allocates
+        beyond its result is a chunk's worth (a whole-trace argsort took ~7x the index at 10M events)."""
+        n, n_lanes = self._t.n, len(self.lanes)
+        kinds, lanes = self._kind.a, self._lane.a
+        counts = np.zeros(n_lanes, dtype=np.int64)
+        for lo in range(0, n, _CHUNK_EVENTS):
+            hi = min(n, lo + _CHUNK_EVENTS)
+            counts += np.bincount(lanes[lo:hi][_CHANGES[kinds[lo:hi]]], minlength=n_lanes)
+        start = np.zeros(n_lanes + 1, dtype=np.int64)
+        np.cumsum(counts, out=start[1:])
+        del counts
+        out = np.empty(int(start[-1]), dtype=np.int32)
+        cursor = start[:-1].copy()
+        for lo in range(0, n, _CHUNK_EVENTS):
+            hi = min(n, lo + _CHUNK_EVENTS)
+            at = np.flatnonzero(_CHANGES[kinds[lo:hi]])
+            if not len(at):
+                continue
+            ln = lanes[lo:hi][at]
+            order = _stable_order(ln)
+            ln, at = ln[order], at[order]
+            del order
+            # Each change's place: its lane's cursor plus its rank among the chunk's changes of that lane.
+            head = np.searchsorted(ln, ln, side="left")
+            out[cursor[ln] + (np.arange(len(ln)) - head)] = at + lo
+            cursor += np.bincount(ln, minlength=n_lanes)
+        self._index_ev, self._index_start = out, start
         self._index_upto = n
+        del cursor
+        _give_back()
 
     # -- GIL view ------------------------------------------------------------------------
 
@@ -524,8 +784,7 @@ class Timeline:
         """The SUB_* code of each of `events` (their reason's; meaningful for sample events)."""
         table = self._sub_of_detail
         if len(table) < len(self._details):
-            s = self.strings.strings
-            fresh = [sub_of_reason(s[r]) for r, _, _ in self._details[len(table):]]
+            fresh = [sub_of_reason(self._str(r)) for r, _, _ in self._details[len(table):]]
             table = self._sub_of_detail = np.concatenate([table, np.array(fresh, dtype=np.uint8)])
         return table[self._detail.a[events]]
 
@@ -678,16 +937,8 @@ class Timeline:
         return bool(hi - lo < share * max(self.t_end - self.t_first, 1))
 
     def _domain_mask(self, lane: int) -> np.ndarray:
-        me = self.lanes[lane]
-        coop = me.kind in COOPERATIVE_KINDS
-        mask = np.zeros(len(self.lanes), dtype=bool)
-        for other in self.lanes:
-            if other.pid != me.pid:
-                continue
-            if coop and other.tid != me.tid:
-                continue
-            mask[other.id] = True
-        return mask
+        coop = self.lanes[lane].kind in COOPERATIVE_KINDS
+        return self.lanes.same_place(lane) if coop else self.lanes.same_pid(lane)
 
     def switch(self, k: int) -> Switch:
         sw = self._switches.view()
@@ -788,7 +1039,7 @@ class Timeline:
         """(order, rank) of the events by time when they arrived out of order; None when they did not."""
         def build():
             t = self._t.view()
-            if len(t) < 2 or bool((np.diff(t) >= 0).all()):
+            if len(t) < 2 or self._in_time_order():
                 return None
             order = np.argsort(t, kind="stable").astype(np.int64)
             rank = np.empty_like(order)
@@ -824,9 +1075,9 @@ class Timeline:
         def build():
             children: dict[int | None, list[int]] = defaultdict(list)
             n = len(self.lanes)
-            for lane in self.lanes:
-                parent = lane.parent if lane.parent is not None and 0 <= lane.parent < n else None
-                children[None if parent == lane.id else parent].append(lane.id)
+            for lane_id, parent in enumerate(self.lanes.parents()):
+                parent = parent if parent is not None and 0 <= parent < n else None
+                children[None if parent == lane_id else parent].append(lane_id)
             out: list[tuple[int, int]] = []
             seen: set[int] = set()
             stack = [(lane, 0) for lane in reversed(children[None])]
@@ -838,7 +1089,7 @@ class Timeline:
                 out.append((lane, depth))
                 stack.extend((c, depth + 1) for c in reversed(children.get(lane, ())))
             # Parent cycles (a damaged trace) leave lanes unreached: keep them, flat.
-            out.extend((lane.id, 0) for lane in self.lanes if lane.id not in seen)
+            out.extend((lane_id, 0) for lane_id in range(n) if lane_id not in seen)
             return out
         return self._cached("lane_tree", len(self.lanes), build)
 
@@ -868,7 +1119,7 @@ class Timeline:
         for j in range(i, max(i - 8, -1), -1):
             where = self._details[int(self._detail.a[int(owner[j])])][1]
             if where:
-                return state, self.strings[where]
+                return state, self._str(where)
         return state, None
 
     def lane_event_times(self, lane: int, kinds: tuple[str, ...]) -> np.ndarray:
@@ -885,7 +1136,7 @@ class Timeline:
     def event_text(self, i: int) -> str | None:
         at = self._text_at.view()
         j = int(np.searchsorted(at, i))
-        return self.strings[int(self._text_id.a[j])] if j < len(at) and at[j] == i else None
+        return self._texts[int(self._text_id.a[j])] if j < len(at) and at[j] == i else None
 
     # -- summary -------------------------------------------------------------------------
 
@@ -897,7 +1148,6 @@ class Timeline:
         made as it is read, so a million lanes are not a million dicts held at once.
         """
         end = self.t_end
-        kinds = self.events_of_kind
         return {
             "scenario": self.header.scenario,
             "program": self.header.program,
@@ -911,38 +1161,67 @@ class Timeline:
             "switches": self.n_switches,
             "dropped": self.dropped,
             "undeclared": self.undeclared,
-            "errors": len(kinds("error")),
-            "logs": len(kinds("log")),
-            "max_running": self.max_running(),
-            "max_in_flight": self.max_in_flight(),
+            "errors": self.count_of_kind("error"),
+            "logs": self.count_of_kind("log"),
+            "max_running": self._given_back(self.max_running()),
+            "max_in_flight": self._given_back(self.max_in_flight()),
             "blocks": [{"lane": lane, "name": self.lanes[lane].name, "t_s": t0 / 1e9, "duration_s": (t1 - t0) / 1e9,
                         "reason": self.event(ev).reason, "where": self.event(ev).where,
                         "starved": [self.lanes[s].name for s in self.starved(lane, t0, t1)]}
                        for lane, ev, t0, t1 in self.block_spans()],
-            "lane_totals": LaneTotals(self),
+            "lane_totals": self._given_back(LaneTotals(self)),
             # GIL view (only in traces that carry it): what the header line says, and what "running" counts.
             **({"gil_view": self.gil_view()} if self.gil_view() else {}),
             **({"max_running_counts": "thread lanes holding the GIL or on a CPU without it, as sampled"}
                if self._sampled is not None else {}),
         }
 
+    @staticmethod
+    def _given_back(value):
+        _give_back()
+        return value
+
     def state_changes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every lane's state changes at once, as recorded (no starved-ready drawing): (lane, t, state,
         start, ev) with lane, t, state and ev (the event's index) sorted by lane, then time, then file
         order (the order each lane's track keeps), and start[l] the index of lane l's first change
-        (start[n_lanes] = the number of changes). Read from the change index."""
+        (start[n_lanes] = the number of changes). Read from the change index. The summary reads
+        them in chunks instead (change_chunks): at 10M events these arrays are ~130 MB."""
+        parts = list(self.change_chunks(size=max(self._t.n, 1)))
+        if len(parts) == 1:
+            lane, t, state, start, ev, _l0 = parts[0]
+            return lane, t, state, start, ev
+        ev = np.concatenate([p[4] for p in parts]) if parts else np.zeros(0, dtype=np.int32)
+        t = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        state = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, dtype=np.uint8)
+        lane = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int32)
+        return lane, t, state, self._index_start.copy(), ev
+
+    def change_chunks(self, size: int | None = None):
+        """state_changes() a run of whole lanes at a time, about `size` changes each (a lane with more
+        alone): (lane, t, state, start, ev, l0), start[i] the chunk's index of lane l0 + i's first change."""
         if self._index_upto != self._t.n or len(self._index_start) != len(self.lanes) + 1:
             self._build_index()
-        ev, start = self._index_ev, self._index_start
-        t = self._t.a[ev]
-        lane = np.repeat(np.arange(len(self.lanes), dtype=np.int32), np.diff(start))
-        back = t[1:] < t[:-1]
-        if back.any() and (back & (lane[1:] == lane[:-1])).any():
-            # A lane's change earlier than one before it (a back-dated probe, a damaged file): time order.
-            order = np.lexsort((ev, t, lane))
-            ev, t = ev[order], t[order]
-        state = _KIND_TO_STATE[self._kind.a[ev]]
-        return lane, t, state, start, ev
+        ev_all, start_all = self._index_ev, self._index_start
+        n_lanes = len(self.lanes)
+        size = size or _CHUNK_EVENTS
+        l0 = 0
+        while l0 < n_lanes:
+            l1 = int(np.searchsorted(start_all, start_all[l0] + size, side="right")) - 1
+            l1 = min(max(l1, l0 + 1), n_lanes)
+            lo, hi = int(start_all[l0]), int(start_all[l1])
+            ev = ev_all[lo:hi]
+            t = self._t.a[ev]
+            start = start_all[l0:l1 + 1] - lo
+            lane = np.repeat(np.arange(l0, l1, dtype=np.int32), np.diff(start))
+            back = t[1:] < t[:-1]
+            if back.any() and (back & (lane[1:] == lane[:-1])).any():
+                # A lane's change earlier than one before it (a back-dated probe, a damaged file): time order.
+                order = np.lexsort((ev, t, lane))
+                ev, t = ev[order], t[order]
+            del back
+            yield lane, t, _KIND_TO_STATE[self._kind.a[ev]], start, ev, l0
+            l0 = l1
 
     def incomplete_reason(self) -> str | None:
         """Why the trace is incomplete (truncated file, no footer, the footer's reason), or None."""
@@ -986,9 +1265,8 @@ class Timeline:
         - gevent's hub, switched away from: ready for the block (it would run the loop, and every
           greenlet it has to wake). A lane whose deadline is not known (a future, a socket) stays waiting.
         """
-        me = self.lanes[blocker]
-        for other in self.lanes:
-            if other.id == blocker or other.pid != me.pid or other.tid != me.tid or other.kind not in ("task", "greenlet", "hub"):
+        for other in self.same_thread(blocker):
+            if other.id == blocker or other.kind not in ("task", "greenlet", "hub"):
                 continue
             tr = self._track(other.id)
             t, st, owner = tr.t.view(), tr.state.view(), tr.events()
@@ -1016,6 +1294,10 @@ class Timeline:
             tr.extra.extend(extra)
         self._view_cache.pop("in_flight", None)
 
+    def same_thread(self, lane: int) -> list[Lane]:
+        """The lanes with `lane`'s pid and tid (itself too), in id order."""
+        return [self.lanes[i] for i in np.flatnonzero(self.lanes.same_place(lane)).tolist()]
+
     def has_blocks(self) -> bool:
         """Whether any lane has blocked its thread so far (ended or still blocking)."""
         return bool(self._block_spans or self._blocks_open)
@@ -1026,10 +1308,9 @@ class Timeline:
 
     def starved(self, blocker: int, t0: int, t1: int) -> list[int]:
         """The other lanes of the blocker's thread that were ready (could have run) in [t0, t1)."""
-        me = self.lanes[blocker]
         out = []
-        for other in self.lanes:
-            if other.id == blocker or other.pid != me.pid or other.tid != me.tid or other.kind not in COOPERATIVE_KINDS:
+        for other in self.same_thread(blocker):
+            if other.id == blocker or other.kind not in COOPERATIVE_KINDS:
                 continue
             tr = self._track(other.id)
             t, st = tr.t.view(), tr.state.view()
@@ -1072,7 +1353,7 @@ class Timeline:
 
     def _idle_details(self) -> np.ndarray:
         def build():
-            ids = {i for i, text in enumerate(self.strings.strings) if text in _IDLE_REASONS}
+            ids = {i for i in {r for r, _w, _c in self._details} if self._str(i) in _IDLE_REASONS}
             return np.array([d for d, (reason, _w, _c) in enumerate(self._details) if reason in ids], dtype=np.int64)
         return self._cached("idle_details", len(self._details), build)
 
@@ -1090,27 +1371,26 @@ class Timeline:
     def max_in_flight(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
         """For each lane kind, the most lanes of that kind in the middle of a job at the same moment
         (in_flight_mask's rule, for all lanes at once)."""
-        lane, t, state, start, ev = self.state_changes()
-        busy = (state != DONE) & (state != NONE)
-        runs = np.flatnonzero(state == RUNNING)
-        first_run = np.full(len(self.lanes), len(t), dtype=np.int64)
-        if len(runs):
-            heads = np.flatnonzero(np.diff(lane[runs], prepend=-1))
-            first_run[lane[runs[heads]]] = runs[heads]
-        busy &= np.arange(len(t)) >= first_run[lane]  # a job starts with the lane's first run
         idle = self._idle_details()
-        if len(idle):
-            busy &= ~((state == WAITING) & np.isin(self._detail.a[ev], idle))
         drawn = {i: (self._track(i).t.view(), self.in_flight_mask(i)) for i in self.drawn_lanes()}
-        return self._most_at_once(lane, t, busy, start, kinds, drawn)
+        edges = []
+        for lane, t, state, start, ev, l0 in self.change_chunks():
+            busy = (state != DONE) & (state != NONE)
+            runs = np.flatnonzero(state == RUNNING)
+            first_run = np.full(len(start) - 1, len(t), dtype=np.int64)
+            if len(runs):
+                heads = np.flatnonzero(np.diff(lane[runs], prepend=-1))
+                first_run[lane[runs[heads]] - l0] = runs[heads]
+            busy &= np.arange(len(t)) >= first_run[lane - l0]  # a job starts with the lane's first run
+            if len(idle):
+                busy &= ~((state == WAITING) & np.isin(self._detail.a[ev], idle))
+            edges.append(self._edges(lane, ev, busy, start, drawn))
+        return self._most_at_once(edges, kinds, drawn)
 
-    def _most_at_once(self, lane: np.ndarray, t: np.ndarray, on: np.ndarray, start: np.ndarray,
-                      kinds: Iterable[str] | None, drawn: dict[int, tuple[np.ndarray, np.ndarray]],
-                      min_ns: int = 0) -> dict[str, int]:
-        """For each lane kind, the most lanes at once whose changes say `on` (state_changes' order);
-        the lanes in `drawn` by their tracks' (times, on) instead. With `min_ns`, a count of thread lanes
-        that lasted less than that is passed over (the GIL view's facts lag the hooks by up to a sampling
-        period, so two threads may seem to hold the GIL for a moment)."""
+    def _edges(self, lane: np.ndarray, ev: np.ndarray, on: np.ndarray, start: np.ndarray,
+               drawn: dict) -> dict[int, tuple[list, list]]:
+        """Per lane kind code: (the events where lanes turn on, those where they turn off), from a chunk of
+        change_chunks' (the lanes in `drawn` left out: their tracks say)."""
         prev = np.zeros_like(on)
         prev[1:] = on[:-1]
         prev[start[:-1][start[:-1] < start[1:]]] = False  # each lane starts off
@@ -1123,34 +1403,72 @@ class Timeline:
             up &= keep
             down &= keep
             del keep
-        t_up, lane_up, t_down, lane_down = [t[up]], [lane[up]], [t[down]], [lane[down]]
-        del up, down
+        codes = self._kind_codes()[0]
+        out = {}
+        for edge in (up, down):
+            at = np.flatnonzero(edge)
+            te, ke = ev[at], codes[lane[at]]  # event indices (half a time's bytes): times when sorted
+            for k in np.unique(ke).tolist():
+                out.setdefault(k, ([], []))[edge is down].append(te[ke == k] if len(te) else te)
+        return out
+
+    def _kind_codes(self) -> tuple[np.ndarray, list[str]]:
+        return self._cached("kind_codes", len(self.lanes), self.lanes.kind_codes)
+
+    def _most_at_once(self, edges: list[dict[int, tuple[list, list]]],
+                      kinds: Iterable[str] | None, drawn: dict[int, tuple[np.ndarray, np.ndarray]],
+                      min_ns: int = 0) -> dict[str, int]:
+        """For each lane kind, the most lanes at once from the times their changes turn `on` and off
+        (_edges, per chunk); the lanes in `drawn` by their tracks' (times, on) instead. With
+        `min_ns`, a count of thread lanes that lasted less than that is passed over (the GIL view's
+        facts lag the hooks by up to a sampling period, so two threads may seem to hold the GIL for a moment)."""
+        codes, by_code = self._kind_codes()
+        ups: dict[int, list] = defaultdict(list)
+        downs: dict[int, list] = defaultdict(list)
+        for part in edges:
+            for k, (u, d) in part.items():
+                ups[k] += u
+                downs[k] += d
+        edges.clear()
+        ups_t: dict[int, list] = defaultdict(list)
+        downs_t: dict[int, list] = defaultdict(list)
         for i, (ti, oi) in drawn.items():
             pi = np.zeros_like(oi)
             pi[1:] = oi[:-1]
-            u, d = oi & ~pi, pi & ~oi
-            t_up.append(ti[u])
-            lane_up.append(np.full(int(u.sum()), i, dtype=lane.dtype))
-            t_down.append(ti[d])
-            lane_down.append(np.full(int(d.sum()), i, dtype=lane.dtype))
-        t_up, lane_up = np.concatenate(t_up), np.concatenate(lane_up)
-        t_down, lane_down = np.concatenate(t_down), np.concatenate(lane_down)
-        names = sorted(set(self._lane_kind))
-        code = {k: i for i, k in enumerate(names)}
-        lane_kind = np.array([code[k] for k in self._lane_kind], dtype=np.int16)
+            k = int(codes[i])
+            ups_t[k].append(ti[oi & ~pi])
+            downs_t[k].append(ti[pi & ~oi])
+
+        def times(evs: list, more: list) -> np.ndarray:
+            ev = np.concatenate(evs) if evs else np.zeros(0, dtype=np.int32)
+            evs.clear()
+            t = self._t.a[ev]
+            del ev
+            if more:
+                t = np.concatenate([t, *more])
+            t.sort()
+            return t
+
+        names = sorted(set(by_code[c] for c in np.unique(codes).tolist()))
         out: dict[str, int] = {}
         for k in names:
             if kinds is not None and k not in kinds:
                 continue
-            starts = np.sort(t_up[lane_kind[lane_up] == code[k]])
-            stops = np.sort(t_down[lane_kind[lane_down] == code[k]])
+            c = by_code.index(k)
+            if (not min_ns or k not in _SAMPLED_KINDS) and c not in ups_t and c not in downs_t and self._in_time_order():
+                out[k] = self._most_by_events(ups.pop(c, []), downs.pop(c, []))
+                continue
+            # One kind's times at a time, sorted in place (a run's 3M switches: 25 MB a copy).
+            starts = times(ups.pop(c, []), ups_t.pop(c, []))
+            stops = times(downs.pop(c, []), downs_t.pop(c, []))
             if not len(starts):
                 out[k] = 0
                 continue
             # At each start, the lanes on: the starts so far less the stops so far (a stop at the
             # same moment counted first).
             if not min_ns or k not in _SAMPLED_KINDS:
-                out[k] = int((np.arange(1, len(starts) + 1) - np.searchsorted(stops, starts, side="right")).max())
+                out[k] = max(int((np.arange(lo + 1, lo + len(part) + 1) - np.searchsorted(stops, part, side="right")).max())
+                             for lo in range(0, len(starts), _CHUNK_EVENTS) for part in [starts[lo:lo + _CHUNK_EVENTS]])
                 continue
             # The count after each change, and how long it lasted (stops before starts at a time).
             t_all = np.concatenate((stops, starts))
@@ -1162,14 +1480,41 @@ class Timeline:
             out[k] = int(held.max(initial=0)) if len(held) else int(count.max(initial=0) > 0)
         return out
 
+    def _most_by_events(self, ups: list, downs: list) -> int:
+        """The most lanes on at once, from the events where they turn on and off, in a trace whose
+        events are in time order: the events' indices sort as their times do, at half the bytes.
+        At each start, the starts so far less the stops at or before its time."""
+        starts = np.concatenate(ups) if ups else np.zeros(0, dtype=np.int32)
+        ups.clear()
+        starts.sort()
+        stops = np.concatenate(downs) if downs else np.zeros(0, dtype=np.int32)
+        downs.clear()
+        stops.sort()
+        t = self._t.view()
+        best = 0
+        for lo in range(0, len(starts), _CHUNK_EVENTS):
+            part = starts[lo:lo + _CHUNK_EVENTS]
+            upto = np.searchsorted(t, t[part], side="right")  # the events at or before each start's time
+            on = np.arange(lo + 1, lo + len(part) + 1) - np.searchsorted(stops, upto, side="left")
+            best = max(best, int(on.max()))
+        return best
+
+    def _in_time_order(self) -> bool:
+        """Whether the events' times never go back (a chunk at a time: np.diff of 10M times is 80 MB)."""
+        def build():
+            t, n = self._t.a, self._t.n
+            return all(bool((np.diff(t[lo:min(n, lo + _CHUNK_EVENTS + 1)]) >= 0).all())
+                       for lo in range(0, max(n - 1, 0), _CHUNK_EVENTS))
+        return self._cached("in_time_order", self._t.n, build)
+
     def max_running(self, kinds: Iterable[str] | None = None) -> dict[str, int]:
         """For each lane kind, the most lanes of that kind running at the same moment (a thread the
         GIL view saw: when the sampler saw it on a CPU, see _running_mask)."""
-        lane, t, state, start, _ev = self.state_changes()
         drawn = {i: (tr.t.view(), self._running_mask(tr)) for i in self.drawn_lanes() for tr in [self._track(i)]}
+        edges = [self._edges(lane, ev, state == RUNNING, start, drawn)
+                 for lane, _t, state, start, ev, _l0 in self.change_chunks()]
         # Sampled thread lanes: a count shorter than two sampling periods is the sampler's lag.
-        return self._most_at_once(lane, t, state == RUNNING, start, kinds, drawn,
-                                  _SAMPLE_GLITCH_NS if self._sampled is not None else 0)
+        return self._most_at_once(edges, kinds, drawn, _SAMPLE_GLITCH_NS if self._sampled is not None else 0)
 
     def lane_label(self, lane: int) -> str:
         return self.lanes[lane].name
@@ -1189,33 +1534,38 @@ class LaneTotals(Sequence):
 
     def __init__(self, tl: Timeline) -> None:
         self._lanes = tl.lanes
-        lane, t, state, start, ev = tl.state_changes()
-        n_lanes, n = len(tl.lanes), len(t)
-        has = start[1:] > start[:-1]
+        n_lanes = len(tl.lanes)
         self._totals = np.zeros((n_lanes, _N_STATES), dtype=np.int64)
         self._more: dict[int, dict] = {}  # per lane, more fields (the GIL view's)
-        # Switches are `run` events (a sampled fact that refined a state is not one).
-        runs = lane[tl._kind.a[ev] == RUN]
-        self._runs = np.bincount(runs, minlength=n_lanes) if len(runs) else np.zeros(n_lanes, dtype=np.int64)
-        del runs
-        # One state at a time, over just its changes (a 10M-event trace's arrays are 80 MB each):
-        # each lasts until the lane's next change, its last one until the end of the trace.
-        for s in _COUNTED:
-            at = np.flatnonzero(state == s)
-            if not len(at):
+        self._runs = np.zeros(n_lanes, dtype=np.int64)
+        self._first = np.full(n_lanes, -1, dtype=np.int64)
+        self._done = np.full(n_lanes, -1, dtype=np.int64)
+        # A run of whole lanes at a time (change_chunks): a 10M-event trace's arrays at once are ~130 MB.
+        for lane, t, state, start, ev, l0 in tl.change_chunks():
+            n, m = len(t), len(start) - 1
+            if not n:
                 continue
-            owner = lane[at]
-            nxt = np.minimum(at + 1, n - 1)
-            last = at + 1 == start[owner.astype(np.int64) + 1]
-            dur = np.where(last, tl.t_end, t[nxt]) - t[at]
-            del nxt, last
-            # Summed per lane as int64 (bincount's weights are floats: exact only to 2**53 ns).
-            self._totals[:, s] = _sum_by(owner, dur, n_lanes)
-            del at, owner, dur
-        firsts = np.minimum(start[:-1], max(n - 1, 0))
-        lasts = np.maximum(start[1:] - 1, 0)
-        self._first = np.where(has, t[firsts], -1) if n else np.full(n_lanes, -1)
-        self._done = np.where(has & (state[lasts] == DONE), t[lasts], -1) if n else np.full(n_lanes, -1)
+            local = lane - l0
+            # Switches are `run` events (a sampled fact that refined a state is not one).
+            self._runs[l0:l0 + m] = np.bincount(local[tl._kind.a[ev] == RUN], minlength=m)
+            # One state at a time, over just its changes: each lasts until the lane's next change,
+            # its last one until the end of the trace.
+            for s in _COUNTED:
+                at = np.flatnonzero(state == s)
+                if not len(at):
+                    continue
+                owner = local[at]
+                nxt = np.minimum(at + 1, n - 1)
+                last = at + 1 == start[owner.astype(np.int64) + 1]
+                dur = np.where(last, tl.t_end, t[nxt]) - t[at]
+                # Summed per lane as int64 (bincount's weights are floats: exact only to 2**53 ns).
+                self._totals[l0:l0 + m, s] = _sum_by(owner, dur, m)
+                del at, owner, nxt, last, dur
+            has = start[1:] > start[:-1]
+            firsts = np.minimum(start[:-1], n - 1)
+            lasts = np.maximum(start[1:] - 1, 0)
+            self._first[l0:l0 + m] = np.where(has, t[firsts], -1)
+            self._done[l0:l0 + m] = np.where(has & (state[lasts] == DONE), t[lasts], -1)
         # Lanes drawn otherwise than their events alone say (starved by another's block; refined by
         # the GIL view's samples): their totals are their tracks' (few lanes: a blocker's siblings,
         # the threads the sampler saw).
@@ -1274,6 +1624,27 @@ def _stable_order(lanes: np.ndarray) -> np.ndarray:
 _SAMPLE_GLITCH_NS = 2_000_000  # two of the GIL view's sampling periods (1 ms while busy)
 _SAMPLED_KINDS = frozenset({"main", "thread", "timer"})  # the lanes the GIL view samples
 _LOAD_BATCH = 50_000  # events a load gives the store at once
+_CHUNK_EVENTS = 1 << 18  # events (or changes) whole-trace passes take at a time: their temporaries stay small
+
+
+def _give_back() -> None:
+    """Return the C heap's free memory to the system after a pass that allocated and freed a lot.
+
+    glibc raises its mmap threshold after a large array is freed, so the next arrays of up to 32 MB
+    come from the heap, and what they leave when freed stays resident (a 10M-event load: ~40 MB)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 _CHANGES = np.zeros(256, dtype=bool)  # by kind code: the kinds that change a lane's state
 _CHANGES[[OPEN, RUN, WAIT, READY, CLOSE, BLOCK, SAMPLE]] = True
 _KIND_TO_STATE = np.full(len(EVENT_KINDS), NONE, dtype=np.uint8)
@@ -1343,6 +1714,7 @@ def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline
                 from .tracefile import TraceFormatError
 
                 raise TraceFormatError(f"{path}: {e}") from None
+            tl.pack_texts()
             pending.clear()
             new_lanes.clear()
             named_from.clear()
@@ -1368,6 +1740,7 @@ def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline
         if enabled:
             gc.enable()
     tl.finish(reader.footer, reader.truncated)
+    _give_back()
     return tl
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # numpy loads with the first trace read, not with every comma
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20  # bytes of the file read at once
+_PARSER_BYTES = 32 << 20  # bytes of lines one EventParser reads before a fresh one takes over (its cache)
 _PARSED_ALL = 0  # EventParser.parse() stopped at the end (1: at a tagged line, 2: at another it leaves)
 _FLUSH_EVERY = 0.25  # s: a killed recorder loses at most this much of the .partial file
 
@@ -426,6 +427,7 @@ class TraceReader:
         from ..engines.speedups import EventParser  # C, or msgspec for every line
 
         parser = EventParser(strings._ids, strings.strings)
+        parsed = 0  # bytes given to this parser
         # The bytes since the last newline, in pieces: a line longer than a chunk is joined
         # once, when its end comes (appending to one buffer, or searching it all for the
         # newline each time, made a 200 MB line take minutes).
@@ -450,6 +452,12 @@ class TraceReader:
                 pending.append(view[:cut])
                 block = b"".join(pending)
                 pending = [view[cut:]] if cut < len(more) else []
+                parsed += len(block)
+                if parsed > _PARSER_BYTES:
+                    # A new parser, its raw-string cache empty: the old one kept a copy of every
+                    # distinct string it met (a server's unique log lines: ~60 MB at 10M events).
+                    # Strings seen again are found in the table itself.
+                    parser, parsed = EventParser(strings._ids, strings.strings), len(block)
                 yield from self._block(block, False, parser, strings)
             if not self.truncated:
                 block = b"".join(pending)
