@@ -55,6 +55,26 @@ _footer_dec = msgspec.json.Decoder(Footer)
 _event_dec = msgspec.json.Decoder(Event)
 
 
+def _encode(obj: object) -> bytes:
+    """One JSON line's bytes. A string with a lone surrogate (a Chrome trace's `"\\ud800"`, read by the stdlib
+    json) cannot be UTF-8, and msgspec reads no lone-surrogate escape back: such a character is written as
+    its escape's text, `\\ud800`, visible and the file readable."""
+    try:
+        return _encoder.encode(obj)
+    except UnicodeEncodeError:
+        return _encoder.encode(_no_surrogates(msgspec.to_builtins(obj)))
+
+
+def _no_surrogates(value):
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_no_surrogates(k): _no_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_surrogates(v) for v in value]
+    return value
+
+
 class TraceWriter:
     """Streams a trace to `path` through an OutputFile (trace/outfile.py): a regular file is written as a
     `.partial` beside it and renamed over it on close (readers never see a torn file); a device, FIFO or
@@ -83,7 +103,7 @@ class TraceWriter:
         return self._out.partial
 
     def _write(self, obj: object) -> None:
-        self._file.write(_encoder.encode(obj) + b"\n")
+        self._file.write(_encode(obj) + b"\n")
 
     def lanes(self, lanes: list[Lane]) -> None:
         try:
@@ -95,7 +115,10 @@ class TraceWriter:
     def events(self, events: list[Event]) -> None:
         try:
             if events:
-                self._file.write(_encoder.encode_lines(events))
+                try:
+                    self._file.write(_encoder.encode_lines(events))
+                except UnicodeEncodeError:  # a lone surrogate somewhere: those events one by one
+                    self._file.write(b"".join(_encode(e) + b"\n" for e in events))
             # Flush when the stream has caught up (a small batch) or every _FLUSH_EVERY under a flood.
             now = time.monotonic()
             if len(events) < 256 or now - self._flushed > _FLUSH_EVERY:
