@@ -21,8 +21,8 @@ import weakref
 from array import array
 
 
-from concurview.engines._msgpack import pack_into as _pack_into
-from concurview.engines.originals import original as _original
+from ._msgpack import pack_into as _pack_into
+from .originals import original as _original
 
 
 import _thread  # noqa: E402 - after _original, which reads sys.modules
@@ -37,7 +37,7 @@ monotonic_ns = time.monotonic_ns
 MAX_STRINGS = 1 << 16
 MAX_TABLE_CHARS = 16 << 20
 NONE = -1  # a cause that is None (and the lane cap's UNTRACED lane)
-_LOG, _ERROR = 4, 5  # engines/events.py EVENT_KINDS: log, error
+_LOG, _ERROR = 4, 5  # trace/events.py EVENT_KINDS: log, error
 
 _M64 = (1 << 64) - 1
 _SIGN = 1 << 63
@@ -81,7 +81,7 @@ def _pack(values, width: int) -> bytes:
 
 def _columns(rows: list[tuple]) -> list[tuple[int, bytes]]:
     """The seven wire columns (t, lane, kind, cause, reason, where, text) of rows, each (base,
-    offsets) at the narrowest width, by the rules of engines/events.py ("wire") and the C col_plan."""
+    offsets) at the narrowest width, by the rules of trace/events.py ("wire") and the C col_plan."""
     if not rows:
         return [(0, b"")] * 7
     t, lane, kind, cause, reason, where, text = zip(*rows)
@@ -380,7 +380,7 @@ class EventParser:
     """EventParser(ids, strings): the C line parser's interface, leaving every line to msgspec.
 
     parse(data, pos) passes blank lines and stops at the first other one (stop 2: "for msgspec"),
-    which engines/tracefile.py then decodes with msgspec, its reference decoder; no rows are ever
+    which trace/tracefile.py then decodes with msgspec, its reference decoder; no rows are ever
     pending.
     """
 

@@ -8,10 +8,10 @@ import sys
 import weakref
 from collections import Counter
 
-from concurview.engines import speedups
-from concurview.engines.events import CLOSE, RUN, WAIT
-from concurview.engines.recorder import BATCH_EVENTS, NO_SIGNALS_IN, Recorder, _get_ident, _monotonic_ns, postpone
-from concurview.engines.where import Where
+from . import speedups
+from ..trace.events import CLOSE, RUN, WAIT
+from .recorder import BATCH_EVENTS, NO_SIGNALS_IN, Recorder, _get_ident, _monotonic_ns, postpone
+from .where import Where
 
 # What the engine keeps on each greenlet, as one attribute (id() is reused, an attribute is not):
 # a small list, so the hot path reads and writes items instead of attributes.
@@ -179,7 +179,7 @@ class GreenletEngine:
         _bootstrap_inner._concurview_greenlet = True  # type: ignore[attr-defined]
         threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[method-assign]
         # Threads started through _thread directly (the threads engine gives them lanes): the same.
-        from concurview.engines import threads
+        from . import threads
 
         threads.STARTER_HOOKS.append((self.arm_thread, self.forget_thread))
 
@@ -187,7 +187,7 @@ class GreenletEngine:
 
     def _make_c_tracer(self):
         """The tracer in C: the common switch there, everything else through the methods below."""
-        from concurview.engines._speedups import GreenletTracer
+        from ._speedups import GreenletTracer
 
         return GreenletTracer(self.rec._events, adopt=self._adopt, site=self._site,
                               caller_where=self._caller_where, name_on_call=self._name_on_call,

@@ -11,12 +11,12 @@ import sys
 import time
 from collections import deque
 
-from concurview.engines.speedups import EventBuffer  # C, or engines/_pybuffer.py
-from concurview.engines.events import ERROR, LOG, MARK, OPEN, WIRE_LANE_SHIFT
+from .speedups import EventBuffer  # C, or engines/_pybuffer.py
+from ..trace.events import ERROR, LOG, MARK, OPEN, WIRE_LANE_SHIFT
 
 
 
-from concurview.engines.originals import original as _original
+from .originals import original as _original
 
 
 # Captured at import, before any engine patches them (and past gevent's patches):
@@ -473,8 +473,8 @@ class Recorder:
             return bytearray()
 
     def _restored(self, pending: bytes, sent: int) -> bytearray:
-        # Frames as the wire lays them out (engines/events.py): [pid, lanes, dropped, n, 7 columns, strings, reset].
-        from concurview.engines._msgpack import pack, unpack
+        # Frames as the wire lays them out (trace/events.py): [pid, lanes, dropped, n, 7 columns, strings, reset].
+        from ._msgpack import pack, unpack
 
         frames: list[tuple[int, list]] = []
         pos = 0

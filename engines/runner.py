@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from typing import TYPE_CHECKING
 
-from concurview.engines.cgroup import RunCgroup
+from .cgroup import RunCgroup
 
 # Nothing here imports msgspec or numpy before the program is started (`run --record`'s start-up: they
 # load while the child's interpreter starts). These equal recorder.py's and events.py's (a unit test says so).
@@ -27,8 +27,8 @@ ENV_T0 = "CONCURVIEW_T0"
 WIRE_LANE_SHIFT = 24
 
 if TYPE_CHECKING:
-    from concurview.engines.columns import Columns, Merger, Stream
-    from concurview.engines.events import Event, Footer, Header, Lane
+    from ..trace.columns import Columns, Merger, Stream
+    from ..trace.events import Event, Footer, Header, Lane
 _EXIT_GRACE = 1.0  # s the run's other processes get to finish once the program has exited
 # s the program gets to end by itself after a signal forwarded to it (Ctrl+C: its KeyboardInterrupt
 # handlers, finally blocks, atexit hooks, a server's graceful shutdown) before the run kills it.
@@ -138,7 +138,7 @@ class Target:
         (its file is concurview's own: the app shows it from the catalogue)."""
         import stat
 
-        from concurview.engines.events import SOURCE_TEXT_MAX
+        from ..trace.events import SOURCE_TEXT_MAX
 
         source, text, missing = self.path, None, None
         if not self.scenario and self.module:
@@ -201,7 +201,7 @@ class Target:
         import platform
         from datetime import datetime, timezone
 
-        from concurview.engines.events import Header
+        from ..trace.events import Header
 
         return Header(
             scenario=self.scenario,
@@ -323,7 +323,7 @@ class Batch:
     @classmethod
     def from_events(cls, lanes: list[Lane], events: list[Event], dropped: int = 0) -> Batch:
         """A batch of Event records (runs made up by tests and tools)."""
-        from concurview.engines.columns import Columns, StringTable
+        from ..trace.columns import Columns, StringTable
 
         return cls(lanes, Columns.from_events(events, StringTable()), dropped, events[0].seq if events else 0)
 
@@ -394,7 +394,7 @@ class Run:
     def _merger(self) -> Merger:
         if self._merger_made is None:
             _import_numpy()
-            from concurview.engines.columns import STRING_BUDGET, Merger
+            from ..trace.columns import STRING_BUDGET, Merger
 
             budget = self._string_budget
             self._merger_made = Merger(STRING_BUDGET if budget is None else budget)
@@ -581,7 +581,7 @@ class Run:
             pass
 
     def _loop(self, sel: selectors.BaseSelector, listener: socket.socket) -> Iterator[Batch]:
-        from concurview.engines.columns import Stream
+        from ..trace.columns import Stream
 
         assert self.proc is not None
         streams: dict[socket.socket, Stream] = {}
@@ -688,7 +688,7 @@ class Run:
 
     def _stream(self, conn: socket.socket) -> Stream:
         """A new process's stream: its pid as the kernel says (Linux), and its command line then."""
-        from concurview.engines.columns import Stream
+        from ..trace.columns import Stream
 
         pid = None
         try:
@@ -746,7 +746,7 @@ class Run:
         return data or None
 
     def _joined(self, parts: list[Columns]) -> Columns:
-        from concurview.engines.columns import Columns
+        from ..trace.columns import Columns
 
         return Columns.concat(parts) if parts else Columns.empty(self.strings)
 
@@ -756,7 +756,7 @@ class Run:
             try:
                 self._group(stream, group, lanes, parts)
             except (ValueError, IndexError, OverflowError) as e:  # columns.DamagedFrame among them
-                from concurview.engines.columns import DamagedFrame
+                from ..trace.columns import DamagedFrame
 
                 stream.damage = _first_line(e) if isinstance(e, DamagedFrame) else f"{type(e).__name__}: {_first_line(e)}"
                 return
@@ -781,7 +781,7 @@ class Run:
         self.n_events += len(cols)
         self.t_last = max(self.t_last, int(cols.t.max()))
         main = merger.lane_ids.get(self._output_lane)  # type: ignore[arg-type]
-        from concurview.engines.events import ERROR
+        from ..trace.events import ERROR
 
         errors = ((cols.kind == ERROR) & (cols.lane == main)).nonzero()[0]
         if len(errors):
@@ -799,7 +799,7 @@ class Run:
             if not output:
                 return
             # The child died before declaring its main lane (bad interpreter, import error...).
-            from concurview.engines.events import Event, WireLane
+            from ..trace.events import Event, WireLane
 
             new = self._merger.declare(WireLane(self._output_lane, "process", "child", None, self.proc.pid))
             lanes.append(new)
@@ -811,13 +811,13 @@ class Run:
             self._output_events(output, lane, events, final)
         finally:
             if events:
-                from concurview.engines.columns import Columns
+                from ..trace.columns import Columns
 
                 parts.append(Columns.from_events(events, self.strings))
 
     def _output_events(self, output: bytearray, lane: int, events: list[Event], final: bool) -> None:
-        from concurview.engines.events import EVENT_KINDS, LOG, Event
-        from concurview.engines.recorder import size_text
+        from ..trace.events import EVENT_KINDS, LOG, Event
+        from .recorder import size_text
 
         limit = OUTPUT_LINE_LIMIT
         while output or (final and self._long is not None):
@@ -889,7 +889,7 @@ class Run:
             complete = False
             reason = f"{reason or 'stopped'}; the program (pid {self.proc.pid if self.proc else '?'}) " \
                      f"was still there {_KILL_WAIT:g} s after SIGKILL"
-        from concurview.engines.events import Footer
+        from ..trace.events import Footer
 
         return Footer(
             complete=complete,

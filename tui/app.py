@@ -1,50 +1,48 @@
-"""The concurview app: picker, lane diagram, explanation, source and log panes, keys and runs; one make_app() factory."""
+"""The concurview app: the view wiring of the picker, lane diagram, explanation, source and log panes.
+
+Three parts, three files: this one composes the screen, binds the keys and repaints the panes from
+the state of the other two; the run controller (tui/runs.py, a mixin) starts runs and opens traces;
+the navigator (tui/navigator.py, no Textual) is the cursor, selection, axis and zoom the keys move.
+The words come from the narrative (trace/narrative.py). One make_app() factory builds it.
+"""
 
 from __future__ import annotations
 
-import re
-import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path, PurePath
-from time import monotonic
 from typing import TYPE_CHECKING
 
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.css.query import NoMatches
-from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import Input
 
-from concurview.engines.events import Event, Lane
-from concurview.engines.outfile import write_output
-from concurview.engines.runner import Run, Target
-from concurview.scenarios import Scenario, catalogue
-from concurview.tui import compare
-from concurview.tui.axis import SWITCH, TIME, Window
-from concurview.tui.commands import ScenarioCommands
-from concurview.tui.keybar import KeyBar
-from concurview.tui.lanes import Cursor, LaneDiagram
-from concurview.tui.panes import InfoLine, LogView, Source, SourceMark, SourceView
-from concurview.tui.picker import ScenarioPicker
-from concurview.tui.compositor import CroppedScreen
-from concurview.tui.screens import ErrorScreen, ExportScreen, FindScreen, Found, HelpScreen, WarningsScreen
-from concurview.tui.states import BLOCKING, DONE, NONE, READY_S, RUNNING, STATE_NAMES
-from concurview.tui.text import clean
+from ..engines.runner import Run, Target
+from ..scenarios import Scenario, catalogue
+from ..trace import compare
+from .axis import SWITCH, Window
+from .commands import ScenarioCommands
+from .keybar import KeyBar
+from ..trace.narrative import describe_event, explain, format_time, selected_line
+from .lanes import LaneDiagram
+from .navigator import Navigator
+from .panes import InfoLine, LogView, Source, SourceMark, SourceView
+from .picker import ScenarioPicker
+from .compositor import CroppedScreen
+from .runs import NARROW, RunControl
+from .screens import FindScreen, Found, HelpScreen, WarningsScreen
+from ..trace.states import DONE, NONE, RUNNING
+from ..trace.text import clean
 
 if TYPE_CHECKING:
-    from concurview.engines.columns import Columns
-    from concurview.tui.store import Timeline
+    from ..trace.store import Timeline
 
-
-def format_time(ns: int) -> str:
-    from concurview.tui.store import format_time as store_format_time  # loaded by then: a trace is shown
-
-    return store_format_time(ns)
 
 _SWITCH = Binding.Group("switch", compact=True)
 _EVENT = Binding.Group("event", compact=True)
@@ -77,11 +75,9 @@ KEYS = (
     ("mouse", "click a cell to move the cursor there; click a log line to jump to it"),
 )
 PACES = (0.1, 0.25, 0.5, 1.0, 2.0)
-LIVE_FRAME = 0.03  # seconds between repaints for a live run's new events (the keys repaint at once)
-NARROW = 110  # columns below which a run hides the picker (p shows it again)
 
 
-class ConcurviewApp(App[int]):
+class ConcurviewApp(RunControl, App[int]):
     """Pick a scenario, watch it run, step through its switches."""
 
     CSS_PATH = "concurview.tcss"
@@ -118,34 +114,6 @@ class ConcurviewApp(App[int]):
         Binding("q", "quit", "quit"),
     ]
 
-    class BatchArrived(Message):
-        """Lanes and events streamed in from the running scenario (every batch queued since the last one)."""
-
-        def __init__(self, run: Run) -> None:
-            super().__init__()
-            self.run = run
-
-    class RunEnded(Message):
-        """The run's processes are gone; `run.footer()` says how it ended."""
-
-        def __init__(self, run: Run) -> None:
-            super().__init__()
-            self.run = run
-
-    class CompareProgressed(Message):
-        """The stacked compare started model `model` (number `index` of `count`)."""
-
-        def __init__(self, token: object, model: str, index: int, count: int) -> None:
-            super().__init__()
-            self.token, self.model, self.index, self.count = token, model, index, count
-
-    class CompareEnded(Message):
-        """Every model of the stacked compare ran: `timeline` holds them on one axis (None: stopped)."""
-
-        def __init__(self, token: object, timeline: Timeline | None, rows: list[dict]) -> None:
-            super().__init__()
-            self.token, self.timeline, self.rows = token, timeline, rows
-
     def __init__(self, scenario: str | None = None, params: dict | None = None,
                  trace: str | None = None, run_timeout: float | None = 120.0,
                  overrides: dict[str, dict] | None = None, *,
@@ -153,18 +121,9 @@ class ConcurviewApp(App[int]):
                  runner: Callable[[Target, float | None], Run] | None = None,
                  program: Target | None = None) -> None:
         super().__init__()
-        self.runner = runner or (lambda target, timeout: Run(target, timeout=timeout))
+        self.nav = Navigator(live=lambda: self.current_run is not None)
+        self._init_runs(runner, program)
         self.scenarios: Mapping[str, Scenario] = _with_compare(catalogue() if scenarios is None else scenarios)
-        self.program = program
-        self.program_exit: int | None = None  # how the user's program ended (None: it did not run to an end)
-        self._target: Target | None = None  # what `r` runs again
-        self._compare_token: object | None = None
-        self._compare_run: Run | None = None
-        self._feed_lock = threading.Lock()
-        self._feed_queue: dict[int, list] = {}
-        self._feed_posted: set[int] = set()
-        self._live_painted = 0.0
-        self._live_timer: Timer | None = None
         self._panes_pending = False
         self._initial_scenario = scenario
         # Parameters per scenario name, applied whenever that scenario runs.
@@ -172,18 +131,9 @@ class ConcurviewApp(App[int]):
         if scenario and params:
             self.overrides[scenario] = dict(params)
         self._trace_path = trace
-        self._opened_trace: str | None = None  # the trace file on screen: an export never writes over it
         self.run_timeout = run_timeout
         self.play_interval = play_interval
-        self.timeline: Timeline | None = None
-        self.source_name = ""  # what the status line calls the trace
         self.scenario: Scenario | None = None
-        self.current_run: Run | None = None
-        self.cursor: Cursor | None = None
-        self.follow = True  # while live, the cursor stays on the newest switch until the user steps
-        self.axis = TIME
-        self.windows: dict[str, Window | None] = {TIME: None, SWITCH: None}  # None: fit everything
-        self.selected: int | None = None
         self._play_timer: Timer | None = None
         self._find_query = ""
         self._bindings_key: tuple | None = None
@@ -292,269 +242,14 @@ class ConcurviewApp(App[int]):
         elif self.focused is None or picker in self.focused.ancestors:
             self.query_one(LaneDiagram).focus()
 
-    # -- runs and traces -------------------------------------------------------------------
+    # -- the cursor: the navigator's state, and the keys that move it --------------------------------
 
-    def run_scenario(self, name: str) -> None:
-        """Run scenario `name` live with its parameters; a run still going is stopped first.
-
-        An unavailable scenario (`Scenario.unavailable` says why) is explained, not run.
-        """
-        scenario = self.scenarios.get(name)
-        if scenario is None:
-            return
-        why = getattr(scenario, "unavailable", None)
-        if why:
-            self.push_screen(ErrorScreen(f"{scenario.name} cannot run here", str(why),
-                                         "Pick another scenario; the picker dims the ones this machine lacks."))
-            return
-        params = scenario.params | self.overrides.get(name, {})
-        if name == compare.ALL:
-            self.run_compare(params)
-            return
-        self.scenario = scenario
-        self.run_target(Target(str(scenario.path), scenario.name, params))
-
-    def run_target(self, target: Target) -> None:
-        """Run a scenario or the user's own program live; a run still going is stopped first."""
-        self.action_stop()
-        self._pause()
-        if target.scenario is None:
-            self.scenario = None
-        self._target = target
-        self.program_exit = None
-        run = self.runner(target, self.run_timeout)
-        self.current_run = run
-        self.source_name = self._target_name(target)
-        from concurview.tui.store import Timeline
-
-        self._reset(Timeline(run.header))
-        self.sub_title = clean(self.source_name, one_line=True) + " · live"
-        self._start_view()
-        self._feed(run)
-        self._refresh_view()
-
-    @staticmethod
-    def _target_name(target: Target) -> str:
-        if target.scenario:
-            return target.scenario
-        return f"-m {target.path}" if target.module else Path(target.path).name
-
-    def _start_view(self) -> None:
-        if self.size.width < NARROW:  # narrow: the diagram needs the room more than the picker
-            self.query_one(ScenarioPicker).display = False
-        self.query_one(LaneDiagram).focus()
-
-    def run_compare(self, params: Mapping[str, object]) -> None:
-        """Run compare-models on every model in turn and show the runs stacked on one time axis."""
-        self.action_stop()
-        self._pause()
-        self.scenario = self.scenarios.get(compare.ALL)
-        self._target = None
-        token = self._compare_token = object()
-        self.timeline = None
-        self.cursor = None
-        self.sub_title = "compare · running"
-        self.query_one("#status", InfoLine).text = Content.assemble(
-            ("compare", "bold"), f" · running {compare.MODELS[0]} (1/{len(compare.MODELS)}) ...")
-        self._start_view()
-        self._compare(token, dict(params))
-
-    @work(thread=True, exclusive=True, group="run")
-    def _compare(self, token: object, params: dict) -> None:
-        runs = []
-        for i, model in enumerate(compare.MODELS):
-            if token is not self._compare_token:
-                return
-            self.post_message(self.CompareProgressed(token, model, i, len(compare.MODELS)))
-
-            def started(run: Run) -> None:
-                self._compare_run = run
-                if token is not self._compare_token:
-                    run.stop("stopped by user")
-
-            runs.append(compare.run_model(model, int(params["jobs"]), float(params["job_sleep"]),
-                                          int(params["workers"]), self.run_timeout, self.runner, started))
-            self._compare_run = None
-        if token is not self._compare_token:
-            return
-        full = {"models": list(compare.MODELS), **params}
-        self.post_message(self.CompareEnded(token, compare.merge(runs, full), compare.table(runs)))
-
-    def on_concurview_app_compare_progressed(self, message: CompareProgressed) -> None:
-        if message.token is self._compare_token and not self._exit:
-            self.query_one("#status", InfoLine).text = Content.assemble(
-                ("compare", "bold"), f" · running {message.model} ({message.index + 1}/{message.count}) ...")
-
-    def on_concurview_app_compare_ended(self, message: CompareEnded) -> None:
-        if message.token is not self._compare_token or message.timeline is None:
-            return
-        self._compare_token = None
-        tl = message.timeline
-        self.source_name = "compare"
-        self._reset(tl)
-        self.follow = False
-        self.sub_title = "compare · recorded"
-        if tl.n_switches:
-            self._move(self._switch_cursor(0))
-        self._refresh_view()
-        totals = "  ".join(f"{r['model']} " + ("failed" if r["total_s"] is None else f"{r['total_s']:.2f} s")
-                           for r in message.rows)
-        self.notify(totals, title="compare: totals", timeout=8)
-
-    @work(thread=True, exclusive=True, group="run")
-    def _feed(self, run: Run) -> None:
-        # Batches queue here; one message at a time tells the app, which takes all that queued. A flood
-        # then costs one fold and one repaint per turn of the app's loop, and keys never wait behind it.
-        for batch in run:
-            with self._feed_lock:
-                queue = self._feed_queue.setdefault(id(run), [[], [], 0])
-                queue[0] += batch.lanes
-                queue[1].append(batch.columns)
-                queue[2] = batch.dropped
-                post = id(run) not in self._feed_posted
-                self._feed_posted.add(id(run))
-            if post:
-                self.post_message(self.BatchArrived(run))
-        self.post_message(self.RunEnded(run))
-
-    def _take_batches(self, run: Run) -> tuple[list[Lane], Columns | list, int] | None:
-        with self._feed_lock:
-            self._feed_posted.discard(id(run))
-            queued = self._feed_queue.pop(id(run), None)
-        if queued is None:
-            return None
-        from concurview.engines.columns import Columns
-
-        lanes, parts, dropped = queued
-        return lanes, Columns.concat(parts) if parts else [], dropped
-
-    def on_concurview_app_batch_arrived(self, message: BatchArrived) -> None:
-        queued = self._take_batches(message.run)
-        if message.run is not self.current_run or self.timeline is None or self._exit or queued is None:
-            return
-        lanes, events, dropped = queued
-        self.timeline.add(lanes, events)
-        self.timeline.dropped = dropped
-        self._refresh_live()
-
-    def _refresh_live(self) -> None:
-        """Repaint for new events at most every LIVE_FRAME seconds (a flood would repaint per batch)."""
-        now = monotonic()
-        wait = self._live_painted + LIVE_FRAME - now
-        if wait <= 0:
-            self._live_painted = now
-            with self.batch_update():
-                self._refresh_view()
-        elif self._live_timer is None:
-            def later() -> None:
-                self._live_timer = None
-                self._live_painted = monotonic()
-                with self.batch_update():
-                    self._refresh_view()
-
-            self._live_timer = self.set_timer(wait, later, name="live repaint")
-
-    def on_concurview_app_run_ended(self, message: RunEnded) -> None:
-        queued = self._take_batches(message.run)
-        if message.run is not self.current_run or self.timeline is None or self._exit:
-            return
-        if queued is not None:
-            self.timeline.add(queued[0], queued[1])
-            self.timeline.dropped = queued[2]
-        run = message.run
-        footer = run.footer()
-        self.timeline.finish(footer)
-        self.current_run = None
-        if run.stop_reason is None and footer.exit_code is not None:
-            # It ran to its end by itself: its status as a shell reports it (139 for a SIGSEGV).
-            code = footer.exit_code
-            self.program_exit = 128 - code if code < 0 else code
-        state = "recorded" if footer.complete else "incomplete"
-        self.sub_title = clean(self.source_name, one_line=True) + f" · {state}"
-        self._refresh_view()
-        if run.stop_reason == "stopped by user":
-            self.notify("Stopped: the trace so far is kept, marked incomplete.", title="run stopped")
-        else:
-            self._report_problems(self.timeline)
-
-    def open_trace(self, path: str) -> None:
-        """Show a recorded trace; an unreadable file becomes an error screen."""
-        from concurview.engines.tracefile import TraceFormatError
-        from concurview.tui.store import load
-
-        self.action_stop()
-        self._pause()
-        try:
-            tl = load(path)
-        except (TraceFormatError, OSError, ValueError) as e:
-            self._show_picker()
-            self.push_screen(ErrorScreen("Cannot open the trace", str(e) or type(e).__name__,
-                                         "Pick a scenario instead, or open another file: concurview open TRACE"))
-            return
-        self.scenario = self.scenarios.get(tl.header.scenario or "")
-        self.source_name = Path(path).name
-        self._reset(tl)
-        self._opened_trace = path
-        self.follow = False
-        # Switches bunched into a moment of a longer run are invisible on a time axis: start on
-        # the switch axis then (`t` goes back), else on time.
-        self.axis = SWITCH if tl.switches_clustered() else TIME
-        self.sub_title = clean(self.source_name, one_line=True) + f" · {'recorded' if tl.complete else 'incomplete'}"
-        if tl.n_switches:
-            self._move(self._switch_cursor(0))
-        self._refresh_view()
-        self._report_problems(tl)
-
-    def _report_problems(self, tl: Timeline) -> None:
-        """Error screens for a run that failed: nothing recorded, killed or timed out, raised."""
-        footer = tl.footer
-        if tl.undeclared:
-            self.notify(f"{tl.undeclared} events on lanes the trace never declared were ignored.",
-                        title="damaged trace", severity="warning", timeout=6)
-        if tl.n_events == 0:
-            why = "" if footer is None or footer.reason is None else f" ({footer.reason})"
-            self.push_screen(ErrorScreen("Empty trace", f"No events were recorded{why}.",
-                                         "Nothing to step through: pick a scenario and run it."))
-            return
-        if not tl.complete:
-            reason = tl.incomplete_reason() or "incomplete"
-            self.push_screen(ErrorScreen(
-                "The run did not finish", f"{reason}. The trace up to that point is shown, marked incomplete.",
-            ))
-            return
-        if footer is not None and footer.exit_code not in (0, None):
-            errors = tl.events_of_kind("error")
-            last = tl.event_text(int(errors[-1])) if len(errors) else None
-            if last is None:  # sys.exit(n): nothing raised, the program chose its status
-                self.notify(f"The program exited with status {footer.exit_code}.", title="exit status",
-                            severity="warning", timeout=4)
-                return
-            summary = (last or "").strip().splitlines()[-1:] or [f"exit code {footer.exit_code}"]
-            self.push_screen(ErrorScreen(
-                "The program raised", f"{summary[0]}\nExit code {footer.exit_code}. The traceback is in the "
-                "output pane; the lanes are drawn up to the failure.", (last or "").strip(),
-            ))
-
-    def action_stop(self) -> None:
-        if self.current_run is not None:
-            self.current_run.stop("stopped by user")
-        if self._compare_token is not None:
-            self._compare_token = None
-            if self._compare_run is not None:
-                self._compare_run.stop("stopped by user")
-            self.sub_title = "compare · stopped"
-            self._refresh_view()
-
-    def action_rerun(self) -> None:
-        if self.scenario is not None and self.scenario.name == compare.ALL:
-            self.run_scenario(compare.ALL)
-        elif self._target is not None:
-            self.run_target(self._target)
-
-    def on_unmount(self) -> None:
-        self.action_stop()
-
-    # -- the cursor ------------------------------------------------------------------------------
+    timeline = property(lambda self: self.nav.timeline, lambda self, v: setattr(self.nav, "timeline", v))
+    cursor = property(lambda self: self.nav.cursor, lambda self, v: setattr(self.nav, "cursor", v))
+    follow = property(lambda self: self.nav.follow, lambda self, v: setattr(self.nav, "follow", v))
+    axis = property(lambda self: self.nav.axis, lambda self, v: setattr(self.nav, "axis", v))
+    windows = property(lambda self: self.nav.windows, lambda self, v: setattr(self.nav, "windows", v))
+    selected = property(lambda self: self.nav.selected, lambda self, v: setattr(self.nav, "selected", v))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if isinstance(self.screen, ModalScreen) and action not in ("quit", "command_palette"):
@@ -571,143 +266,49 @@ class ConcurviewApp(App[int]):
             return None
         return True
 
-    def _switch_cursor(self, k: int) -> Cursor:
-        tl = self.timeline
-        assert tl is not None
-        i = tl.switch_event(k)
-        return Cursor(event=i, t=tl.event_time(i), switch=k, on_switch=True)
-
-    def _event_cursor(self, i: int) -> Cursor:
-        tl = self.timeline
-        assert tl is not None
-        return Cursor(event=i, t=tl.event_time(i), switch=tl.switch_position(i) - 1, on_switch=tl.is_switch(i))
-
-    def _move(self, cursor: Cursor | None, *, user: bool = True) -> None:
-        """Put the cursor somewhere; a user's move stops following the live run."""
-        if user:
-            self.follow = False
-        self.cursor = cursor
-        if cursor is not None:
-            window = self.windows[self.axis]
-            if window is not None:
-                lo, hi = self._domain()
-                self.windows[self.axis] = window.showing(self._position(cursor), lo, hi)
-        self._refresh_view()
+    def _moved(self, moved: bool | None) -> None:
+        if moved:
+            self._refresh_view()
 
     def goto_switch(self, k: int) -> None:
         """Move the cursor to switch k (clamped; negative counts from the end)."""
-        tl = self.timeline
-        if tl is None or tl.n_switches == 0:
-            return
-        if k < 0:
-            k += tl.n_switches
-        self._move(self._switch_cursor(max(0, min(tl.n_switches - 1, k))))
+        self._moved(self.nav.goto_switch(k))
 
     def goto_event(self, i: int) -> None:
         """Move the cursor to event i."""
-        if self.timeline is not None and 0 <= i < self.timeline.n_events:
-            self._move(self._event_cursor(i))
+        self._moved(self.nav.goto_event(i))
 
     def action_step(self, delta: int) -> None:
-        tl = self.timeline
-        if tl is None or tl.n_switches == 0:
-            return
-        c = self.cursor
-        if c is None:
-            k = 0 if delta > 0 else tl.n_switches - 1
-        elif c.on_switch or delta > 0:
-            k = c.switch + delta
-        else:
-            k = c.switch  # between switches: the one before is one step back
-        self._move(self._switch_cursor(max(0, min(tl.n_switches - 1, k))))
+        self._moved(self.nav.step(delta))
 
     def action_event(self, delta: int) -> None:
-        tl = self.timeline
-        if tl is None or tl.n_events == 0:
-            return
-        if self.cursor is None:
-            i = tl.event_step(0, 0) if delta > 0 else tl.event_step(0, 0)
-        else:
-            i = tl.event_step(self.cursor.event, delta)
-        if i is not None:
-            self._move(self._event_cursor(i))
+        self._moved(self.nav.event(delta))
 
     def action_lane(self, delta: int) -> None:
-        tl = self.timeline
-        if tl is None or not tl.lanes:
-            return
-        order = [lane for lane, _ in tl.lane_tree()]
-        if self.selected not in order:
-            row = 0 if delta > 0 else len(order) - 1
-        else:
-            row = max(0, min(len(order) - 1, order.index(self.selected) + delta))
-        self.selected = order[row]
-        self._refresh_view()
+        self._moved(self.nav.lane(delta))
 
     def action_lane_switch(self, delta: int) -> None:
-        tl = self.timeline
-        if tl is None or tl.n_switches == 0:
-            return
-        if self.selected is None:
-            self.selected = tl.lanes[0].id if self.cursor is None else tl.event_lane(self.cursor.event)
-        c = self.cursor
-        here = -1 if c is None else c.switch
-        if delta < 0 and c is not None and not c.on_switch:
-            here += 1  # the switch just before the cursor counts as a previous one
-        k = tl.lane_switch(self.selected, here, delta)
-        if k is None:
-            name = clean(tl.lanes[self.selected].name, one_line=True)
+        moved = self.nav.lane_switch(delta)
+        if moved is None:
+            tl, lane = self.nav.timeline, self.nav.selected
+            assert tl is not None and lane is not None
+            name = clean(tl.lanes[lane].name, one_line=True)
             self.notify(f"{name} has no {'later' if delta > 0 else 'earlier'} switch", timeout=2, markup=False)
-            self._refresh_view()
-            return
-        self._move(self._switch_cursor(k))
+            moved = True  # the selection may have changed
+        self._moved(moved)
 
     def action_jump(self, where: str) -> None:
-        tl = self.timeline
-        if tl is None or tl.n_switches == 0:
-            return
-        if where == "last" and self.current_run is not None:
-            self.follow = True  # at the newest switch of a live run: keep following it
-            self._move(self._switch_cursor(tl.n_switches - 1), user=False)
-            return
-        self._move(self._switch_cursor(0 if where == "first" else tl.n_switches - 1))
+        self._moved(self.nav.jump(where))
 
     @on(LaneDiagram.CellClicked)
     def _cell_clicked(self, message: LaneDiagram.CellClicked) -> None:
-        tl = self.timeline
-        if tl is None:
-            return
-        if message.lane is not None:
-            self.selected = message.lane
-        if message.start is None or message.end is None or tl.n_switches == 0:
-            self._refresh_view()
-            return
-        if self.axis == SWITCH:
-            k = int((message.start + message.end) / 2)
-        else:
-            k = self._switch_in(int(message.start), int(message.end), message.lane)
-        self._move(self._switch_cursor(max(0, min(tl.n_switches - 1, k))))
-
-    def _switch_in(self, t0: int, t1: int, lane: int | None) -> int:
-        """A switch in [t0, t1): the clicked lane's if it has one there, else the first; else the last before."""
-        tl = self.timeline
-        assert tl is not None
-        first = tl.switch_index_at(t0 - 1) + 1
-        last = tl.switch_index_at(t1 - 1)
-        if first <= last:
-            if lane is not None:
-                lanes = tl.switch_lanes()[first:last + 1]
-                hits = (lanes == lane).nonzero()[0]
-                if len(hits):
-                    return first + int(hits[0])
-            return first
-        return max(last, 0)
+        self._moved(self.nav.click(message.lane, message.start, message.end))
 
     @on(LogView.LineClicked)
     def _log_clicked(self, message: LogView.LineClicked) -> None:
         if self.timeline is not None:
             self.selected = self.timeline.event_lane(message.event)
-            self._move(self._event_cursor(message.event))
+            self._moved(self.nav.goto_event(message.event))
 
     # -- play ---------------------------------------------------------------------------------------
 
@@ -720,7 +321,7 @@ class ConcurviewApp(App[int]):
         if tl is None or tl.n_switches == 0:
             return
         if self.cursor is None or (self.cursor.switch >= tl.n_switches - 1 and self.current_run is None):
-            self._move(self._switch_cursor(0))  # at the end: play from the start
+            self.nav.move(self.nav.switch_cursor(0))  # at the end: play from the start
         self._play_timer = self.set_interval(self.play_interval, self._play_step, name="play")
         self._refresh_view()
 
@@ -755,58 +356,19 @@ class ConcurviewApp(App[int]):
 
     # -- zoom and axis ----------------------------------------------------------------------------------
 
-    def _domain(self, axis: str | None = None) -> tuple[float, float]:
-        """The whole extent of an axis: time from the first event to just past the last; all switches."""
-        tl = self.timeline
-        axis = axis or self.axis
-        if tl is None:
-            return 0.0, 1.0
-        if axis == SWITCH:
-            return 0.0, float(max(tl.n_switches, 1))
-        lo, hi = tl.t_first, tl.t_end
-        return float(lo), float(hi + max((hi - lo) // 50, 1))
-
-    def _position(self, cursor: Cursor) -> float:
-        return cursor.switch + 0.5 if self.axis == SWITCH else float(cursor.t)
-
     def window(self) -> Window:
         """The visible window of the current axis (following a live run keeps the newest end in view)."""
-        lo, hi = self._domain()
-        w = self.windows[self.axis]
-        if w is None:
-            return Window(lo, hi)
-        if self.follow and self.current_run is not None:
-            return Window(hi - w.span, hi).clamped(lo, hi)
-        return w.clamped(lo, hi)
-
-    def _min_span(self) -> float:
-        if self.axis == SWITCH:
-            return min(4.0, self._domain()[1])
-        return float(max(self.query_one(LaneDiagram).plot_width, 100))
+        return self.nav.window()
 
     def action_zoom(self, factor: float) -> None:
-        if self.timeline is None:
-            return
-        lo, hi = self._domain()
-        current = self.window()
-        around = self._position(self.cursor) if self.cursor is not None else (current.start + current.end) / 2
-        zoomed = current.zoomed(factor, around, lo, hi, self._min_span())
-        self.windows[self.axis] = None if zoomed.span >= hi - lo else zoomed
-        self._refresh_view()
+        self._moved(self.nav.zoom(factor, self.query_one(LaneDiagram).plot_width))
 
     def action_fit(self) -> None:
-        self.windows[self.axis] = None
+        self.nav.fit()
         self._refresh_view()
 
     def action_axis(self) -> None:
-        self.axis = SWITCH if self.axis == TIME else TIME
-        tl = self.timeline
-        if self.axis == SWITCH and self.windows[SWITCH] is None and tl is not None:
-            width = self.query_one(LaneDiagram).plot_width
-            if tl.n_switches > width > 0:  # the teaching view: one column per switch, around the cursor
-                k = self.cursor.switch if self.cursor is not None else tl.n_switches - 1
-                lo, hi = self._domain()
-                self.windows[SWITCH] = Window(k - width / 2, k + width / 2).clamped(lo, hi)
+        self.nav.toggle_axis(self.query_one(LaneDiagram).plot_width)
         self._refresh_view()
 
     # -- help, find, export ----------------------------------------------------------------------------
@@ -823,7 +385,7 @@ class ConcurviewApp(App[int]):
         tl = self.timeline
         if tl is None:
             return
-        from concurview.tui.lints import lints
+        from ..trace.lints import lints
 
         found = [Found(lint.text, lint.lane if lint.lane is not None else 0, lint.event) for lint in lints(tl)]
         self.push_screen(WarningsScreen(found), self._found)
@@ -856,64 +418,14 @@ class ConcurviewApp(App[int]):
             return
         self.selected = found.lane
         if found.event is not None:
-            self._move(self._event_cursor(found.event))
-        else:
-            self._refresh_view()
-
-    def action_export(self) -> None:
-        tl = self.timeline
-        if tl is None:
-            return
-        # A name from the trace proposes a file name: only its plain characters (no path, no escapes).
-        stem = re.sub(r"[^\w.-]+", "_", tl.header.scenario or Path(self.source_name).name.split(".")[0]).strip("._")
-        stem = stem or "trace"
-        self.push_screen(ExportScreen(str(Path.cwd() / f"{stem}.jsonl")), self._export_to)
-
-    def _export_to(self, path: str | None) -> None:
-        if path is None or self.timeline is None:
-            return
-        out = Path(path).expanduser()
-        if out.suffix not in (".jsonl", ".gz"):
-            out = out.with_name(out.name + ".jsonl")
-        if not out.parent.is_dir():
-            self.push_screen(ErrorScreen("Cannot export", f"{out.parent}: no such directory"))
-            return
-        svg = out.with_name(out.name.split(".")[0] + ".svg")
-        inputs = [self._opened_trace] if self._opened_trace else []
-        try:
-            # Through the same safe output as the trace: never over the trace on screen, a device
-            # node or a planted link.
-            write_output(svg, self.export_screenshot().encode("utf-8"), inputs)
-        except OSError as e:
-            self.push_screen(ErrorScreen("Cannot export", str(e)))
-            return
-        self._write_trace(self.timeline, out, svg, inputs)
-
-    @work(thread=True, group="export")
-    def _write_trace(self, tl: Timeline, out: Path, svg: Path, inputs: list[str]) -> None:
-        from concurview.engines.tracefile import TraceWriter
-
-        try:
-            writer = TraceWriter(out, tl.header, inputs)
-            writer.lanes(list(tl.lanes))
-            step = 65536
-            for start in range(0, tl.n_events, step):
-                writer.events([tl.event(i) for i in range(start, min(start + step, tl.n_events))])
-            writer.close(tl.footer)
-        except OSError as e:
-            self.call_from_thread(self.push_screen, ErrorScreen("Cannot export", str(e)))
-            return
-        self.call_from_thread(self.notify, clean(f"{out}\n{svg}"), title="exported", markup=False)
+            self.nav.goto_event(found.event)
+        self._refresh_view()
 
     # -- drawing ------------------------------------------------------------------------------------------
 
     def _reset(self, timeline: Timeline) -> None:
-        self.timeline = timeline
+        self.nav.reset(timeline)
         self._opened_trace = None
-        self.cursor = None
-        self.follow = True
-        self.selected = None
-        self.windows = {TIME: None, SWITCH: None}
         self.query_one(LaneDiagram).timeline = timeline
         self.query_one(LogView).timeline = timeline
         source = self._source(timeline)
@@ -957,12 +469,7 @@ class ConcurviewApp(App[int]):
             explain.text = ""
             self._refresh_footer()
             return
-        if self.follow and tl.n_switches:
-            self.cursor = self._switch_cursor(tl.n_switches - 1)
-        elif self.follow and tl.n_events and self.cursor is None:
-            self.cursor = self._event_cursor(tl.n_events - 1)
-        if self.selected is None and tl.lanes:
-            self.selected = tl.lanes[0].id
+        self.nav.catch_up()
         diagram = self.query_one(LaneDiagram)
         diagram.version = tl.n_events
         diagram.axis = self.axis
@@ -1006,39 +513,17 @@ class ConcurviewApp(App[int]):
         if c is None:
             return Content("waiting for the first switch ..." if self.current_run is not None else "no switches")
         if c.on_switch:
-            text = tl.explain(c.switch)
+            text = explain(tl, c.switch)
         else:
             after = f"  · after switch #{c.switch + 1}" if c.switch >= 0 else "  · before the first switch"
-            text = tl.describe_event(c.event) + after
+            text = describe_event(tl, c.event) + after
         line = Content(clean(text, one_line=True))  # names, reasons, output: the trace's text
         if self.selected is not None:
             line = Content.assemble(line, "\n", self._selected_line(tl, self.selected, c.t))
         return line
 
     def _selected_line(self, tl: Timeline, lane: int, t: int) -> Content:
-        state, ev = tl.state_at(lane, t)
-        info = tl.lanes[lane]
-        words = [f"{info.name} ({info.kind})", STATE_NAMES[state]]
-        blocker = tl.blocker_at(lane, t) if tl.block_spans() or state == READY_S else None
-        if ev is not None and state == BLOCKING:
-            from concurview.tui.store import blocking_call  # loaded: a trace is shown
-
-            e = tl.event(ev)
-            words[-1] = f"blocking: {blocking_call(e.reason)}" + (f" at {e.where}" if e.where else "")
-            words[-1] += f" blocks {tl.blocked_what(lane)}"
-            words.append(f"since {format_time(e.t)}")
-        elif ev is not None and state not in (NONE, DONE):
-            e = tl.event(ev)
-            if blocker is not None and state == READY_S:
-                words[-1] = f"ready, but {tl.blocked_what(blocker)} is blocked by {tl.lanes[blocker].name}"
-            elif e.reason:
-                words[-1] += f": {e.reason}"
-            if e.where:
-                words[-1] += f" at {e.where}"
-            if blocker is not None and state != READY_S:
-                words[-1] += f" (its thread is blocked by {tl.lanes[blocker].name})"
-            words.append(f"since {format_time(e.t)}")
-        return Content.styled(clean("selected: " + " · ".join(words), one_line=True), "$text-muted")
+        return Content.styled(clean(selected_line(tl, lane, t), one_line=True), "$text-muted")
 
     def _status(self, tl: Timeline) -> Content:
         if self.current_run is not None:
@@ -1071,7 +556,7 @@ class ConcurviewApp(App[int]):
         parts.append(" · switch axis" if self.axis == SWITCH else " · time axis")
         window = self.windows[self.axis]
         if window is not None:
-            lo, hi = self._domain()
+            lo, hi = self.nav.domain()
             parts.append(f" ×{(hi - lo) / window.span:.3g}")
         parts.append(f" · {tl.n_switches} switches · {len(tl.lanes)} lanes · {tl.n_events} events")
         if not tl.dropped:
@@ -1082,7 +567,7 @@ class ConcurviewApp(App[int]):
         """How many lints the trace has so far (none without a block or the GIL view: nothing to compute)."""
         if not tl.block_spans() and not tl.has_samples:
             return 0
-        from concurview.tui.lints import lints
+        from ..trace.lints import lints
 
         return len(lints(tl))
 
@@ -1110,6 +595,18 @@ class ConcurviewApp(App[int]):
         return tuple(marks)
 
 
+def _compare_entry(base: Scenario) -> Scenario:
+    """The picker's `compare` entry: compare-models on every model, stacked (its parameters minus `model`)."""
+    return replace(
+        base, name=compare.ALL, title="Compare: all five models, stacked",
+        description=("Runs the same IO-bound jobs on each model in turn - " + ", ".join(compare.MODELS)
+                     + " - and stacks the runs on one time axis, each starting at 0, so the lesson's "
+                     "\"which is faster, and why\" is one screen (as `concurview compare -o` saves it)."
+                     "\n\n" + base.description.split("\n\n", 1)[-1]),
+        params={k: v for k, v in base.params.items() if k != "model"}, order=base.order - 1,
+    )
+
+
 def _with_compare(scenarios: Mapping[str, Scenario]) -> Mapping[str, Scenario]:
     """The picker's catalogue plus the stacked compare entry, just before compare-models."""
     base = scenarios.get(compare.SCENARIO)
@@ -1118,7 +615,7 @@ def _with_compare(scenarios: Mapping[str, Scenario]) -> Mapping[str, Scenario]:
     out: dict[str, Scenario] = {}
     for name, s in scenarios.items():
         if name == compare.SCENARIO:
-            out[compare.ALL] = compare.picker_entry(base)
+            out[compare.ALL] = _compare_entry(base)
         out[name] = s
     return out
 

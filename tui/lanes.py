@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -17,15 +16,16 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from concurview.tui.axis import SWITCH, TIME, Window, switch_ticks, time_ticks
-from concurview.tui.compositor import CroppedScreen
-from concurview.tui.states import BLOCKING, DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
-from concurview.tui.text import clean, shorten
+from .axis import SWITCH, TIME, Window, switch_ticks, time_ticks
+from .compositor import CroppedScreen
+from .navigator import Cursor
+from ..trace.states import BLOCKING, DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
+from ..trace.text import clean, shorten
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from concurview.tui.store import Timeline
+    from ..trace.store import Timeline
 else:
     np = LazyNumpy(globals())
 
@@ -63,16 +63,6 @@ class CachedStyles:
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._style_cache = None
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where the user is: an event, its time, and the switch at or before it."""
-
-    event: int
-    t: int
-    switch: int  # -1 before the first switch
-    on_switch: bool
 
 
 class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
@@ -517,7 +507,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         if self.axis == SWITCH:
             block = self._switch_states(tl, lanes, plot_width)
         else:
-            from concurview.tui.store import lane_states_many  # loaded: a timeline exists
+            from ..trace.store import lane_states_many  # loaded: a timeline exists
 
             w = self.window
             block = lane_states_many(tl, lanes, int(w.start), max(int(w.end), int(w.start) + 1), plot_width)

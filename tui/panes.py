@@ -17,22 +17,19 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from concurview.tui.lanes import CachedStyles
-from concurview.tui.text import clean, shorten
-from concurview.tui.states import BLOCKING, READY_S, RUNNING, LazyNumpy
+from ..trace.narrative import format_time
+from .lanes import CachedStyles
+from ..trace.text import clean, shorten
+from ..trace.states import BLOCKING, READY_S, RUNNING, LazyNumpy
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from concurview.tui.store import Timeline
+    from ..trace.store import Timeline
 else:
     np = LazyNumpy(globals())
 
 
-def format_time(ns: int) -> str:
-    from concurview.tui.store import format_time as store_format_time  # loaded by then: a trace is shown
-
-    return store_format_time(ns)
 
 SOURCE_MARKS = {RUNNING: "▶", READY_S: "▷"}  # any other live state: suspended
 SUSPENDED_MARK = "‖"

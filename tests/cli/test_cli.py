@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from concurview.engines.tracefile import TraceReader
+from concurview.trace.tracefile import TraceReader
 
 EXE = [sys.executable, "-m", "concurview"]
 
@@ -20,7 +20,7 @@ def cv(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 
 def loaded_after(commands: list[list[str]], *modules: str) -> list[str]:
     """Which of `modules` are imported after running `commands` in a fresh interpreter."""
-    script = "import json, sys\nfrom concurview.tui.cli import main\n" + "".join(
+    script = "import json, sys\nfrom concurview.cli import main\n" + "".join(
         f"try:\n    main({c!r})\nexcept SystemExit:\n    pass\n" for c in commands
     ) + f"print(json.dumps(sorted(m for m in {list(modules)!r} if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -152,7 +152,7 @@ def test_a_scenario_that_fails_to_start_reports_through_the_trace(tmp_path):
     prog = tmp_path / "boom.py"
     prog.write_text("print('before')\nraise ValueError('boom')\n")
     from concurview.engines.runner import Run, Target
-    from concurview.tui.store import Timeline
+    from concurview.trace.store import Timeline
 
     run = Run(Target(str(prog)))
     tl = Timeline(run.header)

@@ -83,7 +83,7 @@ def test_an_unknown_shell_is_one_line_and_exit_2(shell, words):
 
 
 def test_help_does_not_load_shtab():
-    script = ("import json, sys\nfrom concurview.tui.cli import main\ntry:\n    main(['--help'])\n"
+    script = ("import json, sys\nfrom concurview.cli import main\ntry:\n    main(['--help'])\n"
               "except SystemExit:\n    pass\nprint(json.dumps('shtab' in sys.modules))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert json.loads(out.stdout.strip().splitlines()[-1]) is False, "completion's library only for completion"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from concurview.engines.tracefile import TraceReader
+from concurview.trace.tracefile import TraceReader
 
 EXE = [sys.executable, "-m", "concurview"]
 QUICK = ["--set", "task_sleep=0.05", "--set", "task2_sleep=0.02"]

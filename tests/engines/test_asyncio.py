@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from concurview.engines.runner import Run, Target
-from concurview.tui.store import Timeline
+from concurview.trace.store import Timeline
+from concurview.trace.narrative import explain
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 
@@ -114,7 +115,7 @@ def test_total_is_about_the_longest_sleep_not_the_sum(tasks_run):
 
 def test_switch_explanations_name_the_task_that_stopped(tasks_run):
     tl = tasks_run
-    lines = [tl.explain(k) for k in range(tl.n_switches)]
+    lines = [explain(tl, k) for k in range(tl.n_switches)]
     assert any("task -> task2: task waits (await sleep(0.3) at asyncio_tasks.py:" in s for s in lines), lines
 
 

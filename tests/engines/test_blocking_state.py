@@ -13,8 +13,9 @@ import pytest
 from recording import events, record_program
 
 from concurview.engines.threads import ENV_HOOKS
-from concurview.tui.lints import lints
-from concurview.tui.store import BLOCKING, READY_S, RUNNING, WAITING, Timeline
+from concurview.trace.lints import lints
+from concurview.trace.store import BLOCKING, READY_S, RUNNING, WAITING, Timeline
+from concurview.trace.narrative import explain
 
 BAD_GOOD = """\
     import asyncio, time
@@ -71,7 +72,7 @@ def test_asyncio_time_sleep_blocks_the_loop_and_its_sibling_is_ready_meanwhile(t
         assert state == RUNNING or (state == WAITING and e.kind == "sample"
                                     and e.reason.startswith("blocked in the kernel")), (t, state, e)
     assert tl.summary()["lane_totals"][bad]["blocking_s"] >= 0.3
-    assert "blocked the event loop" in tl.explain(tl.switch_index_at(t1))
+    assert "blocked the event loop" in explain(tl, tl.switch_index_at(t1))
     (lint,) = lints(tl)
     assert lint.rule == "blocking-call" and lint.lane == bad
     assert lint.text.startswith("bad blocked the event loop for ") and "while good was ready" in lint.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from recording import events, record_program
+from concurview.trace.narrative import explain
 
 
 def test_pingpong_alternates_strictly_between_consumer_and_its_driver(record):
@@ -34,8 +35,8 @@ def test_pingpong_alternates_strictly_between_consumer_and_its_driver(record):
     assert close == (["closed"] if closes_run else [])
 
     k = next(k for k in range(tl.n_switches) if tl.switch(k).lane == consumer.id)
-    assert "MainThread -> consumer: MainThread waits (send → consumer at generator_pingpong.py:" in tl.explain(k)
-    assert "consumer -> MainThread: consumer waits (yield ''" in tl.explain(k + 1)
+    assert "MainThread -> consumer: MainThread waits (send → consumer at generator_pingpong.py:" in explain(tl, k)
+    assert "consumer -> MainThread: consumer waits (yield ''" in explain(tl, k + 1)
 
     # Printed lines belong to whoever printed them.
     by_lane = {(tl.lanes[e.lane].name, e.text.split(" ")[0]) for e in tl.logs()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recording import events
+from concurview.trace.narrative import explain
 
 EAT, PLAY = 0.2, 0.4
 
@@ -38,7 +39,7 @@ def test_patched_sleeps_overlap_through_the_hub(record):
     assert any(e.lane == play.id and e.reason == f"sleep {PLAY:g}s" for e in waits)
     k = next(k for k in range(tl.n_switches)
              if tl.switch(k).lane == hub.id and tl.switch(k).stopped == eat.id)
-    assert f"eat -> Hub: eat waits (sleep {EAT:g}s at gevent_eat_play.py:" in tl.explain(k)
+    assert f"eat -> Hub: eat waits (sleep {EAT:g}s at gevent_eat_play.py:" in explain(tl, k)
     # While both sleep, the hub waits in its event loop (not "running" for the whole time).
     idle = [e for e in events(tl, "wait") if e.lane == hub.id and (e.reason or "").startswith("event loop idle")]
     assert idle and sum(1 for e in idle if e.t > first_run) >= 1

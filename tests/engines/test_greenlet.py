@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from concurview.tui.store import Timeline
+from concurview.trace.store import Timeline
 from recording import record_program
+from concurview.trace.narrative import explain
 
 SLEEP = 0.15
 
@@ -66,12 +67,12 @@ def test_switches_alternate_eat_and_play_and_are_explained(record):
     assert s.cause == eat.id and s.stopped == eat.id
     assert s.stopped_reason == "switch → play"
     assert s.stopped_where.startswith("greenlet_eat_play.py:")
-    line = tl.explain(k)
+    line = explain(tl, k)
     assert "eat -> play" in line and "switch → play" in line
     # Back to eat: it resumes at the line where it switched away.
     back = tl.switch(k + 1)
     assert back.lane == eat.id and back.where == s.stopped_where
-    assert "play -> eat" in tl.explain(k + 1)
+    assert "play -> eat" in explain(tl, k + 1)
     # play finishes first; eat stays suspended at its second switch().
     closes = {tl.lanes[tl.event(int(i)).lane].name for i in tl.events_of_kind("close")}
     assert "play" in closes and "eat" not in closes

@@ -34,7 +34,7 @@ def test_blocking_recv_waits_for_the_whole_delay_then_copies(record):
     assert copied.t - arrived.t < DELAY * 1e9, "phase 2 is short next to phase 1"
     assert arrived.text == "stamped by the kernel (SO_TIMESTAMPNS)" and sent.text == "reported by the peer"
     assert wait.where.startswith("io_blocking.py:"), "where is the scenario line, not the probe helper"
-    from concurview.tui.store import WAITING
+    from concurview.trace.store import WAITING
 
     state, _ = tl.state_at(0, (wait.t + woken.t) // 2)
     assert state == WAITING, "the diagram shows the program waiting through phase 1"

@@ -54,7 +54,7 @@ def test_five_models_one_under_another_in_order(run):
 
 
 def test_blocking_and_epoll_wait_through_phase_one(run):
-    from concurview.tui.store import WAITING
+    from concurview.trace.store import WAITING
 
     tl = run
     for m, call in (("blocking", "recv(): blocked"), ("epoll", "epoll: waiting")):

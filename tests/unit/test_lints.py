@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 from samples import build
 
-from concurview.engines.events import Event, Footer, Lane
-from concurview.tui import lints as lints_module
-from concurview.tui.lints import Lint, lints
-from concurview.tui.store import (
+from concurview.trace.events import Event, Footer, Lane
+from concurview.trace import lints as lints_module
+from concurview.trace.lints import Lint, lints
+from concurview.trace.narrative import describe_event, explain
+from concurview.trace.store import (
     BLOCKING, DONE, NONE, READY_S, RUNNING, WAITING, Timeline, lane_states_many, load,
 )
 
@@ -86,9 +87,9 @@ def test_the_step_after_a_block_says_what_it_blocked_and_who_was_ready():
     tl = build(LANES, ROWS)
     k = tl.switch_index_at(S + S // 20)
     assert tl.switch(k).lane == 2
-    text = tl.explain(k)
+    text = explain(tl, k)
     assert "bad resumes after 1.000 s: time.sleep(1) at demo.py:10 blocked the event loop (good was ready)" in text
-    assert "blocks the event loop" in tl.describe_event(13)
+    assert "blocks the event loop" in describe_event(tl, 13)
 
 
 def test_the_lint_names_the_blocker_the_time_and_who_was_ready():
@@ -174,8 +175,8 @@ def test_old_traces_open_with_no_block_and_no_lint():
 
 
 def test_a_block_kind_reads_back_from_a_file(tmp_path):
-    from concurview.engines.tracefile import TraceWriter
-    from concurview.engines.events import Header
+    from concurview.trace.tracefile import TraceWriter
+    from concurview.trace.events import Header
 
     path = tmp_path / "t.jsonl"
     w = TraceWriter(path, Header())

@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from concurview.engines import _msgpack
-from concurview.engines.events import Frame, WireLane
+from concurview.trace.events import Frame, WireLane
 
 INTS = [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, 2**64 - 1,
         -1, -32, -33, -128, -129, -32768, -32769, -2**31, -2**31 - 1, -2**63]

@@ -6,8 +6,9 @@ import pytest
 
 from samples import LOOP, LOOP_ROWS, build
 
-from concurview.engines.events import Event, Footer, Header, Lane
-from concurview.tui.store import DONE, NONE, READY_S, RUNNING, WAITING, Timeline, format_time, load
+from concurview.trace.events import Event, Footer, Header, Lane
+from concurview.trace.narrative import explain, format_time
+from concurview.trace.store import DONE, NONE, READY_S, RUNNING, WAITING, Timeline, load
 
 GLYPH = {NONE: ".", RUNNING: "R", READY_S: "r", WAITING: "w", DONE: "d"}
 
@@ -62,13 +63,13 @@ def test_switches_are_run_events_in_order():
 
 def test_explanations_name_who_stopped_why_and_where():
     tl = build(LOOP, LOOP_ROWS)
-    assert tl.explain(0) == "#1/7  10 ns  MainThread runs (program starts) at demo.py:1".replace("10 ns", "0")
-    assert tl.explain(1) == "#2/7  20 ns  MainThread -> task: MainThread hands the thread to task; task runs at demo.py:5"
-    assert tl.explain(2) == ("#3/7  30 ns  task -> task2: task waits (await sleep(3) at demo.py:7); "
+    assert explain(tl, 0) == "#1/7  10 ns  MainThread runs (program starts) at demo.py:1".replace("10 ns", "0")
+    assert explain(tl, 1) == "#2/7  20 ns  MainThread -> task: MainThread hands the thread to task; task runs at demo.py:5"
+    assert explain(tl, 2) == ("#3/7  30 ns  task -> task2: task waits (await sleep(3) at demo.py:7); "
                              "task2 runs at demo.py:10")
-    assert tl.explain(3) == ("#4/7  60 ns  MainThread resumes after 20 ns: it waited (event loop idle: epoll at "
+    assert explain(tl, 3) == ("#4/7  60 ns  MainThread resumes after 20 ns: it waited (event loop idle: epoll at "
                              "demo.py:20); MainThread runs (epoll timed out)")
-    assert tl.explain(4).startswith("#5/7  60 ns  MainThread -> task2: MainThread hands the thread to task2")
+    assert explain(tl, 4).startswith("#5/7  60 ns  MainThread -> task2: MainThread hands the thread to task2")
 
 
 def test_threads_compete_in_their_process_only():
@@ -89,9 +90,9 @@ def test_threads_compete_in_their_process_only():
     ]
     tl = build(lanes, rows)
     # A thread starting while others run: nobody had to stop (the GIL hand-off is invisible).
-    assert tl.explain(1) == "#2/5  1 ns  worker-0 runs (task('a')) at pool.py:9"
+    assert explain(tl, 1) == "#2/5  1 ns  worker-0 runs (task('a')) at pool.py:9"
     # The other process's wait is not this process's business.
-    assert tl.explain(4) == ("#5/5  6 ns  worker-1 -> worker-0: worker-1 waits (sleep 1.0s at pool.py:12); "
+    assert explain(tl, 4) == ("#5/5  6 ns  worker-1 -> worker-0: worker-1 waits (sleep 1.0s at pool.py:12); "
                              "worker-0 runs (task('c')) at pool.py:9")
 
 
@@ -163,7 +164,7 @@ def test_switches_are_in_time_order_even_when_reported_late():
 def test_a_big_file_loads_into_columns_sized_once(tmp_path):
     """load() sizes the columns from the first batch (bytes per event x file size): the same
     timeline as adding the events by hand, with little room to spare."""
-    from concurview.engines.tracefile import TraceWriter
+    from concurview.trace.tracefile import TraceWriter
 
     lanes = [Lane(0, "main", "MainThread", pid=1, tid=1), Lane(1, "thread", "worker", parent=0, pid=1, tid=2)]
     rows = [(i * 10, i % 2, ("run", "wait")[(i // 2) % 2], None if i % 4 < 2 else "sleep", f"p.py:{i % 7}",

@@ -8,8 +8,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from concurview.tui import store
-from concurview.tui.store import _CHANGES, load
+from concurview.trace import store
+from concurview.trace.store import _CHANGES, load
 
 TRACES = sorted(p for p in (Path(__file__).parents[1] / "traces").glob("*.jsonl")
                 if not p.name.startswith("error-unreadable"))
@@ -49,7 +49,7 @@ def test_chunked_index_and_summary_match_one_pass(path, monkeypatch):
 
 
 def _lanes():
-    from concurview.engines.events import Lane
+    from concurview.trace.events import Lane
 
     return [Lane(0, "main", "MainThread", pid=100, tid=1),
             Lane(1, "thread", "wörker ✓", parent=0, pid=100, tid=2**63 - 1),
@@ -60,7 +60,7 @@ def _lanes():
 
 
 def test_lane_table_gives_back_every_lane_as_added():
-    from concurview.tui.store import LaneTable
+    from concurview.trace.store import LaneTable
 
     lanes = _lanes()
     table = LaneTable()
@@ -80,9 +80,9 @@ def test_lane_table_gives_back_every_lane_as_added():
 
 
 def test_lanes_in_columns_through_the_timeline_and_a_file(tmp_path):
-    from concurview.engines.events import Event, Footer, Header
-    from concurview.engines.tracefile import TraceWriter
-    from concurview.tui.store import Timeline
+    from concurview.trace.events import Event, Footer, Header
+    from concurview.trace.tracefile import TraceWriter
+    from concurview.trace.store import Timeline
 
     lanes = _lanes()
     tl = Timeline()
@@ -102,7 +102,7 @@ def test_lanes_in_columns_through_the_timeline_and_a_file(tmp_path):
 
 
 def test_text_blob_round_trip():
-    from concurview.tui.store import TextBlob
+    from concurview.trace.store import TextBlob
 
     texts = ["", "plain", "ünïcödé ✓ 中文 🙂", "lone \ud800 and \udfff surrogates", "line\nbreaks\x00nul", "y" * (1 << 20)]
     blob = TextBlob()
@@ -113,8 +113,8 @@ def test_text_blob_round_trip():
 
 
 def test_loaded_texts_leave_the_string_table_and_read_back(tmp_path):
-    from concurview.engines.events import Event, Footer, Header, Lane
-    from concurview.engines.tracefile import TraceWriter
+    from concurview.trace.events import Event, Footer, Header, Lane
+    from concurview.trace.tracefile import TraceWriter
 
     path = tmp_path / "t.jsonl"
     w = TraceWriter(path, Header())
@@ -135,8 +135,8 @@ def test_loaded_texts_leave_the_string_table_and_read_back(tmp_path):
 
 
 def test_times_spanning_more_than_32_bits(tmp_path):
-    from concurview.engines.events import Event, Footer, Header, Lane
-    from concurview.engines.tracefile import TraceWriter
+    from concurview.trace.events import Event, Footer, Header, Lane
+    from concurview.trace.tracefile import TraceWriter
 
     path = tmp_path / "t.jsonl"
     w = TraceWriter(path, Header())
@@ -152,8 +152,8 @@ def test_times_spanning_more_than_32_bits(tmp_path):
 
 
 def test_many_lanes_past_16_bits():
-    from concurview.engines.events import Event, Lane
-    from concurview.tui.store import Timeline
+    from concurview.trace.events import Event, Lane
+    from concurview.trace.store import Timeline
 
     n = 70_000
     tl = Timeline()
@@ -172,8 +172,8 @@ def test_most_at_once_by_event_order_matches_by_time(path, monkeypatch):
 
 
 def test_most_at_once_ties_and_time_order():
-    from concurview.engines.events import Event, Lane
-    from concurview.tui.store import Timeline
+    from concurview.trace.events import Event, Lane
+    from concurview.trace.store import Timeline
 
     tl = Timeline()
     tl.add([Lane(i, "task", f"t{i}", pid=1, tid=1) for i in range(3)],

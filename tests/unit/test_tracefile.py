@@ -8,11 +8,11 @@ import msgspec
 import pytest
 
 from concurview.engines.speedups import EventBuffer
-from concurview.engines.columns import Merger, Stream
-from concurview.engines.events import (
+from concurview.trace.columns import Merger, Stream
+from concurview.trace.events import (
     RUN, WAIT, WIRE_LANE_SHIFT, Event, Footer, Frame, Header, Lane, WireLane,
 )
-from concurview.engines.tracefile import TraceFormatError, TraceReader, TraceWriter
+from concurview.trace.tracefile import TraceFormatError, TraceReader, TraceWriter
 
 LANES = [Lane(0, "main", "MainThread", pid=10, tid=1), Lane(1, "task", "task", parent=0, pid=10, tid=1)]
 EVENTS = [
@@ -222,3 +222,15 @@ def test_wire_frames_carry_events_in_columns_and_each_string_once():
     assert [(e.t, e.lane, e.kind, e.reason, e.where, e.cause) for e in cols.events()] == [
         (123, 1, "run", "await sleep(1)", "x.py:3", 0), (124, 1, "wait", "await sleep(1)", "x.py:4", None)]
     assert not stream.buf, "whole frames are taken off the stream"
+
+def test_lone_surrogates_are_written_as_their_escapes_text(tmp_path):
+    """A Chrome trace read by the stdlib json can hold lone surrogates (`"\\ud800"`); saving it (the app's
+    export, compare -o) must not crash, and the file must read back."""
+    w = TraceWriter(tmp_path / "t.jsonl", Header(program="p\udcff.py"))
+    w.lanes([Lane(0, "main", "Main\ud800Thread", pid=1, tid=1)])
+    w.events([Event(0, 1, 0, "run"), Event(1, 2, 0, "log", reason="stdout", text="bad \udcff byte")])
+    path = w.close(Footer(events=2, lanes=1))
+    r, lanes, events = read_all(path)
+    assert r.header.program == "p\\udcff.py" and r.complete
+    assert lanes[0].name == "Main\\ud800Thread"
+    assert [e.text for e in events] == [None, "bad \\udcff byte"]

@@ -1,4 +1,4 @@
-"""The contract's msgspec Structs (lanes, events, trace header/footer, wire frames): engines/events.py gives them."""
+"""The contract's msgspec Structs (lanes, events, trace header/footer, wire frames): trace/events.py gives them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from concurview.engines.events import FORMAT_NAME, FORMAT_VERSION
+from .events import FORMAT_NAME, FORMAT_VERSION
 
 # Bounds a reader enforces: out-of-range numbers are a damaged file, not a crash.
 Time = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -77,7 +77,7 @@ class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer")
     strings_dropped: int = 0
 
 
-# Wire (engines/events.py says how frames are laid out).
+# Wire (trace/events.py says how frames are laid out).
 class WireLane(msgspec.Struct, array_like=True, frozen=True, gc=False):
     id: int
     kind: str

@@ -59,7 +59,7 @@ class _Version(argparse.Action):
                          help=help or "show the version and whether the C speedups are in use, and exit")
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from concurview import version_text
+        from . import version_text
 
         print(version_text())
         parser.exit()
@@ -153,7 +153,7 @@ def _max_bytes_option(p: argparse.ArgumentParser) -> None:
 
 
 def _byte_size(raw: str) -> int:
-    from concurview.engines.tracefile import parse_size
+    from .trace.tracefile import parse_size
 
     try:
         return parse_size(raw)
@@ -233,7 +233,7 @@ def _end_by(sig: int) -> None:
 def _dispatch(argv: list[str]) -> int:
     # `concurview NAME [--set ...]` runs a scenario in the app.
     if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
-        from concurview.scenarios import ScenarioError
+        from .scenarios import ScenarioError
 
         sub = _Parser(prog="concurview NAME")
         sub.add_argument("scenario")
@@ -282,8 +282,8 @@ def _stdin_is_a_file() -> bool:
 
 
 def _open(args: argparse.Namespace) -> int:
-    from concurview.engines.tracefile import ENV_MAX_BYTES
-    from concurview.tui.store import load
+    from .trace.tracefile import ENV_MAX_BYTES
+    from .trace.store import load
 
     folder = None
     path = _input(args.trace)
@@ -337,7 +337,7 @@ def _stdin_to_file(max_bytes: int | None) -> tuple[str, str]:
     as for any trace file (gzip data counted as it comes: the load bounds what it inflates to)."""
     import tempfile
 
-    from concurview.engines.tracefile import format_size, max_bytes_from_env
+    from .trace.tracefile import format_size, max_bytes_from_env
 
     if max_bytes is None:
         try:
@@ -417,7 +417,7 @@ def _completion(shell: str) -> int:
         import shtab
     except ImportError:
         raise UsageError("completion needs shtab: pip install shtab") from None
-    from concurview.scenarios import catalogue
+    from .scenarios import catalogue
 
     parser = _parser()
     names = sorted(catalogue())
@@ -441,8 +441,8 @@ def _completion(shell: str) -> int:
 def _users_fault(e: Exception) -> bool:
     """A scenario, trace-file or output error: bad input, said in one line. Their modules are looked up, not
     imported: one that raised is loaded (`run --record` starts its program before msgspec is imported)."""
-    for module, name in (("concurview.scenarios", "ScenarioError"), ("concurview.engines.tracefile", "TraceFormatError"),
-                         ("concurview.engines.outfile", "OutputError")):
+    for module, name in (("concurview.scenarios", "ScenarioError"), ("concurview.trace.tracefile", "TraceFormatError"),
+                         ("concurview.trace.outfile", "OutputError")):
         loaded = sys.modules.get(module)
         if loaded is not None and isinstance(e, getattr(loaded, name)):
             return True
@@ -479,14 +479,14 @@ def _split_program(argv: list[str]) -> list[str]:
 
 
 def _scenario(name: str, sets: list[str]):
-    from concurview.scenarios import get
+    from .scenarios import get
 
     scenario = get(name)
     return scenario, scenario.coerce(_parse_sets(sets))
 
 
 def _list(as_json: bool) -> int:
-    from concurview.scenarios import TOPICS, catalogue
+    from .scenarios import TOPICS, catalogue
 
     scenarios = list(catalogue().values())
     if as_json:
@@ -514,8 +514,8 @@ def _whole_summary(s) -> str:
 
 
 def _output_path(raw: str, option: str = "-o", inputs: tuple = ()) -> Path:
-    """`raw` checked as an output file (engines/outfile.py) before any work is done: UsageError if it cannot be."""
-    from concurview.engines.outfile import OutputError, check
+    """`raw` checked as an output file (trace/outfile.py) before any work is done: UsageError if it cannot be."""
+    from .trace.outfile import OutputError, check
 
     if not raw.strip():
         raise UsageError(f"{option}: an empty file name; give a file like trace.jsonl")
@@ -532,7 +532,7 @@ def _output_path(raw: str, option: str = "-o", inputs: tuple = ()) -> Path:
 
 
 def _max_events(args: argparse.Namespace) -> int:
-    from concurview.engines.runner import max_events_from_env
+    from .engines.runner import max_events_from_env
 
     if args.max_events is not None:
         return args.max_events
@@ -563,8 +563,8 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
     us and the program had not ended within the grace period after it (it was killed).
     """
     global _die_by
-    from concurview.engines.outfile import OutputError, OutputFile
-    from concurview.engines.runner import Run
+    from .trace.outfile import OutputError, OutputFile
+    from .engines.runner import Run
 
     run = Run(target, timeout=timeout, max_events=max_events)
     opened = OutputFile(out, inputs)
@@ -575,7 +575,7 @@ def _record_run(target, out: Path, timeout: float | None, label: str, max_events
     def started() -> None:
         # The trace writer (msgspec) and its header are made while the program's interpreter starts.
         nonlocal writer, failed
-        from concurview.engines.tracefile import TraceWriter
+        from .trace.tracefile import TraceWriter
 
         try:
             writer = TraceWriter(opened, run.header)
@@ -644,9 +644,9 @@ def _clean(text: str) -> str:
     """`text` with terminal control characters shown as \\xNN instead of sent to the terminal.
 
     A trace file is data from elsewhere: its strings must not drive the terminal (escape sequences,
-    title changes). The app's sanitiser, tui/text.py's clean(), does it for the app and the CLI alike.
+    title changes). The app's sanitiser, trace/text.py's clean(), does it for the app and the CLI alike.
     """
-    from concurview.tui.text import clean
+    from .trace.text import clean
 
     return clean(text)
 
@@ -657,7 +657,7 @@ def _clean_json(text: str) -> str:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from concurview.engines.runner import Target
+    from .engines.runner import Target
 
     scenario, params = _scenario(args.scenario, args.set)
     if scenario.unavailable:
@@ -670,7 +670,7 @@ def _record(args: argparse.Namespace) -> int:
 def _with_python(target, path: str | None):
     """`--python PATH`: the target run by that interpreter, checked first (one line and exit 2 if it is not one)."""
     if path is not None:
-        from concurview.engines.runner import PythonError, check_python
+        from .engines.runner import PythonError, check_python
 
         try:
             target.python, target.python_version = check_python(path)
@@ -706,8 +706,8 @@ def _check_module(name: str) -> None:
 
 
 def _run_program(args: argparse.Namespace) -> int:
-    from concurview.engines.child import ENV_ARGV0
-    from concurview.engines.runner import Target
+    from .engines.child import ENV_ARGV0
+    from .engines.runner import Target
 
     if args.args[:1] == ["--"]:
         args.args = args.args[1:]
@@ -742,7 +742,7 @@ def _run_program(args: argparse.Namespace) -> int:
     if args.max_events is not None:
         import os
 
-        from concurview.engines.runner import ENV_MAX_EVENTS
+        from .engines.runner import ENV_MAX_EVENTS
 
         os.environ[ENV_MAX_EVENTS] = str(max_events)  # the app's Run reads it
     return _run_live(target, args.timeout)
@@ -756,7 +756,7 @@ def _app_factory():
 
     gc.disable()
     try:
-        from concurview.tui.app import make_app
+        from .tui.app import make_app
     finally:
         gc.freeze()
         gc.enable()
@@ -781,8 +781,9 @@ def _run_live(target, timeout: float | None) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from concurview.tui.compare import merge, run_model, table
-    from concurview.tui.store import format_time
+    from .engines.compare import run_model
+    from .trace.compare import merge, table
+    from .trace.narrative import format_time
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in _MODELS]
@@ -791,7 +792,7 @@ def _compare(args: argparse.Namespace) -> int:
     # Opened before the runs: an unwritable output is an error now, not after minutes of runs.
     opened = None
     if args.output is not None:
-        from concurview.engines.outfile import OutputFile
+        from .trace.outfile import OutputFile
 
         if args.output == STDIO and args.json:
             raise UsageError("-o - and --json both want stdout; give -o FILE")
@@ -808,8 +809,8 @@ def _compare(args: argparse.Namespace) -> int:
     rows = table(runs)
     failed = None
     if opened is not None:
-        from concurview.engines.outfile import OutputError
-        from concurview.engines.tracefile import TraceWriter
+        from .trace.outfile import OutputError
+        from .trace.tracefile import TraceWriter
 
         params = {"models": models, "jobs": args.jobs, "job_sleep": args.job_sleep, "workers": args.workers}
         tl = merge(runs, params)
@@ -841,12 +842,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from concurview.tui.export import SUFFIXES, export
-    from concurview.tui.store import load
+    from .trace.export import SUFFIXES, export
+    from .trace.store import load
 
     if not 40 <= args.width <= 1000:
         raise UsageError(f"--width must be between 40 and 1000 columns, got {args.width}")
-    from concurview.engines.outfile import same_file, write_output
+    from .trace.outfile import same_file, write_output
 
     trace = _input(args.trace)
     src = Path(trace)
@@ -893,8 +894,9 @@ def _write_stdout(data: bytes) -> None:
 
 
 def _summary(path: str, as_json: bool, max_bytes: int | None = None, every_lane: bool = False) -> int:
-    from concurview.tui.lints import lints
-    from concurview.tui.store import format_time, load
+    from .trace.lints import lints
+    from .trace.narrative import format_time
+    from .trace.store import load
 
     tl = load(path, max_bytes)
     s = tl.summary()
@@ -969,7 +971,7 @@ def _print_clean(*parts: object, **kwargs) -> None:
 
 
 def _run_app(**kwargs) -> int:
-    from concurview.engines.runner import max_events_from_env
+    from .engines.runner import max_events_from_env
 
     try:
         max_events_from_env()  # the app's runs read it: a bad value is an error here, not in the app

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from concurview.engines.events import FORMAT_NAME, FORMAT_VERSION, Event, Footer, Header, Lane
+from .events import FORMAT_NAME, FORMAT_VERSION, Event, Footer, Header, Lane
 
 if TYPE_CHECKING:  # numpy loads with the first trace read, not with every command that may read one
-    from concurview.engines.speedups import EventParser  # C, or msgspec for every line
-    from concurview.engines.outfile import OutputFile
-    from concurview.engines.columns import Columns, StringTable
+    from ..engines.speedups import EventParser  # C, or msgspec for every line
+    from .outfile import OutputFile
+    from .columns import Columns, StringTable
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20  # bytes of the file read at once
@@ -55,14 +55,34 @@ _footer_dec = msgspec.json.Decoder(Footer)
 _event_dec = msgspec.json.Decoder(Event)
 
 
+def _encode(obj: object) -> bytes:
+    """One JSON line's bytes. A string with a lone surrogate (a Chrome trace's `"\\ud800"`, read by the stdlib
+    json) cannot be UTF-8, and msgspec reads no lone-surrogate escape back: such a character is written as
+    its escape's text, `\\ud800`, visible and the file readable."""
+    try:
+        return _encoder.encode(obj)
+    except UnicodeEncodeError:
+        return _encoder.encode(_no_surrogates(msgspec.to_builtins(obj)))
+
+
+def _no_surrogates(value):
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_no_surrogates(k): _no_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_surrogates(v) for v in value]
+    return value
+
+
 class TraceWriter:
-    """Streams a trace to `path` through an OutputFile (engines/outfile.py): a regular file is written as a
+    """Streams a trace to `path` through an OutputFile (trace/outfile.py): a regular file is written as a
     `.partial` beside it and renamed over it on close (readers never see a torn file); a device, FIFO or
     /dev/stdout is streamed to. Every OS error is an OutputError (one line, naming the kept partial)."""
 
     def __init__(self, path: str | os.PathLike[str] | OutputFile, header: Header,
                  inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
-        from concurview.engines.outfile import OutputFile
+        from .outfile import OutputFile
 
         self._out = path if isinstance(path, OutputFile) else OutputFile(path, inputs)
         self.path = self._out.path
@@ -83,7 +103,7 @@ class TraceWriter:
         return self._out.partial
 
     def _write(self, obj: object) -> None:
-        self._file.write(_encoder.encode(obj) + b"\n")
+        self._file.write(_encode(obj) + b"\n")
 
     def lanes(self, lanes: list[Lane]) -> None:
         try:
@@ -95,7 +115,10 @@ class TraceWriter:
     def events(self, events: list[Event]) -> None:
         try:
             if events:
-                self._file.write(_encoder.encode_lines(events))
+                try:
+                    self._file.write(_encoder.encode_lines(events))
+                except UnicodeEncodeError:  # a lone surrogate somewhere: those events one by one
+                    self._file.write(b"".join(_encode(e) + b"\n" for e in events))
             # Flush when the stream has caught up (a small batch) or every _FLUSH_EVERY under a flood.
             now = time.monotonic()
             if len(events) < 256 or now - self._flushed > _FLUSH_EVERY:
@@ -424,7 +447,7 @@ class TraceReader:
         line, or anything unusual - is decoded by msgspec, which also names what is
         wrong with a damaged line.
         """
-        from concurview.engines.speedups import EventParser  # C, or msgspec for every line
+        from ..engines.speedups import EventParser  # C, or msgspec for every line
 
         parser = EventParser(strings._ids, strings.strings)
         parsed = 0  # bytes given to this parser
@@ -469,7 +492,7 @@ class TraceReader:
 
     def batches(self, chunk_bytes: int = _CHUNK) -> Iterator[tuple[list[Lane], list[Event]]]:
         """As columns(), the events as records numbered from 0 (for tools and tests: slow)."""
-        from concurview.engines.columns import StringTable
+        from .columns import StringTable
 
         strings, seq = StringTable(), 0
         for lanes, cols, _named_from in self.columns(strings, chunk_bytes):
@@ -483,7 +506,7 @@ class TraceReader:
         the lanes declared in it, its events, and for each lane the index of the first event after
         its line (a file may declare a lane every few lines: a batch per lane line cost a million
         numpy arrays for a gevent server's trace)."""
-        from concurview.engines.columns import Columns
+        from .columns import Columns
 
         pos, n = 0, len(data)
         parts: list[Columns] = []
@@ -549,7 +572,7 @@ def _rows(taken: tuple, strings: StringTable) -> Columns:
     """EventParser.take()'s bytes as Columns."""
     import numpy as np
 
-    from concurview.engines.columns import Columns
+    from .columns import Columns
 
     _n, t, lane, kind, reason, where, text, cause = taken
     i32 = np.int32

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from concurview.engines.columns import KIND_NAMES, UNKNOWN_KIND, Columns, StringTable
-from concurview.engines.events import (
+from .columns import KIND_NAMES, UNKNOWN_KIND, Columns, StringTable
+from .events import (
     BLOCK, CLOSE, COOPERATIVE_KINDS, EVENT_KINDS, GIL_VIEW_MARKS, KIND_CODE, MARK, OPEN, READY, RUN, SAMPLE,
     SAMPLE_GIL_WAIT, SAMPLE_HOLDS, SAMPLE_KERNEL, SAMPLE_NO_GIL, SAMPLE_ON_CPU, WAIT,
     Event, Footer, Header, Lane,
@@ -209,7 +209,7 @@ class _Track:
 
 # -- GIL view: sampled facts refine the state of a thread lane the hooks show running -------------
 
-# A sample event's sub-state, by the start of its reason (engines/events.py SAMPLE_*).
+# A sample event's sub-state, by the start of its reason (trace/events.py SAMPLE_*).
 SUB_NONE, SUB_HOLDS, SUB_GIL_WAIT, SUB_NO_GIL, SUB_ON_CPU, SUB_KERNEL = range(6)
 _SUB_OF_REASON = ((SAMPLE_HOLDS, SUB_HOLDS), (SAMPLE_GIL_WAIT, SUB_GIL_WAIT), (SAMPLE_NO_GIL, SUB_NO_GIL),
                   (SAMPLE_ON_CPU, SUB_ON_CPU), (SAMPLE_KERNEL, SUB_KERNEL))
@@ -981,31 +981,6 @@ class Timeline:
             window *= 2
         return None
 
-    def explain(self, k: int) -> str:
-        """One line for switch k: `#14/63  2.003 s  a -> b: a waits (why at where); b runs (at where)`."""
-        s = self.switch(k)
-        name = self.lanes[s.lane].name
-        head = f"#{k + 1}/{s.count}  {format_time(s.t)}  "
-        ran = f"{name} runs" + (f" ({s.reason})" if s.reason else "") + (f" at {s.where}" if s.where else "")
-        if s.stopped is None:
-            return head + ran
-        who = self.lanes[s.stopped].name
-        why = s.stopped_reason or s.stopped_kind
-        at = f" at {s.stopped_where}" if s.stopped_where else ""
-        if s.stopped == s.lane:
-            waited = format_time(s.t - (s.stopped_t or s.t))
-            if s.stopped_kind == "block":
-                return head + f"{name} resumes after {waited}: " + self.block_text(s.stopped, s.stopped_reason,
-                                                                                    s.stopped_where, s.stopped_t, s.t) + "; " + ran
-            return head + f"{name} resumes after {waited}: it waited ({why}{at}); " + ran
-        if s.stopped_kind == "block":
-            return head + f"{who} -> {name}: " + self.block_text(s.stopped, s.stopped_reason, s.stopped_where,
-                                                                 s.stopped_t, s.t) + "; " + ran
-        if s.stopped_kind == "run":
-            return head + f"{who} -> {name}: {who} hands the thread to {name}; " + ran
-        verb = "waits" if s.stopped_kind == "wait" else "finished"
-        return head + f"{who} -> {name}: {who} {verb} ({why}{at}); " + ran
-
     # -- views: what the app asks per key press or per frame (nothing decodes lists) -----
 
     def _cached(self, name: str, version: int, build):
@@ -1163,30 +1138,6 @@ class Timeline:
         j = int(np.searchsorted(at, i))
         return self._texts[int(self._text_id.a[j])] if j < len(at) and at[j] == i else None
 
-    def describe_event(self, i: int) -> str:
-        """One line for any event: `event 15/26  398.8 ms  task2 is ready (woken by MainThread)`."""
-        e = self.event(i)
-        name = self.lanes[e.lane].name
-        at = f" at {e.where}" if e.where else ""
-        by = f" by {self.lanes[e.cause].name}" if e.cause is not None and e.cause != e.lane else ""
-        first = (e.text or "").strip().splitlines()
-        text = first[-1] if e.kind == "error" and first else (first[0] if first else "")
-        what = {
-            "open": f"{name} is created{by}{at}",
-            "run": f"{name} runs" + (f" ({e.reason})" if e.reason else "") + at,
-            "wait": f"{name} waits" + (f" ({e.reason}{at})" if e.reason else at),
-            "block": f"{name}: {blocking_call(e.reason)}{at} blocks {self.blocked_what(e.lane)}",
-            "ready": f"{name} is ready" + (f" (woken{by})" if by else ""),
-            "log": f"{name} prints: {text}",
-            "error": f"{name} raised: {text}",
-            "close": f"{name} finished" + (f" ({e.reason}{at})" if e.reason else at),
-            "phase": f"{name}: {e.reason or text}{at}",
-            "mark": f"{name}: {e.reason or text}",
-            "sample": f"{name} {e.reason}{at}" + ("" if self.lanes[e.lane].kind in COOPERATIVE_KINDS else
-                                                  " (sampled)"),
-        }.get(e.kind, f"{name}: {e.kind}")
-        return f"event {self.event_rank(i) + 1}/{self.n_events}  {format_time(e.t)}  {what}"
-
     # -- summary -------------------------------------------------------------------------
 
     def summary(self) -> dict:
@@ -1314,7 +1265,7 @@ class Timeline:
         - gevent's hub, switched away from: ready for the block (it would run the loop, and every
           greenlet it has to wake). A lane whose deadline is not known (a future, a socket) stays waiting.
         """
-        for other in self._same_thread(blocker):
+        for other in self.same_thread(blocker):
             if other.id == blocker or other.kind not in ("task", "greenlet", "hub"):
                 continue
             tr = self._track(other.id)
@@ -1343,7 +1294,7 @@ class Timeline:
             tr.extra.extend(extra)
         self._view_cache.pop("in_flight", None)
 
-    def _same_thread(self, lane: int) -> list[Lane]:
+    def same_thread(self, lane: int) -> list[Lane]:
         """The lanes with `lane`'s pid and tid (itself too), in id order."""
         return [self.lanes[i] for i in np.flatnonzero(self.lanes.same_place(lane)).tolist()]
 
@@ -1358,7 +1309,7 @@ class Timeline:
     def starved(self, blocker: int, t0: int, t1: int) -> list[int]:
         """The other lanes of the blocker's thread that were ready (could have run) in [t0, t1)."""
         out = []
-        for other in self._same_thread(blocker):
+        for other in self.same_thread(blocker):
             if other.id == blocker or other.kind not in COOPERATIVE_KINDS:
                 continue
             tr = self._track(other.id)
@@ -1368,18 +1319,6 @@ class Timeline:
             if len(t) and t[0] < t1 and bool((st[lo:max(hi, lo + 1)] == READY_S).any()):
                 out.append(other.id)
         return out
-
-    def blocked_what(self, lane: int) -> str:
-        """What a block of `lane` holds: `the event loop` (a task), `the gevent hub` (a greenlet
-        next to a hub), else its thread, by name."""
-        me = self.lanes[lane]
-        if me.kind == "task":
-            return "the event loop"
-        mates = self._same_thread(lane)
-        if any(o.kind == "hub" for o in mates):
-            return "the gevent hub"
-        thread = next((o.name for o in mates if o.kind in ("main", "thread")), None)
-        return f"its thread ({thread})" if thread else "its thread"
 
     def blocker_at(self, lane: int, t: int) -> int | None:
         """The lane whose block holds `lane`'s thread at time t (None if none does)."""
@@ -1394,13 +1333,6 @@ class Timeline:
             if other != lane and o.pid == me.pid and o.tid == me.tid and int(self._t.a[b]) <= t:
                 return other
         return None
-
-    def block_text(self, lane: int, reason: str | None, where: str | None, t0: int | None, t1: int) -> str:
-        """`time.sleep(1) at x.py:9 blocked the event loop (good was ready)`: a block, for the step it ends."""
-        at = f" at {where}" if where else ""
-        ready = [self.lanes[s].name for s in self.starved(lane, t0 if t0 is not None else t1, t1)]
-        tail = f" ({_names(ready)} {'was' if len(ready) == 1 else 'were'} ready)" if ready else ""
-        return f"{blocking_call(reason)}{at} blocked {self.blocked_what(lane)}{tail}"
 
     def in_flight_mask(self, lane: int) -> np.ndarray:
         """Per cached change of `lane`: whether it is in the middle of a job from there on.
@@ -1738,34 +1670,6 @@ def _deadline_of(reason: str | None, kind: str) -> float | None:
     return secs if 0 <= secs < 1e9 else None
 
 
-def blocking_call(reason: str | None) -> str:
-    """The call a `block` event's reason names, as the program wrote it: `sleep 1.0s` -> `time.sleep(1.0)`."""
-    if not reason:
-        return "a blocking call"
-    m = re.match(r"sleep (.+)s\Z", reason)
-    if m:
-        return f"time.sleep({m.group(1)})"
-    return reason
-
-
-def _names(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def format_time(ns: int) -> str:
-    """3 significant decimals: `2.003 s`, `41.2 ms`, `850 µs`."""
-    a = abs(ns)
-    if a == 0:
-        return "0"
-    if a >= 1_000_000_000:
-        return f"{ns / 1e9:.3f} s"
-    if a >= 1_000_000:
-        return f"{ns / 1e6:.1f} ms"
-    if a >= 1_000:
-        return f"{ns / 1e3:.0f} µs"
-    return f"{ns} ns"
-
-
 def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline:
     """Read a trace file into a new Timeline (TraceFormatError for anything unreadable).
 
@@ -1773,8 +1677,8 @@ def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline
     `max_bytes` of content are read (default: $CONCURVIEW_MAX_BYTES, else 512 MB); past
     that, a TraceFormatError says so. The file is opened once (it may be a pipe).
     """
-    from concurview.engines.tracefile import TraceReader, open_source
-    from concurview.tui.foreign import load_chrome, looks_like_chrome
+    from .tracefile import TraceReader, open_source
+    from .foreign import load_chrome, looks_like_chrome
 
     src = open_source(path, max_bytes)
     try:
@@ -1807,7 +1711,7 @@ def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline
             try:
                 tl.add(new_lanes, Columns.concat(pending) if pending else [], named_from)
             except ValueError as e:
-                from concurview.engines.tracefile import TraceFormatError
+                from .tracefile import TraceFormatError
 
                 raise TraceFormatError(f"{path}: {e}") from None
             tl.pack_texts()

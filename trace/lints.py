@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from concurview.tui.store import Timeline, blocking_call, format_time
+from .narrative import blocked_what, blocking_call, format_time
+from .store import Timeline
 
 # A block shorter than this, summed over a lane, is not worth a warning (a contended lock for a
 # few microseconds inside a task). asyncio's own debug mode warns from 100 ms a step
@@ -59,7 +60,7 @@ def blocked_loop(tl: Timeline) -> list[Lint]:
         if total < MIN_BLOCK_NS:
             continue
         name = tl.lanes[lane].name
-        what = tl.blocked_what(lane)
+        what = blocked_what(tl, lane)
         starved: list[str] = []
         for _ev, t0, t1 in spans:
             for s in tl.starved(lane, t0, t1):

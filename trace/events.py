@@ -1,5 +1,5 @@
 """The event contract: kinds and wire constants here (no msgspec: the traced child needs only these); lanes,
-events, trace header/footer and wire frames as msgspec Structs, made on first use (engines/_structs.py)."""
+events, trace header/footer and wire frames as msgspec Structs, made on first use (trace/_structs.py)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ SOURCE_TEXT_MAX = 1 << 20  # bytes of a program's source a trace stores (above t
 # that width: 0 for string ids and kinds, pid << 24 for lane ids, (pid << 24) - 1
 # for causes, so the frames of a process
 # share their bases and the runner gathers from the narrow offsets directly
-# (engines/columns.py, Merger). A greenlet ping-pong sends 7.3 bytes an event,
+# (trace/columns.py, Merger). A greenlet ping-pong sends 7.3 bytes an event,
 # 14.6 a switch (37 and 74 when every column went at full width: int64 times,
 # lanes and causes, uint32 ids).
 #
@@ -78,14 +78,14 @@ WIRE_LANE_SHIFT = 24
 
 
 # The msgspec side of the contract (readers, writers, the runner): made when first asked for, so that
-# `from concurview.engines.events import RUN` costs the traced child nothing (msgspec's import is ~25 ms
+# `from concurview.trace.events import RUN` costs the traced child nothing (msgspec's import is ~25 ms
 # of its start, and another interpreter traced with `run --python` may not have msgspec at all).
 _STRUCTS = ("Time", "LaneId", "Count", "Lane", "Event", "Header", "Footer", "WireLane", "Column", "Frame", "_EMPTY")
 
 
 def __getattr__(name: str):
     if name in _STRUCTS:
-        from concurview.engines import _structs
+        from . import _structs
 
         for n in _STRUCTS:
             globals()[n] = getattr(_structs, n)
