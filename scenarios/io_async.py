@@ -73,6 +73,7 @@ if __name__ == "__main__":
     t_submit = time.monotonic_ns()
     ring.submit(sock.fileno(), buf)  # returns at once: the read is the kernel's job now
     t_submitted = time.monotonic_ns()
+    probe("", "mark", t_submitted, f"submit returned in {took(t_submitted - t_submit)}")
     if ring.name == "posix_aio":
         probe("aio helper thread", "wait", t_submitted, "read(): blocked, waiting for data",
               "emulated by a helper thread (glibc POSIX AIO)", lane_kind="thread")
