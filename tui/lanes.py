@@ -607,10 +607,14 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         w = self.window
         if w.span <= 0:
             return []
-        if self.axis == SWITCH:  # a time between two switches sits between their columns
+        if self.axis == SWITCH:  # a time between two switches sits half way between their columns
             times = tl.switch_times()
-            spans = [(float(np.searchsorted(times, t0)), float(np.searchsorted(times, t1)), code)
-                     for t0, t1, code in spans]
+
+            def at(t: int) -> float:
+                k = int(np.searchsorted(times, t))
+                return float(k) if k < len(times) and times[k] == t else k - 0.5
+
+            spans = [(at(t0), at(t1), code) for t0, t1, code in spans]
         scale = plot_width / w.span
         out = []
         for x0, x1, code in spans:
