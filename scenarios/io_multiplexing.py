@@ -85,7 +85,6 @@ if __name__ == "__main__":
     read.phase2("recv()")
 
     cost = per_call_us(lambda: wait(0))  # nothing is readable again: the bare cost of asking
-    probe("", "mark", 0, f"{api}() over {len(socks)} fds: {cost:.1f} µs per call")
     peer.close()
 
     print(f"{api}() over {len(socks)} sockets costs {cost:.1f} µs a call; it waited "
