@@ -1,23 +1,30 @@
 """The five IO models side by side: the same message read five ways, one model under another on the same time axis - then what select(), poll() and epoll cost per call as idle descriptors pile up.
 
-Watch for: each model has its own pair of lanes, the program's and the
-kernel buffer's, run one after another (each with its own peer that sends
-the same message after `delay`). Look down the column at each model's data
-arrival (▒ on its kernel lane) and at what its program lane is doing:
+Watch for: each model has a lane of its own, its kernel buffer, drawn as the
+read's two phases: phase 1 (░), waiting for the data to reach the kernel;
+phase 2 (▓), copying it into the program's buffer - microseconds, so drawn
+one column wide, magnified, and a step of its own. The models run one after
+another (each with its own peer that sends the same message after `delay`)
+on the one main thread, and the MainThread lane shows what the program does
+meanwhile:
 
-1. blocking - waiting (─) in recv() through phase 1, woken to copy;
-2. non-blocking - running (█) the whole time, burning CPU on EAGAINs;
-3. multiplexing (epoll) - waiting in epoll, then a recv() that only copies;
-4. signal-driven - running other work; the SIGIO handler copies;
-5. asynchronous (io_uring) - running other work; the kernel copies, and the
-   completion says the data is already in the buffer.
+1. blocking - waiting (─) in recv() through both phases;
+2. non-blocking - running (█) through phase 1, burning CPU on EAGAINs, then
+   blocked in the recv() that copies;
+3. multiplexing (epoll) - waiting in epoll through phase 1, then blocked in
+   a recv() that only copies;
+4. signal-driven - running other work through phase 1; blocked in the SIGIO
+   handler's recv() for phase 2;
+5. asynchronous (io_uring) - running other work through both phases: the
+   kernel does phase 2, and the completion says the data is already there.
 
-All of it runs on the one main thread; each model's program lane is that
-thread while it runs that model. The last part times one readiness call over
-1, 100, 1000 and 4000 idle sockets: select() and poll() pass the whole list
-to the kernel on every call and grow with it, epoll keeps the list in the
-kernel and stays flat, and select() refuses any descriptor numbered 1024 or
-more - reported, not crashed.
+Models 1-4 are synchronous IO: the program is blocked in its own call while
+phase 2 copies. The table at the end says how long the program was blocked
+in each phase and who did phase 2. The last part times one readiness call
+over 1, 100, 1000 and 4000 idle sockets: select() and poll() pass the whole
+list to the kernel on every call and grow with it, epoll keeps the list in
+the kernel and stays flat, and select() refuses any descriptor numbered 1024
+or more - reported, not crashed.
 """
 
 import fcntl
