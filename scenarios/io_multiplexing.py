@@ -14,7 +14,6 @@ instead of crashing. Windows has select() only; Linux has all three.
 """
 
 import select
-import time
 
 from _iomodels import Peer, Read, idle_sockets, per_call_us, probe, took
 
