@@ -8,7 +8,7 @@ def version_text() -> str:
     import importlib.metadata
     import platform
 
-    from concurview.engines.speedups import implementation
+    from .engines.speedups import implementation
 
     try:
         textual = "textual " + importlib.metadata.version("textual")

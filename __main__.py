@@ -1,6 +1,6 @@
 """Entry point for `python -m concurview` and the `concurview` console script."""
 
-from concurview.tui.cli import main
+from .cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

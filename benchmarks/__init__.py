@@ -262,7 +262,7 @@ def run_traced(workload: str, *args: object, keep: bool = False, timeout: float 
 def run_through_store(workload: str, *args: object, timeout: float = 300) -> tuple[dict, object, dict]:
     """As `concurview record` runs it: Run + Timeline. Returns (result, timeline, parent-side timings)."""
     from concurview.engines.runner import Run, Target
-    from concurview.tui.store import Timeline
+    from concurview.trace.store import Timeline
 
     with tempfile.TemporaryDirectory(prefix="cv-bench-") as tmp:
         out = os.path.join(tmp, "out.json")

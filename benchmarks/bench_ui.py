@@ -44,8 +44,8 @@ def write_trace(path: Path, n: int, n_threads: int = 8, tasks_per_thread: int = 
     with a few dozen reasons and source lines, 1 % log lines."""
     import numpy as np
 
-    from concurview.engines.events import Event, Footer, Header, Lane
-    from concurview.engines.tracefile import TraceWriter
+    from concurview.trace.events import Event, Footer, Header, Lane
+    from concurview.trace.tracefile import TraceWriter
 
     rng = np.random.default_rng(11)
     lanes = [Lane(0, "process", "python", pid=100)]
@@ -175,7 +175,7 @@ async def _measure_app(path: Path, quick: bool) -> dict:
             cursor_rows = min(height - 1, len(tl.lanes))
 
             # Frames: a new window each time (cold rasterisation), every line of the diagram.
-            lo, hi = app._domain()
+            lo, hi = app.nav.domain()
             frames = []
             n_frames = 15 if quick else 60
             for i in range(n_frames):

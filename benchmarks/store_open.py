@@ -20,7 +20,7 @@ TITLE = "open a 1M and a 10M-event trace file (s, peak RSS) and what the store k
 _LOAD = r"""
 import gc, json, sys, time
 t0 = time.perf_counter()
-from concurview.tui.store import load
+from concurview.trace.store import load
 t_import = time.perf_counter() - t0
 t0 = time.perf_counter()
 tl = load(sys.argv[1])
@@ -42,8 +42,8 @@ def write_trace(path: Path, n: int) -> None:
     """A synthetic n-event trace through the real writer, in batches (memory stays flat)."""
     import numpy as np
 
-    from concurview.engines.events import Event, Footer, Header, Lane
-    from concurview.engines.tracefile import TraceWriter
+    from concurview.trace.events import Event, Footer, Header, Lane
+    from concurview.trace.tracefile import TraceWriter
 
     rng = np.random.default_rng(7)
     lanes = [Lane(0, "process", "python", pid=100)]

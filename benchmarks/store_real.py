@@ -19,7 +19,7 @@ TITLE = "open and summarise real-shaped traces: many short-lived lanes, log text
 # `concurview summary` computes it (rows read one by one, as the CLI prints them).
 _LOAD = r"""
 import json, sys, time
-from concurview.tui.store import lane_states_many, load
+from concurview.trace.store import lane_states_many, load
 def hwm():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
 t0 = time.perf_counter()

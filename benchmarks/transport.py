@@ -87,7 +87,7 @@ def run(quick: bool = False) -> list[Result]:
 
 def _batches(streams: list[bytes]):
     """The stream cut as the runner cuts it: whatever one recv(1 MiB) brought is one batch."""
-    from concurview.engines.columns import Columns, Stream
+    from concurview.trace.columns import Columns, Stream
     from concurview.engines.runner import Run, Target
 
     run = Run(Target("replay"))
@@ -102,9 +102,9 @@ def _batches(streams: list[bytes]):
 
 def replay_stages(streams: list[bytes]) -> dict[str, float]:
     """Seconds spent decoding frames, merging them into Columns, and in Timeline.add (and the events)."""
-    from concurview.engines.columns import Columns, Stream
+    from concurview.trace.columns import Columns, Stream
     from concurview.engines.runner import Run, Target
-    from concurview.tui.store import Timeline
+    from concurview.trace.store import Timeline
 
     decoded = []
     t0 = time.perf_counter()
@@ -137,7 +137,7 @@ def replay_stages(streams: list[bytes]) -> dict[str, float]:
 
 
 def replay_profile(streams: list[bytes]) -> list[dict]:
-    from concurview.tui.store import Timeline
+    from concurview.trace.store import Timeline
 
     n = 0
     prof = cProfile.Profile()
@@ -157,7 +157,7 @@ def replay_profile(streams: list[bytes]) -> list[dict]:
 
 def replay_retained(streams: list[bytes]) -> int:
     """Bytes still allocated once the batches are gone and only the Timeline is left."""
-    from concurview.tui.store import Timeline
+    from concurview.trace.store import Timeline
 
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]

@@ -4,7 +4,8 @@ when CONCURVIEW_PURE=1 asks for them (engines/speedups.py chooses).
 `EventBuffer` is the C EventBuffer's counterpart, method for method: the same rows, the same string
 table (ids 1, 2, ... per process, started over past the same limits), the same thread-local current
 lane, the same batch and cap logic around `on_full`, and `take_frame()` writes byte for byte what
-the C one writes (msgspec itself encodes the frame, which is what the C encoder copies).
+the C one writes (engines/_msgpack.py writes msgspec's bytes for it, which is what the C encoder copies;
+no msgspec here: the traced child does not need it).
 `EventParser` leaves every line of a trace file to msgspec, the reference the C parser is tested
 against. The greenlet tracer, the asyncio step and the thread hooks have their Python references in
 their engines (greenlet_engine._make_tracer, asyncio_engine.PyTracedCoro, threads' wrappers).
@@ -19,10 +20,9 @@ from operator import index as _index
 import weakref
 from array import array
 
-import msgspec
 
-
-from concurview.engines.originals import original as _original
+from ._msgpack import pack_into as _pack_into
+from .originals import original as _original
 
 
 import _thread  # noqa: E402 - after _original, which reads sys.modules
@@ -37,7 +37,7 @@ monotonic_ns = time.monotonic_ns
 MAX_STRINGS = 1 << 16
 MAX_TABLE_CHARS = 16 << 20
 NONE = -1  # a cause that is None (and the lane cap's UNTRACED lane)
-_LOG, _ERROR = 4, 5  # engines/events.py EVENT_KINDS: log, error
+_LOG, _ERROR = 4, 5  # trace/events.py EVENT_KINDS: log, error
 
 _M64 = (1 << 64) - 1
 _SIGN = 1 << 63
@@ -46,8 +46,6 @@ for _code in "BHIQ":  # native-endian offsets of 1, 2, 4 and 8 bytes, as the C c
     _TYPECODES.setdefault(array(_code).itemsize, _code)
 if sorted(_TYPECODES) != [1, 2, 4, 8]:  # pragma: no cover - no such platform among the supported ones
     _TYPECODES = {1: "B", 2: "H", 4: "L" if array("L").itemsize == 4 else "I", 8: "Q"}
-
-_encoder = msgspec.msgpack.Encoder()
 
 
 def _signed(u: int) -> int:
@@ -83,7 +81,7 @@ def _pack(values, width: int) -> bytes:
 
 def _columns(rows: list[tuple]) -> list[tuple[int, bytes]]:
     """The seven wire columns (t, lane, kind, cause, reason, where, text) of rows, each (base,
-    offsets) at the narrowest width, by the rules of engines/events.py ("wire") and the C col_plan."""
+    offsets) at the narrowest width, by the rules of trace/events.py ("wire") and the C col_plan."""
     if not rows:
         return [(0, b"")] * 7
     t, lane, kind, cause, reason, where, text = zip(*rows)
@@ -121,19 +119,6 @@ def _columns(rows: list[tuple]) -> list[tuple[int, bytes]]:
         base, w = _plan_range(min(col), max(col))
         out.append((base, w, [v - base for v in col]))
     return [(base, _pack(offsets, w)) for base, w, offsets in out]
-
-
-def _replaced(o, depth: int = 0):
-    """Strings as a frame carries them: lone surrogates each sent as '?' (the C encoder's rule)."""
-    if isinstance(o, str):
-        try:
-            o.encode("utf-8")
-        except UnicodeEncodeError:
-            return o.encode("utf-8", "replace").decode("utf-8")
-        return o
-    if isinstance(o, (list, tuple)) and depth < 4:
-        return [_replaced(x, depth + 1) for x in o]
-    return o
 
 
 _buffers: weakref.WeakSet = weakref.WeakSet()
@@ -330,11 +315,8 @@ class EventBuffer:
         frame = [pid, lanes, dropped, len(rows), *_columns(rows), fresh, reset]
         if len(out) < at + 4:
             out.extend(bytes(at + 4 - len(out)))
-        try:
-            _encoder.encode_into(frame, out, at + 4)
-        except UnicodeEncodeError:
-            frame[1], frame[-2] = _replaced(lanes), _replaced(fresh)
-            _encoder.encode_into(frame, out, at + 4)
+        del out[at + 4:]
+        _pack_into(out, frame)
         end = len(out)
         out[at:at + 4] = (end - at - 4).to_bytes(4, "little")
         return end
@@ -398,7 +380,7 @@ class EventParser:
     """EventParser(ids, strings): the C line parser's interface, leaving every line to msgspec.
 
     parse(data, pos) passes blank lines and stops at the first other one (stop 2: "for msgspec"),
-    which engines/tracefile.py then decodes with msgspec, its reference decoder; no rows are ever
+    which trace/tracefile.py then decodes with msgspec, its reference decoder; no rows are ever
     pending.
     """
 

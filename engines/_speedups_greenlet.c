@@ -111,19 +111,29 @@ take_exception(void)
 #endif
 }
 
-/* Our own failure: the engine counts it (the first one becomes a log line); nothing propagates. */
-CV_COLD static void
+/* Our own failure: the engine counts it (the first one becomes a log line); nothing propagates. A signal
+ * handler's KeyboardInterrupt raised in the Python we called is not ours: failed() has the program get it once
+ * the tracer returned, or raises it again when it cannot; then -1, and the tracer raises it (greenlet drops the
+ * tracer, and the program gets the interrupt at its switch, as it would have without us). */
+CV_COLD static int
 report_failure(GreenletTracer *tr)
 {
+    int rc = 0;
     PyObject *exc = take_exception();
     if (exc != NULL && tr->failed != NULL) {
         PyObject *r = PyObject_CallOneArg(tr->failed, exc);
         if (r == NULL) {
-            PyErr_Clear();
+            if (PyErr_ExceptionMatches(PyExc_Exception)) {
+                PyErr_Clear();
+            }
+            else {
+                rc = -1;
+            }
         }
         Py_XDECREF(r);
     }
     Py_XDECREF(exc);
+    return rc;
 }
 
 /* A cached f_lasti (a Python int, or None/-1 for "nothing cached") equals lasti. */
@@ -559,10 +569,17 @@ tracer_vectorcall(GreenletTracer *tr, PyObject *const *args, size_t nargsf, PyOb
     PyObject *pending = NULL, *ti = NULL, *target = NULL;
     if (!PyUnicode_Check(event)) {
         PyErr_SetString(PyExc_TypeError, "a greenlet trace event is a str");
-        report_failure(tr);
+        if (report_failure(tr) < 0) {
+            return NULL;
+        }
     }
     else if (trace_switch(tr, event, pair, &pending, &ti, &target) < 0) {
-        report_failure(tr);
+        if (report_failure(tr) < 0) {
+            Py_XDECREF(pending);
+            Py_XDECREF(ti);
+            Py_XDECREF(target);
+            return NULL;
+        }
     }
     if (tr->previous != NULL) {
         PyObject *r = PyObject_CallFunctionObjArgs(tr->previous, event, pair, NULL);
@@ -579,13 +596,14 @@ tracer_vectorcall(GreenletTracer *tr, PyObject *const *args, size_t nargsf, PyOb
         /* Last thing: the next Python call on this thread is the new greenlet's function. */
         tr->slow_calls++;
         PyObject *r = PyObject_CallFunctionObjArgs(tr->name_on_call, target, ti, pending, NULL);
-        if (r == NULL) {
-            report_failure(tr);
-        }
+        int failed = r == NULL && report_failure(tr) < 0;
         Py_XDECREF(r);
         Py_DECREF(pending);
         Py_DECREF(ti);
         Py_DECREF(target);
+        if (failed) {
+            return NULL;
+        }
     }
     Py_RETURN_NONE;
 }

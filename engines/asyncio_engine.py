@@ -21,10 +21,10 @@ import threading
 import types
 from asyncio import base_events, selector_events
 
-from concurview.engines.speedups import native as _speedups  # None: the pure-Python step
-from concurview.engines.events import CLOSE, ERROR, READY, RUN, WAIT
-from concurview.engines.recorder import BATCH_EVENTS, UNTRACED, Recorder, _get_ident, _monotonic_ns
-from concurview.engines.where import Where
+from .speedups import native as _speedups  # None: the pure-Python step
+from ..trace.events import CLOSE, ERROR, READY, RUN, WAIT
+from .recorder import BATCH_EVENTS, UNTRACED, Recorder, _get_ident, _monotonic_ns
+from .where import Where
 
 _CoroType = types.CoroutineType
 _GenType = types.GeneratorType
@@ -347,7 +347,7 @@ class AsyncioEngine:
             create_task.__doc__ = orig_create_task.__doc__
             BaseEventLoop.create_task = create_task
         BaseEventLoop._concurview = self
-        from concurview.engines.processes import after_import
+        from .processes import after_import
 
         after_import(self._patch_uvloop, "uvloop")
 

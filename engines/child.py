@@ -14,6 +14,9 @@ ENV_ARGV0 = "CONCURVIEW_ARGV0"  # the program's sys.argv[0] as given to `concurv
 ENGINES = ("threads", "processes", "generators", "greenlet_engine", "asyncio_engine", "probe")
 # Engines armed only once the program imports the module they trace.
 LAZY = {"asyncio_engine": "asyncio"}
+# Set once the program is about to run: a failure before that is concurview's (the boot script says so,
+# engines/runner.py), one after it the program's.
+started = False
 
 
 def _arm(name: str, rec, where) -> None:
@@ -25,6 +28,7 @@ def _compile(args: argparse.Namespace):
     if args.module:
         import importlib.util
 
+        sys.path[0] = os.getcwd()  # what python -m does, before it looks the module up
         try:
             spec = importlib.util.find_spec(args.path)
         except (ImportError, ValueError):
@@ -42,7 +46,7 @@ def _compile(args: argparse.Namespace):
         return spec.origin, None
     path = os.path.abspath(args.path)
     if args.scenario:
-        from concurview.scenarios import with_params
+        from ..scenarios import with_params
 
         import json
 
@@ -57,9 +61,9 @@ def _not_compiled(rec, args: argparse.Namespace, exc: BaseException) -> int:
     import threading
     import traceback
 
-    from concurview.engines.events import CLOSE, ERROR
-    from concurview.engines.recorder import _get_ident, clip, ERROR_LIMIT
-    from concurview.engines.where import Where
+    from ..trace.events import CLOSE, ERROR
+    from .recorder import _get_ident, clip, ERROR_LIMIT
+    from .where import Where
 
     path = os.path.abspath(args.path)
     if isinstance(exc, OSError):
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario:
         import json
 
-        from concurview.scenarios import load
+        from ..scenarios import load
 
         if load(args.path).gevent and json.loads(args.params or "{}").get("patch", True):
             # gevent must patch before anything imports threading or socket,
@@ -139,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import threading
 
-    from concurview.engines.events import CLOSE, RUN, WAIT
-    from concurview.engines.recorder import (
+    from ..trace.events import CLOSE, RUN, WAIT
+    from .recorder import (
         ENV_CHANNEL, ENV_T0, _get_ident, connect, defer_signals, error_event, flush_stdio, wrap_stdio,
     )
-    from concurview.engines.where import Where
+    from .where import Where
 
     rec = connect(os.environ[ENV_CHANNEL], int(os.environ[ENV_T0]))
     defer_signals()  # Ctrl+C's KeyboardInterrupt never lands halfway through a frame
@@ -165,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in LAZY and LAZY[name] not in sys.modules:
             # Armed when the program first imports what it traces (an import hook), not before:
             # importing asyncio costs a program that never uses it ~25 ms of start-up.
-            from concurview.engines.processes import after_import
+            from .processes import after_import
 
             after_import(lambda _module, name=name: _arm(name, rec, where), LAZY[name])
             continue
@@ -175,11 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         module.install(rec, where)
 
     # The GIL view samples the threads the threads engine gives lanes (gevent's "threads" are greenlets).
-    from concurview.engines import gilview, threads as threads_engine
+    from . import gilview, threads as threads_engine
 
     # Not for a program that reports its own IO through probes (the IO-model scenarios): its waits and
     # phases are its own to show, and a sampled "blocked in the kernel: read" would contradict them.
-    from concurview.engines import probe
+    from . import probe
 
     gil = gilview.arm(rec, where) if threads_engine._engine is not None and not probe.wanted(path) else None
 
@@ -216,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     argv0 = os.environ.pop(ENV_ARGV0, None)
     sys.argv = [argv0 if argv0 and code is not None and not args.scenario else path, *args.args]
 
+    global started
+    started = True
     exit_code = 0
     try:
         if code is not None:

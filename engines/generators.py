@@ -24,9 +24,9 @@ import threading
 from collections import Counter
 from types import CodeType, FrameType
 
-from concurview.engines.events import CLOSE, ERROR, RUN, WAIT
-from concurview.engines.recorder import Recorder, _get_ident
-from concurview.engines.where import Where
+from ..trace.events import CLOSE, ERROR, RUN, WAIT
+from .recorder import Recorder, _get_ident
+from .where import Where
 
 CO_GENERATOR = 0x20
 _SHORT_TYPES = (int, float, str, bytes, bool, type(None))

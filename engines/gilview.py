@@ -6,13 +6,13 @@ import os
 import platform
 import sys
 
-from concurview.engines.events import (
+from ..trace.events import (
     MARK, SAMPLE, SAMPLE_GIL_WAIT, SAMPLE_HOLDS, SAMPLE_KERNEL, SAMPLE_NO_GIL, SAMPLE_ON_CPU,
 )
-from concurview.engines.recorder import Recorder, _get_ident
-from concurview.engines.where import Where
+from .recorder import Recorder, _get_ident
+from .where import Where
 
-from concurview.engines.speedups import gilview as _gv  # None: not built here, or CONCURVIEW_PURE=1
+from .speedups import gilview as _gv  # None: not built here, or CONCURVIEW_PURE=1
 
 ENV_GIL = "CONCURVIEW_GIL"  # "0": no sampling (the benchmark's baseline, or a program that wants none)
 ENV_PERIOD = "CONCURVIEW_GIL_PERIOD_US"  # the sampler's period while the program is busy (µs)

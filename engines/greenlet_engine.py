@@ -8,10 +8,10 @@ import sys
 import weakref
 from collections import Counter
 
-from concurview.engines import speedups
-from concurview.engines.events import CLOSE, RUN, WAIT
-from concurview.engines.recorder import BATCH_EVENTS, Recorder, _get_ident, _monotonic_ns
-from concurview.engines.where import Where
+from . import speedups
+from ..trace.events import CLOSE, RUN, WAIT
+from .recorder import BATCH_EVENTS, NO_SIGNALS_IN, Recorder, _get_ident, _monotonic_ns, postpone
+from .where import Where
 
 # What the engine keeps on each greenlet, as one attribute (id() is reused, an attribute is not):
 # a small list, so the hot path reads and writes items instead of attributes.
@@ -179,7 +179,7 @@ class GreenletEngine:
         _bootstrap_inner._concurview_greenlet = True  # type: ignore[attr-defined]
         threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[method-assign]
         # Threads started through _thread directly (the threads engine gives them lanes): the same.
-        from concurview.engines import threads
+        from . import threads
 
         threads.STARTER_HOOKS.append((self.arm_thread, self.forget_thread))
 
@@ -187,7 +187,7 @@ class GreenletEngine:
 
     def _make_c_tracer(self):
         """The tracer in C: the common switch there, everything else through the methods below."""
-        from concurview.engines._speedups import GreenletTracer
+        from ._speedups import GreenletTracer
 
         return GreenletTracer(self.rec._events, adopt=self._adopt, site=self._site,
                               caller_where=self._caller_where, name_on_call=self._name_on_call,
@@ -264,6 +264,7 @@ class GreenletEngine:
                 except BaseException as exc:  # noqa: BLE001
                     failed(exc)
 
+        NO_SIGNALS_IN.add(tracer.__code__)
         return tracer
 
     def _slow(self, ev: tuple, run: tuple) -> None:
@@ -275,6 +276,13 @@ class GreenletEngine:
             rec.record(*run[1:])
 
     def _failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, Exception):
+            # Not our failure: a signal handler's KeyboardInterrupt (or SystemExit) raised while the tracer ran.
+            # The program gets it as soon as the tracer has returned; if it cannot be re-raised then, it goes
+            # out of the tracer now (greenlet drops the tracer, the program gets it at its switch).
+            if postpone(exc):
+                return
+            raise exc
         self.errors += 1
         if self.first_error is None:
             self.first_error = f"{type(exc).__name__}: {exc}"
@@ -553,8 +561,17 @@ def _previous(tracer):
     return tracer.__defaults__[-1] if hasattr(tracer, "__defaults__") else tracer.previous
 
 
+# The one-shot profile hook _name_on_call sets (a nested function: its code is a constant of the method's).
+_NAME_HOOK = next(c for c in GreenletEngine._name_on_call.__code__.co_consts if getattr(c, "co_name", None) == "hook")
+
+
 def install(rec: Recorder, where: Where) -> GreenletEngine | None:
     engine = GreenletEngine(rec, where)
+    # What the tracers call (the C one too): a KeyboardInterrupt is never raised inside them (recorder.postpone).
+    NO_SIGNALS_IN.update(f.__code__ for f in (GreenletEngine._adopt, GreenletEngine._site, GreenletEngine._slow,
+                                              GreenletEngine._caller_where, GreenletEngine._name_on_call,
+                                              GreenletEngine._declare, GreenletEngine._failed))
+    NO_SIGNALS_IN.add(_NAME_HOOK)
     try:
         engine.install()
     except ImportError:

@@ -22,9 +22,9 @@ import os
 import re
 import sys
 
-from concurview.engines.events import KIND_CODE
-from concurview.engines.recorder import Recorder, _monotonic_ns
-from concurview.engines.where import Where
+from ..trace.events import KIND_CODE
+from .recorder import Recorder, _monotonic_ns
+from .where import Where
 
 EVENT = "concurview.event"
 ENV_PROBE = "CONCURVIEW_PROBE"  # "1" arms the probe engine for any program, "0" never

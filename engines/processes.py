@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-from concurview.engines.events import CLOSE, RUN, WAIT, WIRE_LANE_SHIFT
-from concurview.engines.recorder import LaneStream, Recorder, _get_ident, error_event, flush_stdio
-from concurview.engines.where import Where
+from ..trace.events import CLOSE, RUN, WAIT, WIRE_LANE_SHIFT
+from .recorder import LaneStream, Recorder, _get_ident, error_event, flush_stdio
+from .where import Where
 
 _POOL_WORKER = ("concurrent.futures.process", "_process_worker")  # its first argument: the call queue
 _MP_POOL_WORKER = ("multiprocessing.pool", "worker")  # multiprocessing.Pool's: its first, the task queue
@@ -438,10 +438,10 @@ def _bootstrap(info: dict) -> None:
     import atexit
     import importlib
 
-    from concurview.engines.recorder import ENV_CHANNEL, ENV_T0, connect
+    from .recorder import ENV_CHANNEL, ENV_T0, connect
 
     rec = connect(os.environ[ENV_CHANNEL], int(os.environ[ENV_T0]))
-    from concurview.engines.recorder import defer_signals
+    from .recorder import defer_signals
 
     defer_signals()
     where = Where(info["root"])
@@ -456,7 +456,7 @@ def _bootstrap(info: dict) -> None:
     rec.start_flusher()
     engine = install(rec, where)
     engine.fresh = info.get("how")
-    from concurview.engines.child import ENGINES, LAZY, _arm
+    from .child import ENGINES, LAZY, _arm
 
     program = sys.modules["__main__"].__dict__.get("__file__") if "__main__" in sys.modules else None
     for name in ENGINES:
@@ -472,7 +472,7 @@ def _bootstrap(info: dict) -> None:
             module.install(rec, where)
         except Exception:  # noqa: BLE001
             engine.errors += 1
-    from concurview.engines.recorder import wrap_stdio
+    from .recorder import wrap_stdio
 
     # Its stdio are its own fds, inherited from the process that spawned it (the terminal or the
     # runner's pipe): written through when the run's are, as a fork child's are.

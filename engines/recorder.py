@@ -11,12 +11,12 @@ import sys
 import time
 from collections import deque
 
-from concurview.engines.speedups import EventBuffer  # C, or engines/_pybuffer.py
-from concurview.engines.events import ERROR, LOG, MARK, OPEN, WIRE_LANE_SHIFT
+from .speedups import EventBuffer  # C, or engines/_pybuffer.py
+from ..trace.events import ERROR, LOG, MARK, OPEN, WIRE_LANE_SHIFT
 
 
 
-from concurview.engines.originals import original as _original
+from .originals import original as _original
 
 
 # Captured at import, before any engine patches them (and past gevent's patches):
@@ -41,9 +41,58 @@ class _Held(_local):
 
     depth = 0
     pending: tuple = ()
+    raised: tuple | None = None  # (signum, exception) a program's handler raised last (see postpone())
+    redeliver: tuple | None = None  # (signum, exception) to raise once out of a hook (see postpone())
 
 
 _held = _Held()
+# Code of hooks a signal handler's exception must never be raised inside (the greenlet tracer and what it
+# calls: greenlet drops a tracer that raises): a handler due there waits until the hook has returned.
+NO_SIGNALS_IN: set = set()
+_interrupt_main = _original("_thread", "interrupt_main")
+
+
+def _in_hook(frame) -> bool:
+    while frame is not None:
+        if frame.f_code in NO_SIGNALS_IN:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def postpone(exc: BaseException) -> bool:
+    """A hook caught `exc`, raised by a program's signal handler (Ctrl+C's KeyboardInterrupt) while the hook ran:
+    it is raised again in the program once the hook has returned (the signal tripped again, its handler then
+    raising this same exception instead of running twice). False if `exc` did not come from a handler."""
+    held = _held
+    raised = held.raised
+    if raised is None or raised[1] is not exc:
+        return False
+    held.raised = None
+    held.redeliver = raised
+    try:
+        _interrupt_main(raised[0])
+    except (ValueError, RuntimeError, OSError):
+        held.redeliver = None
+        return False
+    return True
+
+
+def _run_handler(handler, signum, frame):
+    """The program's handler, or the exception postpone() kept for this signal; inside a hook, nothing yet."""
+    held = _held
+    if _in_hook(frame):
+        _interrupt_main(signum)  # again at the next check, until the hook has returned
+        return None
+    redeliver = held.redeliver
+    if redeliver is not None and redeliver[0] == signum:
+        held.redeliver = None
+        raise redeliver[1].with_traceback(None)
+    try:
+        return handler(signum, frame)
+    except BaseException as exc:
+        held.raised = (signum, exc)
+        raise
 
 
 def _enter() -> _Held:
@@ -57,7 +106,7 @@ def _leave(held: _Held) -> None:
     if not held.depth and held.pending:
         pending, held.pending = held.pending, ()
         for handler, signum, frame in pending:
-            handler(signum, frame)  # the program's handler, now that the stream is whole (KeyboardInterrupt)
+            _run_handler(handler, signum, frame)  # the program's, now that the stream is whole (KeyboardInterrupt)
 
 
 def defer_signals() -> None:
@@ -80,7 +129,7 @@ def defer_signals() -> None:
             if held.depth:
                 held.pending = held.pending + ((handler, signum, frame),)
                 return None
-            return handler(signum, frame)
+            return _run_handler(handler, signum, frame)
 
         held_while_writing._concurview_wraps = handler  # type: ignore[attr-defined]
         return held_while_writing
@@ -424,31 +473,29 @@ class Recorder:
             return bytearray()
 
     def _restored(self, pending: bytes, sent: int) -> bytearray:
-        import msgspec
+        # Frames as the wire lays them out (trace/events.py): [pid, lanes, dropped, n, 7 columns, strings, reset].
+        from ._msgpack import pack, unpack
 
-        from concurview.engines.events import Frame
-
-        decode = msgspec.msgpack.Decoder(Frame).decode
-        frames: list[tuple[int, Frame]] = []
+        frames: list[tuple[int, list]] = []
         pos = 0
         while pos + 4 <= len(pending):
             end = pos + 4 + int.from_bytes(pending[pos:pos + 4], "little")
             if end > sent:  # not (wholly) on the old stream
-                frames.append((pos, decode(pending[pos + 4:end])))
+                frames.append((pos, unpack(pending[pos + 4:end])))
             pos = end
-        known = self._events.encoded - sum(len(f.strings) for _, f in frames)
+        known = self._events.encoded - sum(len(f[11]) for _, f in frames)
         cut = 0  # frames before this one are not sent again: their table is gone (a reset since)
         if self._events.reset_pending or known < 0:
             cut = len(frames)
         for i, (_, f) in enumerate(frames):
-            if f.reset:
+            if f[12]:
                 cut = i
         lanes = []
         for _, f in frames[:cut]:
-            lanes += f.lanes
-            self.dropped += f.n
+            lanes += f[1]
+            self.dropped += f[3]
         table = self._events.table()[:known] if cut == 0 and known > 0 else []
-        head = msgspec.msgpack.encode(Frame(self.pid, lanes, self.dropped, strings=table, reset=True))
+        head = pack([self.pid, lanes, self.dropped, 0, *[(0, b"")] * 7, table, True])
         out = bytearray(len(head).to_bytes(4, "little"))
         out += head
         out += pending[frames[cut][0]:] if cut < len(frames) else b""

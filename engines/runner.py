@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from typing import TYPE_CHECKING
 
-from concurview.engines.cgroup import RunCgroup
+from .cgroup import RunCgroup
 
 # Nothing here imports msgspec or numpy before the program is started (`run --record`'s start-up: they
 # load while the child's interpreter starts). These equal recorder.py's and events.py's (a unit test says so).
@@ -27,8 +27,8 @@ ENV_T0 = "CONCURVIEW_T0"
 WIRE_LANE_SHIFT = 24
 
 if TYPE_CHECKING:
-    from concurview.engines.columns import Columns, Merger, Stream
-    from concurview.engines.events import Event, Footer, Header, Lane
+    from ..trace.columns import Columns, Merger, Stream
+    from ..trace.events import Event, Footer, Header, Lane
 _EXIT_GRACE = 1.0  # s the run's other processes get to finish once the program has exited
 # s the program gets to end by itself after a signal forwarded to it (Ctrl+C: its KeyboardInterrupt
 # handlers, finally blocks, atexit hooks, a server's graceful shutdown) before the run kills it.
@@ -52,6 +52,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 OUTPUT_LINE_LIMIT = 64 * 1024
 _PF_EXITING = 0x4  # /proc/PID/stat flags: the process is exiting (its files are being closed)
 CLOSED_CHANNEL = "the program closed concurview's channel"
+BOOT_FAILURE_TEXT = "the traced child failed before the program started"
 _SUSPECT_WAIT = 0.25  # s after a stream ends before a running process is judged to have closed it
 
 
@@ -126,6 +127,10 @@ class Target:
     # Headless runs in a terminal: the program keeps the terminal's stdin, stdout
     # and stderr (output is still recorded per lane), as under plain python.
     echo: bool = False
+    # Another interpreter to run it with (`run --python PATH`: a project's own venv), checked by
+    # check_python(); None: ours. `python_version` is what it said it is (the trace header's).
+    python: str | None = None
+    python_version: str | None = None
 
     def header(self) -> Header:
         """The trace's first line. A program's source text goes in it (`-m`: the module's file, found
@@ -133,7 +138,7 @@ class Target:
         (its file is concurview's own: the app shows it from the catalogue)."""
         import stat
 
-        from concurview.engines.events import SOURCE_TEXT_MAX
+        from ..trace.events import SOURCE_TEXT_MAX
 
         source, text, missing = self.path, None, None
         if not self.scenario and self.module:
@@ -196,13 +201,13 @@ class Target:
         import platform
         from datetime import datetime, timezone
 
-        from concurview.engines.events import Header
+        from ..trace.events import Header
 
         return Header(
             scenario=self.scenario,
             program=None if self.scenario else self.path,
             params=dict(self.params),
-            python=platform.python_version(),
+            python=self.python_version or platform.python_version(),
             platform=platform.platform(),
             start_time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             source=source,
@@ -210,8 +215,10 @@ class Target:
             source_missing=missing,
         )
 
-    def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "concurview.engines.child"]
+    def command(self, boot: str | None = None) -> list[str]:
+        """The child's command line: the boot script `boot` (boot_dir() wrote it), else the child module."""
+        cmd = [self.python or sys.executable]
+        cmd += [os.path.join(boot, BOOT_SCRIPT)] if boot else ["-m", "concurview.engines.child"]
         if self.scenario:
             cmd += ["--scenario", "--params", json.dumps(self.params)]
         if self.module:
@@ -219,6 +226,84 @@ class Target:
         if self.echo:
             cmd.append("--echo")
         return cmd + ["--", self.path, *self.args]
+
+
+# The traced child starts as `python BOOT/concurview_boot.py ...`: python puts BOOT first on sys.path, where
+# `concurview` is a link to this very package, so neither a `concurview/` folder in the working directory
+# (a clone) nor another install can stand in for the engines, and another interpreter (`--python`) finds them
+# without anything installed into it. The child then gives the program python's own sys.path[0] (its script's
+# folder, or the working directory for -m) in BOOT's place. A failure before the program starts is said in
+# BOOT/failed (one line), besides its traceback on stderr.
+BOOT_SCRIPT = "concurview_boot.py"
+BOOT_FAILED = "failed"
+BOOT_STATUS = 3  # the boot script's exit status then (the CLI says the line and exits 2)
+_BOOT_TEXT = """\
+# concurview's traced child, started by path (engines/runner.py): BOOT_DIR/concurview is the package.
+import sys
+
+child = None
+try:
+    from concurview.engines import child
+    status = child.main()
+except Exception as exc:
+    if child is not None and child.started:
+        raise
+    import os
+    import traceback
+
+    traceback.print_exception(exc)
+    line = "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1]
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "failed"), "w") as f:
+            f.write(line)
+    except OSError:
+        pass
+    sys.exit(%d)
+sys.exit(status)
+""" % BOOT_STATUS
+
+
+def package_root() -> str:
+    """The folder that is the `concurview` package this runner is part of (the repository's top level in an
+    editable install: pyproject's package-dir maps `concurview` to it and `concurview.engines` to its engines/)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def boot_dir(parent: str) -> str:
+    """A folder in `parent` holding the boot script and a `concurview` link to this package."""
+    boot = os.path.join(parent, "boot")
+    os.mkdir(boot)
+    os.symlink(package_root(), os.path.join(boot, "concurview"))
+    with open(os.path.join(boot, BOOT_SCRIPT), "w") as f:
+        f.write(_BOOT_TEXT)
+    return boot
+
+
+class PythonError(ValueError):
+    """`--python PATH` is not an interpreter concurview can trace with (one line)."""
+
+
+def check_python(path: str) -> tuple[str, str]:
+    """(absolute path, version "3.12.1") of interpreter `path`, a CPython 3.11 or newer; PythonError if not."""
+    exe = shutil.which(path) if os.sep not in path else path
+    if exe is None or not os.path.exists(exe):
+        raise PythonError(f"--python {path}: no such file")
+    if os.path.isdir(exe) or not os.access(exe, os.X_OK):
+        raise PythonError(f"--python {path}: not an executable file")
+    probe = "import platform, sys; print(sys.implementation.name, platform.python_version(), sys.version_info >= (3, 11))"
+    try:
+        out = subprocess.run([exe, "-I", "-c", probe], capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise PythonError(f"--python {path}: cannot run it: {_first_line(e)}") from None
+    words = out.stdout.split()
+    if out.returncode != 0 or len(words) != 3:
+        raise PythonError(f"--python {path}: not a Python 3.11 or newer (it did not answer as one)")
+    impl, version, new_enough = words
+    if impl != "cpython" or new_enough != "True":
+        raise PythonError(f"--python {path}: {impl} {version}; concurview traces CPython 3.11 or newer")
+    # Not resolved: a venv's python is a link to its base interpreter, and only by the link's path is it the venv's.
+    return os.path.abspath(exe), version
 
 
 @dataclass
@@ -238,7 +323,7 @@ class Batch:
     @classmethod
     def from_events(cls, lanes: list[Lane], events: list[Event], dropped: int = 0) -> Batch:
         """A batch of Event records (runs made up by tests and tools)."""
-        from concurview.engines.columns import Columns, StringTable
+        from ..trace.columns import Columns, StringTable
 
         return cls(lanes, Columns.from_events(events, StringTable()), dropped, events[0].seq if events else 0)
 
@@ -291,6 +376,8 @@ class Run:
         # Called once the program is started (its interpreter starting): work of the caller's that can
         # overlap that (`run --record` imports its trace writer then). What it raises fails the run.
         self.on_started = None
+        # The child failed before the program started (an engine's import, a broken path): its one line.
+        self.boot_failure: str | None = None
 
     @property
     def header(self) -> Header:
@@ -307,7 +394,7 @@ class Run:
     def _merger(self) -> Merger:
         if self._merger_made is None:
             _import_numpy()
-            from concurview.engines.columns import STRING_BUDGET, Merger
+            from ..trace.columns import STRING_BUDGET, Merger
 
             budget = self._string_budget
             self._merger_made = Merger(STRING_BUDGET if budget is None else budget)
@@ -450,8 +537,9 @@ class Run:
             # Made before the child exists, joined right after: the child runs nothing of the
             # program (nor forks) until its interpreter has started, milliseconds later.
             self._cgroup = RunCgroup.create()
+            boot = boot_dir(tmpdir)
             self.proc = subprocess.Popen(
-                self.target.command(), env=env, start_new_session=True,
+                self.target.command(boot), env=env, start_new_session=True,
                 stdin=None if echo else subprocess.DEVNULL,
                 stdout=None if echo else subprocess.PIPE,
                 stderr=None if echo else subprocess.STDOUT,
@@ -482,10 +570,18 @@ class Run:
             for key in list(sel.get_map().values()):
                 key.fileobj.close()  # type: ignore[union-attr]
             sel.close()
+            self._read_boot_failure(os.path.join(tmpdir, "boot", BOOT_FAILED))
             shutil.rmtree(tmpdir, ignore_errors=True)
 
+    def _read_boot_failure(self, path: str) -> None:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                self.boot_failure = f.read(2000).strip() or "(no message)"
+        except OSError:
+            pass
+
     def _loop(self, sel: selectors.BaseSelector, listener: socket.socket) -> Iterator[Batch]:
-        from concurview.engines.columns import Stream
+        from ..trace.columns import Stream
 
         assert self.proc is not None
         streams: dict[socket.socket, Stream] = {}
@@ -592,7 +688,7 @@ class Run:
 
     def _stream(self, conn: socket.socket) -> Stream:
         """A new process's stream: its pid as the kernel says (Linux), and its command line then."""
-        from concurview.engines.columns import Stream
+        from ..trace.columns import Stream
 
         pid = None
         try:
@@ -650,7 +746,7 @@ class Run:
         return data or None
 
     def _joined(self, parts: list[Columns]) -> Columns:
-        from concurview.engines.columns import Columns
+        from ..trace.columns import Columns
 
         return Columns.concat(parts) if parts else Columns.empty(self.strings)
 
@@ -660,7 +756,7 @@ class Run:
             try:
                 self._group(stream, group, lanes, parts)
             except (ValueError, IndexError, OverflowError) as e:  # columns.DamagedFrame among them
-                from concurview.engines.columns import DamagedFrame
+                from ..trace.columns import DamagedFrame
 
                 stream.damage = _first_line(e) if isinstance(e, DamagedFrame) else f"{type(e).__name__}: {_first_line(e)}"
                 return
@@ -685,7 +781,7 @@ class Run:
         self.n_events += len(cols)
         self.t_last = max(self.t_last, int(cols.t.max()))
         main = merger.lane_ids.get(self._output_lane)  # type: ignore[arg-type]
-        from concurview.engines.events import ERROR
+        from ..trace.events import ERROR
 
         errors = ((cols.kind == ERROR) & (cols.lane == main)).nonzero()[0]
         if len(errors):
@@ -703,7 +799,7 @@ class Run:
             if not output:
                 return
             # The child died before declaring its main lane (bad interpreter, import error...).
-            from concurview.engines.events import Event, WireLane
+            from ..trace.events import Event, WireLane
 
             new = self._merger.declare(WireLane(self._output_lane, "process", "child", None, self.proc.pid))
             lanes.append(new)
@@ -715,13 +811,13 @@ class Run:
             self._output_events(output, lane, events, final)
         finally:
             if events:
-                from concurview.engines.columns import Columns
+                from ..trace.columns import Columns
 
                 parts.append(Columns.from_events(events, self.strings))
 
     def _output_events(self, output: bytearray, lane: int, events: list[Event], final: bool) -> None:
-        from concurview.engines.events import EVENT_KINDS, LOG, Event
-        from concurview.engines.recorder import size_text
+        from ..trace.events import EVENT_KINDS, LOG, Event
+        from .recorder import size_text
 
         limit = OUTPUT_LINE_LIMIT
         while output or (final and self._long is not None):
@@ -763,6 +859,8 @@ class Run:
         """
         code = self.exit_code
         reason = self._failure or self.stop_reason or self._damage
+        if reason is None and self.boot_failure is not None:
+            reason = f"{BOOT_FAILURE_TEXT}: {self.boot_failure}"
         complete = reason is None
         if reason is None and code == -signal.SIGINT and self._uncaught == "KeyboardInterrupt":
             reason = "uncaught KeyboardInterrupt"  # python ends so: by SIGINT, once its exit handlers ran
@@ -791,7 +889,7 @@ class Run:
             complete = False
             reason = f"{reason or 'stopped'}; the program (pid {self.proc.pid if self.proc else '?'}) " \
                      f"was still there {_KILL_WAIT:g} s after SIGKILL"
-        from concurview.engines.events import Footer
+        from ..trace.events import Footer
 
         return Footer(
             complete=complete,

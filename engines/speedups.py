@@ -29,11 +29,11 @@ native = None
 gilview = None
 if not pure_forced():
     try:
-        from concurview.engines import _speedups as native
+        from . import _speedups as native
     except ImportError:  # not built here: the pure-Python paths
         native = None
     try:
-        from concurview.engines import _gilview as gilview
+        from . import _gilview as gilview
     except ImportError:  # the optional sampler did not build here: no GIL view
         gilview = None
 
@@ -42,7 +42,7 @@ if native is not None:
     EventParser = native.EventParser
     monotonic_ns = native.monotonic_ns
 else:
-    from concurview.engines._pybuffer import EventBuffer, EventParser, monotonic_ns  # noqa: F401
+    from ._pybuffer import EventBuffer, EventParser, monotonic_ns  # noqa: F401
 
 
 def implementation() -> str:

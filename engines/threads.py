@@ -9,10 +9,10 @@ import queue
 import sys
 import threading
 
-from concurview.engines import gilview, speedups
-from concurview.engines.events import BLOCK, CLOSE, ERROR, READY, RUN, WAIT
-from concurview.engines.recorder import Recorder, _allocate_lock, _get_ident
-from concurview.engines.where import Where
+from . import gilview, speedups
+from ..trace.events import BLOCK, CLOSE, ERROR, READY, RUN, WAIT
+from .recorder import Recorder, _allocate_lock, _get_ident
+from .where import Where
 
 _engine: ThreadsEngine | None = None  # the one engine of this process, for the lock and queue types
 # Other engines' set-up and clean-up for a thread started through _thread directly (the greenlet engine
@@ -386,7 +386,7 @@ class ThreadsEngine:
         if not self._c_hooks:
             return _disguise(python, real)
         try:
-            from concurview.engines._speedups import ThreadHook
+            from ._speedups import ThreadHook
 
             hook = ThreadHook(kind, self.rec._events, real, python, self, **extra)
         except Exception:  # noqa: BLE001 - an old build without the hooks: the Python wrapper
@@ -443,7 +443,7 @@ class ThreadsEngine:
                 threading._CRLock = TracedRLock  # type: ignore[attr-defined]
             queue.SimpleQueue = TracedSimpleQueue  # type: ignore[misc]
             self._patch_lock_types()
-            from concurview.engines.processes import after_import
+            from .processes import after_import
 
             after_import(self._guarded(self._patch_connection), "multiprocessing.connection")
             after_import(self._guarded(self._patch_semlock), "multiprocessing.synchronize")
@@ -523,7 +523,7 @@ class ThreadsEngine:
         if traced is None:
             traced = True
             try:
-                from concurview.engines import probe
+                from . import probe
 
                 traced = not probe.wanted(sys.argv[0] if sys.argv else None)
             except Exception:  # noqa: BLE001

@@ -22,7 +22,9 @@ class Where:
 
     def __init__(self, program_dir: str) -> None:
         self.root = os.path.abspath(program_dir) + os.sep
-        self._libs = _library_dirs() + (_CONCURVIEW_DIR + os.sep,)
+        # The traced child's boot script, beside the `concurview` link it runs from (engines/runner.py), is ours too.
+        self._libs = _library_dirs() + (_CONCURVIEW_DIR + os.sep,
+                                        os.path.join(os.path.dirname(_CONCURVIEW_DIR), "concurview_boot.py"))
         # By id(code), the code kept in the entry (so its id is not reused while cached): code objects
         # compare equal across files (two empty __init__.py), and hashing one hashes its bytecode.
         self._user: dict[int, tuple[bool, CodeType]] = {}

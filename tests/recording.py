@@ -6,7 +6,7 @@ import textwrap
 
 from concurview.engines.runner import Run, Target
 from concurview.scenarios import get
-from concurview.tui.store import Timeline
+from concurview.trace.store import Timeline
 
 
 def _timeline(run: Run) -> Timeline:

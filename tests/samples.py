@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from concurview.engines.events import Event, Footer, Header, Lane
-from concurview.tui.store import Timeline
+from concurview.trace.events import Event, Footer, Header, Lane
+from concurview.trace.store import Timeline
 
 
 def build(lanes, rows, footer=Footer()):

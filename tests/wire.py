@@ -9,8 +9,8 @@ from typing import NamedTuple
 import msgspec
 
 from concurview.engines.speedups import EventBuffer
-from concurview.engines.columns import Stream
-from concurview.engines.events import Frame
+from concurview.trace.columns import Stream
+from concurview.trace.events import Frame
 
 
 def frame_bytes(pid: int, lanes: list, events: list[tuple], dropped: int = 0) -> bytes:
@@ -61,7 +61,7 @@ def _int64(u: int) -> int:
 
 
 def column(col, n: int, rule: str = "base") -> list[int | None]:
-    """A Column's n values by the wire's rules (engines/events.py): offsets of len // n bytes each,
+    """A Column's n values by the wire's rules (trace/events.py): offsets of len // n bytes each,
     rule "base" (base + offset), "steps" (base + the running sum) or "cause" (0 = None)."""
     base, data = col.base, col.offsets
     width = len(data) // n if n else 0

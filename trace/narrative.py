@@ -3,7 +3,7 @@
 Every sentence a user reads about a step is made here, from the `Timeline`'s queries alone: one
 switch (`explain`), any event (`describe_event`), the selected lane at the cursor (`selected_line`),
 and the pieces they share (a block, the call that blocked, a time). Nothing here draws or styles:
-the app and the CLI escape and place the text (`tui/text.py clean`).
+the app and the CLI escape and place the text (`trace/text.py clean`).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from concurview.engines.events import COOPERATIVE_KINDS
-from concurview.tui.states import BLOCKING, DONE, NONE, READY_S, STATE_NAMES
+from .events import COOPERATIVE_KINDS
+from .states import BLOCKING, DONE, NONE, READY_S, STATE_NAMES
 
 if TYPE_CHECKING:
-    from concurview.tui.store import Timeline
+    from .store import Timeline
 
 
 def format_time(ns: int) -> str:

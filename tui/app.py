@@ -9,6 +9,7 @@ The words come from the narrative (trace/narrative.py). One make_app() factory b
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
@@ -22,25 +23,25 @@ from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import Input
 
-from concurview.engines.runner import Run, Target
-from concurview.scenarios import Scenario, catalogue
-from concurview.tui import compare
-from concurview.tui.axis import SWITCH, Window
-from concurview.tui.commands import ScenarioCommands
-from concurview.tui.keybar import KeyBar
-from concurview.trace.narrative import describe_event, explain, format_time, selected_line
-from concurview.tui.lanes import LaneDiagram
-from concurview.tui.navigator import Navigator
-from concurview.tui.panes import InfoLine, LogView, Source, SourceMark, SourceView
-from concurview.tui.picker import ScenarioPicker
-from concurview.tui.compositor import CroppedScreen
-from concurview.tui.runs import NARROW, RunControl
-from concurview.tui.screens import FindScreen, Found, HelpScreen, WarningsScreen
-from concurview.tui.states import DONE, NONE, RUNNING
-from concurview.tui.text import clean
+from ..engines.runner import Run, Target
+from ..scenarios import Scenario, catalogue
+from ..trace import compare
+from .axis import SWITCH, Window
+from .commands import ScenarioCommands
+from .keybar import KeyBar
+from ..trace.narrative import describe_event, explain, format_time, selected_line
+from .lanes import LaneDiagram
+from .navigator import Navigator
+from .panes import InfoLine, LogView, Source, SourceMark, SourceView
+from .picker import ScenarioPicker
+from .compositor import CroppedScreen
+from .runs import NARROW, RunControl
+from .screens import FindScreen, Found, HelpScreen, WarningsScreen
+from ..trace.states import DONE, NONE, RUNNING
+from ..trace.text import clean
 
 if TYPE_CHECKING:
-    from concurview.tui.store import Timeline
+    from ..trace.store import Timeline
 
 
 _SWITCH = Binding.Group("switch", compact=True)
@@ -384,7 +385,7 @@ class ConcurviewApp(RunControl, App[int]):
         tl = self.timeline
         if tl is None:
             return
-        from concurview.tui.lints import lints
+        from ..trace.lints import lints
 
         found = [Found(lint.text, lint.lane if lint.lane is not None else 0, lint.event) for lint in lints(tl)]
         self.push_screen(WarningsScreen(found), self._found)
@@ -566,7 +567,7 @@ class ConcurviewApp(RunControl, App[int]):
         """How many lints the trace has so far (none without a block or the GIL view: nothing to compute)."""
         if not tl.block_spans() and not tl.has_samples:
             return 0
-        from concurview.tui.lints import lints
+        from ..trace.lints import lints
 
         return len(lints(tl))
 
@@ -594,6 +595,18 @@ class ConcurviewApp(RunControl, App[int]):
         return tuple(marks)
 
 
+def _compare_entry(base: Scenario) -> Scenario:
+    """The picker's `compare` entry: compare-models on every model, stacked (its parameters minus `model`)."""
+    return replace(
+        base, name=compare.ALL, title="Compare: all five models, stacked",
+        description=("Runs the same IO-bound jobs on each model in turn - " + ", ".join(compare.MODELS)
+                     + " - and stacks the runs on one time axis, each starting at 0, so the lesson's "
+                     "\"which is faster, and why\" is one screen (as `concurview compare -o` saves it)."
+                     "\n\n" + base.description.split("\n\n", 1)[-1]),
+        params={k: v for k, v in base.params.items() if k != "model"}, order=base.order - 1,
+    )
+
+
 def _with_compare(scenarios: Mapping[str, Scenario]) -> Mapping[str, Scenario]:
     """The picker's catalogue plus the stacked compare entry, just before compare-models."""
     base = scenarios.get(compare.SCENARIO)
@@ -602,7 +615,7 @@ def _with_compare(scenarios: Mapping[str, Scenario]) -> Mapping[str, Scenario]:
     out: dict[str, Scenario] = {}
     for name, s in scenarios.items():
         if name == compare.SCENARIO:
-            out[compare.ALL] = compare.picker_entry(base)
+            out[compare.ALL] = _compare_entry(base)
         out[name] = s
     return out
 

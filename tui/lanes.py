@@ -16,16 +16,16 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from concurview.tui.axis import SWITCH, TIME, Window, switch_ticks, time_ticks
-from concurview.tui.compositor import CroppedScreen
-from concurview.tui.navigator import Cursor
-from concurview.tui.states import BLOCKING, DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
-from concurview.tui.text import clean, shorten
+from .axis import SWITCH, TIME, Window, switch_ticks, time_ticks
+from .compositor import CroppedScreen
+from .navigator import Cursor
+from ..trace.states import BLOCKING, DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
+from ..trace.text import clean, shorten
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from concurview.tui.store import Timeline
+    from ..trace.store import Timeline
 else:
     np = LazyNumpy(globals())
 
@@ -525,7 +525,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         if self.axis == SWITCH:
             block = self._switch_states(tl, lanes, plot_width)
         else:
-            from concurview.tui.store import lane_states_many  # loaded: a timeline exists
+            from ..trace.store import lane_states_many  # loaded: a timeline exists
 
             w = self.window
             block = lane_states_many(tl, lanes, int(w.start), max(int(w.end), int(w.start) + 1), plot_width)

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from concurview.tui.axis import SWITCH, TIME, Window
+from .axis import SWITCH, TIME, Window
 
 if TYPE_CHECKING:
-    from concurview.tui.store import Timeline
+    from ..trace.store import Timeline
 
 
 @dataclass(frozen=True)

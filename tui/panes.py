@@ -17,15 +17,15 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from concurview.trace.narrative import format_time
-from concurview.tui.lanes import CachedStyles
-from concurview.tui.text import clean, shorten
-from concurview.tui.states import BLOCKING, READY_S, RUNNING, LazyNumpy
+from ..trace.narrative import format_time
+from .lanes import CachedStyles
+from ..trace.text import clean, shorten
+from ..trace.states import BLOCKING, READY_S, RUNNING, LazyNumpy
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from concurview.tui.store import Timeline
+    from ..trace.store import Timeline
 else:
     np = LazyNumpy(globals())
 

@@ -14,7 +14,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from concurview.scenarios import TOPICS, Scenario, ScenarioError
+from ..scenarios import TOPICS, Scenario, ScenarioError
 
 
 class ParamValidator(Validator):

@@ -19,22 +19,23 @@ from textual import work
 from textual.content import Content
 from textual.message import Message
 
-from concurview.engines.outfile import write_output
-from concurview.engines.runner import Run, Target
-from concurview.tui import compare
-from concurview.tui.axis import SWITCH, TIME
-from concurview.tui.lanes import LaneDiagram
-from concurview.tui.panes import InfoLine
-from concurview.tui.picker import ScenarioPicker
-from concurview.tui.screens import ErrorScreen, ExportScreen
-from concurview.tui.text import clean
+from ..trace.outfile import write_output
+from ..engines.compare import run_model
+from ..engines.runner import Run, Target
+from ..trace import compare
+from .axis import SWITCH, TIME
+from .lanes import LaneDiagram
+from .panes import InfoLine
+from .picker import ScenarioPicker
+from .screens import ErrorScreen, ExportScreen
+from ..trace.text import clean
 
 if TYPE_CHECKING:
     from textual.timer import Timer
 
-    from concurview.engines.columns import Columns
-    from concurview.engines.events import Lane
-    from concurview.tui.store import Timeline
+    from ..trace.columns import Columns
+    from ..trace.events import Lane
+    from ..trace.store import Timeline
 
 LIVE_FRAME = 0.03  # seconds between repaints for a live run's new events (the keys repaint at once)
 NARROW = 110  # columns below which a run hides the picker (p shows it again)
@@ -121,7 +122,7 @@ class RunControl:
         run = self.runner(target, self.run_timeout)
         self.current_run = run
         self.source_name = self._target_name(target)
-        from concurview.tui.store import Timeline
+        from ..trace.store import Timeline
 
         self._reset(Timeline(run.header))
         self.sub_title = clean(self.source_name, one_line=True) + " · live"
@@ -168,7 +169,7 @@ class RunControl:
                 if token is not self._compare_token:
                     run.stop("stopped by user")
 
-            runs.append(compare.run_model(model, int(params["jobs"]), float(params["job_sleep"]),
+            runs.append(run_model(model, int(params["jobs"]), float(params["job_sleep"]),
                                           int(params["workers"]), self.run_timeout, self.runner, started))
             self._compare_run = None
         if token is not self._compare_token:
@@ -219,7 +220,7 @@ class RunControl:
             queued = self._feed_queue.pop(id(run), None)
         if queued is None:
             return None
-        from concurview.engines.columns import Columns
+        from ..trace.columns import Columns
 
         lanes, parts, dropped = queued
         return lanes, Columns.concat(parts) if parts else [], dropped
@@ -275,8 +276,8 @@ class RunControl:
 
     def open_trace(self, path: str) -> None:
         """Show a recorded trace; an unreadable file becomes an error screen."""
-        from concurview.engines.tracefile import TraceFormatError
-        from concurview.tui.store import load
+        from ..trace.tracefile import TraceFormatError
+        from ..trace.store import load
 
         self.action_stop()
         self._pause()
@@ -381,7 +382,7 @@ class RunControl:
 
     @work(thread=True, group="export")
     def _write_trace(self, tl: Timeline, out: Path, svg: Path, inputs: list[str]) -> None:
-        from concurview.engines.tracefile import TraceWriter
+        from ..trace.tracefile import TraceWriter
 
         try:
             writer = TraceWriter(out, tl.header, inputs)

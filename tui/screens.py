@@ -14,8 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from concurview.tui.lanes import GLYPHS, KIND_ICONS
-from concurview.tui.text import clean
+from .lanes import GLYPHS, KIND_ICONS
+from ..trace.text import clean
 
 GLYPH_LEGEND = (
     (GLYPHS[1], "running: the lane has the CPU (threads: holding the GIL, running Python code)"),
@@ -139,7 +139,7 @@ class Found:
 
 
 class WarningsScreen(ModalScreen[Found | None]):
-    """What a learner should notice in this trace (tui/lints.py): one line each; Enter jumps to it."""
+    """What a learner should notice in this trace (trace/lints.py): one line each; Enter jumps to it."""
 
     BINDINGS = [Binding("escape,w", "dismiss", "Close")]
 

@@ -14,7 +14,7 @@ rec = getattr(sys.stdout, "_rec", None)
 if rec is None:
     sys.exit("event_flood.py needs concurview's traced child: run it through benchmarks")
 
-from concurview.engines.events import RUN, WAIT  # noqa: E402 - only ever run inside concurview
+from concurview.trace.events import RUN, WAIT  # noqa: E402 - only ever run inside concurview
 from concurview.engines.recorder import BATCH_EVENTS as BATCH  # noqa: E402
 
 out = sys.argv[1]

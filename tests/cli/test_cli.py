@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from concurview.engines.tracefile import TraceReader
+from concurview.trace.tracefile import TraceReader
 
 EXE = [sys.executable, "-m", "concurview"]
 
@@ -20,7 +20,7 @@ def cv(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 
 def loaded_after(commands: list[list[str]], *modules: str) -> list[str]:
     """Which of `modules` are imported after running `commands` in a fresh interpreter."""
-    script = "import json, sys\nfrom concurview.tui.cli import main\n" + "".join(
+    script = "import json, sys\nfrom concurview.cli import main\n" + "".join(
         f"try:\n    main({c!r})\nexcept SystemExit:\n    pass\n" for c in commands
     ) + f"print(json.dumps(sorted(m for m in {list(modules)!r} if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -152,7 +152,7 @@ def test_a_scenario_that_fails_to_start_reports_through_the_trace(tmp_path):
     prog = tmp_path / "boom.py"
     prog.write_text("print('before')\nraise ValueError('boom')\n")
     from concurview.engines.runner import Run, Target
-    from concurview.tui.store import Timeline
+    from concurview.trace.store import Timeline
 
     run = Run(Target(str(prog)))
     tl = Timeline(run.header)
@@ -214,3 +214,44 @@ def test_nohup_keeps_recording_when_the_terminal_hangs_up(tmp_path):
     reader = TraceReader(trace)
     list(reader.batches())
     assert reader.footer is not None and reader.footer.complete
+
+
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+def test_version_says_which_path_runs(flag):
+    import os
+
+    from concurview.engines.speedups import implementation
+
+    out = cv(flag)
+    assert out.returncode == 0 and out.stdout.startswith("concurview ")
+    assert implementation() in out.stdout, "C speedups or the pure path, as this interpreter has them"
+    pure = subprocess.run([*EXE, flag], capture_output=True, text=True, env=dict(os.environ, CONCURVIEW_PURE="1"))
+    assert "pure Python" in pure.stdout and "C speedups" not in pure.stdout
+
+
+def test_list_json_keeps_whole_summaries():
+    text = {line.split()[0]: line for line in cv("list").stdout.splitlines() if line.startswith("  ")}
+    as_json = {s["name"]: s for s in json.loads(cv("list", "--json").stdout)}
+    s = as_json["threadpool-shutdown"]["summary"]
+    assert s == ("Twenty tasks on a pool of three threads: shutdown(wait=True) waits for all of them, "
+                 "and the closed pool refuses new work."), "the whole first paragraph, not cut at 100"
+    assert text["threadpool-shutdown"].endswith("...") and s not in text["threadpool-shutdown"]
+    assert all(not e["summary"].endswith(("...", "…")) for e in as_json.values())
+
+
+def test_a_foreign_trace_has_exit_code_unknown(tmp_path):
+    chrome = tmp_path / "other.json"
+    chrome.write_text(json.dumps([{"ph": "X", "name": "work", "pid": 1, "tid": 1, "ts": 0, "dur": 10},
+                                  {"ph": "X", "name": "more", "pid": 1, "tid": 2, "ts": 5, "dur": 10}]))
+    out = cv("summary", str(chrome))
+    assert out.returncode == 0 and out.stdout.splitlines()[0].endswith("(complete, exit code unknown)"), out.stdout
+    assert json.loads(cv("summary", str(chrome), "--json").stdout)["exit_code"] is None
+    piped = subprocess.run([*EXE, "summary", "-"], input=chrome.read_text(), capture_output=True, text=True)
+    assert piped.stdout.splitlines()[0] == "stdin (Chrome trace)  (complete, exit code unknown)", piped.stdout
+
+
+def test_help_documents_dash_and_completion():
+    out = cv("--help").stdout
+    assert "'-' as a file means stdin" in out and "completion SHELL" in out
+    assert "'-' for stdin" in cv("summary", "--help").stdout
+    assert "'-' for stdout" in cv("record", "--help").stdout

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from concurview.tui.store import load
+from concurview.trace.store import load
 
 
 def test_compare_models_side_by_side(tmp_path):

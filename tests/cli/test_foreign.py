@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from concurview.engines.tracefile import TraceFormatError
-from concurview.tui.store import load
+from concurview.trace.tracefile import TraceFormatError
+from concurview.trace.store import load
 
 PROGRAM = """
 import asyncio, threading, time
@@ -104,7 +104,7 @@ def test_damaged_chrome_traces(tmp_path, content, message):
 def test_concurview_s_own_chrome_export_reads_back_with_its_states(tmp_path):
     """Exported for Perfetto, opened again: each lane keeps its kind, name and its running, waiting
     and ready time (another tool's slices are all running; ours say which state they are)."""
-    from concurview.tui.export import to_chrome
+    from concurview.trace.export import to_chrome
     from recording import events
     from samples import LOOP, LOOP_ROWS, build
 

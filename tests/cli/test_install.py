@@ -36,7 +36,7 @@ def _facts(python: Path | str, trace: Path) -> tuple[dict, list]:
                                             "max_in_flight", "blocks", "warnings")}
     facts["lane_totals"] = [(lane["kind"], lane["name"], lane["parent"], lane["switches"], round(lane["waiting_s"], 1))
                             for lane in lanes.values()]
-    code = ("import sys, json\nfrom concurview.engines.tracefile import TraceReader\nr = TraceReader(sys.argv[1])\n"
+    code = ("import sys, json\nfrom concurview.trace.tracefile import TraceReader\nr = TraceReader(sys.argv[1])\n"
             "names = {}\nout = []\nfor lanes, events in r.batches():\n"
             "    names.update((l.id, l.name) for l in lanes)\n"
             "    out += [(names.get(e.lane), e.kind, e.reason, e.where, e.text) for e in events]\n"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from concurview.engines.tracefile import TraceReader
+from concurview.trace.tracefile import TraceReader
 
 EXE = [sys.executable, "-m", "concurview"]
 QUICK = ["--set", "task_sleep=0.01", "--set", "task2_sleep=0.01"]
@@ -210,3 +210,22 @@ def test_compare_to_a_full_device_still_prints_its_table(tmp_path):
     assert out.stderr.strip().splitlines()[-1].startswith("concurview: error: ")
     assert "No space left on device" in out.stderr
     assert json.loads(out.stdout)[0]["model"] == "sequential", "the runs' numbers are not lost with the file"
+
+
+def test_record_to_dash_is_stdout_not_a_file_named_dash(tmp_path):
+    out = cv("record", "asyncio-tasks", "-o", "-", *QUICK, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith('{"format":"concurview-trace"') and not (tmp_path / "-").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_to_stdout_appending_to_its_input_is_refused(tmp_path):
+    src = tmp_path / "t.jsonl"
+    shutil.copy(TRACES / "asyncio-tasks.jsonl", src)
+    before = src.read_bytes()
+    for cmd in (f"{' '.join(EXE)} export {src} --to txt -o - >> {src}",
+                f"{' '.join(EXE)} export - --to txt -o - < {src} >> {src}",  # stdin is the file: the same input
+                f"{' '.join(EXE)} export - --to chrome < {src} >> {src}"):
+        out = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and out.stderr.startswith("concurview: error: stdout: is the input "), out.stderr
+        assert out.stderr.count("\n") == 1 and src.read_bytes() == before

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from concurview.tui.store import Timeline, load
+from concurview.trace.store import Timeline, load
 from recording import events
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"

@@ -47,7 +47,7 @@ def test_uncaught_exception_prints_like_python_and_points_into_the_program(tmp_p
     assert out.stderr.startswith("Traceback (most recent call last):\n")
     assert 'raises.py", line 9, in <module>' in out.stderr and "ValueError: invalid literal" in out.stderr
     assert "concurview" not in out.stderr.split("raises.py: ")[0], "no concurview frames in the user's traceback"
-    from concurview.tui.store import load
+    from concurview.trace.store import load
 
     tl = load(trace)
     (err,) = [tl.event(int(i)) for i in tl.events_of_kind("error")]
@@ -61,7 +61,7 @@ def test_dash_m_runs_a_package_and_passes_its_arguments(tmp_path):
     s = summary(trace)
     names = {lane["name"] for lane in s["lane_totals"] if lane["kind"] == "task"}
     assert {"main", "job"} <= names
-    from concurview.tui.store import load
+    from concurview.trace.store import load
 
     tl = load(trace)
     waits = [tl.event(int(i)) for i in tl.events_of_kind("wait")]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from concurview.engines.tracefile import TraceReader
+from concurview.trace.tracefile import TraceReader
 
 EXE = [sys.executable, "-m", "concurview"]
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from concurview.engines.tracefile import TraceReader
+from concurview.trace.tracefile import TraceReader
 
 EXE = [sys.executable, "-m", "concurview"]
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
@@ -41,7 +41,7 @@ def test_concurview_starts_the_program_before_loading_msgspec_and_numpy(tmp_path
             seen.append(sorted(sys.modules))
             real(self, *args, **kwargs)
         subprocess.Popen.__init__ = init
-        from concurview.tui.cli import main
+        from concurview.cli import main
         code = main(["run", "--record", {str(tmp_path / "t.jsonl")!r}, {str(prog)!r}])
         print(json.dumps({{"code": code, "first": seen[0]}}))
     """)

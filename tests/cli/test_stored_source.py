@@ -8,10 +8,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from concurview.engines.events import SOURCE_TEXT_MAX
+from concurview.trace.events import SOURCE_TEXT_MAX
 from concurview.tui.app import make_app
 from concurview.tui.panes import SourceView
-from concurview.tui.store import load
+from concurview.trace.store import load
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 EXE = [sys.executable, "-m", "concurview"]

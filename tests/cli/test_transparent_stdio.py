@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from concurview.engines.tracefile import TraceReader
+from concurview.trace.tracefile import TraceReader
 
 EXE = [sys.executable, "-m", "concurview"]
 # As a user's shell has it: no PYTHONUNBUFFERED (the test runner's may set it), which changes stdio objects.
@@ -213,7 +213,7 @@ def test_spawn_and_forkserver_children_write_to_the_console_like_fork_children(t
 def test_the_live_app_says_before_it_starts_that_stdin_is_not_connected(tmp_path):
     """`concurview run prog.py` (the app) takes the terminal: one line first says the program's input()
     gets EOF and that --record keeps the terminal; then the app starts."""
-    from concurview.tui.cli import STDIN_NOTICE
+    from concurview.cli import STDIN_NOTICE
 
     path = tmp_path / "asks.py"
     path.write_text("name = input('name? ')\nprint('hello', name)\n")

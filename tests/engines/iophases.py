@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from concurview.tui.store import RUNNING, WAITING
+from concurview.trace.store import RUNNING, WAITING
 
 
 def lane_id(tl, name: str) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from concurview.engines.runner import Run, Target
-from concurview.tui.store import Timeline
+from concurview.trace.store import Timeline
 from concurview.trace.narrative import explain
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"

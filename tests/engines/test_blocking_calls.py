@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from concurview.tui.store import WAITING, Timeline
+from concurview.trace.store import WAITING, Timeline
 from recording import events, record_program
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="epoll, pipes as stdin")

@@ -13,8 +13,8 @@ import pytest
 from recording import events, record_program
 
 from concurview.engines.threads import ENV_HOOKS
-from concurview.tui.lints import lints
-from concurview.tui.store import BLOCKING, READY_S, RUNNING, WAITING, Timeline
+from concurview.trace.lints import lints
+from concurview.trace.store import BLOCKING, READY_S, RUNNING, WAITING, Timeline
 from concurview.trace.narrative import explain
 
 BAD_GOOD = """\

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurview.engines.columns import PLACEHOLDER, StringTable
+from concurview.trace.columns import PLACEHOLDER, StringTable
 from concurview.engines.runner import Run, Target
 
 

@@ -10,7 +10,7 @@ import textwrap
 
 from recording import events
 from concurview.engines.runner import Run, Target
-from concurview.tui.store import Timeline
+from concurview.trace.store import Timeline
 
 
 def test_get_coro_and_the_loops_selector_are_the_programs(tmp_path):

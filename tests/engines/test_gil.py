@@ -9,7 +9,7 @@ import pytest
 
 from concurview.engines import speedups
 from concurview.engines.gilview import ENV_GIL
-from concurview.tui.store import RUNNING, WAITING, Timeline
+from concurview.trace.store import RUNNING, WAITING, Timeline
 from recording import events, record_program
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sampler reads /proc")
@@ -82,7 +82,7 @@ def test_two_cpu_bound_threads_take_turns_holding_the_gil(tmp_path):
     holds = [e for e in events(tl, "sample") if e.reason == "holds the GIL" and e.lane in (a, b)]
     assert len(holds) >= 10
     # And the learner is told, as a lint (summary --json's warnings, the app's w screen).
-    from concurview.tui.lints import lints
+    from concurview.trace.lints import lints
 
     (shared,) = [lint for lint in lints(tl) if lint.rule == "shared-gil"]
     names = {tl.lanes[a].name, tl.lanes[b].name}
@@ -95,7 +95,7 @@ def test_without_the_gil_view_both_run_all_along(tmp_path, monkeypatch):
     tl = record_program(tmp_path, TWO_SPINNERS)
     assert not tl.has_samples and tl.gil_view() == f"GIL view: off ({ENV_GIL}=0)"
     assert tl.max_running(["thread"])["thread"] == 2
-    from concurview.tui.lints import lints
+    from concurview.trace.lints import lints
 
     assert not [lint for lint in lints(tl) if lint.rule == "shared-gil"], "no samples, no GIL lint"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurview.tui.store import Timeline
+from concurview.trace.store import Timeline
 from recording import record_program
 from concurview.trace.narrative import explain
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from concurview.tui.store import load
+from concurview.trace.store import load
 
 REPORT = '''import sys
 sys.audit({name}, "kernel buffer", "kernel", "mark", 0, "data arrived", "")

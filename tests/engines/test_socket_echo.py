@@ -95,7 +95,7 @@ def test_the_lane_cap_drops_a_family_past_n_and_counts_it(monkeypatch):
 
     from wire import decode
 
-    from concurview.engines.events import LOG, MARK, RUN
+    from concurview.trace.events import LOG, MARK, RUN
     from concurview.engines.recorder import ENV_MAX_LANES, UNTRACED, Recorder
 
     r, w = os.pipe()

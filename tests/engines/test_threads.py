@@ -7,7 +7,7 @@ import re
 import pytest
 
 from concurview.engines.threads import ENV_HOOKS
-from concurview.tui.store import Timeline
+from concurview.trace.store import Timeline
 from recording import events, record_program
 
 SLEEP = 0.1

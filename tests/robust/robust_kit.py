@@ -63,7 +63,7 @@ def summary(trace: Path) -> dict:
 
 def footer(trace: Path):
     """(reader, lanes) of a trace file read to its end: reader.footer, reader.truncated, reader.n_read."""
-    from concurview.engines.tracefile import TraceReader
+    from concurview.trace.tracefile import TraceReader
 
     reader = TraceReader(trace)
     lanes, n = [], 0

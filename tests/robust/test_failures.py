@@ -13,7 +13,7 @@ import pytest
 from robust_kit import EXE, PROGRAMS, cv, footer, leftovers, markers, wait_for_markers
 
 from concurview.engines.runner import Run, Target
-from concurview.tui.store import Timeline
+from concurview.trace.store import Timeline
 
 HANG = str(PROGRAMS / "hang.py")
 
@@ -38,7 +38,7 @@ def test_a_program_that_ends_badly_is_recorded_with_how_it_ended(tmp_path, how, 
     if not complete:
         assert f"incomplete: {reason}" in out.stderr
     # What the program printed (and flushed) before it died is in the trace, even after a SIGSEGV.
-    from concurview.tui.store import load
+    from concurview.trace.store import load
 
     tl = load(trace)
     assert "started" in [e.text for e in tl.logs() if e.kind == "log"]

@@ -7,7 +7,7 @@ import pytest
 
 from wire import frame_bytes, stream
 
-from concurview.engines.events import OPEN, RUN, Footer, WireLane
+from concurview.trace.events import OPEN, RUN, Footer, WireLane
 from concurview.engines.runner import DEFAULT_MAX_EVENTS, ENV_MAX_EVENTS, Run, Target, max_events_from_env
 
 PID = 4242

@@ -14,7 +14,7 @@ import pytest
 from robust_kit import EXE, PROGRAMS, cv
 
 ROOT = Path(__file__).resolve().parents[2]
-LOADERS = ["engines/tracefile.py", "tui/store.py", "tui/foreign.py"]
+LOADERS = ["trace/tracefile.py", "trace/store.py", "trace/foreign.py"]
 UNSAFE_MODULES = {"pickle", "_pickle", "cPickle", "marshal", "shelve", "dill", "cloudpickle", "jsonpickle",
                   "yaml", "runpy", "code", "codeop", "importlib"}
 UNSAFE_CALLS = {"eval", "exec", "compile", "__import__", "execfile", "input"}
@@ -75,7 +75,7 @@ def hostile_trace(path: Path) -> Path:
 
 
 def test_a_hostile_trace_loads_as_data_and_runs_nothing(tmp_path, monkeypatch):
-    from concurview.tui.store import load
+    from concurview.trace.store import load
 
     monkeypatch.chdir(tmp_path)
     tl = load(hostile_trace(tmp_path / "evil.jsonl"))

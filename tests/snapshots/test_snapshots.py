@@ -196,7 +196,7 @@ def test_blocking_state_unpatched_gevent(snap_compare):
         eat = next(x.id for x in tl.lanes if x.name == "eat")
         block = next(int(i) for i in tl.events_of_kind("block") if tl.event_lane(int(i)) == eat)
         app.selected = next(x.id for x in tl.lanes if x.kind == "hub")
-        app._move(app._event_cursor(block))
+        app.goto_event(block)
         await pilot.pause()
 
     assert snap_compare(trace_app("gevent-eat-play-unpatched"), terminal_size=SIZE, run_before=run_before)

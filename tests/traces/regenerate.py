@@ -19,9 +19,9 @@ from pathlib import Path
 
 import msgspec
 
-from concurview.engines.events import Footer, Header
+from concurview.trace.events import Footer, Header
 from concurview.engines.runner import Run, Target
-from concurview.engines.tracefile import TraceWriter
+from concurview.trace.tracefile import TraceWriter
 from concurview.scenarios import catalogue
 
 HERE = Path(__file__).resolve().parent

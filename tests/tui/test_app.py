@@ -17,7 +17,7 @@ from concurview.tui.lanes import LaneDiagram
 from concurview.tui.panes import LogView, SourceView
 from concurview.tui.picker import ScenarioPicker
 from concurview.tui.screens import ErrorScreen, ExportScreen, FindScreen, HelpScreen
-from concurview.tui.store import RUNNING, WAITING, load
+from concurview.trace.store import RUNNING, WAITING, load
 
 SIZE = (160, 45)
 

@@ -82,7 +82,7 @@ async def test_marks_show_their_message_in_the_output_pane():
 
 def test_a_mark_with_a_source_label_shows_its_message_first():
     """The bug the issue reported: a mark whose text is a label ("observed") showed only the label."""
-    from concurview.engines.events import Event
+    from concurview.trace.events import Event
     from concurview.tui.panes import _output_lines
 
     mark = Event(seq=1, t=5, lane=0, kind="mark", reason="recv() copied 64 B in 151 µs", text="observed")

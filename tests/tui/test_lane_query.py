@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from uitraces import TRACES
 
-from concurview.tui.store import lane_states_many, load
+from concurview.trace.store import lane_states_many, load
 
 FIXTURES = sorted(p for p in TRACES.glob("*.jsonl") if not p.name.startswith("error-unreadable"))
 

@@ -10,7 +10,7 @@ from textual.widgets import OptionList
 
 from concurview.engines.runner import Target
 from concurview.scenarios import Scenario, catalogue
-from concurview.tui import compare
+from concurview.trace import compare
 from concurview.tui.app import make_app
 from concurview.tui.panes import SourceView
 from concurview.tui.picker import ScenarioPicker

@@ -11,11 +11,11 @@ import pytest
 from uitraces import diagram_rows, trace, wait_for
 from textual import events
 
-from concurview.engines.events import Event, Footer, Header, Lane
+from concurview.trace.events import Event, Footer, Header, Lane
 from concurview.engines.runner import Batch, Target
 from concurview.tui.app import make_app
 from concurview.tui.lanes import CURSOR_GLYPHS, GLYPHS, LaneDiagram
-from concurview.tui.store import DONE, NONE, READY_S, RUNNING, WAITING
+from concurview.trace.store import DONE, NONE, READY_S, RUNNING, WAITING
 
 
 @pytest.mark.parametrize("name", ["threadpool-shutdown", "gevent-eat-play", "error-raises"])
@@ -219,8 +219,9 @@ async def test_a_tiny_screen_settles_instead_of_looping_on_layout(keys):
 
 
 def test_state_codes_agree_with_the_store():
-    """tui/states.py repeats the store's codes so the picker can start without numpy."""
-    from concurview.tui import states, store
+    """trace/states.py repeats the store's codes so the picker can start without numpy."""
+    from concurview.trace import states
+    from concurview.trace import store
 
     assert (states.NONE, states.RUNNING, states.READY_S, states.WAITING, states.DONE) == (
         store.NONE, store.RUNNING, store.READY_S, store.WAITING, store.DONE)

@@ -6,9 +6,9 @@ import asyncio
 import threading
 from pathlib import Path
 
-from concurview.engines.events import Footer
+from concurview.trace.events import Footer
 from concurview.engines.runner import Batch, Target
-from concurview.engines.tracefile import TraceReader
+from concurview.trace.tracefile import TraceReader
 
 TRACES = Path(__file__).resolve().parent.parent / "traces"
 

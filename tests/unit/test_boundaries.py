@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from samples import LOOP, LOOP_ROWS, build
 
-from concurview.engines.events import FORMAT_VERSION
-from concurview.engines.tracefile import TraceFormatError
-from concurview.tui.store import NONE, RUNNING, WAITING, load
+from concurview.trace.events import FORMAT_VERSION
+from concurview.trace.tracefile import TraceFormatError
+from concurview.trace.store import NONE, RUNNING, WAITING, load
 
 
 def _trace(tmp_path, version: int):

@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from rich.cells import cell_len
 
-from concurview.tui.export import diagram_rows, to_chrome, to_svg, to_text
+from concurview.trace.export import diagram_rows, to_chrome, to_svg, to_text
 from samples import LOOP, LOOP_ROWS, Lane, build
 
 LONG_NAMES = ["ThreadPoolExecutor-12_0", "ThreadPoolExecutor-12_1", "任务任务任务任务任务任务任务-1"]

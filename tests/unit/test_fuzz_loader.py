@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from concurview.engines.events import EVENT_KINDS, KIND_CODE, Event, Footer, Header, Lane
-from concurview.engines.tracefile import TraceFormatError, TraceWriter
-from concurview.tui.store import load
+from concurview.trace.events import EVENT_KINDS, KIND_CODE, Event, Footer, Header, Lane
+from concurview.trace.tracefile import TraceFormatError, TraceWriter
+from concurview.trace.store import load
 from concurview.trace.narrative import explain
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -97,7 +97,7 @@ def test_wrong_types_huge_numbers_and_unknown_fields(tmp_path, records):
 
 def refused(path, capsys) -> str:
     """The one line `concurview summary` says about a file it refuses (exit status 2, no traceback)."""
-    from concurview.tui.cli import main
+    from concurview.cli import main
 
     assert main(["summary", str(path)]) == 2
     err = capsys.readouterr().err
@@ -174,7 +174,7 @@ def _spaced(record: dict, spaces: bool) -> bytes:
 
 def _parsed(line: bytes):
     """(t, lane, kind, reason, where, cause, text) if the C parser took the line, else None."""
-    from concurview.engines.columns import KIND_NAMES, StringTable
+    from concurview.trace.columns import KIND_NAMES, StringTable
     from concurview.engines._speedups import EventParser
 
     strings = StringTable()
@@ -281,7 +281,7 @@ def chrome_mutant(rng: random.Random) -> bytes:
 def test_chrome_importer_mutations_load_or_fail_in_one_line(tmp_path):
     """Seeded mutations of a Chrome trace: each loads (and summarises and exports) or is refused in one
     line. (Before: invalid UTF-8, deep nesting and times of 1e308 raised tracebacks, 47 in 600.)"""
-    from concurview.tui.export import export
+    from concurview.trace.export import export
 
     rng = random.Random(17)
     p = tmp_path / "c.json"

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 from samples import build
 
-from concurview.engines.events import Event, Footer, Lane
-from concurview.tui import lints as lints_module
-from concurview.tui.lints import Lint, lints
+from concurview.trace.events import Event, Footer, Lane
+from concurview.trace import lints as lints_module
+from concurview.trace.lints import Lint, lints
 from concurview.trace.narrative import describe_event, explain
-from concurview.tui.store import (
+from concurview.trace.store import (
     BLOCKING, DONE, NONE, READY_S, RUNNING, WAITING, Timeline, lane_states_many, load,
 )
 
@@ -175,8 +175,8 @@ def test_old_traces_open_with_no_block_and_no_lint():
 
 
 def test_a_block_kind_reads_back_from_a_file(tmp_path):
-    from concurview.engines.tracefile import TraceWriter
-    from concurview.engines.events import Header
+    from concurview.trace.tracefile import TraceWriter
+    from concurview.trace.events import Header
 
     path = tmp_path / "t.jsonl"
     w = TraceWriter(path, Header())

@@ -7,7 +7,7 @@ import sys
 
 from samples import LOOP, LOOP_ROWS, build
 
-from concurview.engines.events import Footer
+from concurview.trace.events import Footer
 from concurview.trace.narrative import explain, selected_line
 from concurview.tui.axis import SWITCH, TIME
 from concurview.tui.navigator import Navigator
@@ -102,7 +102,7 @@ def test_a_click_selects_the_lane_and_moves_to_its_switch_in_the_cell():
 
 
 def test_the_model_and_the_narrative_need_no_textual():
-    code = ("import sys, concurview.tui.navigator, concurview.trace.narrative, concurview.tui.store\n"
+    code = ("import sys, concurview.tui.navigator, concurview.trace.narrative, concurview.trace.store\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

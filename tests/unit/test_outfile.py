@@ -1,4 +1,4 @@
-"""engines/outfile.py in-process: how each kind of target is written, planted links, inputs, errors kept in one line."""
+"""trace/outfile.py in-process: how each kind of target is written, planted links, inputs, errors kept in one line."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import stat
 
 import pytest
 
-from concurview.engines.events import Footer, Header, Lane
-from concurview.engines.outfile import OutputError, OutputFile, check, write_output
-from concurview.engines.tracefile import TraceReader, TraceWriter
+from concurview.trace.events import Footer, Header, Lane
+from concurview.trace.outfile import OutputError, OutputFile, check, write_output
+from concurview.trace.tracefile import TraceReader, TraceWriter
 
 
 def test_targets_are_classified_without_writing_anything():

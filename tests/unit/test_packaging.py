@@ -30,7 +30,7 @@ def test_only_the_concurview_package_is_installed(wheel):
     folders = {n.split("/")[1] for n in names if n.startswith("concurview/") and n.count("/") >= 2}
     assert folders == {"engines", "scenarios", "trace", "tui"}
     loose = sorted(n for n in names if n.startswith("concurview/") and n.count("/") == 1)
-    assert loose == ["concurview/__init__.py", "concurview/__main__.py"]
+    assert loose == ["concurview/__init__.py", "concurview/__main__.py", "concurview/cli.py"]
     assert not any("tests/" in n or "benchmarks/" in n or "conftest" in n for n in names)
 
 

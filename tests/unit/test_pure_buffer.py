@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from concurview.engines import _pybuffer as py
 from concurview.engines import speedups
-from concurview.engines.events import ERROR, LOG, RUN, WAIT, WIRE_LANE_SHIFT, Frame
+from concurview.trace.events import ERROR, LOG, RUN, WAIT, WIRE_LANE_SHIFT, Frame
 
 try:
     from concurview.engines import _speedups as C
@@ -197,7 +197,7 @@ def test_untraced_lanes_send_only_their_output_on_the_main_lane():
 @needs_c
 @pytest.mark.parametrize("path", sorted(glob.glob(str(TRACES / "*.jsonl"))), ids=os.path.basename)
 def test_trace_files_read_the_same_through_msgspec_as_through_the_c_parser(path, monkeypatch):
-    from concurview.engines.tracefile import TraceFormatError, TraceReader
+    from concurview.trace.tracefile import TraceFormatError, TraceReader
 
     def read() -> tuple:
         try:
@@ -228,7 +228,8 @@ def _python(code: str, **env) -> str:
 
 CHOICES = """
 import concurview.engines.speedups as s
-from concurview.engines import asyncio_engine, recorder, tracefile
+from concurview.engines import asyncio_engine, recorder
+from concurview.trace import tracefile
 print(s.implementation())
 print(recorder.EventBuffer.__module__, asyncio_engine.TracedCoro.__name__, s.EventParser.__module__, s.gilview)
 """

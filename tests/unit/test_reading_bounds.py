@@ -12,11 +12,11 @@ import zlib
 
 import pytest
 
-from concurview.engines.tracefile import (
+from concurview.trace.tracefile import (
     DEFAULT_MAX_BYTES, TraceFormatError, TraceReader, _Source, format_size, parse_size,
 )
-from concurview.tui.cli import main
-from concurview.tui.store import load
+from concurview.cli import main
+from concurview.trace.store import load
 
 HEADER = b'{"format":"concurview-trace","version":1}\n'
 LANE = b'{"type":"lane","id":0,"kind":"main","name":"m"}\n'
@@ -215,7 +215,7 @@ def test_the_parser_keeps_no_copy_of_a_long_string():
     import tracemalloc
 
     from concurview.engines._speedups import EventParser
-    from concurview.engines.columns import StringTable
+    from concurview.trace.columns import StringTable
 
     text = b"y" * (8 << 20)
     lines = b'{"seq":0,"t":1,"lane":0,"kind":"log","text":"%s"}\n' % text
@@ -239,9 +239,9 @@ def test_the_parser_keeps_no_copy_of_a_long_string():
 def test_a_line_that_never_ends_is_refused_at_the_line_bound(tmp_path, monkeypatch):
     """What a reader holds at once is one line: a line longer than MAX_LINE ends the read in one line,
     long before the content bound (here 1 MB against 2 GB)."""
-    from concurview.engines import tracefile
-    from concurview.engines.tracefile import TraceFormatError
-    from concurview.tui.store import load
+    from concurview.trace import tracefile
+    from concurview.trace.tracefile import TraceFormatError
+    from concurview.trace.store import load
 
     monkeypatch.setattr(tracefile, "MAX_LINE", 1_000_000)
     path = tmp_path / "long.jsonl"
@@ -251,9 +251,9 @@ def test_a_line_that_never_ends_is_refused_at_the_line_bound(tmp_path, monkeypat
 
 
 def test_a_chrome_document_is_bounded_as_a_line(tmp_path, monkeypatch):
-    from concurview.engines import tracefile
-    from concurview.engines.tracefile import TraceFormatError
-    from concurview.tui.store import load
+    from concurview.trace import tracefile
+    from concurview.trace.tracefile import TraceFormatError
+    from concurview.trace.store import load
 
     monkeypatch.setattr(tracefile, "MAX_LINE", 1_000_000)
     path = tmp_path / "big.json"

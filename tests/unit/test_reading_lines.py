@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from concurview.engines.tracefile import TraceFormatError, TraceReader
-from concurview.tui.store import load
+from concurview.trace.tracefile import TraceFormatError, TraceReader
+from concurview.trace.store import load
 
 TRACES = Path(__file__).parent.parent / "traces"
 SAMPLES = ["asyncio-tasks.jsonl", "threadpool-shutdown.jsonl", "greenlet-eat-play.jsonl", "io-models.jsonl"]

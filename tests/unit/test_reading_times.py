@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 
-from concurview.engines.events import Event, Footer, Header, Lane
-from concurview.engines.tracefile import TraceWriter
-from concurview.tui.cli import main
-from concurview.tui.store import RUNNING, WAITING, Timeline, load
+from concurview.trace.events import Event, Footer, Header, Lane
+from concurview.trace.tracefile import TraceWriter
+from concurview.cli import main
+from concurview.trace.store import RUNNING, WAITING, Timeline, load
 
 LANES = [Lane(0, "main", "m", pid=1, tid=1), Lane(1, "thread", "w", parent=0, pid=1, tid=2)]
 

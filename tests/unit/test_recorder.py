@@ -15,7 +15,7 @@ import wire
 from wire import decode, raw_frames
 
 from concurview.engines.speedups import EventBuffer
-from concurview.engines.events import LOG, RUN, WAIT, WIRE_LANE_SHIFT, Frame
+from concurview.trace.events import LOG, RUN, WAIT, WIRE_LANE_SHIFT, Frame
 from concurview.engines.recorder import BATCH_EVENTS, WRITE_BYTES, Recorder, lane_stream
 
 _dec = msgspec.msgpack.Decoder(Frame)
@@ -169,7 +169,7 @@ def test_lane_stream_attributes_lines_to_the_printing_lane(pipe, tmp_path, passt
 def test_runner_merges_wire_frames_into_dense_lanes_and_numbered_events():
     """Lane ids renumbered densely across processes, causes mapped, unknown lanes dropped,
     kinds from a newer recorder kept as "unknown" (readers skip them), sequence numbers dense."""
-    from concurview.engines.events import WireLane
+    from concurview.trace.events import WireLane
     from concurview.engines.runner import Run, Target
 
     def stream(pid, lanes, events):
@@ -261,7 +261,8 @@ def test_the_buffers_own_frame_encoding_is_what_msgspec_writes(rows, lanes, drop
 
 def test_the_runners_copies_of_the_wire_constants_match():
     """runner.py keeps its own copies (it starts the program before loading events.py and msgspec)."""
-    from concurview.engines import events, recorder, runner
+    from concurview.engines import recorder, runner
+    from concurview.trace import events
 
     assert (runner.ENV_CHANNEL, runner.ENV_T0, runner.WIRE_LANE_SHIFT) == \
         (recorder.ENV_CHANNEL, recorder.ENV_T0, events.WIRE_LANE_SHIFT)

@@ -121,7 +121,7 @@ def test_unavailable_names_the_missing_platform_fact(monkeypatch, tmp_path, caps
     import signal
     import sys
 
-    from concurview.tui.cli import main
+    from concurview.cli import main
 
     epoll, poll, sigio = get("io-epoll"), get("io-poll"), get("io-signal")
     assert (epoll.requires, poll.requires, sigio.requires) == (("epoll",), ("poll",), ("linux", "sigio"))

@@ -6,9 +6,9 @@ import pytest
 
 from samples import LOOP, LOOP_ROWS, build
 
-from concurview.engines.events import Event, Footer, Header, Lane
+from concurview.trace.events import Event, Footer, Header, Lane
 from concurview.trace.narrative import explain, format_time
-from concurview.tui.store import DONE, NONE, READY_S, RUNNING, WAITING, Timeline, load
+from concurview.trace.store import DONE, NONE, READY_S, RUNNING, WAITING, Timeline, load
 
 GLYPH = {NONE: ".", RUNNING: "R", READY_S: "r", WAITING: "w", DONE: "d"}
 
@@ -164,7 +164,7 @@ def test_switches_are_in_time_order_even_when_reported_late():
 def test_a_big_file_loads_into_columns_sized_once(tmp_path):
     """load() sizes the columns from the first batch (bytes per event x file size): the same
     timeline as adding the events by hand, with little room to spare."""
-    from concurview.engines.tracefile import TraceWriter
+    from concurview.trace.tracefile import TraceWriter
 
     lanes = [Lane(0, "main", "MainThread", pid=1, tid=1), Lane(1, "thread", "worker", parent=0, pid=1, tid=2)]
     rows = [(i * 10, i % 2, ("run", "wait")[(i // 2) % 2], None if i % 4 < 2 else "sleep", f"p.py:{i % 7}",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from concurview.engines.events import Event, Footer, Header, Lane
-from concurview.tui.store import DONE, READY_S, RUNNING, WAITING, Timeline
+from concurview.trace.events import Event, Footer, Header, Lane
+from concurview.trace.store import DONE, READY_S, RUNNING, WAITING, Timeline
 
 LANES = [Lane(0, "main", "MainThread", pid=1, tid=1), Lane(1, "thread", "A", 0, 1, 2),
          Lane(2, "thread", "B", 0, 1, 3)]

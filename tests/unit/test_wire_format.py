@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from wire import decode, raw_frames
 
 from concurview.engines.speedups import EventBuffer
-from concurview.engines.columns import KIND_NAMES, UNKNOWN_KIND, Merger, Stream
-from concurview.engines.events import EVENT_KINDS, RUN, WAIT, WIRE_LANE_SHIFT, Frame, WireLane
+from concurview.trace.columns import KIND_NAMES, UNKNOWN_KIND, Merger, Stream
+from concurview.trace.events import EVENT_KINDS, RUN, WAIT, WIRE_LANE_SHIFT, Frame, WireLane
 
 PID = 4321
 OWN = PID << WIRE_LANE_SHIFT

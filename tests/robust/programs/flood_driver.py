@@ -11,7 +11,7 @@ import sys
 import time
 
 from concurview.engines.runner import Run, Target
-from concurview.tui.store import Timeline
+from concurview.trace.store import Timeline
 
 
 def rss_mb() -> float:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from rich.cells import set_cell_size
 
-from concurview.tui.store import BLOCKING, DONE, NONE, READY_S, RUNNING, STATE_NAMES, WAITING, Timeline
-from concurview.trace.narrative import format_time
-from concurview.tui.text import shorten
+from .store import BLOCKING, DONE, NONE, READY_S, RUNNING, STATE_NAMES, WAITING, Timeline
+from .narrative import format_time
+from .text import shorten
 
 GLYPHS = {NONE: " ", RUNNING: "█", READY_S: "▒", WAITING: "─", DONE: " ", BLOCKING: "━"}
 FORMATS = ("chrome", "txt", "svg")

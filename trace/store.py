@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from concurview.engines.columns import KIND_NAMES, UNKNOWN_KIND, Columns, StringTable
-from concurview.engines.events import (
+from .columns import KIND_NAMES, UNKNOWN_KIND, Columns, StringTable
+from .events import (
     BLOCK, CLOSE, COOPERATIVE_KINDS, EVENT_KINDS, GIL_VIEW_MARKS, KIND_CODE, MARK, OPEN, READY, RUN, SAMPLE,
     SAMPLE_GIL_WAIT, SAMPLE_HOLDS, SAMPLE_KERNEL, SAMPLE_NO_GIL, SAMPLE_ON_CPU, WAIT,
     Event, Footer, Header, Lane,
@@ -187,7 +187,7 @@ class _Track:
 
 # -- GIL view: sampled facts refine the state of a thread lane the hooks show running -------------
 
-# A sample event's sub-state, by the start of its reason (engines/events.py SAMPLE_*).
+# A sample event's sub-state, by the start of its reason (trace/events.py SAMPLE_*).
 SUB_NONE, SUB_HOLDS, SUB_GIL_WAIT, SUB_NO_GIL, SUB_ON_CPU, SUB_KERNEL = range(6)
 _SUB_OF_REASON = ((SAMPLE_HOLDS, SUB_HOLDS), (SAMPLE_GIL_WAIT, SUB_GIL_WAIT), (SAMPLE_NO_GIL, SUB_NO_GIL),
                   (SAMPLE_ON_CPU, SUB_ON_CPU), (SAMPLE_KERNEL, SUB_KERNEL))
@@ -1306,8 +1306,8 @@ def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline
     `max_bytes` of content are read (default: $CONCURVIEW_MAX_BYTES, else 512 MB); past
     that, a TraceFormatError says so. The file is opened once (it may be a pipe).
     """
-    from concurview.engines.tracefile import TraceReader, open_source
-    from concurview.tui.foreign import load_chrome, looks_like_chrome
+    from .tracefile import TraceReader, open_source
+    from .foreign import load_chrome, looks_like_chrome
 
     src = open_source(path, max_bytes)
     try:
@@ -1340,7 +1340,7 @@ def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline
             try:
                 tl.add(new_lanes, Columns.concat(pending) if pending else [], named_from)
             except ValueError as e:
-                from concurview.engines.tracefile import TraceFormatError
+                from .tracefile import TraceFormatError
 
                 raise TraceFormatError(f"{path}: {e}") from None
             pending.clear()

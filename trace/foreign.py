@@ -8,12 +8,12 @@ from pathlib import Path
 
 import msgspec
 
-from concurview.engines.events import LANE_KINDS, Event, Footer, Header, Lane
-from concurview.engines.tracefile import TraceFormatError
-from concurview.tui.store import Timeline
+from .events import LANE_KINDS, Event, Footer, Header, Lane
+from .tracefile import TraceFormatError
+from .store import Timeline
 
 _TASK_NAME = re.compile(r"Task-\d+$")
-# What concurview's own export writes (tui/export.py): lanes named `kind: name`, and the
+# What concurview's own export writes (trace/export.py): lanes named `kind: name`, and the
 # category of each slice its state. Read back, its waits and readiness stay what they were.
 _STATES = {"running": "run", "waiting": "wait", "ready": "ready"}
 _FUNC_WHERE = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]+):(?P<line>\d+)\)$")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from concurview.engines.events import EVENT_KINDS, WIRE_LANE_SHIFT, Column, Event, Frame, Lane, WireLane
+from .events import EVENT_KINDS, WIRE_LANE_SHIFT, Column, Event, Frame, Lane, WireLane
 
 UNKNOWN_KIND = len(EVENT_KINDS)  # a kind from a newer writer: kept, drawn as nothing
 KIND_NAMES = (*EVENT_KINDS, "unknown")  # by code

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from concurview.engines.events import FORMAT_NAME, FORMAT_VERSION, Event, Footer, Header, Lane
+from .events import FORMAT_NAME, FORMAT_VERSION, Event, Footer, Header, Lane
 
 if TYPE_CHECKING:  # numpy loads with the first trace read, not with every command that may read one
-    from concurview.engines.speedups import EventParser  # C, or msgspec for every line
-    from concurview.engines.outfile import OutputFile
-    from concurview.engines.columns import Columns, StringTable
+    from ..engines.speedups import EventParser  # C, or msgspec for every line
+    from .outfile import OutputFile
+    from .columns import Columns, StringTable
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20  # bytes of the file read at once
@@ -55,13 +55,13 @@ _event_dec = msgspec.json.Decoder(Event)
 
 
 class TraceWriter:
-    """Streams a trace to `path` through an OutputFile (engines/outfile.py): a regular file is written as a
+    """Streams a trace to `path` through an OutputFile (trace/outfile.py): a regular file is written as a
     `.partial` beside it and renamed over it on close (readers never see a torn file); a device, FIFO or
     /dev/stdout is streamed to. Every OS error is an OutputError (one line, naming the kept partial)."""
 
     def __init__(self, path: str | os.PathLike[str] | OutputFile, header: Header,
                  inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
-        from concurview.engines.outfile import OutputFile
+        from .outfile import OutputFile
 
         self._out = path if isinstance(path, OutputFile) else OutputFile(path, inputs)
         self.path = self._out.path
@@ -423,7 +423,7 @@ class TraceReader:
         line, or anything unusual - is decoded by msgspec, which also names what is
         wrong with a damaged line.
         """
-        from concurview.engines.speedups import EventParser  # C, or msgspec for every line
+        from ..engines.speedups import EventParser  # C, or msgspec for every line
 
         parser = EventParser(strings._ids, strings.strings)
         # The bytes since the last newline, in pieces: a line longer than a chunk is joined
@@ -461,7 +461,7 @@ class TraceReader:
 
     def batches(self, chunk_bytes: int = _CHUNK) -> Iterator[tuple[list[Lane], list[Event]]]:
         """As columns(), the events as records numbered from 0 (for tools and tests: slow)."""
-        from concurview.engines.columns import StringTable
+        from .columns import StringTable
 
         strings, seq = StringTable(), 0
         for lanes, cols, _named_from in self.columns(strings, chunk_bytes):
@@ -475,7 +475,7 @@ class TraceReader:
         the lanes declared in it, its events, and for each lane the index of the first event after
         its line (a file may declare a lane every few lines: a batch per lane line cost a million
         numpy arrays for a gevent server's trace)."""
-        from concurview.engines.columns import Columns
+        from .columns import Columns
 
         pos, n = 0, len(data)
         parts: list[Columns] = []
@@ -541,7 +541,7 @@ def _rows(taken: tuple, strings: StringTable) -> Columns:
     """EventParser.take()'s bytes as Columns."""
     import numpy as np
 
-    from concurview.engines.columns import Columns
+    from .columns import Columns
 
     _n, t, lane, kind, reason, where, text, cause = taken
     i32 = np.int32

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# The same values as concurview.tui.store's (tests/tui/test_robust_ui.py checks they agree).
+# The same values as concurview.trace.store's (tests/tui/test_robust_ui.py checks they agree).
 NONE, RUNNING, READY_S, WAITING, DONE, BLOCKING = range(6)
 STATE_NAMES = ("not started", "running", "ready", "waiting", "done", "blocking the thread")
 

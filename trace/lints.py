@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from concurview.trace.narrative import blocked_what, blocking_call, format_time
-from concurview.tui.store import Timeline
+from .narrative import blocked_what, blocking_call, format_time
+from .store import Timeline
 
 # A block shorter than this, summed over a lane, is not worth a warning (a contended lock for a
 # few microseconds inside a task). asyncio's own debug mode warns from 100 ms a step

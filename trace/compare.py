@@ -1,20 +1,22 @@
-"""`concurview compare`: one workload on several models, stacked on one time axis with their totals."""
+"""`concurview compare`'s data: one workload's runs on several models, stacked on one time axis, and their totals.
+
+Running the models is the engines' part (engines/compare.py); this is what is made of the runs."""
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from concurview.engines.events import Event, Footer, Header, Lane
-from concurview.engines.runner import Run, Target
-from concurview.scenarios import Scenario, get
+from .events import Event, Footer, Header, Lane
+
+if TYPE_CHECKING:
+    from .store import Timeline
 
 SCENARIO = "compare-models"
 MODELS = ("sequential", "threads", "processes", "gevent", "asyncio")
 ALL = "compare"  # the picker's entry that runs every model and stacks them
-_TOTAL = re.compile(r"^(\w+): \d+ jobs in ([0-9.]+) s")
+TOTAL = re.compile(r"^(\w+): \d+ jobs in ([0-9.]+) s")  # the line each model prints
 
 
 @dataclass
@@ -27,47 +29,6 @@ class ModelRun:
     footer: Footer
     total: float | None  # seconds, as the program measured it around the jobs
     ideal: float
-
-
-def picker_entry(base: Scenario) -> Scenario:
-    """The picker's `compare` entry: compare-models on every model, stacked (its parameters minus `model`)."""
-    return replace(
-        base, name=ALL, title="Compare: all five models, stacked",
-        description=("Runs the same IO-bound jobs on each model in turn - " + ", ".join(MODELS)
-                     + " - and stacks the runs on one time axis, each starting at 0, so the lesson's "
-                     "\"which is faster, and why\" is one screen (as `concurview compare -o` saves it)."
-                     "\n\n" + base.description.split("\n\n", 1)[-1]),
-        params={k: v for k, v in base.params.items() if k != "model"}, order=base.order - 1,
-    )
-
-
-def model_target(model: str, jobs: int, job_sleep: float, workers: int) -> Target:
-    scenario = get(SCENARIO)
-    params = scenario.coerce({"model": model, "jobs": str(jobs), "job_sleep": str(job_sleep),
-                              "workers": str(workers)})
-    return Target(str(scenario.path), scenario.name, params)
-
-
-def run_model(model: str, jobs: int, job_sleep: float, workers: int, timeout: float | None,
-              runner: Callable[[Target, float | None], Run] | None = None,
-              started: Callable[[Run], None] | None = None) -> ModelRun:
-    """Run compare-models on `model` (through `runner`, a real traced child by default) and collect it."""
-    target = model_target(model, jobs, job_sleep, workers)
-    run = runner(target, timeout) if runner is not None else Run(target, timeout=timeout)
-    if started is not None:
-        started(run)
-    lanes: list[Lane] = []
-    events: list[Event] = []
-    for batch in run:
-        lanes += batch.lanes
-        events += batch.events
-    total = None
-    for e in events:
-        m = _TOTAL.match(e.text or "") if e.kind == "log" else None
-        if m and m.group(1) == model:
-            total = float(m.group(2))
-    ideal = (jobs if model == "sequential" else math.ceil(jobs / workers)) * job_sleep
-    return ModelRun(model, lanes, events, run.footer(), total, ideal)
 
 
 def merge(runs: list[ModelRun], params: dict) -> Timeline:
@@ -86,7 +47,7 @@ def merge(runs: list[ModelRun], params: dict) -> Timeline:
     events = [Event(seq, t, lane, e.kind, e.reason, e.where,
                     None if e.cause is None else e.cause + (lane - e.lane), e.text)
               for seq, (t, lane, e) in enumerate(tagged)]
-    from concurview.tui.store import Timeline
+    from .store import Timeline
 
     tl = Timeline(Header(scenario=SCENARIO, params=params))
     tl.add(lanes, events)
@@ -97,7 +58,7 @@ def merge(runs: list[ModelRun], params: dict) -> Timeline:
 
 
 def table(runs: list[ModelRun]) -> list[dict]:
-    from concurview.tui.store import Timeline
+    from .store import Timeline
 
     rows = []
     for r in runs:

@@ -1,15 +1,7 @@
-"""The event contract: lanes, events, trace header/footer and wire frames as msgspec Structs."""
+"""The event contract: kinds and wire constants here (no msgspec: the traced child needs only these); lanes,
+events, trace header/footer and wire frames as msgspec Structs, made on first use (trace/_structs.py)."""
 
 from __future__ import annotations
-
-from typing import Annotated
-
-import msgspec
-
-# Bounds a reader enforces: out-of-range numbers are a damaged file, not a crash.
-Time = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-LaneId = Annotated[int, msgspec.Meta(ge=0, lt=2**31)]
-Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 FORMAT_NAME = "concurview-trace"
 FORMAT_VERSION = 1
@@ -47,71 +39,7 @@ GIL_VIEW_MARKS = ("GIL view:", "free-threaded:")
 COOPERATIVE_KINDS = frozenset({"greenlet", "hub", "task", "generator", "loop"})
 
 
-# Scalars and strings only: gc=False keeps a million of them out of the cycle collector.
-class Lane(msgspec.Struct, frozen=True, omit_defaults=True, gc=False, tag_field="type", tag="lane"):
-    """One row of the diagram: a thread, process, greenlet, task, ..."""
-
-    id: LaneId
-    kind: str
-    name: str
-    parent: LaneId | None = None
-    pid: int | None = None
-    tid: int | None = None
-
-
-class Event(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
-    """Something that happened to a lane at `t` (ns since trace start, monotonic clock)."""
-
-    seq: Count
-    t: Time
-    lane: LaneId
-    kind: str
-    reason: str | None = None
-    where: str | None = None
-    cause: LaneId | None = None
-    text: str | None = None
-
-
-class Header(msgspec.Struct):
-    """First line of a trace file: what was run, where and when (every field written)."""
-
-    format: str = FORMAT_NAME
-    version: int = FORMAT_VERSION
-    scenario: str | None = None
-    program: str | None = None
-    params: dict[str, object] = {}
-    python: str | None = None
-    platform: str | None = None
-    start_time: str | None = None  # ISO 8601 wall clock, for people; `t` is monotonic
-    source: str | None = None  # path of the program file when recorded (for people: never read back)
-    # The program's own text, stored at record time so a trace shows its source anywhere (the app never
-    # opens a path a trace names). None: a scenario's trace (its file is concurview's own), an older trace,
-    # or a program it was not stored for: `source_missing` says why (over SOURCE_TEXT_MAX, unreadable).
-    source_text: str | None = None
-    source_missing: str | None = None
-
-
 SOURCE_TEXT_MAX = 1 << 20  # bytes of a program's source a trace stores (above that: none, and it says so)
-
-
-class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer"):
-    """Last line of a trace file: how the run ended. Missing footer = incomplete trace."""
-
-    complete: bool = True
-    exit_code: int | None = None
-    # Why the run did not end cleanly: "timeout after 5.0 s", "interrupted", "killed by SIGSEGV" (incomplete);
-    # "uncaught ValueError", "exit code 7" (complete: the program ended by itself, failing).
-    reason: str | None = None
-    events: int = 0
-    lanes: int = 0
-    dropped: int = 0  # events lost: recorders' backpressure drops plus the retention cap's
-    duration: int = 0  # ns
-    # The parent's retention cap, written only when it dropped events (readers ignore unknown fields).
-    max_events: int | None = None
-    # Strings (log lines, reasons) not kept once the run's string table passed its memory budget: their
-    # events carry a placeholder text instead. Written only when not 0.
-    strings_dropped: int = 0
-
 
 # --- wire ---------------------------------------------------------------------
 # Child -> parent: a 4-byte little-endian length, then one msgpack Frame. Lanes
@@ -137,7 +65,7 @@ class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer")
 # that width: 0 for string ids and kinds, pid << 24 for lane ids, (pid << 24) - 1
 # for causes, so the frames of a process
 # share their bases and the runner gathers from the narrow offsets directly
-# (engines/columns.py, Merger). A greenlet ping-pong sends 7.3 bytes an event,
+# (trace/columns.py, Merger). A greenlet ping-pong sends 7.3 bytes an event,
 # 14.6 a switch (37 and 74 when every column went at full width: int64 times,
 # lanes and causes, uint32 ids).
 #
@@ -149,42 +77,17 @@ class Footer(msgspec.Struct, omit_defaults=True, tag_field="type", tag="footer")
 WIRE_LANE_SHIFT = 24
 
 
-class WireLane(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    id: int
-    kind: str
-    name: str
-    parent: int | None = None
-    pid: int | None = None
-    tid: int | None = None
+# The msgspec side of the contract (readers, writers, the runner): made when first asked for, so that
+# `from concurview.trace.events import RUN` costs the traced child nothing (msgspec's import is ~25 ms
+# of its start, and another interpreter traced with `run --python` may not have msgspec at all).
+_STRUCTS = ("Time", "LaneId", "Count", "Lane", "Event", "Header", "Footer", "WireLane", "Column", "Frame", "_EMPTY")
 
 
-class Column(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    """One field of a frame's events: a base and an offset per event (see the wire, above)."""
+def __getattr__(name: str):
+    if name in _STRUCTS:
+        from . import _structs
 
-    base: Annotated[int, msgspec.Meta(ge=-2**63, le=2**63 - 1)] = 0
-    offsets: bytes = b""
-
-
-_EMPTY = Column()
-
-
-class Frame(msgspec.Struct, array_like=True, gc=False):
-    """One batch from one process: its new lanes, its events in columns, its drop counter.
-
-    The columns are Columns when decoded; EventBuffer.take() gives them as (base, offsets)
-    tuples, which msgspec writes the same way.
-    """
-
-    pid: int
-    lanes: list[WireLane] = []
-    dropped: int = 0
-    n: int = 0  # events
-    t: Column = _EMPTY
-    lane: Column = _EMPTY
-    kind: Column = _EMPTY
-    cause: Column = _EMPTY
-    reason: Column = _EMPTY
-    where: Column = _EMPTY
-    text: Column = _EMPTY
-    strings: list[str] = []
-    reset: bool = False
+        for n in _STRUCTS:
+            globals()[n] = getattr(_structs, n)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
