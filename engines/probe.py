@@ -7,8 +7,13 @@ A scenario stays a plain program: it calls
 which does nothing unless an audit hook listens. Here one does, and records
 `kind` ("wait", "ready", "run", "phase", "mark", ...) on the lane named `lane`
 (created on first use with `lane_kind`: "kernel", "peer", ..., or "" for the
-lane now running) at `t_ns` on the monotonic clock (0 = now). A helper that
-wraps the call should be named `probe`: its caller is the line recorded.
+lane now running) at `t_ns` on the monotonic clock (0 = now). The line
+recorded is the first caller that is the program's own code and neither a
+function named `probe` nor code of a helper module that sets
+`PROBE_HELPER = True` (the scenarios' _iomodels.py): a program's scaffolding
+stays out of its source pane. An optional seventh argument `(filename, line)`
+names the line outright (a helper that reports, after the fact, the call
+that did the work).
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def install(rec: Recorder, where: Where) -> None:
         if event != EVENT:
             return
         try:
-            lane_name, lane_kind, kind, t_ns, reason, text = args
+            lane_name, lane_kind, kind, t_ns, reason, text, *at = args
             code = KIND_CODE[kind]
             t = (t_ns or _monotonic_ns()) - rec.t0
             if not lane_name:
@@ -72,11 +77,16 @@ def install(rec: Recorder, where: Where) -> None:
                 if lane is None:  # opened when its first event happened, not when it was reported
                     lane = lanes[lane_name] = rec.new_lane(lane_kind or "thread", lane_name,
                                                            parent=rec.current_lane(), t=t)
-            # The line that reported it: past sys.audit and a helper named `probe`, if any.
-            frame = sys._getframe(1)
-            while frame is not None and (frame.f_code.co_name == "probe" or not where.is_user(frame.f_code)):
-                frame = frame.f_back
-            at = None if frame is None else where.of_frame(frame)
+            if at and at[0]:
+                filename, line = at[0]
+                at = f"{where.file(filename)}:{int(line)}"
+            else:
+                # The line that reported it: past sys.audit, a helper named `probe` and helper modules.
+                frame = sys._getframe(1)
+                while frame is not None and (frame.f_code.co_name == "probe" or not where.is_user(frame.f_code)
+                                             or frame.f_globals.get("PROBE_HELPER") is True):
+                    frame = frame.f_back
+                at = None if frame is None else where.of_frame(frame)
             rec.record_at(t, lane, code, reason or None, at, None, text or None)
         except Exception:  # noqa: BLE001 - a malformed probe is ignored, never the program's problem
             rec.dropped += 1

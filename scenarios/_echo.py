@@ -20,23 +20,37 @@ def probe(lane, kind, t_ns=0, reason="", text="", lane_kind=""):
     sys.audit("concurview.event", lane, lane_kind, kind, t_ns, reason, text)
 
 
-def _waited():
-    # The helper's code is named `probe`: concurview then records the line that called it,
-    # not a line in here.
-    def probe(call, reason, *args):
-        """call(*args); if it blocked for a while, draw the calling lane waiting meanwhile (one pair of events)."""
-        t0 = time.monotonic_ns()
-        result = call(*args)
-        t1 = time.monotonic_ns()
-        if t1 - t0 >= WAIT_SHOWN_NS:
-            sys.audit("concurview.event", "", "", "wait", t0, reason, "")
-            sys.audit("concurview.event", "", "", "run", t1, "returned", "")
-        return result
+class Shown:
+    """`obj` as it is, except that the calls named in `waits` (name -> reason, or a function of `obj` giving
+    it) are drawn, under concurview, as the calling lane waiting when they block for a while - one pair
+    of events, and none for the many calls that return at once."""
 
-    return probe
+    def __init__(self, obj, **waits):
+        self._obj, self._waits = obj, waits
+
+    def __getattr__(self, name):
+        attr = getattr(self._obj, name)
+        reason = self._waits.get(name)
+        if reason is None:
+            return attr
+
+        # Named `probe`: concurview then records the line that made the call, not a line in here.
+        def probe(*args, **kwargs):
+            t0 = time.monotonic_ns()
+            result = attr(*args, **kwargs)
+            t1 = time.monotonic_ns()
+            if t1 - t0 >= WAIT_SHOWN_NS:
+                why = reason(self._obj) if callable(reason) else reason
+                sys.audit("concurview.event", "", "", "wait", t0, why, "")
+                sys.audit("concurview.event", "", "", "run", t1, "returned", "")
+            return result
+
+        return probe
 
 
-waited = _waited()
+def shown(obj, **waits):
+    """`obj` with its blocking calls `waits` drawn as waits (see Shown)."""
+    return Shown(obj, **waits)
 
 
 # -- the server process ------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Asynchronous IO: the program hands the kernel a read into its own buffer and goes on; the kernel waits for the data, copies it, and only then says "done" - the bytes are already in the buffer.
 
-Watch for: the program lane submits the read (a phase mark) and returns at
-once - no recv() anywhere in the program. It does other work while the
-kernel waits for the data (phase 1) and copies it into the user buffer
-(phase 2); then, with nothing left to do, it waits on the ring's eventfd
+Watch for: the program lane submits the read and returns at once - no
+recv() anywhere in the program. It does other work while the kernel waits
+for the data (phase 1, ░ on the kernel buffer lane) and copies it into the
+user buffer (phase 2, ▓, magnified to one column): phase 2 is done by the
+kernel, not by a call of the program - the one asynchronous model. Then, with nothing left to do, it waits on the ring's eventfd
 through epoll - for the completion, not for readiness. When it wakes, the
 buffer already holds the message. Compare io-epoll: there the wake-up means
 "data is there, now copy it yourself"; here it means "your data has been
@@ -22,7 +23,7 @@ import select
 import sys
 import time
 
-from _iomodels import Peer, probe
+from _iomodels import KERNEL, Peer, Read, probe, took
 from _iouring import Unavailable, open_backend
 
 SCENARIO = {
@@ -34,7 +35,8 @@ SCENARIO = {
     "params": {"delay": 1.0, "size": 64, "work": 0.5, "backend": "auto"}, "limits": {"size": (1, 67_108_864), "backend": ("auto", "io_uring", "posix_aio")},
     "facts": [
         "the program submits the read and returns at once; it never calls recv()",
-        "the buffer is already filled when the program learns of the completion",
+        "phase 2 is done by the kernel while the program runs: the buffer is already filled when the "
+        "program learns of the completion",
         "without io_uring: the errno is shown and POSIX AIO is used, emulated by a helper thread",
     ],
 }
@@ -58,68 +60,59 @@ if __name__ == "__main__":
     except Unavailable as e:
         raise SystemExit(f"io-async: {e}") from None
     if why_not:  # io_uring missing or refused: say so, with its errno
-        probe("", "mark", 0, "io_uring not used: falling back to POSIX AIO", why_not)
+        probe("", "mark", 0, f"io_uring not used, POSIX AIO instead: {why_not}")
         print(f"io_uring not used ({why_not}); POSIX AIO instead, emulated by a helper thread")
     peer = Peer(P["delay"], P["size"])
+    sock = peer.sock
     buf = bytearray(P["size"])  # the user buffer the kernel will fill
     ep = select.epoll()
     ep.register(ring.fileno(), select.EPOLLIN)  # readable when a read has *completed*
-    probe("kernel buffer", "wait", 0, "empty: no data yet", "observed", lane_kind="kernel")
+    read = Read(peer)  # draws the read's two phases (under concurview)
 
+    read.phase1(doing=f"it submitted the read ({ring.label}) and does its own work")
     t_submit = time.monotonic_ns()
-    probe("", "phase", t_submit, f"submit: read {P['size']} B into the user buffer", ring.label)
-    ring.submit(peer.conn.fileno(), buf)  # returns at once: the read is the kernel's job now
+    ring.submit(sock.fileno(), buf)  # returns at once: the read is the kernel's job now
     t_submitted = time.monotonic_ns()
-    probe("", "mark", t_submitted, f"submit returned in {(t_submitted - t_submit) / 1e3:.0f} µs", "observed")
+    probe("", "mark", t_submitted, f"submit returned in {took(t_submitted - t_submit)}")
     if ring.name == "posix_aio":
         probe("aio helper thread", "wait", t_submitted, "read(): blocked, waiting for data",
               "emulated by a helper thread (glibc POSIX AIO)", lane_kind="thread")
 
     units = other_work(P["work"])  # phase 1 and phase 2 cost the program nothing
-    probe("", "mark", 0, f"did {units} units of other work", "observed")
+    probe("", "mark", 0, f"did {units} units of other work")
 
     n, t_arrived, t_done = 0, None, None
     deadline = time.monotonic() + P["delay"] + 10
     while n < P["size"]:
-        probe("", "wait", 0, "epoll: waiting on the eventfd for the completion", "observed")
-        if not ep.poll(max(0.0, deadline - time.monotonic())):
+        probe("", "wait", 0, "epoll: waiting on the eventfd for the completion")
+        if not ep.poll(max(0.0, deadline - time.monotonic())):  # a completion, not readiness
             raise SystemExit(f"io-async: no completion within {P['delay'] + 10:.0f} s")
         t_done = time.monotonic_ns()
-        probe("", "run", t_done, "completion signalled (eventfd)", "observed")
+        probe("", "run", t_done, "completion signalled (eventfd)")
         for _rid, result, request in ring.completions():
             if result < 0:
                 raise SystemExit(f"io-async: the read failed: errno {-result}")
             if result == 0:
                 raise SystemExit("io-async: the peer closed the connection early")
             if t_arrived is None and request is not None:
-                stamp = request.kernel_stamp_realtime()
+                stamp = request.kernel_stamp_realtime()  # when the data reached the kernel buffer
                 t_arrived = None if stamp is None else stamp - peer.offset
             n += result
-            probe("", "phase", t_done, f"completion: {result} B already in the user buffer", ring.label)
+            probe("", "mark", t_done, f"completion: {result} B already in the user buffer")
             if n < P["size"]:  # a short read: ask for the rest
-                ring.submit(peer.conn.fileno(), buf, n)
+                ring.submit(sock.fileno(), buf, n)
     filled = buf == b"x" * P["size"]
-    probe("", "mark", 0, f"the buffer holds all {n} B" if filled else "the buffer is NOT filled",
-          "checked after the completion; the program never called recv()")
-
-    t_sent = peer.sent_at()
-    probe("peer", "run", t_sent, f"sends {n} B", "reported by the peer", lane_kind="peer")
-    probe("peer", "close", t_sent + 1, "sent", "reported by the peer")
-    if t_arrived is not None:
-        probe("kernel buffer", "ready", t_arrived, f"{n} B arrived", "stamped by the kernel (SO_TIMESTAMPNS)")
-    else:
-        probe("kernel buffer", "ready", t_sent, f"{n} B on the way in", "reported by the peer")
+    probe("", "mark", 0, f"the buffer holds all {n} B; recv() was never called" if filled
+          else "the buffer is NOT filled")
     if ring.name == "posix_aio":
         probe("aio helper thread", "close", t_done, f"read() returned {n} B: completion signalled",
               "observed (the helper thread is glibc's, invisible to Python)")
-    probe("kernel buffer", "close", t_done,
-          "copied out by the kernel before the completion" if ring.name == "io_uring"
-          else "copied out by the helper thread's read()", "observed")
+    read.completed(t_arrived, t_done, n, by=KERNEL if ring.name == "io_uring"
+                   else "glibc's helper thread (asynchronous, emulated)")
     peer.close()
     ring.close()
 
-    since = t_arrived if t_arrived is not None else t_sent
-    print(f"{ring.name}: submit took {(t_submitted - t_submit) / 1e3:.0f} µs; the data arrived "
-          f"{(since - t_submit) / 1e6:.1f} ms after submit; the completion was seen "
-          f"{(t_done - since) / 1e3:.0f} µs after arrival with all {n} B in the buffer; "
-          f"meanwhile {units} units of other work; recv() was never called")
+    print(f"{ring.name}: submit took {took(t_submitted - t_submit)}; the data arrived "
+          f"{took(read.arrived - t_submit)} after submit; the completion was seen "
+          f"{took(t_done - read.arrived)} after arrival with all {n} B in the buffer; "
+          f"meanwhile {units} units of other work; recv() was never called: blocked 0 in phase 1 and phase 2")

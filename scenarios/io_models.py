@@ -1,33 +1,41 @@
 """The five IO models side by side: the same message read five ways, one model under another on the same time axis - then what select(), poll() and epoll cost per call as idle descriptors pile up.
 
-Watch for: each model has its own pair of lanes, the program's and the
-kernel buffer's, run one after another (each with its own peer that sends
-the same message after `delay`). Look down the column at each model's data
-arrival (▒ on its kernel lane) and at what its program lane is doing:
+Watch for: each model has a lane of its own, its kernel buffer, drawn as the
+read's two phases: phase 1 (░), waiting for the data to reach the kernel;
+phase 2 (▓), copying it into the program's buffer - microseconds, so drawn
+one column wide, magnified, and a step of its own. The models run one after
+another (each with its own peer that sends the same message after `delay`)
+on the one main thread, and the MainThread lane shows what the program does
+meanwhile:
 
-1. blocking - waiting (─) in recv() through phase 1, woken to copy;
-2. non-blocking - running (█) the whole time, burning CPU on EAGAINs;
-3. multiplexing (epoll) - waiting in epoll, then a recv() that only copies;
-4. signal-driven - running other work; the SIGIO handler copies;
-5. asynchronous (io_uring) - running other work; the kernel copies, and the
-   completion says the data is already in the buffer.
+1. blocking - waiting (─) in recv() through both phases;
+2. non-blocking - running (█) through phase 1, burning CPU on EAGAINs, then
+   blocked in the recv() that copies;
+3. multiplexing (epoll) - waiting in epoll through phase 1, then blocked in
+   a recv() that only copies;
+4. signal-driven - running other work through phase 1; blocked in the SIGIO
+   handler's recv() for phase 2;
+5. asynchronous (io_uring) - running other work through both phases: the
+   kernel does phase 2, and the completion says the data is already there.
 
-All of it runs on the one main thread; each model's program lane is that
-thread while it runs that model. The last part times one readiness call over
-1, 100, 1000 and 4000 idle sockets: select() and poll() pass the whole list
-to the kernel on every call and grow with it, epoll keeps the list in the
-kernel and stays flat, and select() refuses any descriptor numbered 1024 or
-more - reported, not crashed.
+Models 1-4 are synchronous IO: the program is blocked in its own call while
+phase 2 copies. The table at the end says how long the program was blocked
+in each phase and who did phase 2. The last part times one readiness call
+over 1, 100, 1000 and 4000 idle sockets: select() and poll() pass the whole
+list to the kernel on every call and grow with it, epoll keeps the list in
+the kernel and stays flat, and select() refuses any descriptor numbered 1024
+or more - reported, not crashed.
 """
 
 import fcntl
 import os
 import select
 import signal
+import socket
 import sys
 import time
 
-from _iomodels import Peer, idle_sockets, per_call_us, probe
+from _iomodels import KERNEL, Peer, Read, idle_sockets, per_call_us, probe, took
 from _iouring import Unavailable, open_backend
 from io_multiplexing import readiness_call
 
@@ -39,8 +47,10 @@ SCENARIO = {
     "requires": ["linux", "epoll", "poll", "sigio"],
     "params": {"delay": 0.2, "size": 64, "fds": "1,100,1000,4000", "repeat": 100}, "limits": {"size": (1, 67_108_864), "fds": r"\d+(,\d+)*", "repeat": (1, 1_000_000)},
     "facts": [
-        "blocking and epoll wait through phase 1; non-blocking, signal-driven and async keep running",
-        "only the async model's completion finds the data already copied (no recv() in the program)",
+        "every read has phase 1 (waiting for data) then phase 2 (copying it to the user buffer)",
+        "blocking and epoll: MainThread waits through phase 1; non-blocking, signal-driven and async keep running",
+        "models 1-4 are synchronous: the program is blocked in its own call during phase 2; only async's "
+        "phase 2 is done by the kernel while the program runs",
         "select() and poll() cost grows with idle descriptors, epoll stays flat; select() refuses fd >= 1024",
     ],
 }
@@ -48,146 +58,105 @@ P = SCENARIO["params"]
 MODELS = ("blocking", "non-blocking", "epoll", "signal-driven", "async")
 
 
-def lanes(model):
-    """The model's program lane and kernel lane (the program lane is the main thread running it)."""
-    return f"MainThread · {model}", f"kernel buffer · {model}"
-
-
 def start(model):
-    prog, kernel = lanes(model)
-    probe("", "mark", 0, f"model {MODELS.index(model) + 1}: {model}", "observed")
-    peer = Peer(P["delay"], P["size"])  # a fresh peer: the same message, after the same delay
-    probe(prog, "run", 0, f"{model}: starts reading {P['size']} B", "observed", lane_kind="main")
-    probe(kernel, "wait", 0, "empty: no data yet", "observed", lane_kind="kernel")
-    return peer, prog, kernel, bytearray(P["size"])
-
-
-def finish(model, peer, n, t_arrived, t_copied, copied_by, t_start, cpu, blocked_ns=0):
-    """Stamp the kernel lane, close the model's lanes, and return its row for the table."""
-    prog, kernel = lanes(model)
-    t_sent = peer.sent_at()
-    if t_arrived is None:
-        probe(kernel, "ready", t_sent, f"{n} B on the way in", "reported by the peer")
-    else:
-        probe(kernel, "ready", t_arrived, f"{n} B arrived", "stamped by the kernel (SO_TIMESTAMPNS)")
-    probe(kernel, "close", t_copied, f"copied out by {copied_by}", "observed")
-    t_end = time.monotonic_ns()
-    probe(prog, "close", t_end, f"{model}: done, {n} B in the user buffer", "observed")
-    peer.close()
-    since = t_arrived if t_arrived is not None else t_sent
-    return {"model": model, "bytes": n, "arrived_ms": (since - t_start) / 1e6, "blocked_ms": blocked_ns / 1e6,
-            "after_arrival_us": (t_copied - since) / 1e3, "cpu_ms": cpu * 1000, "copied_by": copied_by}
+    """A fresh peer (the same message after the same delay), the user buffer, and the model's read lane."""
+    probe("", "mark", 0, f"model {MODELS.index(model) + 1}: {model}")
+    peer = Peer(P["delay"], P["size"])
+    return peer, peer.sock, bytearray(P["size"]), Read(peer, f"kernel buffer · {model}", peer_lane=None)
 
 
 def blocking():
-    peer, prog, kernel, buf = start("blocking")
-    cpu0, t_call = time.process_time(), time.monotonic_ns()
-    probe(prog, "wait", t_call, "recv(): blocked, waiting for data", "observed")
-    n, t_arrived = peer.recv_into(buf)  # both phases inside this one call
-    t_back = time.monotonic_ns()
-    probe(prog, "run", t_arrived or t_back, "woken: wake up + copy", "kernel stamp")
-    return finish("blocking", peer, n, t_arrived, t_back, "recv()", t_call, time.process_time() - cpu0,
-                  t_back - t_call)
+    peer, sock, buf, read = start("blocking")
+    cpu0 = time.process_time()
+    read.phase1(blocked="recv()")
+    sock.recv_into(buf, 0, socket.MSG_WAITALL)  # phase 1 and phase 2, both inside this one call
+    read.phase2("recv()")
+    return finish(peer, read, "blocking", "recv()", cpu0)
 
 
 def nonblocking():
-    peer, prog, kernel, buf = start("non-blocking")
-    peer.conn.setblocking(False)
-    cpu0, t_start = time.process_time(), time.monotonic_ns()
+    peer, sock, buf, read = start("non-blocking")
+    sock.setblocking(False)
+    cpu0 = time.process_time()
+    read.phase1(doing="it polls recv(), which fails at once with EAGAIN")
     eagains = n = 0
-    t_arrived = t_copied = None
     while n < len(buf):
         try:
-            got, anc, _flags, _addr = peer.conn.recvmsg_into([memoryview(buf)[n:]], 64)
+            n += sock.recv_into(memoryview(buf)[n:])  # the first one that finds data is phase 2
         except BlockingIOError:  # EAGAIN: nothing there yet, ask again at once
             eagains += 1
-            continue
-        if got == 0:
-            break
-        if t_arrived is None:
-            t_copied, t_arrived = time.monotonic_ns(), peer.kernel_stamp(anc)
-        n += got
-    cpu = time.process_time() - cpu0
-    probe(prog, "mark", t_copied, f"{eagains} × EAGAIN, then recv() copied {n} B",
-          f"{cpu * 1000:.0f} ms of CPU spent polling")
-    return finish("non-blocking", peer, n, t_arrived, t_copied, "the first recv() that found data", t_start, cpu)
+    read.phase2("recv()")
+    probe("", "mark", 0, f"{eagains} × EAGAIN before recv() found the data")
+    return finish(peer, read, "non-blocking", "recv()", cpu0)
 
 
 def multiplexing():
-    peer, prog, kernel, buf = start("epoll")
+    peer, sock, buf, read = start("epoll")
     ep = select.epoll()
-    ep.register(peer.conn, select.EPOLLIN)
-    cpu0, t_call = time.process_time(), time.monotonic_ns()
-    probe(prog, "wait", t_call, "epoll: waiting until the socket is readable", "observed")
-    ep.poll()  # phase 1
-    t_ready = time.monotonic_ns()
-    probe(prog, "run", t_ready, "epoll returned: readable", "observed")
-    n, t_arrived = peer.recv_into(buf)  # phase 2: only the copy
-    t_back = time.monotonic_ns()
-    probe(prog, "mark", t_back, f"recv() copied {n} B", "observed")
+    ep.register(sock, select.EPOLLIN)
+    cpu0 = time.process_time()
+    read.phase1(blocked="epoll.poll()")
+    ep.poll()  # phase 1: blocked here until the socket is readable
+    read.readable("epoll.poll() returned")
+    sock.recv_into(buf)  # phase 2: only the copy
+    read.phase2("recv()")
     ep.close()
-    return finish("epoll", peer, n, t_arrived, t_back, "recv() after epoll", t_call, time.process_time() - cpu0,
-                  t_ready - t_call + (t_back - t_ready))
+    return finish(peer, read, "epoll", "recv() after epoll", cpu0)
 
 
 def signal_driven():
-    peer, prog, kernel, buf = start("signal-driven")
-    got, stamp, handled = [], [], []
+    peer, sock, buf, read = start("signal-driven")
+    got = []
 
     def on_sigio(signum, frame):  # runs on the main thread between bytecodes: drain until EAGAIN
         while True:
             try:
-                chunk, anc, _flags, _addr = peer.conn.recvmsg(1 << 20, 64)
+                chunk = sock.recv(1 << 20)  # phase 2
             except BlockingIOError:
                 break
             if not chunk:
                 break
-            if not stamp:
-                stamp.append(peer.kernel_stamp(anc))
             got.append(chunk)
-        handled.append(time.monotonic_ns())
-        probe(prog, "mark", handled[-1], f"SIGIO handler drained {sum(map(len, got))} B until EAGAIN", "observed")
+        probe("", "mark", 0, f"SIGIO handler drained {sum(map(len, got))} B until EAGAIN")
 
     old = signal.signal(signal.SIGIO, on_sigio)
-    fd = peer.conn.fileno()
+    fd = sock.fileno()
     fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC | os.O_NONBLOCK)
-    cpu0, t_start = time.process_time(), time.monotonic_ns()
-    deadline, work = t_start + int((P["delay"] + 5) * 1e9), 0
+    cpu0 = time.process_time()
+    read.phase1(doing="it does its own work; SIGIO will interrupt it")
+    deadline, work = time.monotonic_ns() + int((P["delay"] + 5) * 1e9), 0
     while sum(map(len, got)) < len(buf) and time.monotonic_ns() < deadline:
         work += 1  # the program's own work; the handler interrupts it
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_ASYNC)  # no SIGIO when the peer hangs up
     signal.signal(signal.SIGIO, old)
-    probe(prog, "mark", 0, f"did {work} units of other work meanwhile", "observed")
-    data = b"".join(got)
-    buf[:len(data)] = data
-    return finish("signal-driven", peer, len(data), stamp[0] if stamp else None,
-                  handled[0] if handled else time.monotonic_ns(), "the SIGIO handler", t_start,
-                  time.process_time() - cpu0)
+    read.phase2("recv() in the SIGIO handler")
+    probe("", "mark", 0, f"did {work} units of other work meanwhile")
+    return finish(peer, read, "signal-driven", "recv() in the SIGIO handler", cpu0)
 
 
 def asynchronous():
     try:
         ring, why_not = open_backend("auto")
     except Unavailable as e:
-        probe("", "mark", 0, "async: no backend", str(e))
+        probe("", "mark", 0, f"async: no backend ({e})")
         return None
     if why_not:
-        probe("", "mark", 0, "io_uring not used: falling back to POSIX AIO", why_not)
-    peer, prog, kernel, buf = start("async")
+        probe("", "mark", 0, f"io_uring not used, POSIX AIO instead: {why_not}")
+    peer, sock, buf, read = start("async")
     ep = select.epoll()
-    ep.register(ring.fileno(), select.EPOLLIN)
-    cpu0, t_start = time.process_time(), time.monotonic_ns()
-    probe(prog, "phase", t_start, f"submit: read {len(buf)} B into the user buffer", ring.label)
-    ring.submit(peer.conn.fileno(), buf)
+    ep.register(ring.fileno(), select.EPOLLIN)  # readable when a read has completed
+    cpu0 = time.process_time()
+    read.phase1(doing=f"it submitted the read ({ring.label}) and does its own work")
+    ring.submit(sock.fileno(), buf)  # returns at once: phases 1 and 2 are the kernel's job now
     n, work, t_arrived, t_done = 0, 0, None, None
-    deadline, next_check = t_start + int((P["delay"] + 5) * 1e9), 0
+    deadline, next_check = time.monotonic_ns() + int((P["delay"] + 5) * 1e9), 0
     while n < len(buf) and time.monotonic_ns() < deadline:
         work += 1  # the program's own work
-        now = time.monotonic_ns()
-        if now < next_check:
+        t = time.monotonic_ns()
+        if t < next_check:
             continue
-        next_check = now + 200_000  # look at the completion queue's eventfd every 0.2 ms
+        next_check = t + 200_000  # look at the completion queue's eventfd every 0.2 ms
         if not ep.poll(0):
             continue
         t_done = time.monotonic_ns()
@@ -195,18 +164,24 @@ def asynchronous():
             if result <= 0:
                 raise SystemExit(f"io-models: the async read failed (result {result})")
             if t_arrived is None and request is not None:
-                stamp = request.kernel_stamp_realtime()
+                stamp = request.kernel_stamp_realtime()  # when the data reached the kernel buffer
                 t_arrived = None if stamp is None else stamp - peer.offset
             n += result
-            probe(prog, "phase", t_done, f"completion: {result} B already in the user buffer", ring.label)
+            probe("", "mark", t_done, f"completion: {result} B already in the user buffer")
             if n < len(buf):
-                ring.submit(peer.conn.fileno(), buf, n)
-    probe(prog, "mark", 0, f"did {work} units of other work meanwhile", "observed; recv() never called")
+                ring.submit(sock.fileno(), buf, n)
     ep.close()
     ring.close()
-    return finish("async", peer, n, t_arrived, t_done or time.monotonic_ns(),
-                  "the kernel (io_uring)" if ring.name == "io_uring" else "glibc's helper thread",
-                  t_start, time.process_time() - cpu0)
+    read.completed(t_arrived, t_done or time.monotonic_ns(), n,
+                   by=KERNEL if ring.name == "io_uring" else "glibc's helper thread (asynchronous, emulated)")
+    probe("", "mark", 0, f"did {work} units of other work meanwhile; recv() never called")
+    return finish(peer, read, "async", ring.name if ring.name == "io_uring" else "POSIX AIO", cpu0)
+
+
+def finish(peer, read, model, how, cpu0):
+    """Close the model's peer and return its row for the table."""
+    peer.close()
+    return {**read.row(model), "how": how, "cpu_ms": (time.process_time() - cpu0) * 1000}
 
 
 def per_call_costs(counts):
@@ -221,12 +196,10 @@ def per_call_costs(counts):
             try:
                 wait = readiness_call(api, socks)
                 wait(0)
-            except ValueError as e:  # select() and a descriptor >= 1024
+            except ValueError:  # select() and a descriptor >= 1024
                 row[api] = None
-                probe("", "mark", 0, f"{api}() refused {n} fds", f"{e} (highest fd {highest})")
                 continue
             row[api] = per_call_us(lambda: wait(0), P["repeat"])
-            probe("", "mark", 0, f"{api}() over {n} idle fds: {row[api]:.1f} µs per call", "observed")
         rows.append(row)
     for s in idle:
         s.close()
@@ -244,13 +217,24 @@ def parse_counts(raw):
     return counts
 
 
+def results_table(rows):
+    """The five models: when the data came, how long the program was blocked in each phase, who copied."""
+    lines = [f"{'model':<14} {'data came':>9}   {'program blocked = phase 1 + phase 2':<36} {'CPU':>6}  "
+             "phase 2 (the copy) done by"]
+    for r in rows:
+        p1, p2 = r["blocked"]
+        blocked = f"{took(p1 + p2):>9} = {took(p1):>8} + {took(p2):>7}"
+        lines.append(f"{r['model']:<14} {r['arrived_ms']:>6.1f} ms   {blocked:<36} {r['cpu_ms']:>3.0f} ms  "
+                     f"{r['by']}: {r['how']}")
+    lines.append("synchronous: the program is blocked in its own call until phase 2 is done (models 1-4); "
+                 "asynchronous: the kernel does phase 2 while the program runs (model 5)")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     counts = parse_counts(P["fds"])
     rows = [r for r in (blocking(), nonblocking(), multiplexing(), signal_driven(), asynchronous()) if r]
-    print(f"{'model':<14} {'data arrived':>13} {'program blocked':>16} {'in buffer after':>16} {'CPU':>7}  copied by")
-    for r in rows:
-        print(f"{r['model']:<14} {r['arrived_ms']:>10.1f} ms {r['blocked_ms']:>13.1f} ms "
-              f"{r['after_arrival_us']:>13.0f} µs {r['cpu_ms']:>4.0f} ms  {r['copied_by']}")
+    print(results_table(rows))
     costs = per_call_costs(counts)
     print(f"{'idle fds':>8} {'select':>12} {'poll':>12} {'epoll':>12}   (µs per call, nothing ready)")
     for c in costs:

@@ -1,9 +1,10 @@
 """IO multiplexing: one call - select(), poll() or epoll - waits until any of many sockets is readable; then recv() copies. One thread can watch thousands of connections.
 
-Watch for: phase 1 (waiting for data) is now spent blocked in the readiness
-call, not in recv(): the program lane waits in select/poll/epoll until the
-kernel has the data (the kernel lane turns ▒), then runs, and the recv() that
-follows only copies (phase 2) - it never waits. The difference between the
+Watch for: phase 1 (waiting for data, ░ on the kernel buffer lane) is now
+spent blocked in the readiness call, not in recv(): the program lane waits in
+select/poll/epoll until the kernel has the data, then runs, and the recv()
+that follows only copies (phase 2, ▓, magnified to one column) - the program
+is blocked in it for microseconds, so this model is still synchronous. The difference between the
 three calls shows with many idle sockets (`idle_fds`): select() and poll()
 hand the kernel the whole list on every call, so each call costs more as the
 list grows, while epoll keeps the list in the kernel and costs the same.
@@ -13,9 +14,8 @@ instead of crashing. Windows has select() only; Linux has all three.
 """
 
 import select
-import time
 
-from _iomodels import Peer, idle_sockets, per_call_us, probe
+from _iomodels import Peer, Read, idle_sockets, per_call_us, probe, took
 
 SCENARIO = {
     "name": "io-select",
@@ -62,40 +62,30 @@ if __name__ == "__main__":
         raise SystemExit(f"{api} is not available on this platform")
     idle = idle_sockets(P["idle_fds"])
     peer = Peer(P["delay"], P["size"])
-    socks = [peer.conn, *idle]
+    sock = peer.sock
+    socks = [sock, *idle]
     highest = max(s.fileno() for s in socks)
     try:
         wait = readiness_call(api, socks)
         wait(0)
     except ValueError as e:  # select() and a descriptor >= 1024
-        probe("", "mark", 0, f"{api}() refused {len(socks)} fds", f"{e} (highest fd {highest})")
+        probe("", "mark", 0, f"{api}() refused {len(socks)} fds: {e} (highest fd {highest})")
         print(f"{api}() cannot watch {len(socks)} sockets: {e} (highest fd is {highest}; "
               "select() stops at 1024 - use poll() or epoll)")
         peer.close()
         raise SystemExit(0)
-    probe("kernel buffer", "wait", 0, "empty: no data yet", "observed", lane_kind="kernel")
-
-    t_call = time.monotonic_ns()
-    probe("", "wait", t_call, f"{api}(): waiting until one of {len(socks)} sockets is readable", "observed")
-    ready = wait()  # phase 1 happens here
-    t_ready = time.monotonic_ns()
-    probe("", "run", t_ready, f"{api}() returned: {len(ready)} readable", "observed")
-
     buf = bytearray(P["size"])
-    n, t_arrived = peer.recv_into(buf)  # phase 2: only the copy, the data is already there
-    t_back = time.monotonic_ns()
-    probe("", "mark", t_back, f"recv() copied {n} B in {(t_back - t_ready) / 1e3:.0f} µs", "observed")
-    cost = per_call_us(lambda: wait(0))  # nothing is readable again: the bare cost of asking
-    probe("", "mark", 0, f"{api}() over {len(socks)} fds: {cost:.1f} µs per call", "observed")
+    read = Read(peer)  # draws the read's two phases (under concurview)
 
-    t_sent = peer.sent_at()
-    probe("peer", "run", t_sent, f"sends {n} B", "reported by the peer", lane_kind="peer")
-    probe("peer", "close", t_sent + 1, "sent", "reported by the peer")
-    if t_arrived is not None:
-        probe("kernel buffer", "ready", t_arrived, f"{n} B arrived", "stamped by the kernel (SO_TIMESTAMPNS)")
-    probe("kernel buffer", "close", t_back, "copied out: recv() returned", "observed")
+    read.phase1(blocked=f"{api}() on {len(socks)} sockets")
+    ready = wait()  # phase 1: blocked here until a socket is readable
+    read.readable(f"{api}() returned {len(ready)} readable")
+    n = sock.recv_into(buf)  # phase 2: only the copy, the data is already there
+    read.phase2("recv()")
+
+    cost = per_call_us(lambda: wait(0))  # nothing is readable again: the bare cost of asking
     peer.close()
 
     print(f"{api}() over {len(socks)} sockets costs {cost:.1f} µs a call; it waited "
-          f"{(t_ready - t_call) / 1e6:.1f} ms for data (phase 1); recv() then copied {n} B in "
-          f"{(t_back - t_ready) / 1e3:.0f} µs (phase 2)")
+          f"{took(read.blocked[0])} for data (phase 1); recv() then copied {n} B in "
+          f"{took(read.blocked[1])} (phase 2): the program was blocked in both")

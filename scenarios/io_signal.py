@@ -1,11 +1,12 @@
 """Signal-driven IO: the kernel sends the process SIGIO when data arrives; the handler reads it while the program goes on with other work - it never waits for data.
 
-Watch for: the program lane runs the whole time (it is busy with other work,
-counting). When the data reaches the kernel buffer (▒ on the kernel lane),
-the kernel raises SIGIO; Python runs the handler on the main thread at the
-next bytecode boundary, and the handler drains the socket until EAGAIN (one
-large message can raise several SIGIOs). Phase 1 costs the program nothing;
-phase 2 (the copy) happens inside the handler. Set `long_c_call` to true:
+Watch for: the program lane runs through phase 1 (░ on the kernel buffer
+lane: it is busy with other work, counting). When the data reaches the
+kernel buffer, the kernel raises SIGIO; Python runs the handler on the main
+thread at the next bytecode boundary, and the handler drains the socket until
+EAGAIN (one large message can raise several SIGIOs). Phase 1 costs the
+program nothing; phase 2 (▓, magnified to one column) is the handler's
+recv(), and the program is blocked in it: signal-driven IO is synchronous. Set `long_c_call` to true:
 the main thread is then inside one long C call when the data arrives, and
 the handler has to wait for it to return - Python handlers only run between
 bytecodes. The lesson calls this model "theory only"; it is real, and Linux
@@ -18,7 +19,7 @@ import os
 import signal
 import time
 
-from _iomodels import Peer, probe
+from _iomodels import Peer, Read, probe, took
 
 SCENARIO = {
     "name": "io-signal",
@@ -29,7 +30,8 @@ SCENARIO = {
     "params": {"delay": 1.0, "size": 64, "long_c_call": False, "c_call_ms": 40}, "limits": {"size": (1, 67_108_864)},
     "facts": [
         "the handler runs after the data arrives and drains until EAGAIN",
-        "the main lane keeps running meanwhile: it never waits for data",
+        "the main lane keeps running through phase 1: it never waits for data",
+        "phase 2 is the handler's recv(): the program is blocked in it",
         "a long C call in the main thread delays the handler",
     ],
 }
@@ -44,19 +46,15 @@ def on_sigio(signum, frame):
     got = 0
     while True:
         try:
-            chunk, anc, _flags, _addr = peer.conn.recvmsg(1 << 20, 64)
+            chunk = sock.recv(1 << 20)  # phase 2: copies what the kernel holds
         except BlockingIOError:  # EAGAIN: drained
             break
         if not chunk:
             break
-        if not received:
-            stamp = peer.kernel_stamp(anc)
-            if stamp is not None:
-                probe("kernel buffer", "ready", stamp, f"{P['size']} B arriving", "stamped by the kernel")
         received.extend(chunk)
         got += len(chunk)
     signals.append((t_handler, got))
-    probe("", "mark", t_handler, f"SIGIO handler ran: drained {got} B until EAGAIN", "observed in the handler")
+    probe("", "mark", t_handler, f"SIGIO handler ran: drained {got} B until EAGAIN")
 
 
 def busy_c_call(ms):
@@ -71,31 +69,29 @@ if __name__ == "__main__":
     if not hasattr(signal, "SIGIO") or not hasattr(os, "O_ASYNC"):
         raise SystemExit("signal-driven IO (SIGIO, O_ASYNC) is not available on this platform")
     peer = Peer(P["delay"], P["size"])
+    sock = peer.sock
+    read = Read(peer)  # draws the read's two phases (under concurview)
     signal.signal(signal.SIGIO, on_sigio)
-    fd = peer.conn.fileno()
+    fd = sock.fileno()
     fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())  # send SIGIO for this socket to us
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC | os.O_NONBLOCK)
-    probe("kernel buffer", "wait", 0, "empty: no data yet", "observed", lane_kind="kernel")
 
+    read.phase1(doing="it does its own work; SIGIO will interrupt it")
     work = 0
     c_call_pending = P["long_c_call"]
     t_start = time.monotonic_ns()
     deadline = t_start + int((P["delay"] + 5) * 1e9)
     while len(received) < P["size"] and time.monotonic_ns() < deadline:
         if c_call_pending and time.monotonic_ns() > t_start + int((P["delay"] - P["c_call_ms"] / 2000) * 1e9):
-            t_c = time.monotonic_ns()
-            probe("", "mark", t_c, f"enters a {P['c_call_ms']} ms C call", "observed")
+            probe("", "mark", 0, f"enters a {P['c_call_ms']} ms C call")
             busy_c_call(P["c_call_ms"])  # a signal arriving now waits until this returns
-            probe("", "mark", 0, "C call returned", "observed")
+            probe("", "mark", 0, "C call returned")
             c_call_pending = False
         work += 1  # the program's other work, uninterrupted by waiting
-    t_done = time.monotonic_ns()
-
-    t_sent = peer.sent_at()
-    probe("peer", "run", t_sent, f"sends {P['size']} B", "reported by the peer", lane_kind="peer")
-    probe("peer", "close", t_sent + 1, "sent", "reported by the peer")
-    probe("kernel buffer", "close", signals[-1][0] if signals else t_done, "drained by the handler", "observed")
+    read.phase2("recv() in the SIGIO handler")
     peer.close()
-    first = signals[0][0] if signals else t_done
+
+    first = signals[0][0] if signals else time.monotonic_ns()
     print(f"did {work} units of other work; {len(signals)} SIGIO handler run(s) drained {len(received)} B; "
-          f"the first ran {(first - t_sent) / 1e3:.0f} µs after the peer sent")
+          f"the first ran {took(first - peer.sent_at())} after the peer sent; its recv() blocked the "
+          f"program {took(read.blocked[1])} (phase 2)")

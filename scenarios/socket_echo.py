@@ -75,7 +75,7 @@ import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
-from _echo import Clients, Stats, probe, row, show_clients, table, waited  # noqa: E402
+from _echo import Clients, Stats, probe, row, show_clients, shown, table  # noqa: E402
 
 # Only the first `sample` per-connection greenlets/tasks/threads get lanes (concurview reads this;
 # without concurview it means nothing): per family of lanes, conn-1, conn-2, ...
@@ -85,7 +85,7 @@ BUF = 65536
 
 def serve_selectors(listener, stats, deadline):
     """One thread, one loop: wait until sockets are ready, then do only what will not block."""
-    sel = selectors.DefaultSelector()
+    sel = shown(selectors.DefaultSelector(), select=lambda s: f"select(): waiting on {len(s.get_map())} sockets")
     listener.setblocking(False)
     sel.register(listener, selectors.EVENT_READ)
     pending = {}  # conn -> bytes still to send back
@@ -123,7 +123,7 @@ def serve_selectors(listener, stats, deadline):
     while stats.closed < stats.accepted or stats.accepted < P["clients"]:
         if time.monotonic() > deadline:
             break
-        for key, mask in waited(sel.select, f"select(): waiting on {len(sel.get_map())} sockets", 0.5):
+        for key, mask in sel.select(timeout=0.5):
             if key.fileobj is listener:
                 accept()
             elif mask & selectors.EVENT_WRITE:
@@ -202,8 +202,10 @@ def serve_threads(listener, stats, deadline):
     workers = []
 
     def handle(conn, traced):
+        if traced:
+            conn = shown(conn, recv=f"recv fd={conn.fileno()}")
         while True:
-            data = waited(conn.recv, f"recv fd={conn.fileno()}", BUF) if traced else conn.recv(BUF)
+            data = conn.recv(BUF)
             if not data:
                 break
             with lock:
@@ -214,10 +216,11 @@ def serve_threads(listener, stats, deadline):
         with lock:
             stats.closed += 1
 
+    listener = shown(listener, accept="accept(): waiting for a client")
     listener.settimeout(0.5)
     while stats.accepted < P["clients"] and time.monotonic() < deadline:
         try:
-            conn, _ = waited(listener.accept, "accept(): waiting for a client")
+            conn, _ = listener.accept()
         except socket.timeout:
             continue
         conn.settimeout(None)
@@ -255,7 +258,7 @@ def compare_all():
         print(f"{style}: {rows[-1][4]} req/s" if got else f"{style}: failed\n{done.stderr.strip()[-500:]}")
     result = table(rows)
     print(result)
-    probe("", "mark", 0, f"{P['clients']} clients: " + ", ".join(f"{r[0]} {r[4]} req/s" for r in rows), result)
+    probe("", "mark", 0, f"{P['clients']} clients: " + ", ".join(f"{r[0]} {r[4]} req/s" for r in rows))
 
 
 if __name__ == "__main__":
@@ -290,4 +293,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--params"]:
         print("ROW:", json.dumps(row(style, report, stats, n)))
     probe("", "mark", 0, f"{style}: {report['requests'] / max(report['seconds'], 1e-9):,.0f} req/s, "
-          f"{len(stats.serving_threads)} serving thread(s), {lost} lost", result)
+          f"{len(stats.serving_threads)} serving thread(s), {lost} lost")

@@ -31,8 +31,13 @@ else:
 
 ERROR = 6  # a cell holding an error event: drawn over the state
 BRIEF = 7  # a cell where the lane started running but spent most of it otherwise (time axis)
-# By state (store.py's codes), then ERROR and BRIEF. Blocking the thread is a heavy wait: `━`.
-GLYPHS = (" ", "█", "▒", "─", " ", "━", "✗", "▌")
+# An IO read's two phases, from the lane's `phase` events ("phase 1: ...", "phase 2: ..."; any other
+# phase event or the lane's close ends a band): drawn over the state. Phase 2 (the copy) lasts
+# microseconds, so its band is drawn at least one column wide: magnified wherever it is shorter.
+PHASE1 = 8  # waiting for the data to reach the kernel buffer
+PHASE2 = 9  # copying it from the kernel buffer to the program's buffer
+# By state (store.py's codes), then ERROR, BRIEF and the phases. Blocking the thread is a heavy wait: `━`.
+GLYPHS = (" ", "█", "▒", "─", " ", "━", "✗", "▌", "░", "▓")
 STATE_WORDS = ("", "run", "ready", "wait", "done", "block")
 STATE_WIDTH = max(map(len, STATE_WORDS))
 KIND_ICONS = {
@@ -40,7 +45,7 @@ KIND_ICONS = {
     "generator": "↻", "timer": "◷", "loop": "⟳", "kernel": "⌁", "peer": "⇄",
 }
 # Where the cursor crosses a cell it leaves a mark that reads without colour (the label says the state).
-CURSOR_GLYPHS = {" ": "│", "─": "┼", "█": "╋", "▒": "╂", "▌": "╋", "━": "┿"}
+CURSOR_GLYPHS = {" ": "│", "─": "┼", "█": "╋", "▒": "╂", "▌": "╋", "━": "┿", "░": "┼", "▓": "▓"}
 SAMPLES = 8  # switches looked at per cell when a cell covers many (switch axis)
 
 
@@ -77,6 +82,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
     COMPONENT_CLASSES = {
         "lanes--label", "lanes--label-selected", "lanes--ruler", "lanes--cursor", "lanes--running",
         "lanes--ready", "lanes--waiting", "lanes--blocking", "lanes--error", "lanes--selected-row",
+        "lanes--phase1", "lanes--phase2",
     }
 
     DEFAULT_CSS = """
@@ -94,6 +100,8 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         & > .lanes--blocking { color: $error; }
         & > .lanes--error { color: $error; text-style: bold; }
         & > .lanes--selected-row { background: $accent 10%; }
+        & > .lanes--phase1 { color: $primary; }
+        & > .lanes--phase2 { color: $accent; text-style: bold; }
     }
     LaneDiagram:focus { background-tint: $foreground 3%; }
     """
@@ -131,6 +139,9 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         self._plots: dict[tuple[int, bool], Strip] = {}
         self._errors: dict[int, np.ndarray] = {}
         self._errors_seen = 0
+        self._phase_marks: dict[int, list[tuple[int, int]]] = {}  # lane -> (t, 1 | 2 | 0 = end) in arrival order
+        self._phases_seen = 0
+        self._phase_spans: tuple[int, dict[int, list[tuple[int, int, int]]]] | None = None
         self._label_key: tuple | None = None
         self._label_width = 0
         self._ran: np.ndarray | None = None
@@ -153,6 +164,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
 
     def watch_timeline(self) -> None:
         self._errors, self._errors_seen = {}, 0
+        self._phase_marks, self._phases_seen, self._phase_spans = {}, 0, None
         self._frame_key = None
         self._update_virtual_size()
 
@@ -460,7 +472,8 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
 
     def _state_style(self, state: int) -> Style:
         name = {RUNNING: "lanes--running", READY_S: "lanes--ready", WAITING: "lanes--waiting",
-                BLOCKING: "lanes--blocking", ERROR: "lanes--error", BRIEF: "lanes--running"}.get(state)
+                BLOCKING: "lanes--blocking", ERROR: "lanes--error", BRIEF: "lanes--running",
+                PHASE1: "lanes--phase1", PHASE2: "lanes--phase2"}.get(state)
         return self.cached_style(name) if name else Style()
 
     def _plot(self, tl: Timeline, row: int, lane: int, plot_width: int) -> tuple[list[int], list[Segment]]:
@@ -478,6 +491,11 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
                 brief = ran[lane] & ((states == WAITING) | (states == NONE) | (states == DONE))
                 if brief.any():
                     states = np.where(brief, BRIEF, states).astype(np.uint8)
+        bands = self._phase_columns(tl, lane, plot_width)
+        if bands:
+            states = states.copy()
+            for c0, c1, code in bands:
+                states[c0:c1] = code
         errors = self._error_columns(tl, lane, plot_width)
         if errors is not None and len(errors):
             states = states.copy()
@@ -579,6 +597,56 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         else:
             cols = [self.window.column(tl.event_time(int(i)), plot_width) for i in found]
         return np.array([c for c in cols if c is not None], dtype=np.int64)
+
+    def _phase_columns(self, tl: Timeline, lane: int, plot_width: int) -> list[tuple[int, int, int]]:
+        """[(first column, end column, PHASE1 | PHASE2)] of `lane`'s phase bands in the window, phase 2 last
+        (drawn over phase 1); each band at least one column wide."""
+        spans = self._phase_bands(tl).get(lane)
+        if not spans or plot_width <= 0:
+            return []
+        w = self.window
+        if w.span <= 0:
+            return []
+        if self.axis == SWITCH:  # a time between two switches sits half way between their columns
+            times = tl.switch_times()
+
+            def at(t: int) -> float:
+                k = int(np.searchsorted(times, t))
+                return float(k) if k < len(times) and times[k] == t else k - 0.5
+
+            spans = [(at(t0), at(t1), code) for t0, t1, code in spans]
+        scale = plot_width / w.span
+        out = []
+        for x0, x1, code in spans:
+            if x1 < w.start or x0 > w.end:
+                continue
+            c0 = max(int((x0 - w.start) * scale), 0)
+            c1 = min(max(int((x1 - w.start) * scale), c0 + 1), plot_width)
+            if c0 < c1:
+                out.append((c0, c1, PHASE2 if code == 2 else PHASE1))
+        return out
+
+    def _phase_bands(self, tl: Timeline) -> dict[int, list[tuple[int, int, int]]]:
+        """lane -> [(t0, t1, 1 | 2)] from the lanes' phase and close events (collected as events arrive)."""
+        if self._phase_spans is not None and self._phase_spans[0] == tl.n_events:
+            return self._phase_spans[1]
+        if self._phases_seen < tl.n_events:
+            for i in tl.events_of_kind_since(self._phases_seen, "phase", "close").tolist():
+                e = tl.event(i)
+                reason = e.reason or ""
+                code = 1 if e.kind == "phase" and reason.startswith("phase 1") else \
+                    2 if e.kind == "phase" and reason.startswith("phase 2") else 0
+                if code or e.lane in self._phase_marks:
+                    self._phase_marks.setdefault(e.lane, []).append((e.t, code))
+            self._phases_seen = tl.n_events
+        bands: dict[int, list[tuple[int, int, int]]] = {}
+        for lane, marks in self._phase_marks.items():
+            marks = sorted(marks, key=lambda m: m[0])  # stable: file order among equal times
+            spans = [(t, marks[k + 1][0] if k + 1 < len(marks) else tl.t_end, code)
+                     for k, (t, code) in enumerate(marks) if code]
+            bands[lane] = sorted(spans, key=lambda s: s[2])
+        self._phase_spans = (tl.n_events, bands)
+        return bands
 
     def lane_row_region(self, lane: int) -> Region | None:
         """Where `lane`'s row is in the widget's virtual space (for scrolling)."""

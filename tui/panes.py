@@ -249,6 +249,17 @@ def _note(marks: list[SourceMark]) -> str:
     return ", ".join(out)
 
 
+def _output_lines(e) -> list[str]:
+    """The lines an output event shows: a log's or error's text; a mark's message (its reason), with its
+    text after it in brackets when that is one line, or under it when it is several."""
+    text = (e.text or "").splitlines()
+    if e.kind != "mark" or not e.reason:
+        return text or [""]
+    if len(text) == 1:
+        return [f"{e.reason} ({text[0]})"]
+    return [e.reason, *text]
+
+
 class LogView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
     """What the program printed, line by line and lane by lane; lines after the cursor are dim."""
 
@@ -337,7 +348,8 @@ class LogView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
             if isinstance(self._events, tuple):
                 self._events, self._times = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
                 self._first_row = np.zeros(1, dtype=np.int64)
-            counts = np.array([len((tl.event_text(int(i)) or "").splitlines()) or 1 for i in new],
+            counts = np.array([len(_output_lines(tl.event(int(i)))) if tl.event_kind(int(i)) == "mark"
+                               else len((tl.event_text(int(i)) or "").splitlines()) or 1 for i in new],
                               dtype=np.int64)
             self._events = np.concatenate([self._events, new])
             self._times = np.concatenate([self._times, [tl.event_time(int(i)) for i in new]])
@@ -384,7 +396,7 @@ class LogView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
             return Strip.blank(width, self.cached_style())
         ev, k = self.entry(row)
         e = tl.event(ev)
-        text = (e.text or "").splitlines()
+        text = _output_lines(e)
         line = text[k] if k < len(text) else ""
         name = clean(tl.lanes[e.lane].name, one_line=True)
         later = self.cursor_t is not None and e.t > self.cursor_t
@@ -394,7 +406,6 @@ class LogView(CachedStyles, ScrollView, can_focus=True, inherit_bindings=False):
             text_style, sign = get("log--error"), "✗"
         elif e.kind == "mark":
             text_style, sign = get("log--mark"), "◆"
-            line = line or (e.reason or "")
         elif e.reason == "stderr":
             text_style, sign = get("log--stderr"), " "
         else:

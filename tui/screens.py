@@ -27,6 +27,9 @@ GLYPH_LEGEND = (
     ("", "lanes it shares the thread with cannot run, and are drawn ready (▒) when they could have"),
     ("' '", "not started yet, or done"),
     (GLYPHS[6], "an exception escaped the lane"),
+    (GLYPHS[8], "IO phase 1: a read waits for its data to reach the kernel buffer (IO scenarios)"),
+    (GLYPHS[9], "IO phase 2: the data is copied into the program's buffer; at least one column wide,"),
+    ("", "so magnified wherever it lasted less than a column (microseconds, usually)"),
     ("▼ │ ┼ ╋ ╂ ┿", "the cursor (the current switch) crossing an idle, waiting, running, ready, blocking cell"),
 )
 

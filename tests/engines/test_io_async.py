@@ -16,10 +16,7 @@ DELAY = 0.15
 WORK = 0.05
 READ_CALL = re.compile(r"\b(recv\w*|read)\(")  # recv(), recvmsg(), recv_into(), read(), ...
 
-
-def lane_events(tl, name):
-    lane = next(lane.id for lane in tl.lanes if lane.name == name)
-    return [tl.event(i) for i in range(tl.n_events) if tl.event(i).lane == lane]
+from iophases import RUNNING, lane_events, lane_id, phases, states  # noqa: E402
 
 
 def _io_uring_usable() -> bool:
@@ -30,43 +27,47 @@ def _io_uring_usable() -> bool:
 
 
 def _facts(tl, size):
-    """The facts every backend shares; returns the main lane's key events."""
+    """The facts every backend shares; returns the main lane's events and the read's phases."""
     assert tl.complete and tl.footer.exit_code == 0
     main = lane_events(tl, "MainThread")
-    phases = [e for e in main if e.kind == "phase"]
-    submit = next(e for e in phases if e.reason.startswith("submit:"))
-    done = next(e for e in phases if e.reason.startswith("completion:"))
+    p = phases(tl, "kernel buffer")
+    done = next(e for e in main if e.kind == "mark" and e.reason.startswith("completion:"))
     assert done.reason == f"completion: {size} B already in the user buffer"
     filled = next(e for e in main if e.kind == "mark" and e.reason.startswith("the buffer"))
-    assert filled.reason == f"the buffer holds all {size} B", "the data really is in the buffer"
-    kernel = lane_events(tl, "kernel buffer")
-    arrived = next(e for e in kernel if e.kind == "ready")
-    copied = next(e for e in kernel if e.kind == "close")
+    assert filled.reason == f"the buffer holds all {size} B; recv() was never called", "the data is in the buffer"
     (sent,) = [e for e in lane_events(tl, "peer") if e.kind == "run"]
-    # Submitted long before the data existed; the completion comes only after it arrived.
-    assert submit.t < sent.t <= arrived.t <= done.t
-    assert 0.7 * DELAY * 1e9 <= done.t - submit.t < 10 * DELAY * 1e9
-    assert copied.t <= done.t <= filled.t, "copied out before the program heard of it"
-    assert not [e for e in main if READ_CALL.search(f"{e.reason or ''}")], "the program never calls a read"
+    # Submitted long before the data existed; the completion comes only after it arrived and was copied.
+    assert p.phase1.t < sent.t <= p.arrived.t <= p.phase2.t <= p.done.t <= done.t <= filled.t
+    assert 0.7 * DELAY * 1e9 <= done.t - p.phase1.t < 10 * DELAY * 1e9
+    assert p.kernel_copies and not p.program_copies, "phase 2 is not the program's"
+    assert not [e for e in main if READ_CALL.search(f"{e.reason or ''}") and "never called" not in e.reason], "the program never calls a read"
     # It worked while the kernel waited: the submit returned at once and the lane ran on.
     returned = next(e for e in main if e.kind == "mark" and e.reason.startswith("submit returned in"))
-    assert returned.t - submit.t < DELAY * 1e9 / 2
-    waits = [e for e in main if e.kind == "wait" and e.t > submit.t]
+    assert returned.t - p.phase1.t < DELAY * 1e9 / 2
+    waits = [e for e in main if e.kind == "wait" and e.t > p.phase1.t]
     assert waits and waits[0].reason == "epoll: waiting on the eventfd for the completion"
-    assert waits[0].t - submit.t >= 0.8 * WORK * 1e9, "the other work ran before any wait"
-    return main, arrived
+    assert waits[0].t - p.phase1.t >= 0.8 * WORK * 1e9, "the other work ran before any wait"
+    return main, p
 
 
 @pytest.mark.skipif(not _io_uring_usable(), reason="io_uring disabled on this machine")
 def test_io_uring_fills_the_buffer_before_the_completion_and_the_program_never_reads(record):
     tl = record("io-async", delay=DELAY, work=WORK, backend="io_uring")
-    main, arrived = _facts(tl, 64)
-    assert arrived.text == "stamped by the kernel (SO_TIMESTAMPNS)", "RECVMSG hands back the kernel's stamp"
-    submit = next(e for e in main if e.kind == "phase")
-    assert submit.text.startswith("io_uring:")
+    main, p = _facts(tl, 64)
+    assert p.arrived.text == "stamped by the kernel (SO_TIMESTAMPNS)", "RECVMSG hands back the kernel's stamp"
+    assert "io_uring:" in p.phase1.text and p.phase2.text.startswith("done by the kernel (asynchronous)")
     assert not [lane for lane in tl.lanes if lane.name == "aio helper thread"], "no thread waits for the data"
     log = [e.text for e in tl.logs() if e.kind == "log"]
     assert any(line.startswith("io_uring: submit took") for line in log)
+
+
+@pytest.mark.skipif(not _io_uring_usable(), reason="io_uring disabled on this machine")
+def test_with_work_to_do_the_program_runs_through_both_phases(record):
+    tl = record("io-async", delay=0.1, work=0.3, backend="io_uring")
+    p = phases(tl, "kernel buffer")
+    main = lane_id(tl, "MainThread")
+    assert states(tl, main, p.phase1.t, p.arrived.t) == {RUNNING}, "phase 1 costs the program nothing"
+    assert states(tl, main, p.phase2.t - 1, p.done.t) == {RUNNING}, "phase 2 neither: the kernel copies"
 
 
 @pytest.mark.skipif(not _io_uring_usable(), reason="io_uring disabled on this machine")
@@ -74,23 +75,24 @@ def test_io_uring_large_message_arrives_whole(record):
     size = 1 << 20
     tl = record("io-async", delay=0.05, work=0.01, size=size, backend="io_uring")
     main = lane_events(tl, "MainThread")
-    done = [e for e in main if e.kind == "phase" and e.reason.startswith("completion:")]
+    done = [e for e in main if e.kind == "mark" and e.reason.startswith("completion:")]
     total = sum(int(e.reason.split(" ")[1]) for e in done)
     assert total == size
-    assert any(e.kind == "mark" and e.reason == f"the buffer holds all {size} B" for e in main)
+    assert any(e.kind == "mark" and e.reason == f"the buffer holds all {size} B; recv() was never called"
+               for e in main)
 
 
 def test_posix_aio_fallback_is_labelled_as_a_helper_thread(record):
     tl = record("io-async", delay=DELAY, work=WORK, backend="posix_aio")
-    main, arrived = _facts(tl, 64)
-    submit = next(e for e in main if e.kind == "phase")
-    assert "emulated by a helper thread" in submit.text
+    main, p = _facts(tl, 64)
+    assert "emulated by a helper thread" in p.phase1.text
+    assert p.phase2.text.startswith("done by glibc's helper thread (asynchronous, emulated)")
     fallback = next(e for e in main if e.kind == "mark" and e.reason.startswith("io_uring not used"))
-    assert fallback.text == "posix_aio requested"
+    assert fallback.reason == "io_uring not used, POSIX AIO instead: posix_aio requested"
     helper = lane_events(tl, "aio helper thread")
     wait = next(e for e in helper if e.kind == "wait")
     assert wait.reason.startswith("read(): blocked") and "emulated by a helper thread" in wait.text
-    assert wait.t <= arrived.t, "the helper thread blocks in read() through phase 1, not the program"
+    assert wait.t <= p.arrived.t, "the helper thread blocks in read() through phase 1, not the program"
 
 
 def test_bad_backend_is_a_one_line_error_with_status_2(tmp_path):

@@ -49,3 +49,25 @@ def test_other_programs_run_without_the_hook_unless_asked(tmp_path):
     assert kernel_marks(record(tmp_path, {"prog.py": hidden})) == []
     armed = record(tmp_path, {"prog.py": hidden}, env={"CONCURVIEW_PROBE": "1"})
     assert [m.reason for m in kernel_marks(armed)] == ["data arrived"]
+
+
+def test_a_helper_module_marked_as_such_is_skipped_and_a_line_can_be_named(tmp_path):
+    """A helper module that sets PROBE_HELPER = True stays out of `where` (its caller's line is
+    recorded), and a seventh argument (file, line) names the line outright."""
+    helper = (
+        "import sys\n"
+        "PROBE_HELPER = True\n"
+        "\n"
+        "def report(what):\n"
+        "    note(what)\n"
+        "\n"
+        "def note(what):\n"
+        "    sys.audit('concurview.event', 'kernel buffer', 'kernel', 'mark', 0, what, '')\n"
+        "\n"
+        "def named(what, line):\n"
+        "    sys.audit('concurview.event', 'kernel buffer', 'kernel', 'mark', 0, what, '',\n"
+        "              (sys._getframe(1).f_code.co_filename, line))\n"
+    )
+    prog = "from helper import named, report\nreport('data arrived')\nnamed('copied', 1)\n"
+    tl = record(tmp_path, {"helper.py": helper, "prog.py": prog})
+    assert [(m.reason, m.where) for m in kernel_marks(tl)] == [("data arrived", "prog.py:2"), ("copied", "prog.py:1")]

@@ -488,7 +488,7 @@ async def test_the_cursor_column_stays_on_its_rows_when_the_lanes_scroll():
     its own cell under the cursor, marked, and nothing else of the row changes."""
     from concurview.tui.lanes import CURSOR_GLYPHS
 
-    app = make_app(trace=trace("io-models"))
+    app = make_app(trace=trace("socket-echo-asyncio"))  # 12 lanes (io-models has 6 since its phases)
     async with app.run_test(size=(120, 22)) as pilot:
         diagram = app.query_one(LaneDiagram)
         app.goto_switch(app.timeline.n_switches // 2)
