@@ -564,8 +564,10 @@ class ConcurviewApp(RunControl, App[int]):
         return Content.assemble(*parts)
 
     def _warning_count(self, tl: Timeline) -> int:
-        """How many lints the trace has so far (none without a block or the GIL view: nothing to compute)."""
-        if not tl.block_spans() and not tl.has_samples:
+        """How many lints the trace has so far (none without a block, the GIL view or a finished run's
+        greenlets: nothing to compute)."""
+        if not tl.block_spans() and not tl.has_samples and (
+                tl.footer is None or not any(lane.kind == "greenlet" for lane in tl.lanes)):
             return 0
         from ..trace.lints import lints
 
