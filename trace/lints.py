@@ -124,10 +124,12 @@ def never_switched_to(tl: Timeline) -> list[Lint]:
     has ended: while it streams in, a switch may still come."""
     if tl.footer is None:
         return []
-    greenlets = [lane.id for lane in tl.lanes if lane.kind == "greenlet"]
-    if not greenlets:
-        return []
     import numpy as np
+
+    codes, kinds = tl.lanes.kind_codes()
+    if "greenlet" not in kinds:
+        return []
+    greenlets = np.flatnonzero(codes == kinds.index("greenlet")).tolist()
 
     ran = set(np.unique(tl.switch_lanes()).tolist())
     opens = {}

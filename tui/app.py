@@ -567,7 +567,7 @@ class ConcurviewApp(RunControl, App[int]):
         """How many lints the trace has so far (none without a block, the GIL view or a finished run's
         greenlets: nothing to compute)."""
         if not tl.block_spans() and not tl.has_samples and (
-                tl.footer is None or not any(lane.kind == "greenlet" for lane in tl.lanes)):
+                tl.footer is None or "greenlet" not in tl.lanes.kind_codes()[1]):
             return 0
         from ..trace.lints import lints
 
