@@ -536,6 +536,9 @@ class ConcurviewApp(RunControl, App[int]):
                      one_line=True)
         # Most important first: a narrow terminal cuts the end of the line.
         parts: list = [(name, "bold"), " · ", state]
+        changed = self.changed_params()  # a `patch=false` run must not look like the default one
+        if changed:
+            parts[1:1] = [" · ", (clean(changed, one_line=True), "bold")]
         n_warn = self._warning_count(tl)
         if n_warn:
             parts += [" · ", (f"{n_warn} warning{'s' if n_warn != 1 else ''} (w)", "bold $text-warning")]
