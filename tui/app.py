@@ -68,7 +68,8 @@ KEYS = (
     ("e", "export the trace (JSON Lines) and a screenshot (SVG)"),
     ("/", "find a lane, a switch or a log line"),
     ("w", "warnings: what to notice (a task or greenlet that blocked its loop, hub or thread; threads that shared the GIL)"),
-    ("p", "show / hide the scenario picker"),
+    ("p", "the scenario picker: show it and go to it; p again hides it"),
+    ("tab", "move between the picker, its parameters and the diagram"),
     ("?", "this help"),
     ("q", "quit"),
     ("ctrl+p", "command palette: scenarios, parameters, view commands"),
@@ -109,7 +110,7 @@ class ConcurviewApp(RunControl, App[int]):
         Binding("e", "export", "export"),
         Binding("slash", "find", "find", key_display="/"),
         Binding("w", "warnings", "warnings", show=False),  # the status line says "N warnings (w)" when there are
-        Binding("p", "toggle_picker", "picker", show=False),
+        Binding("p", "toggle_picker", "picker"),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
     ]
@@ -230,7 +231,9 @@ class ConcurviewApp(RunControl, App[int]):
             self.run_scenario(name)
 
     def action_toggle_picker(self) -> None:
-        self._show_picker(not self.query_one(ScenarioPicker).display)
+        picker = self.query_one(ScenarioPicker)
+        inside = self.focused is not None and picker in self.focused.ancestors_with_self
+        self._show_picker(not picker.display or not inside)  # shown but not focused: go to it
 
     def _show_picker(self, show: bool = True) -> None:
         picker = self.query_one(ScenarioPicker)
