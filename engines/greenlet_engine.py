@@ -137,7 +137,10 @@ class GreenletEngine:
                 base = t.__name__
             code = getattr(run, "__code__", None)
             start = self.where.of_code(code) if code is not None else None
-            frame = self.where.user_frame(sys._getframe(1))
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is g:
+                frame = frame.f_back  # a subclass's __init__: where the program made the greenlet
+            frame = self.where.user_frame(frame)
             made = self.where.of_frame(frame) if frame is not None else None
             info = _info(g, None, start, None, None, False)
             self._declare(g, info, "greenlet", base, start, self._greenlet.getcurrent(), where=made or start)
