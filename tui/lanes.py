@@ -616,7 +616,8 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         t0, t1 = span
         if self.axis == SWITCH:
             times = tl.switch_times()
-            x0 = float(np.searchsorted(times, t0)) - 0.5
+            # The switches made after its creation and before its own first one (none: no band).
+            x0 = float(np.searchsorted(times, t0))
             x1 = float(np.searchsorted(times, t1)) if t1 is not None else w.end
         else:
             x0, x1 = float(t0), float(t1) if t1 is not None else float(min(w.end, tl.t_end))
