@@ -78,7 +78,8 @@ class Scenario:
     gevent: bool = False
     # Platform facts the program needs (REQUIREMENTS); see `unavailable`.
     requires: tuple[str, ...] = ()
-    # A variant that shares its file's description: the listing leads with its own title.
+    # A variant without a description in its header (the base's, or VARIANT_LEADS' opening and the base's rest):
+    # the listing leads with its own title.
     variant_of: str | None = None
     # What each parameter may be, beyond its type (the header's "limits"): numbers a (low, high)
     # range, either end None for open; strings a tuple of choices or a regular expression. Numbers
@@ -267,14 +268,13 @@ def load_all(path: str | os.PathLike[str], order: int = 0) -> list[Scenario]:
             description = "\n\n".join([VARIANT_LEADS[v["name"]], *base.description.split("\n\n")[1:]])
         else:
             description = base.description
-        own = "description" in v or v["name"] in VARIANT_LEADS
         out.append(Scenario(
             name=v["name"], title=v.get("title", v["name"]), topic=base.topic,
             description=description, path=path,
             params={**base.params, **v.get("params", {})}, facts=tuple(v.get("facts", base.facts)),
             order=int(v.get("order", base.order)), gevent=base.gevent,
             requires=_requires(v["requires"], path) if "requires" in v else base.requires,
-            variant_of=None if own or "title" not in v else base.name, limits=base.limits,
+            variant_of=None if "description" in v or "title" not in v else base.name, limits=base.limits,
         ))
     return out
 

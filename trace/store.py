@@ -1210,6 +1210,8 @@ class Timeline:
         ev_all, start_all = self._index_ev, self._index_start
         n_lanes = len(self.lanes)
         size = size or _CHUNK_EVENTS
+        codes, names = self.lanes.kind_codes()
+        greenlets = codes == names.index("greenlet") if "greenlet" in names else None
         l0 = 0
         while l0 < n_lanes:
             l1 = int(np.searchsorted(start_all, start_all[l0] + size, side="right")) - 1
@@ -1227,10 +1229,8 @@ class Timeline:
             del back
             kinds = self._kind.a[ev]
             states = _KIND_TO_STATE[kinds]
-            codes, names = self.lanes.kind_codes()
-            if "greenlet" in names:
-                greenlet = codes[lane] == names.index("greenlet")
-                states[greenlet & (kinds == OPEN)] = NONE
+            if greenlets is not None:
+                states[greenlets[lane] & (kinds == OPEN)] = NONE  # a greenlet is not started until it runs
             yield lane, t, states, start, ev, l0
             l0 = l1
 
