@@ -11,25 +11,29 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .events import COOPERATIVE_KINDS
-from .states import BLOCKING, DONE, NONE, READY_S, STATE_NAMES
+from .states import BLOCKING, DONE, NONE, READY_S, RUNNING, STATE_NAMES
 
 if TYPE_CHECKING:
     from .store import Timeline
 
 
 def format_time(ns: int) -> str:
-    """3 significant decimals: `2.003 s`, `41.2 ms`, `850 µs`."""
-    a = abs(ns)
-    if a == 0:
+    """The one duration and time format (steps, panes, rulers' neighbours, summary, lints): the unit
+    its size picks, seconds with 3 decimals (`2.003 s`), `41.2 ms`, `850 µs`, `120 ns`. The unit is
+    picked after rounding: 999.96 ms is `1.000 s`, never `1000.0 ms`, and 999.7 µs is `1.0 ms`."""
+    if ns == 0:
         return "0"
-    if a >= 1_000_000_000:
-        return f"{ns / 1e9:.3f} s"
-    if a >= 1_000_000:
-        return f"{ns / 1e6:.1f} ms"
-    if a >= 1_000:
+    a = abs(ns)
+    if a < 1_000:
+        return f"{ns} ns"
+    if round(a / 1e3) < 1000:
         return f"{ns / 1e3:.0f} µs"
-    return f"{ns} ns"
+    if round(a / 1e6, 1) < 1000:
+        return f"{ns / 1e6:.1f} ms"
+    return f"{ns / 1e9:.3f} s"
 
 
 def names(items: list[str]) -> str:
@@ -68,30 +72,155 @@ def block_text(tl: Timeline, lane: int, reason: str | None, where: str | None, t
     return f"{blocking_call(reason)}{at} blocked {blocked_what(tl, lane)}{tail}"
 
 
-def explain(tl: Timeline, k: int) -> str:
-    """One line for switch k: `#14/63  2.003 s  a -> b: a waits (why at where); b runs (at where)`."""
-    s = tl.switch(k)
+# Lanes that are no Python code of the program: the IO scenarios' kernel buffer, the peer process and
+# socket-echo's clients (trace/events.py LANE_KINDS `kernel`, `peer`). They are drawn to show where the
+# data is; they take no turns with the program's threads, so no step says they wait, run or hand over.
+PSEUDO_KINDS = frozenset({"kernel", "peer"})
+_STOPS = ("wait", "close", "block")
+
+
+def pseudo_label(tl: Timeline, lane: int) -> str:
+    """`the kernel (kernel buffer)`, `the peer`, `client 1 (the peer)`: a pseudo-lane as what it is."""
+    info = tl.lanes[lane]
+    if info.kind == "kernel":
+        return "the kernel" if info.name == "kernel" else f"the kernel ({info.name})"
+    return "the peer" if info.name == "peer" else f"{info.name} (the peer)"
+
+
+def _pseudo_text(tl: Timeline, lane: int, kind: str, reason: str | None, where: str | None) -> str:
+    verb = {"run": "active", "wait": "idle", "ready": "has data", "close": "done", "open": "appears"}.get(kind, kind)
+    return f"{pseudo_label(tl, lane)}: {reason or verb}" + (f" at {where}" if where else "")
+
+
+def _own_stop(tl: Timeline, lane: int, p: int) -> int | None:
+    """The wait or block `lane` was in before event p (passing over the `ready` and sampled changes
+    after it), in time order; None when its last change before p was a run, an open or none."""
+    ev = tl.change_before(lane, p)
+    for _ in range(8):
+        if ev is None:
+            return None
+        kind = tl.event_kind(ev)
+        if kind in ("wait", "block"):
+            return ev
+        if kind not in ("ready", "sample"):
+            return None
+        ev = tl.change_before(lane, ev)
+    return None
+
+
+def _timer_function(reason: str | None) -> str | None:
+    """`task` from a Timer's wait reason (`Timer: wait 0.3s, then call task`)."""
+    m = re.match(r"Timer: .*then call (.+)\Z", reason or "")
+    return m.group(1) if m else None
+
+
+def _ran(tl: Timeline, s, stop: int | None) -> str:
+    """`b runs (why) at where`, told as what a timer thread really does."""
     name = tl.lanes[s.lane].name
+    if tl.lanes[s.lane].kind == "timer":
+        if s.reason == "thread starts":
+            # Its `where` is the function it will call; the thread runs threading's Timer.run, which waits first.
+            return f"{name} starts (Timer.run: it waits before it calls the function)"
+        fn = _timer_function(tl.event(stop).reason) if stop is not None else None
+        if fn and s.reason != "timed out":
+            return f"{name} wakes before its time is up (cancel()): it returns without calling {fn}"
+    return f"{name} runs" + (f" ({s.reason})" if s.reason else "") + (f" at {s.where}" if s.where else "")
+
+
+def _stop_text(tl: Timeline, ev: int) -> str:
+    """What a stop event of a lane says: `a waits (why at where)`, `a finished (...)`, a block."""
+    e = tl.event(ev)
+    who = tl.lanes[e.lane].name
+    at = f" at {e.where}" if e.where else ""
+    if e.kind == "block":
+        return block_text(tl, e.lane, e.reason, e.where, e.t, e.t)
+    if e.kind == "close":
+        # "finished" only for a close that is the lane's last change: nothing of it comes later.
+        verb = "finished" if tl.last_change(e.lane) == ev else "stops"
+        return f"{who} {verb}" + (f" ({e.reason}{at})" if e.reason else at)
+    return f"{who} waits ({e.reason or 'wait'}{at})"
+
+
+def _turn(tl: Timeline, lane: int, p: int, cause: int | None, stop: int | None) -> str:
+    """What gave `lane` its turn at its run event p, from the lanes' states in time order:
+    `a -> b: a waits (...); ` for a real hand-off, `b resumes after 2 s: ...; `, or ''."""
+    name = tl.lanes[lane].name
+    t = tl.event_time(p)
+    me_coop = tl.lanes[lane].kind in COOPERATIVE_KINDS
+    codes, kinds = tl.lanes.kind_codes()
+    pseudo = np.isin(codes, [i for i, k in enumerate(kinds) if k in PSEUDO_KINDS])
+    coop = np.isin(codes, [i for i, k in enumerate(kinds) if k in COOPERATIVE_KINDS])
+    same = tl.lanes.same_place(lane) & ~pseudo
+    if me_coop or bool((same & coop).any()):
+        # One OS thread shared by cooperative lanes: whoever stopped last on it, in time order, handed it over.
+        hit = tl.last_turn_before(p, same, lane)
+        if hit is not None:
+            a = tl.event_lane(hit)
+            if a != lane and (me_coop or tl.lanes[a].kind in COOPERATIVE_KINDS):
+                who = tl.lanes[a].name
+                state, _ = tl.state_after(a, p)
+                if tl.event_kind(hit) == "run":
+                    # The thread's loop or driver dispatching `lane`: it stays underneath, running.
+                    return f"{who} hands the thread to {name}; "
+                if state != RUNNING:
+                    return f"{who} -> {name}: {_stop_text(tl, hit)}; "
+    elif cause is not None and cause != lane and 0 <= cause < len(tl.lanes) and not pseudo[cause] \
+            and tl.lanes.same_pid(lane)[cause]:
+        # Threads run side by side: a hand-off is the waker's own wait or exit right after waking this one.
+        state, ev = tl.state_after(cause, p)
+        mine = tl.change_before(lane, p)
+        if state not in (RUNNING, NONE) and ev is not None and tl.event_kind(ev) in _STOPS \
+                and (mine is None or tl.event_time(ev) >= tl.event_time(mine)):
+            return f"{tl.lanes[cause].name} -> {name}: {_stop_text(tl, ev)}; "
+    joining = stop is not None and "join" in (tl.event(stop).reason or "")
+    meanwhile = _exited_meanwhile(tl, lane, p, pseudo) if joining and not me_coop else ""
+    if stop is not None:
+        e = tl.event(stop)
+        waited = format_time(t - e.t)
+        if e.kind == "block":
+            return f"{name} resumes after {waited}: " + block_text(tl, lane, e.reason, e.where, e.t, t) + "; "
+        at = f" at {e.where}" if e.where else ""
+        return f"{name} resumes after {waited}: it waited ({e.reason or 'wait'}{at}); " + meanwhile
+    return meanwhile
+
+
+def _exited_meanwhile(tl: Timeline, lane: int, p: int, pseudo: np.ndarray) -> str:
+    """`meanwhile x finished (returned); `, for a lane back from a join: the last stop among the other
+    threads of the process, in time order, when it is an exit that came after this lane stopped. Not
+    a hand-off: nothing recorded says that exit woke this lane."""
+    mask = tl.lanes.same_pid(lane) & ~pseudo
+    mask[lane] = False
+    hit = tl.last_turn_before(p, mask)
+    mine = tl.change_before(lane, p)
+    if hit is None or tl.event_kind(hit) != "close" or tl.last_change(tl.event_lane(hit)) != hit \
+            or (mine is not None and tl.event_time(hit) < tl.event_time(mine)):
+        return ""
+    return f"meanwhile {_stop_text(tl, hit)}; "
+
+
+def _waker(tl: Timeline, lane: int, p: int, cause: int | None) -> int | None:
+    """Who woke or started `lane` for its run at p: the run's cause, else its `ready` event's."""
+    if cause is not None:
+        return cause
+    ev = tl.change_before(lane, p)
+    if ev is not None and tl.event_kind(ev) in ("ready", "open"):
+        return tl.event(ev).cause
+    return None
+
+
+def explain(tl: Timeline, k: int) -> str:
+    """One line for switch k: `#14/63  2.003 s  a -> b: a waits (why at where); b runs (at where)`.
+
+    Told from the lanes' states in time order (the store's tracks), never from the order the events
+    arrived in: `a -> b` only for a real hand-off (a is not running when b starts), `finished` only
+    for a lane that has nothing after, and the kernel or the peer as what they are.
+    """
+    s = tl.switch(k)
     head = f"#{k + 1}/{s.count}  {format_time(s.t)}  "
-    ran = f"{name} runs" + (f" ({s.reason})" if s.reason else "") + (f" at {s.where}" if s.where else "")
-    if s.stopped is None:
-        return head + ran
-    who = tl.lanes[s.stopped].name
-    why = s.stopped_reason or s.stopped_kind
-    at = f" at {s.stopped_where}" if s.stopped_where else ""
-    if s.stopped == s.lane:
-        waited = format_time(s.t - (s.stopped_t or s.t))
-        if s.stopped_kind == "block":
-            return head + f"{name} resumes after {waited}: " + block_text(
-                tl, s.stopped, s.stopped_reason, s.stopped_where, s.stopped_t, s.t) + "; " + ran
-        return head + f"{name} resumes after {waited}: it waited ({why}{at}); " + ran
-    if s.stopped_kind == "block":
-        return head + f"{who} -> {name}: " + block_text(
-            tl, s.stopped, s.stopped_reason, s.stopped_where, s.stopped_t, s.t) + "; " + ran
-    if s.stopped_kind == "run":
-        return head + f"{who} -> {name}: {who} hands the thread to {name}; " + ran
-    verb = "waits" if s.stopped_kind == "wait" else "finished"
-    return head + f"{who} -> {name}: {who} {verb} ({why}{at}); " + ran
+    if tl.lanes[s.lane].kind in PSEUDO_KINDS:
+        return head + _pseudo_text(tl, s.lane, "run", s.reason, s.where)
+    stop = _own_stop(tl, s.lane, s.event)
+    return head + _turn(tl, s.lane, s.event, _waker(tl, s.lane, s.event, s.cause), stop) + _ran(tl, s, stop)
 
 
 def describe_event(tl: Timeline, i: int) -> str:
