@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .events import COOPERATIVE_KINDS
-from .states import BLOCKING, DONE, NONE, READY_S, RUNNING, STATE_NAMES
+from .states import BLOCKING, DONE, NONE, READY_S, RUNNING, STATE_NAMES, LazyNumpy
 
 if TYPE_CHECKING:
     from .store import Timeline
+
+np = LazyNumpy(globals())  # the app imports this module before any trace: numpy comes with the first one
 
 
 def format_time(ns: int) -> str:
@@ -228,6 +228,9 @@ def describe_event(tl: Timeline, i: int) -> str:
     e = tl.event(i)
     name = tl.lanes[e.lane].name
     at = f" at {e.where}" if e.where else ""
+    head = f"event {tl.event_rank(i) + 1}/{tl.n_events}  {format_time(e.t)}  "
+    if tl.lanes[e.lane].kind in PSEUDO_KINDS and e.kind in ("open", "run", "wait", "ready", "close"):
+        return head + _pseudo_text(tl, e.lane, e.kind, e.reason, e.where)
     by = f" by {tl.lanes[e.cause].name}" if e.cause is not None and e.cause != e.lane else ""
     first = (e.text or "").strip().splitlines()
     text = first[-1] if e.kind == "error" and first else (first[0] if first else "")
@@ -239,17 +242,43 @@ def describe_event(tl: Timeline, i: int) -> str:
         "ready": f"{name} is ready" + (f" (woken{by})" if by else ""),
         "log": f"{name} prints: {text}",
         "error": f"{name} raised: {text}",
-        "close": f"{name} finished" + (f" ({e.reason}{at})" if e.reason else at),
+        "close": f"{name} {'finished' if tl.last_change(e.lane) == i else 'stops'}"
+                 + (f" ({e.reason}{at})" if e.reason else at),
         "phase": f"{name}: {e.reason or text}{at}",
         "mark": f"{name}: {e.reason or text}",
         "sample": f"{name} {e.reason}{at}" + ("" if tl.lanes[e.lane].kind in COOPERATIVE_KINDS else " (sampled)"),
     }.get(e.kind, f"{name}: {e.kind}")
-    return f"event {tl.event_rank(i) + 1}/{tl.n_events}  {format_time(e.t)}  {what}"
+    return head + what
 
 
-def selected_line(tl: Timeline, lane: int, t: int) -> str:
-    """`selected: worker (thread) · waiting: Lock at x.py:9 · since 1.2 s`: the selected lane at time t."""
-    state, ev = tl.state_at(lane, t)
+def place_at(tl: Timeline, lane: int, p: int) -> tuple[int, str | None]:
+    """(state, `file:line`) of `lane` just after event p, for the source pane's arrows: a running lane
+    at the line its own run names (none named: no arrow, never an older line), a suspended one where
+    it stopped. A timer thread's start names the function it will call later: no arrow there."""
+    state, ev = tl.state_after(lane, p)
+    if ev is None or state in (NONE, DONE) or tl.lanes[lane].kind in PSEUDO_KINDS:
+        return state, None
+    if state == RUNNING and _guest(tl, lane, tl.event_time(p), p) is not None:
+        return state, None  # the thread runs a task's or greenlet's code: that lane's arrow says where
+    want = ("run",) if state == RUNNING else ("wait", "block")
+    for _ in range(8):
+        e = tl.event(ev)
+        if e.kind in want:
+            if state == RUNNING and tl.lanes[lane].kind == "timer" and e.reason == "thread starts":
+                return state, None
+            return state, e.where
+        if e.kind not in ("ready", "sample"):
+            return state, None
+        ev = tl.change_before(lane, ev)
+        if ev is None:
+            break
+    return state, None
+
+
+def selected_line(tl: Timeline, lane: int, t: int, event: int | None = None) -> str:
+    """`selected: worker (thread) · waiting: Lock at x.py:9 · since 1.2 s`: the selected lane at time t
+    (just after `event`, in time order, when the cursor is on one: equal times are not all alike)."""
+    state, ev = tl.state_at(lane, t) if event is None else tl.state_after(lane, event)
     info = tl.lanes[lane]
     words = [f"{info.name} ({info.kind})", STATE_NAMES[state]]
     blocker = tl.blocker_at(lane, t) if tl.block_spans() or state == READY_S else None
@@ -258,6 +287,12 @@ def selected_line(tl: Timeline, lane: int, t: int) -> str:
         words[-1] = f"blocking: {blocking_call(e.reason)}" + (f" at {e.where}" if e.where else "")
         words[-1] += f" blocks {blocked_what(tl, lane)}"
         words.append(f"since {format_time(e.t)}")
+    elif ev is not None and state == RUNNING and (guest := _guest(tl, lane, t, event)) is not None:
+        # A thread whose loop, hub or driver has handed it to a task, greenlet or generator: it runs that one's code.
+        g, gev = guest
+        ge = tl.event(gev)
+        words[-1] = f"running {tl.lanes[g].name} (a {tl.lanes[g].kind} on this thread)" + (f" at {ge.where}" if ge.where else "")
+        words.append(f"since {format_time(ge.t)}")
     elif ev is not None and state not in (NONE, DONE):
         e = tl.event(ev)
         if blocker is not None and state == READY_S:
@@ -270,3 +305,17 @@ def selected_line(tl: Timeline, lane: int, t: int) -> str:
             words[-1] += f" (its thread is blocked by {tl.lanes[blocker].name})"
         words.append(f"since {format_time(e.t)}")
     return "selected: " + " · ".join(words)
+
+
+def _guest(tl: Timeline, lane: int, t: int, event: int | None) -> tuple[int, int] | None:
+    """(lane, its run event) of the cooperative lane running on `lane`'s thread at the cursor, when
+    `lane` is that thread's own lane (the loop's, the driver's): None when there is none."""
+    if tl.lanes[lane].kind in COOPERATIVE_KINDS:
+        return None
+    for other in tl.same_thread(lane)[:256]:
+        if other.id == lane or other.kind not in COOPERATIVE_KINDS:
+            continue
+        state, ev = tl.state_at(other.id, t) if event is None else tl.state_after(other.id, event)
+        if state == RUNNING and ev is not None:
+            return other.id, ev
+    return None
