@@ -252,26 +252,39 @@ def describe_event(tl: Timeline, i: int) -> str:
 
 
 def place_at(tl: Timeline, lane: int, p: int) -> tuple[int, str | None]:
-    """(state, `file:line`) of `lane` just after event p, for the source pane's arrows: a running lane
-    at the line its own run names (none named: no arrow, never an older line), a suspended one where
-    it stopped. A timer thread's start names the function it will call later: no arrow there."""
+    """(state, `file:line`) of `lane` just after event p, for the source pane's arrows.
+
+    A suspended lane is where it stopped; a running one at the line its run names, else where it
+    stopped just before (a thread resumes where it waited), never at an older run's line; a sampled
+    fact's own line wins. No arrow for a pseudo-lane (the kernel, the peer: no line of the program is
+    theirs), for a thread lane while a task or greenlet runs on it (that lane's arrow says where), or
+    for a timer thread's start (its `where` names the function it will call later, if ever).
+    """
     state, ev = tl.state_after(lane, p)
     if ev is None or state in (NONE, DONE) or tl.lanes[lane].kind in PSEUDO_KINDS:
         return state, None
     if state == RUNNING and _guest(tl, lane, tl.event_time(p), p) is not None:
-        return state, None  # the thread runs a task's or greenlet's code: that lane's arrow says where
-    want = ("run",) if state == RUNNING else ("wait", "block")
-    for _ in range(8):
-        e = tl.event(ev)
-        if e.kind in want:
-            if state == RUNNING and tl.lanes[lane].kind == "timer" and e.reason == "thread starts":
-                return state, None
-            return state, e.where
-        if e.kind not in ("ready", "sample"):
+        return state, None
+    e = tl.event(ev)
+    if e.where and e.kind in ("run", "wait", "block", "sample"):
+        if e.kind == "run" and tl.lanes[lane].kind == "timer" and e.reason == "thread starts":
             return state, None
-        ev = tl.change_before(lane, ev)
-        if ev is None:
+        return state, e.where
+    # Back over the changes that move no code (woken, sampled without a line) to the stop it resumed from.
+    i, sampled = ev, False
+    for _ in range(8):
+        if e.kind in ("wait", "block") or (sampled and e.kind == "run"):
+            # (a thread the sampler saw waiting for the GIL or in the kernel is still in the run it was in)
+            return state, e.where
+        if e.kind not in ("ready", "sample") and i != ev:
+            return state, None
+        sampled = sampled or e.kind == "sample"
+        i = tl.change_before(lane, i)
+        if i is None:
             break
+        e = tl.event(i)
+        if e.where and e.kind == "sample":
+            return state, e.where
     return state, None
 
 
