@@ -12,12 +12,12 @@ import re
 from typing import TYPE_CHECKING
 
 from .events import COOPERATIVE_KINDS
-from .states import BLOCKING, DONE, NONE, READY_S, RUNNING, STATE_NAMES, LazyNumpy
+from .states import BLOCKING, DONE, NONE, READY_S, RUNNING, STATE_NAMES
 
 if TYPE_CHECKING:
-    from .store import Timeline
+    import numpy as np
 
-np = LazyNumpy(globals())  # the app imports this module before any trace: numpy comes with the first one
+    from .store import Timeline
 
 
 def format_time(ns: int) -> str:
@@ -147,9 +147,7 @@ def _turn(tl: Timeline, lane: int, p: int, cause: int | None, stop: int | None) 
     name = tl.lanes[lane].name
     t = tl.event_time(p)
     me_coop = tl.lanes[lane].kind in COOPERATIVE_KINDS
-    codes, kinds = tl.lanes.kind_codes()
-    pseudo = np.isin(codes, [i for i, k in enumerate(kinds) if k in PSEUDO_KINDS])
-    coop = np.isin(codes, [i for i, k in enumerate(kinds) if k in COOPERATIVE_KINDS])
+    pseudo, coop = tl.kind_mask(PSEUDO_KINDS), tl.kind_mask(COOPERATIVE_KINDS)
     same = tl.lanes.same_place(lane) & ~pseudo
     if me_coop or bool((same & coop).any()):
         # One OS thread shared by cooperative lanes: whoever stopped last on it, in time order, handed it over.
@@ -261,30 +259,30 @@ def place_at(tl: Timeline, lane: int, p: int) -> tuple[int, str | None]:
     for a timer thread's start (its `where` names the function it will call later, if ever).
     """
     state, ev = tl.state_after(lane, p)
-    if ev is None or state in (NONE, DONE) or tl.lanes[lane].kind in PSEUDO_KINDS:
+    if ev is None or state in (NONE, DONE) or tl.kind_mask(PSEUDO_KINDS)[lane]:
         return state, None
     if state == RUNNING and _guest(tl, lane, tl.event_time(p), p) is not None:
         return state, None
-    e = tl.event(ev)
-    if e.where and e.kind in ("run", "wait", "block", "sample"):
-        if e.kind == "run" and tl.lanes[lane].kind == "timer" and e.reason == "thread starts":
+    kind, where = tl.event_kind(ev), tl.event_where(ev)
+    if where and kind in ("run", "wait", "block", "sample"):
+        if kind == "run" and tl.kind_mask(("timer",))[lane] and tl.event(ev).reason == "thread starts":
             return state, None
-        return state, e.where
+        return state, where
     # Back over the changes that move no code (woken, sampled without a line) to the stop it resumed from.
     i, sampled = ev, False
     for _ in range(8):
-        if e.kind in ("wait", "block") or (sampled and e.kind == "run"):
+        if kind in ("wait", "block") or (sampled and kind == "run"):
             # (a thread the sampler saw waiting for the GIL or in the kernel is still in the run it was in)
-            return state, e.where
-        if e.kind not in ("ready", "sample") and i != ev:
+            return state, where
+        if kind not in ("ready", "sample") and i != ev:
             return state, None
-        sampled = sampled or e.kind == "sample"
+        sampled = sampled or kind == "sample"
         i = tl.change_before(lane, i)
         if i is None:
             break
-        e = tl.event(i)
-        if e.where and e.kind == "sample":
-            return state, e.where
+        kind, where = tl.event_kind(i), tl.event_where(i)
+        if where and kind == "sample":
+            return state, where
     return state, None
 
 
@@ -322,13 +320,22 @@ def selected_line(tl: Timeline, lane: int, t: int, event: int | None = None) -> 
 
 def _guest(tl: Timeline, lane: int, t: int, event: int | None) -> tuple[int, int] | None:
     """(lane, its run event) of the cooperative lane running on `lane`'s thread at the cursor, when
-    `lane` is that thread's own lane (the loop's, the driver's): None when there is none."""
-    if tl.lanes[lane].kind in COOPERATIVE_KINDS:
+    `lane` is that thread's own lane (the loop's, the driver's): None when there is none. Found from
+    the thread's last turn in time order, not by asking each of its (maybe a million) lanes."""
+    coop = tl.kind_mask(COOPERATIVE_KINDS)
+    if coop[lane] or not coop.any():
         return None
-    for other in tl.same_thread(lane)[:256]:
-        if other.id == lane or other.kind not in COOPERATIVE_KINDS:
-            continue
-        state, ev = tl.state_at(other.id, t) if event is None else tl.state_after(other.id, event)
-        if state == RUNNING and ev is not None:
-            return other.id, ev
-    return None
+    mask = tl.lanes.same_place(lane) & coop
+    if not mask.any():
+        return None
+    if event is None:
+        event = tl.event_at(t)
+        if event is None:
+            return None
+    hit = event if tl.event_kind(event) in ("run", "wait", "close", "block") and mask[tl.event_lane(event)] \
+        else tl.last_turn_before(event, mask, lane)
+    if hit is None or tl.event_kind(hit) != "run":
+        return None
+    g = tl.event_lane(hit)
+    state, ev = tl.state_after(g, event)
+    return (g, ev) if state == RUNNING and ev is not None else None

@@ -991,15 +991,24 @@ class Timeline:
             hi, window = lo, window * 2
         return None
 
+    def kind_mask(self, kinds: Iterable[str]) -> np.ndarray:
+        """Per lane: whether its kind is one of `kinds` (made once per lane count: a step asks per key press)."""
+        kinds = frozenset(kinds)
+
+        def build():
+            codes, names = self.lanes.kind_codes()
+            return np.isin(codes, [i for i, k in enumerate(names) if k in kinds])
+        return self._cached("kind_mask:" + ",".join(sorted(kinds)), len(self.lanes), build)
+
     def state_after(self, lane: int, p: int) -> tuple[int, int | None]:
         """(state, the event that put it there) of `lane` just after event p, in time order (equal
         times: file order): what a step at event p may say about the lane."""
         tr = self._track(lane)
         t = self._t.a[p]
-        tt, ev = tr.t.view(), tr.events()
-        lo = int(np.searchsorted(tt, t, side="left"))
-        hi = int(np.searchsorted(tt, t, side="right"))
-        i = lo - 1 + int(np.count_nonzero(ev[lo:hi] <= p))
+        tt, ev = tr.t.a, tr.events()
+        i = int(tt[:tr.t.n].searchsorted(t, side="right")) - 1
+        while i >= 0 and tt[i] == t and ev[i] > p:  # equal times: those after p in file order come later
+            i -= 1
         if i < 0:
             return NONE, None
         if self._sampled is not None:
@@ -1010,10 +1019,10 @@ class Timeline:
         """The event of `lane`'s last state change before event p in time order (None: none)."""
         tr = self._track(lane)
         t = self._t.a[p]
-        tt, ev = tr.t.view(), tr.events()
-        lo = int(np.searchsorted(tt, t, side="left"))
-        hi = int(np.searchsorted(tt, t, side="right"))
-        i = lo - 1 + int(np.count_nonzero(ev[lo:hi] < p))
+        tt, ev = tr.t.a, tr.events()
+        i = int(tt[:tr.t.n].searchsorted(t, side="right")) - 1
+        while i >= 0 and tt[i] == t and ev[i] >= p:
+            i -= 1
         return None if i < 0 else int(ev[i])
 
     def last_change(self, lane: int) -> int | None:
@@ -1042,6 +1051,11 @@ class Timeline:
 
     def event_lane(self, i: int) -> int:
         return int(self._lane.a[i])
+
+    def event_where(self, i: int) -> str | None:
+        """Event i's `where`, without decoding the rest of it (the source pane asks per lane per step)."""
+        where = self._details[int(self._detail.a[i])][1]
+        return self._str(where) if where else None
 
     def event_kind(self, i: int) -> str:
         return EVENT_KINDS[self._kind.a[i]]
