@@ -2,8 +2,21 @@
 
 Every sentence a user reads about a step is made here, from the `Timeline`'s queries alone: one
 switch (`explain`), any event (`describe_event`), the selected lane at the cursor (`selected_line`),
-and the pieces they share (a block, the call that blocked, a time). Nothing here draws or styles:
-the app and the CLI escape and place the text (`trace/text.py clean`).
+and the pieces they share (a block, the call that blocked, a time), and where each lane is in the
+program at the cursor (`place_at`, the source pane's arrows). Nothing here draws or styles: the app
+and the CLI escape and place the text (`trace/text.py clean`).
+
+One model for all of them: the lanes' states just after the cursor's event, in time order (the
+store's tracks: `state_after`, `change_before`, `last_turn_before`), never the order events arrived in.
+- `a -> b` only for a real hand-off: on one thread shared by cooperative lanes, a's stop is the
+  thread's last turn before b runs; between threads, a woke b and then waited or exited; in both, a
+  is not running when b starts. A loop that dispatches a task and goes on running underneath
+  `hands the thread to` it; anything else is `b resumes after ...` or just `b runs`.
+- `finished` only for a close that is the lane's last change.
+- The kernel and the peer (PSEUDO_KINDS) are told as what they are (`the peer: sends 64 B`),
+  never as threads that wait, run or hand over; they get no arrow in the source.
+- A running lane is at the line its run names, or where it stopped just before; never at an older
+  run's line (a Timer's start names the function it may never call).
 """
 
 from __future__ import annotations
