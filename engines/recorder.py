@@ -60,6 +60,14 @@ def _in_hook(frame) -> bool:
     return False
 
 
+# Signals whose handler is due but waits until the main thread is out of our hooks. They are tripped again
+# from the flusher thread (redeliver_deferred), never from the main thread itself: python looks at tripped
+# signals right after a built-in call returns, so tripping one inside a hook ran the handler again at once,
+# inside the same hook, recursively, until a RecursionError (swallowed by the tracer's guard) lost it --
+# the pure-Python tracer, a hook nearly all the time in a greenlet flood, was never interrupted.
+_deferred: set = set()
+
+
 def postpone(exc: BaseException) -> bool:
     """A hook caught `exc`, raised by a program's signal handler (Ctrl+C's KeyboardInterrupt) while the hook ran:
     it is raised again in the program once the hook has returned (the signal tripped again, its handler then
@@ -70,20 +78,34 @@ def postpone(exc: BaseException) -> bool:
         return False
     held.raised = None
     held.redeliver = raised
-    try:
-        _interrupt_main(raised[0])
-    except (ValueError, RuntimeError, OSError):
-        held.redeliver = None
-        return False
+    _deferred.add(raised[0])
     return True
+
+
+def redeliver_deferred() -> None:
+    """Trip again the signals whose handler waits (the flusher's job, see _deferred); not one whose handler is no
+    longer the program's Python function (it set SIG_IGN or SIG_DFL meanwhile: then nothing is due)."""
+    getsignal = _real_getsignal
+    for signum in tuple(_deferred):
+        try:
+            if getsignal is not None and callable(getsignal(signum)):
+                _interrupt_main(signum)
+                continue
+        except (ValueError, RuntimeError, OSError):
+            pass
+        _deferred.discard(signum)
+
+
+_real_getsignal = None  # signal.getsignal as python has it (defer_signals replaces the module's)
 
 
 def _run_handler(handler, signum, frame):
     """The program's handler, or the exception postpone() kept for this signal; inside a hook, nothing yet."""
     held = _held
     if _in_hook(frame):
-        _interrupt_main(signum)  # again at the next check, until the hook has returned
+        _deferred.add(signum)  # tripped again by the flusher until the hook has returned
         return None
+    _deferred.discard(signum)
     redeliver = held.redeliver
     if redeliver is not None and redeliver[0] == signum:
         held.redeliver = None
@@ -116,9 +138,11 @@ def defer_signals() -> None:
     import functools
     import signal
 
+    global _real_getsignal
     real_signal, real_getsignal = signal.signal, signal.getsignal
     if getattr(real_signal, "_concurview", False):
         return
+    _real_getsignal = real_getsignal
 
     def wrap(handler):
         if not callable(handler):
@@ -629,8 +653,16 @@ class Recorder:
             known.release()
             try:
                 _block_signals()
+                tick = _monotonic()
                 while not self._closed:
-                    _sleep(FLUSH_INTERVAL)
+                    if _deferred:  # a signal handler waits for the main thread to leave a hook: soon
+                        _sleep(0.001)
+                        redeliver_deferred()
+                        if _monotonic() - tick < FLUSH_INTERVAL:
+                            continue
+                    else:
+                        _sleep(FLUSH_INTERVAL)
+                    tick = _monotonic()
                     for drain in self.drains:
                         drain()
                     if (self._events or self._lanes or self._used) and _monotonic() - self._written >= FLUSH_INTERVAL / 2:
