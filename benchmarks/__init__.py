@@ -4,8 +4,8 @@ Each benchmark module provides `NAME`, a one-line `TITLE`, `missing()` (why it
 cannot run here, or None) and `run(quick) -> list[Result]`. `python -m benchmarks`
 runs them all (`make bench`).
 
-How a traced workload runs: as users run it - `python -m concurview.engines.child`
-with every engine armed - but its channel is drained by a reader thread here
+How a traced workload runs: as users run it - the runner's boot script
+(`python BOOT/concurview_boot.py`) with every engine armed - but its channel is drained by a reader thread here
 instead of the runner. The engines' cost (recording, encoding, writing frames)
 is all in the child; the runner's decoding happens in another process on
 another core and is measured on its own (`transport`), so a slow parent does not
@@ -239,6 +239,7 @@ def run_traced(workload: str, *args: object, keep: bool = False, timeout: float 
     The result gets `wire_bytes`; with keep=True also `streams` (the raw frames of each process).
     """
     from concurview.engines.recorder import ENV_CHANNEL, ENV_T0
+    from concurview.engines.runner import BOOT_SCRIPT, boot_dir
 
     drain = Drain(keep=keep)
     try:
@@ -246,7 +247,8 @@ def run_traced(workload: str, *args: object, keep: bool = False, timeout: float 
             out = os.path.join(tmp, "out.json")
             env = dict(os.environ, **{ENV_CHANNEL: drain.address, ENV_T0: str(time.monotonic_ns()),
                                       "PYTHONUNBUFFERED": "1"})
-            cmd = [sys.executable, "-m", "concurview.engines.child", "--", str(WORKLOADS / workload), out,
+            # Started as the runner starts it: the boot script, by path (engines/runner.py).
+            cmd = [sys.executable, os.path.join(boot_dir(tmp), BOOT_SCRIPT), "--", str(WORKLOADS / workload), out,
                    *map(str, args)]
             subprocess.run(cmd, check=True, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            timeout=timeout)

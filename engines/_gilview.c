@@ -99,6 +99,7 @@ static unsigned long long r_dropped, n_samples, n_unregistered;
 static atomic_int running;
 static int started;
 static pthread_t sampler;
+static atomic_long sampler_tid;  /* its native id, kept after it ends (the fork-warning count reads it) */
 static long long t0_ns, period_ns;
 static uintptr_t gil_lo, gil_hi;  /* the GIL state's address range (futex waits inside it are GIL waits) */
 #if GILVIEW_LAYOUT
@@ -269,6 +270,7 @@ static long long next_period(long long cost_ns, long long prog_cpu_ns, long long
 static void *sampler_main(void *unused)
 {
     (void)unused;
+    atomic_store(&sampler_tid, (long)syscall(SYS_gettid));
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
     long long period = period_ns;
@@ -311,9 +313,113 @@ static void after_fork_child(void)
     n_slots = 0;
     r_head = r_tail = 0;
     atomic_store(&running, 0);
+    atomic_store(&sampler_tid, 0);
     started = 0;
 }
 #endif /* GILVIEW_OS */
+
+static PyObject *
+gv_sampler_tid(PyObject *m, PyObject *unused)
+{
+#if GILVIEW_OS
+    return PyLong_FromLong(atomic_load(&sampler_tid));
+#else
+    return PyLong_FromLong(0);
+#endif
+}
+
+/* sys._current_frames() and sys._current_exceptions() as the program sees them: python's dicts without the
+ * threads of ours (the recorder's flusher), as built-in functions of the sys module like the originals (name,
+ * qualname, module, __self__, repr, doc and text signature: inspect sees what it sees under python). */
+static PyObject *hidden_idents;  /* a set of thread idents, recorder.py's: changed there, read here */
+static PyObject *real_frames, *real_exceptions;
+
+static PyObject *
+without_ours(PyObject *real)
+{
+    PyObject *d = PyObject_CallNoArgs(real);
+    if (d == NULL || !PyDict_Check(d) || hidden_idents == NULL)
+        return d;
+    PyObject *it = PyObject_GetIter(hidden_idents);
+    if (it == NULL) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    PyObject *ident;
+    while ((ident = PyIter_Next(it)) != NULL) {
+        int rc = PyDict_Contains(d, ident);
+        if (rc > 0)
+            rc = PyDict_DelItem(d, ident);
+        Py_DECREF(ident);
+        if (rc < 0)
+            break;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
+static PyObject *
+gv_current_frames(PyObject *self, PyObject *unused)
+{
+    return without_ours(real_frames);
+}
+
+static PyObject *
+gv_current_exceptions(PyObject *self, PyObject *unused)
+{
+    return without_ours(real_exceptions);
+}
+
+static PyMethodDef frames_def = {"_current_frames", gv_current_frames, METH_NOARGS, NULL};
+static PyMethodDef exceptions_def = {"_current_exceptions", gv_current_exceptions, METH_NOARGS, NULL};
+
+static const char *
+kept_doc(PyObject *doc)
+{
+    if (doc == NULL || !PyUnicode_Check(doc))
+        return NULL;
+    const char *s = PyUnicode_AsUTF8(doc);
+    if (s == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    char *copy = strdup(s);  /* kept for the process's life, as a static ml_doc is */
+    return copy;
+}
+
+/* conceal(sys, real_frames, real_exceptions, idents, frames_doc, exceptions_doc) -> (frames, exceptions) */
+static PyObject *
+gv_conceal(PyObject *m, PyObject *args)
+{
+    PyObject *sys_module, *frames, *exceptions, *idents, *frames_doc, *exceptions_doc;
+    if (!PyArg_ParseTuple(args, "OOOOOO", &sys_module, &frames, &exceptions, &idents, &frames_doc,
+                          &exceptions_doc))
+        return NULL;
+    if (real_frames != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "conceal() was already called");
+        return NULL;
+    }
+    PyObject *name = PyUnicode_FromString("sys");
+    if (name == NULL)
+        return NULL;
+    frames_def.ml_doc = kept_doc(frames_doc);
+    exceptions_def.ml_doc = kept_doc(exceptions_doc);
+    PyObject *f = PyCFunction_NewEx(&frames_def, sys_module, name);
+    PyObject *e = f == NULL ? NULL : PyCFunction_NewEx(&exceptions_def, sys_module, name);
+    Py_DECREF(name);
+    if (e == NULL) {
+        Py_XDECREF(f);
+        return NULL;
+    }
+    real_frames = Py_NewRef(frames);
+    real_exceptions = Py_NewRef(exceptions);
+    hidden_idents = Py_NewRef(idents);
+    return Py_BuildValue("(NN)", f, e);
+}
 
 static PyObject *
 gv_layout(PyObject *m, PyObject *unused)
@@ -357,6 +463,7 @@ gv_start(PyObject *m, PyObject *args)
         atfork_done = 1;
     }
     atomic_store(&running, 1);
+    atomic_store(&sampler_tid, 0);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -369,6 +476,12 @@ gv_start(PyObject *m, PyObject *args)
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     started = 1;
+    /* Its native id is known before the program can fork (recorder.py's fork-warning count): the thread
+     * needs no GIL to get there. */
+    for (int i = 0; i < 20000 && atomic_load(&sampler_tid) == 0; i++) {
+        struct timespec pause = {0, 50000};
+        nanosleep(&pause, NULL);
+    }
     Py_RETURN_TRUE;
 #else
     Py_RETURN_FALSE;
@@ -522,6 +635,10 @@ static PyMethodDef methods[] = {
     {"register", gv_register, METH_VARARGS, "register(lane, ident): sample the calling thread as `lane`."},
     {"unregister", gv_unregister, METH_NOARGS, "Stop sampling the calling thread."},
     {"drain", gv_drain, METH_NOARGS, "The sub-state changes since the last drain: (t, lane, ident, state, nr, arg)."},
+    {"sampler_tid", gv_sampler_tid, METH_NOARGS, "The sampler thread's native id (0: none started in this process)."},
+    {"conceal", gv_conceal, METH_VARARGS,
+     "conceal(sys, frames, exceptions, idents, frames_doc, exceptions_doc): sys._current_frames and "
+     "sys._current_exceptions without the threads in `idents` (built-ins of `sys`)."},
     {"stats", gv_stats, METH_NOARGS, "Counters: samples, dropped, unregistered, the sampler's cpu_ns, threads."},
     {NULL, NULL, 0, NULL},
 };

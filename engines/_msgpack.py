@@ -49,12 +49,8 @@ def pack_into(out: bytearray, obj) -> None:
         n = len(data)
         if n < 32:
             out.append(0xA0 | n)
-        elif n <= 0xFF:
-            out += b"\xd9" + _B.pack(n)
-        elif n <= 0xFFFF:
-            out += b"\xda" + _H.pack(n)
         else:
-            out += b"\xdb" + _I.pack(n)
+            _sized(out, n, b"\xd9", b"\xda", b"\xdb")
         out += data
     elif t is list or t is tuple:
         n = len(obj)
@@ -73,18 +69,22 @@ def pack_into(out: bytearray, obj) -> None:
     elif obj is False:
         out.append(0xC2)
     elif t is bytes or t is bytearray or t is memoryview:
-        n = len(obj)
-        if n <= 0xFF:
-            out += b"\xc4" + _B.pack(n)
-        elif n <= 0xFFFF:
-            out += b"\xc5" + _H.pack(n)
-        else:
-            out += b"\xc6" + _I.pack(n)
+        _sized(out, len(obj), b"\xc4", b"\xc5", b"\xc6")
         out += obj
     elif isinstance(obj, int):  # an int subclass (a bool was taken above): as its value
         pack_into(out, int(obj))
     else:
         raise TypeError(f"cannot write {t.__name__} into a frame")
+
+
+def _sized(out: bytearray, n: int, code8: bytes, code16: bytes, code32: bytes) -> None:
+    """A str's or bin's type byte and length, in the narrowest of the three widths that holds `n`."""
+    if n <= 0xFF:
+        out += code8 + _B.pack(n)
+    elif n <= 0xFFFF:
+        out += code16 + _H.pack(n)
+    else:
+        out += code32 + _I.pack(n)
 
 
 def pack(obj) -> bytes:

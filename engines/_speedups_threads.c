@@ -80,7 +80,7 @@ typedef struct {
 static PyTypeObject ThreadHookType, ThreadMethodType;
 
 static PyObject *s_site, *s_label_of, *s_describe_call, *s_wait_reason, *s_errors, *s_lanes, *s_cause, *s_fn,
-    *s_args, *s_kwargs, *s_cond_wait, *s_timed_out, *s_comma, *s_timer, *s_empty, *s_block, *s_timeout;
+    *s_args, *s_kwargs, *s_cond_wait, *s_timed_out, *s_comma, *s_timer, *s_empty, *s_g, *s_block, *s_timeout;
 
 /* -- helpers ------------------------------------------------------------------------------ */
 
@@ -262,7 +262,7 @@ hook_sleep(ThreadHook *h, PyObject *const *args, size_t nargsf, PyObject *kwname
             Py_DECREF(at);
             goto failed;
         }
-        PyObject *text = PyObject_Format(secs, s_empty);
+        PyObject *text = PyObject_Format(secs, PyFloat_CheckExact(secs) ? s_g : s_empty);  /* 0.1, not 0.09984353000072588 */
         reason = text == NULL ? NULL : PyUnicode_FromFormat("sleep %Us", text);
         Py_XDECREF(text);
         if (reason == NULL || (PyDict_GET_SIZE(h->table) < 1024 && PyDict_SetItem(h->table, secs, reason) < 0)) {
@@ -1189,7 +1189,7 @@ cv_threads_register(PyObject *module)
         {&s_wait_reason, "wait_reason"}, {&s_errors, "errors"}, {&s_lanes, "_concurview_lanes"},
         {&s_cause, "_concurview_cause"}, {&s_fn, "fn"}, {&s_args, "args"}, {&s_kwargs, "kwargs"},
         {&s_cond_wait, "Condition.wait"}, {&s_timed_out, "timed out"}, {&s_comma, ", "}, {&s_timer, "Timer"},
-        {&s_empty, ""}, {&s_block, "block"}, {&s_timeout, "timeout"},
+        {&s_empty, ""}, {&s_g, "g"}, {&s_block, "block"}, {&s_timeout, "timeout"},
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         if (*strings[i].slot == NULL && (*strings[i].slot = PyUnicode_InternFromString(strings[i].text)) == NULL) {

@@ -39,6 +39,15 @@ _DEFAULT_NAME = "Task-"
 _MAX_CHAIN = 64  # coroutines walked down an await chain  # asyncio's automatic task names: "Task-1", "Task-2", ...
 
 
+# asyncio's own tasks that the program did not write, by what they do: a learner reads the role,
+# not the loop's private method (`BaseSelectorEventLoop._accept_connection2`: start_server's
+# per-connection set-up, before it creates the program's handler task).
+_ROLES = {
+    "BaseSelectorEventLoop._accept_connection2": "accept connection",
+    "BaseProactorEventLoop._accept_connection2": "accept connection",
+}
+
+
 class PyTracedCoro:
     """Stands in for a task's coroutine: the C Task drives it, and we see every step.
 
@@ -506,6 +515,7 @@ class AsyncioEngine:
         name = kwargs.get("name") or self._explicit_name()
         if name is None:
             base = getattr(coro, "__qualname__", None) or type(coro).__name__
+            base = _ROLES.get(base, base)
             n = self._names[base] = self._names[base] + 1
             name = base if n == 1 else f"{base}-{n}"
         parent = rec.current_lane()

@@ -239,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         while tb is not None and not where.is_user(tb.tb_frame.f_code):
             tb = tb.tb_next  # drop our exec() / runpy frames, as python's own report would
         e.__traceback__ = _without_our_tail(tb)
-        error_event(rec, rec.current_lane(), e, where.of_traceback(tb))
+        # The main thread's exception, on its lane: the current lane may still be a greenlet's if the switch
+        # that brought it here was cut short (a KeyboardInterrupt inside the tracer).
+        error_event(rec, main_lane, e, where.of_traceback(tb))
         # python's report: sys.excepthook (the program's own, if it set one). The app's live run
         # shows the error event instead of the default hook's copy of it.
         if args.echo or sys.excepthook is not sys.__excepthook__:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import sys
 
 from ..trace.events import (
@@ -32,7 +31,7 @@ _SYSCALLS = {
                 242: "accept4", 203: "connect", 206: "sendto", 207: "recvfrom", 211: "sendmsg", 212: "recvmsg",
                 260: "wait4", 95: "waitid", 32: "flock", 82: "fsync", 133: "rt_sigsuspend",
                 137: "rt_sigtimedwait", 56: "openat", 426: "io_uring_enter", 441: "epoll_pwait2", 29: "ioctl"},
-}.get(platform.machine(), {})
+}.get(os.uname().machine, {})  # platform.machine(), without importing platform (start-up)
 _FD_FIRST = frozenset({"read", "write", "readv", "pread64", "preadv", "accept", "accept4", "connect", "sendto",
                        "recvfrom", "sendmsg", "recvmsg", "recvmmsg", "epoll_wait", "epoll_pwait", "epoll_pwait2",
                        "flock", "fsync", "fcntl", "ioctl", "io_uring_enter"})
@@ -83,7 +82,7 @@ class GilView:
         if layout == "free-threaded":
             return "free-threaded: no GIL, threads run in parallel (threads blocked in the kernel are sampled)"
         if layout != "gil":
-            return (f"GIL view: not available on this Python ({platform.python_version()}); "
+            return (f"GIL view: not available on this Python ({sys.version.split()[0]}); "
                     "threads blocked in the kernel are sampled")
         return f"GIL view: on (threads sampled every {period_us / 1000:g} ms while busy: GIL holder, " \
                "waits for the GIL, blocked in the kernel)"

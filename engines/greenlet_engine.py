@@ -31,6 +31,11 @@ ENV_TRACER = "CONCURVIEW_GREENLET_TRACER"
 _GEVENT_DIR = os.sep + "gevent" + os.sep
 _SOCKET_FILES = ("_socket3.py", "_socketcommon.py", "_ssl3.py", "ssl.py", "socket.py")
 _CALLSITE_MAX = 60
+# Library wrappers a greenlet runs in place of the program's function, and which of their arguments
+# that function is: the lane is named after it (`handle`, `handle-2`: the program's connection
+# handler, not gevent's `_handle_and_close_when_done`). Named here, at the lane's creation, because
+# only here are the functions at hand; every view, file and export then shows the same name.
+_WRAPPERS = {"_handle_and_close_when_done": 0}  # gevent.baseserver: handle(*args), then close(*args)
 IDLE_NS = 100_000  # a hub poll at least this long is drawn as the hub waiting
 
 
@@ -370,6 +375,11 @@ class GreenletEngine:
             base = getattr(run, "__name__", None) or type(run).__name__
             if base in ("run", "_run", "NoneType"):
                 base = type(g).__name__
+            at = _WRAPPERS.get(base)
+            args = getattr(g, "args", None) if at is not None else None
+            if isinstance(args, tuple) and len(args) > at and getattr(args[at], "__code__", None) is not None:
+                run = args[at]  # the program's own function: its name, and its first line as the start
+                base = run.__name__
         code = getattr(run, "__code__", None)
         start = self.where.of_code(code) if code is not None else None
         info = _info(g, None, start, None, None, hub)

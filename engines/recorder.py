@@ -60,6 +60,14 @@ def _in_hook(frame) -> bool:
     return False
 
 
+# Signals whose handler is due but waits until the main thread is out of our hooks. They are tripped again
+# from the flusher thread (redeliver_deferred), never from the main thread itself: python looks at tripped
+# signals right after a built-in call returns, so tripping one inside a hook ran the handler again at once,
+# inside the same hook, recursively, until a RecursionError (swallowed by the tracer's guard) lost it --
+# the pure-Python tracer, a hook nearly all the time in a greenlet flood, was never interrupted.
+_deferred: set = set()
+
+
 def postpone(exc: BaseException) -> bool:
     """A hook caught `exc`, raised by a program's signal handler (Ctrl+C's KeyboardInterrupt) while the hook ran:
     it is raised again in the program once the hook has returned (the signal tripped again, its handler then
@@ -70,20 +78,34 @@ def postpone(exc: BaseException) -> bool:
         return False
     held.raised = None
     held.redeliver = raised
-    try:
-        _interrupt_main(raised[0])
-    except (ValueError, RuntimeError, OSError):
-        held.redeliver = None
-        return False
+    _deferred.add(raised[0])
     return True
+
+
+def redeliver_deferred() -> None:
+    """Trip again the signals whose handler waits (the flusher's job, see _deferred); not one whose handler is no
+    longer the program's Python function (it set SIG_IGN or SIG_DFL meanwhile: then nothing is due)."""
+    getsignal = _real_getsignal
+    for signum in tuple(_deferred):
+        try:
+            if getsignal is not None and callable(getsignal(signum)):
+                _interrupt_main(signum)
+                continue
+        except (ValueError, RuntimeError, OSError):
+            pass
+        _deferred.discard(signum)
+
+
+_real_getsignal = None  # signal.getsignal as python has it (defer_signals replaces the module's)
 
 
 def _run_handler(handler, signum, frame):
     """The program's handler, or the exception postpone() kept for this signal; inside a hook, nothing yet."""
     held = _held
     if _in_hook(frame):
-        _interrupt_main(signum)  # again at the next check, until the hook has returned
+        _deferred.add(signum)  # tripped again by the flusher until the hook has returned
         return None
+    _deferred.discard(signum)
     redeliver = held.redeliver
     if redeliver is not None and redeliver[0] == signum:
         held.redeliver = None
@@ -116,9 +138,11 @@ def defer_signals() -> None:
     import functools
     import signal
 
+    global _real_getsignal
     real_signal, real_getsignal = signal.signal, signal.getsignal
     if getattr(real_signal, "_concurview", False):
         return
+    _real_getsignal = real_getsignal
 
     def wrap(handler):
         if not callable(handler):
@@ -154,6 +178,116 @@ def defer_signals() -> None:
             pass
     signal_._concurview = True  # type: ignore[attr-defined]
     signal.signal, signal.getsignal = signal_, getsignal
+
+
+# -- our threads, as the program does not see them ---------------------------------------------------
+# Idents of the Python threads of ours (the flusher): left out of sys._current_frames() and
+# sys._current_exceptions(). They are raw _thread threads: threading never knew them.
+OUR_IDENTS: set = set()
+# Native ids of every thread of ours (the flusher, the GIL sampler), kept after they end (a native id is a
+# pid: not reused soon): os.fork's DeprecationWarning on 3.12+ counts the process's OS threads.
+OUR_TIDS: set = set()
+_get_native_id = _original("_thread", "get_native_id")
+_concealed = False
+
+
+def conceal_threads() -> None:
+    """Make the helper threads of ours invisible to the program (issue 19): sys._current_frames and
+    sys._current_exceptions leave them out (built-ins of `sys` like python's, from engines/_gilview.c; plain
+    functions named like them on the pure path), and os.fork on 3.12+ warns about threads only when the
+    program has some, as under python. Once per process (a forked child inherits it)."""
+    global _concealed
+    if _concealed:
+        return
+    _concealed = True
+    from .speedups import gilview as gv
+
+    real_frames, real_exceptions = sys._current_frames, sys._current_exceptions
+    docs = [f"{f.__name__}{f.__text_signature__ or '()'}\n--\n\n{f.__doc__ or ''}"
+            for f in (real_frames, real_exceptions)]
+    if gv is not None:
+        frames, exceptions = gv.conceal(sys, real_frames, real_exceptions, OUR_IDENTS, *docs)
+    else:
+        frames, exceptions = _without_ours(real_frames), _without_ours(real_exceptions)
+    sys._current_frames, sys._current_exceptions = frames, exceptions
+    if sys.version_info >= (3, 12) and sys.platform.startswith("linux"):
+        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def _without_ours(real):
+    """The pure path's sys._current_frames / _current_exceptions (a Python function: inspect can tell)."""
+    def without_ours():
+        found = real()
+        for ident in tuple(OUR_IDENTS):
+            found.pop(ident, None)
+        return found
+
+    for attr in ("__name__", "__qualname__", "__doc__"):
+        setattr(without_ours, attr, getattr(real, attr))
+    without_ours.__module__ = "sys"
+    return without_ours
+
+
+class _ForkWarning:
+    """The message of a filter put first in the warnings filters just before a fork that python would warn
+    about only because of our threads: it matches that warning (ignore), and takes itself out then."""
+
+    __slots__ = ("entry", "filters")
+
+    def __init__(self) -> None:
+        self.entry = ("ignore", self, DeprecationWarning, None, 0)
+        self.filters = None
+
+    def match(self, text) -> bool:
+        if not isinstance(text, str) or "is multi-threaded, use of " not in text:
+            return False
+        self.remove()
+        return True
+
+    def add(self) -> None:
+        self.remove()
+        warnings = sys.modules.get("warnings")
+        try:
+            filters = warnings.filters if warnings is not None else sys.modules["_warnings"].filters
+        except (AttributeError, KeyError):
+            return
+        if isinstance(filters, list):
+            filters.insert(0, self.entry)
+            self.filters = filters
+
+    def remove(self) -> None:
+        filters, self.filters = self.filters, None
+        if filters is None:
+            return
+        for i, item in enumerate(filters):
+            if item is self.entry:
+                del filters[i]
+                break
+
+
+_fork_warning = _ForkWarning()
+
+
+def _before_fork() -> None:
+    """Python 3.12+ warns at os.fork() when /proc/self/stat counts more than one thread: ours count there.
+    When the program's own threads are one (the one forking), that warning is python's to ignore."""
+    _fork_warning.remove()  # one a previous fork left (its warning was not looked up: already shown once)
+    from .speedups import gilview as gv
+
+    ours_tids = OUR_TIDS | {gv.sampler_tid()} if gv is not None else OUR_TIDS
+    if not ours_tids:
+        return
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return  # python then counts threading's threads: ours are not among them
+    ours = sum(1 for tid in tids if tid.isdigit() and int(tid) in ours_tids)
+    if ours and len(tids) - ours <= 1:
+        _fork_warning.add()
+
+
+def _after_fork_in_child() -> None:
+    _fork_warning.remove()  # no warning in the child
 
 
 class Covered(_local):
@@ -509,15 +643,34 @@ class Recorder:
         holds the write lock while it waits for the GIL (up to the switch interval, twice), which
         made the program's record() calls at a batch boundary ask for a flush again and again.
         """
+        known = _allocate_lock()
+        known.acquire()
+
         def loop() -> None:
-            _block_signals()
-            while not self._closed:
-                _sleep(FLUSH_INTERVAL)
-                for drain in self.drains:
-                    drain()
-                if (self._events or self._lanes or self._used) and _monotonic() - self._written >= FLUSH_INTERVAL / 2:
-                    self.flush()
-        _start_new_thread(loop, ())
+            ident = _get_ident()
+            OUR_IDENTS.add(ident)
+            OUR_TIDS.add(_get_native_id())
+            known.release()
+            try:
+                _block_signals()
+                tick = _monotonic()
+                while not self._closed:
+                    if _deferred:  # a signal handler waits for the main thread to leave a hook: soon
+                        _sleep(0.001)
+                        redeliver_deferred()
+                        if _monotonic() - tick < FLUSH_INTERVAL:
+                            continue
+                    else:
+                        _sleep(FLUSH_INTERVAL)
+                    tick = _monotonic()
+                    for drain in self.drains:
+                        drain()
+                    if (self._events or self._lanes or self._used) and _monotonic() - self._written >= FLUSH_INTERVAL / 2:
+                        self.flush()
+            finally:
+                OUR_IDENTS.discard(ident)  # idents are reused: a later thread of the program's may get it
+        OUR_IDENTS.add(_start_new_thread(loop, ()))  # hidden from its first moment (loop() adds it too)
+        known.acquire()  # its native id is known before the program can fork (see _before_fork)
 
     def close(self) -> None:
         for drain in self.drains:
@@ -547,6 +700,8 @@ class Recorder:
         self._write_lock = _allocate_lock()
         self._lane_lock = _allocate_lock()
         self._thread_lanes.clear()
+        OUR_IDENTS.clear()  # the parent's threads of ours are not here
+        OUR_TIDS.clear()
         self._families.clear()
         self._over.clear()
         self.untraced = 0
@@ -636,6 +791,7 @@ def open_channel(address: str) -> _socket.socket:
 
 def connect(address: str, t0: int) -> Recorder:
     """Open this process's own stream to the runner (every process gets one: frames never interleave)."""
+    conceal_threads()
     return Recorder(open_channel(address), t0, address=address)
 
 

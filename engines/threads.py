@@ -115,7 +115,9 @@ def _cut(s: str, n: int) -> str:
 
 def _seconds(value) -> str:
     """A duration as the program wrote it: 1.0 -> `1.0s`, 2 -> `2s`."""
-    return f"{value}s" if isinstance(value, (int, float)) else f"{value!r}s"
+    if type(value) is float:
+        return f"{value:g}s"  # the argument as written (0.5), not a computed deadline's 17 digits
+    return f"{value}s" if isinstance(value, int) else f"{value!r}s"
 
 
 # What a program can tell of threading.Lock: a factory function (3.11, 3.12: `_thread.allocate_lock`)
@@ -930,7 +932,7 @@ class ThreadsEngine:
                 lane = current_lane()
                 reason = reasons.get(secs)
                 if reason is None:
-                    reason = f"sleep {secs}s"
+                    reason = f"sleep {secs:g}s" if type(secs) is float else f"sleep {secs}s"  # the C hook's format
                     if len(reasons) < 1024:
                         reasons[secs] = reason
                 rec.record(lane, stop_kind(lane), reason, at)

@@ -12,6 +12,9 @@ import zipfile
 REQUIRED = (
     "concurview/__init__.py",
     "concurview/__main__.py",
+    "concurview/cli.py",
+    "concurview/trace/store.py",
+    "concurview/trace/events.py",
     "concurview/engines/recorder.py",
     "concurview/engines/_pybuffer.py",
     "concurview/engines/speedups.py",

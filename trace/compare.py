@@ -43,6 +43,15 @@ def merge(runs: list[ModelRun], params: dict) -> Timeline:
         t0 = min((e.t for e in r.events), default=0)
         for e in r.events:
             tagged.append((e.t - t0, base + e.lane, e))
+        # A lane still open when its run ended (gevent's Hub waits in its loop until the interpreter goes;
+        # a kernel lane) ends with the run: on the stacked axis it would go on waiting until the longest
+        # run's end, and `summary` would count that time (a 1 s run's Hub "waiting 4.4 s").
+        end = max((e.t for e in r.events), default=t0) - t0
+        closed = {e.lane for e in r.events if e.kind == "close"}
+        seen = {e.lane for e in r.events}
+        for lane in r.lanes:
+            if lane.id in seen and lane.id not in closed:
+                tagged.append((end, base + lane.id, Event(0, end, lane.id, "close", "its run ended")))
     tagged.sort(key=lambda x: x[0])
     events = [Event(seq, t, lane, e.kind, e.reason, e.where,
                     None if e.cause is None else e.cause + (lane - e.lane), e.text)

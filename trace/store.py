@@ -963,28 +963,77 @@ class Timeline:
         )
 
     def _stopped_before(self, p: int, lane: int) -> Event | None:
-        """The event that gave `lane` its turn at position p: the last stop in its scheduling domain.
+        """The event that gave `lane` its turn at position p: the last stop in its scheduling domain
+        before p in time order (the order events arrived in is not the order they happened in: a
+        thread's buffer, a peer process, a probe's back-dated event).
 
         Threads of a process run side by side, so for them only a wait or an
         exit counts. Cooperative lanes (tasks, greenlets, generators) share one
         thread: there the thread's own `run` just before (the event loop waking
         up and dispatching) is a hand-over too.
         """
-        mask = self._domain_mask(lane)
         coop = self.lanes[lane].kind in COOPERATIVE_KINDS
+        i = self.last_turn_before(p, self._domain_mask(lane), lane if coop else None)
+        return None if i is None else self.event(i)
+
+    def last_turn_before(self, p: int, mask: np.ndarray, runs_of_others: int | None = None) -> int | None:
+        """The last event before event p in time order (equal times: file order) that is a stop (wait,
+        close, block) of a lane in `mask`, or, when `runs_of_others` is a lane, a `run` of another lane
+        in `mask`; None if there is none. Scans back from p a window at a time, doubling."""
+        ordered = self._time_rank()
         kinds, lanes = self._kind.a, self._lane.a
-        window, lo = 4096, p
-        while lo > 0:
-            lo, hi = max(0, lo - window), lo
-            k_win, l_win = kinds[lo:hi], lanes[lo:hi]
+        window, hi = 4096, self.event_rank(p)
+        while hi > 0:
+            lo = max(0, hi - window)
+            idx = np.arange(lo, hi) if ordered is None else ordered[0][lo:hi]
+            k_win, l_win = kinds[idx], lanes[idx]
             stop = (k_win == WAIT) | (k_win == CLOSE) | (k_win == BLOCK)
-            if coop:
-                stop |= (k_win == RUN) & (l_win != lane)
+            if runs_of_others is not None:
+                stop |= (k_win == RUN) & (l_win != runs_of_others)
             hits = np.flatnonzero(stop & mask[l_win])
             if len(hits):
-                return self.event(lo + int(hits[-1]))
-            window *= 2
+                return int(idx[hits[-1]])
+            hi, window = lo, window * 2
         return None
+
+    def kind_mask(self, kinds: Iterable[str]) -> np.ndarray:
+        """Per lane: whether its kind is one of `kinds` (made once per lane count: a step asks per key press)."""
+        kinds = frozenset(kinds)
+
+        def build():
+            codes, names = self.lanes.kind_codes()
+            return np.isin(codes, [i for i, k in enumerate(names) if k in kinds])
+        return self._cached("kind_mask:" + ",".join(sorted(kinds)), len(self.lanes), build)
+
+    def state_after(self, lane: int, p: int) -> tuple[int, int | None]:
+        """(state, the event that put it there) of `lane` just after event p, in time order (equal
+        times: file order): what a step at event p may say about the lane."""
+        tr = self._track(lane)
+        t = self._t.a[p]
+        tt, ev = tr.t.a, tr.events()
+        i = int(tt[:tr.t.n].searchsorted(t, side="right")) - 1
+        while i >= 0 and tt[i] == t and ev[i] > p:  # equal times: those after p in file order come later
+            i -= 1
+        if i < 0:
+            return NONE, None
+        if self._sampled is not None:
+            i = self._changed_at(tr, i)
+        return int(tr.state.a[i]), int(ev[i])
+
+    def change_before(self, lane: int, p: int) -> int | None:
+        """The event of `lane`'s last state change before event p in time order (None: none)."""
+        tr = self._track(lane)
+        t = self._t.a[p]
+        tt, ev = tr.t.a, tr.events()
+        i = int(tt[:tr.t.n].searchsorted(t, side="right")) - 1
+        while i >= 0 and tt[i] == t and ev[i] >= p:
+            i -= 1
+        return None if i < 0 else int(ev[i])
+
+    def last_change(self, lane: int) -> int | None:
+        """The event of `lane`'s last state change in time order (None: it has none)."""
+        tr = self._track(lane)
+        return int(tr.events()[-1]) if tr.t.n else None
 
     # -- views: what the app asks per key press or per frame (nothing decodes lists) -----
 
@@ -1007,6 +1056,11 @@ class Timeline:
 
     def event_lane(self, i: int) -> int:
         return int(self._lane.a[i])
+
+    def event_where(self, i: int) -> str | None:
+        """Event i's `where`, without decoding the rest of it (the source pane asks per lane per step)."""
+        where = self._details[int(self._detail.a[i])][1]
+        return self._str(where) if where else None
 
     def event_kind(self, i: int) -> str:
         return EVENT_KINDS[self._kind.a[i]]

@@ -29,7 +29,7 @@ from ..trace import compare
 from .axis import SWITCH, Window
 from .commands import ScenarioCommands
 from .keybar import KeyBar
-from ..trace.narrative import describe_event, explain, format_time, selected_line
+from ..trace.narrative import describe_event, explain, format_time, place_at, selected_line
 from .lanes import LaneDiagram
 from .navigator import Navigator
 from .panes import InfoLine, LogView, Source, SourceMark, SourceView
@@ -522,11 +522,11 @@ class ConcurviewApp(RunControl, App[int]):
             text = describe_event(tl, c.event) + after
         line = Content(clean(text, one_line=True))  # names, reasons, output: the trace's text
         if self.selected is not None:
-            line = Content.assemble(line, "\n", self._selected_line(tl, self.selected, c.t))
+            line = Content.assemble(line, "\n", self._selected_line(tl, self.selected, c.t, c.event))
         return line
 
-    def _selected_line(self, tl: Timeline, lane: int, t: int) -> Content:
-        return Content.styled(clean(selected_line(tl, lane, t), one_line=True), "$text-muted")
+    def _selected_line(self, tl: Timeline, lane: int, t: int, event: int | None = None) -> Content:
+        return Content.styled(clean(selected_line(tl, lane, t, event), one_line=True), "$text-muted")
 
     def _status(self, tl: Timeline) -> Content:
         if self.current_run is not None:
@@ -592,7 +592,7 @@ class ConcurviewApp(RunControl, App[int]):
             lanes.insert(0, int(current))
         marks = []
         for lane in lanes:
-            state, where = tl.where_at(lane, c.t)
+            state, where = place_at(tl, lane, c.event)
             if where is None or state in (NONE, DONE):
                 continue
             file, _, line = where.rpartition(":")

@@ -75,6 +75,7 @@ def nice_step(span: float, cells: int, min_gap: int) -> float:
 
 
 _UNITS = ((1e9, "s"), (1e6, "ms"), (1e3, "µs"), (1.0, "ns"))
+MAX_DIGITS = 4  # a ruler label has at most this many significant digits: `1.212s`, `+20µs`, never `1.21226s`
 
 
 def time_label(t: float, step: float) -> str:
@@ -89,19 +90,41 @@ def time_label(t: float, step: float) -> str:
     return text + unit
 
 
+def _digits(label: str) -> int:
+    """Significant digits of a label's number (`1.21226s`: 6)."""
+    return len(label.lstrip("+-").lstrip("0.").replace(".", "").rstrip("sµmn"))
+
+
 def time_ticks(window: Window, width: int) -> list[tuple[int, str]]:
-    """(column, label) of each time tick that fits in `width` columns."""
+    """(column, label) of each time tick that fits in `width` columns, at round values of a 1/2/5 step
+    (never under 1 ns: the clock's unit). Zoomed in so far that a tick's own time would take more than
+    MAX_DIGITS digits (`1.21226s`), only the roundest visible tick shows its time (`1.2123s`) and the others
+    their distance from it (`+20µs`, `-10µs`), each a round multiple of the step."""
     if width <= 0 or window.span <= 0:
         return []
-    step = nice_step(window.span, width, 10)
-    out = []
-    t = math.ceil(window.start / step) * step
+    step = max(nice_step(window.span, width, 10), 1.0)
+    first = math.ceil(window.start / step) * step
+    ticks = []
+    t = first
     while t < window.end:
         col = window.column(t, width)
         if col is not None:
-            out.append((col, time_label(t, step)))
+            ticks.append((col, t))
         t += step
-    return out
+    if not ticks:
+        return []
+    labels = [time_label(round(v), step) for _c, v in ticks]
+    if all(_digits(x) <= MAX_DIGITS for x in labels):
+        return [(c, x) for (c, _v), x in zip(ticks, labels)]
+    # The roundest visible tick carries the time; the others say how far they are from it.
+    anchor = min(range(len(ticks)), key=lambda i: (_digits(labels[i]), i))
+    base = ticks[anchor][1]
+
+    def offset(v: float) -> str:
+        d = round(v - base)
+        return ("+" if d > 0 else "-") + time_label(abs(d), step)
+
+    return [(c, labels[i] if i == anchor else offset(v)) for i, (c, v) in enumerate(ticks)]
 
 
 def switch_ticks(window: Window, width: int, count: int) -> list[tuple[int, str]]:

@@ -622,7 +622,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         else:
             x0, x1 = float(t0), float(t1) if t1 is not None else float(min(w.end, tl.t_end))
         scale = plot_width / w.span
-        c0 = min(max(int((x0 - w.start) * scale), 0), plot_width)
+        c0 = min(max(int(np.ceil((x0 - w.start) * scale)), 0), plot_width)  # the cells it spent whole: not started
         c1 = min(max(int((x1 - w.start) * scale), c0), plot_width)
         return (c0, c1) if c0 < c1 else None
 
