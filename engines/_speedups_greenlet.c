@@ -751,6 +751,105 @@ static PyTypeObject GreenletTracerType = {
     .tp_getset = tracer_getset,
 };
 
+/* -- creation: greenlet has no hook for it ---------------------------------------------------
+ *
+ * A greenlet that is created and never switched to (the lesson's `p = greenlet(play)`) would
+ * never reach the tracer. hook_init(type, callback) puts a tp_init in the greenlet type's slot
+ * that calls greenlet's own and then callback(new greenlet), while the program's line that
+ * called greenlet(...) is still the running frame. Nothing the program can see changes: the
+ * type, its __init__ (the slot wrapper keeps the original function), isinstance, getcurrent().
+ * The slot wrapper `greenlet.__init__` is pointed at the same function: a subclass's slot (made
+ * from it) and a subclass's __init__ calling greenlet.__init__ reach the hook too.
+ * The callback never raises (the engine's method catches everything); if it does, the error
+ * is dropped here: the program's greenlet(...) call must not fail because of us.
+ */
+
+static initproc original_init = NULL;
+static PyTypeObject *hooked_type = NULL;
+static PyObject *created_callback = NULL;
+static PyWrapperDescrObject *init_wrapper = NULL;  /* greenlet.__init__, when it wraps the original */
+
+static int
+hooked_init(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    if (original_init == NULL || original_init(self, args, kwargs) < 0) {
+        return -1;
+    }
+    PyObject *cb = created_callback;
+    if (cb != NULL) {
+        Py_INCREF(cb);
+        PyObject *r = PyObject_CallOneArg(cb, self);
+        Py_DECREF(cb);
+        if (r == NULL) {
+            PyErr_Clear();
+        }
+        else {
+            Py_DECREF(r);
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+hook_init(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyType_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "hook_init(greenlet_type, callback or None)");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)args[0];
+    PyObject *cb = args[1];
+    if (cb == Py_None) {
+        Py_CLEAR(created_callback);
+        if (hooked_type == type && type->tp_init == hooked_init) {
+            type->tp_init = original_init;  /* subclasses made meanwhile keep hooked_init: it still works */
+        }
+        if (init_wrapper != NULL && init_wrapper->d_wrapped == (void *)hooked_init) {
+            init_wrapper->d_wrapped = (void *)original_init;
+        }
+        Py_RETURN_FALSE;
+    }
+    if (!PyCallable_Check(cb)) {
+        PyErr_SetString(PyExc_TypeError, "callback must be callable");
+        return NULL;
+    }
+    if (hooked_type != NULL && hooked_type != type) {
+        Py_RETURN_FALSE;  /* one greenlet type per process */
+    }
+    if (type->tp_init != hooked_init) {
+        if (type->tp_init == NULL) {
+            Py_RETURN_FALSE;
+        }
+        original_init = type->tp_init;
+        hooked_type = type;
+        type->tp_init = hooked_init;
+    }
+    if (init_wrapper == NULL) {
+        PyObject *d = PyObject_GetAttrString((PyObject *)type, "__init__");
+        if (d == NULL) {
+            PyErr_Clear();
+        }
+        else if (Py_IS_TYPE(d, &PyWrapperDescr_Type)) {
+            init_wrapper = (PyWrapperDescrObject *)d;  /* kept: the type holds it for good anyway */
+        }
+        else {
+            Py_DECREF(d);
+        }
+    }
+    if (init_wrapper != NULL && init_wrapper->d_wrapped == (void *)original_init) {
+        init_wrapper->d_wrapped = (void *)hooked_init;
+    }
+    Py_XSETREF(created_callback, Py_NewRef(cb));
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef greenlet_functions[] = {
+    {"hook_greenlet_init", (PyCFunction)(void (*)(void))hook_init, METH_FASTCALL,
+     "hook_greenlet_init(type, callback): callback(g) after each greenlet g of `type` is initialised "
+     "(None: stop). True if hooked."},
+    {NULL},
+};
+
 int
 cv_greenlet_register(PyObject *module)
 {
@@ -764,6 +863,9 @@ cv_greenlet_register(PyObject *module)
         }
     }
     if (PyType_Ready(&GreenletTracerType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddFunctions(module, greenlet_functions) < 0) {
         return -1;
     }
     return PyModule_AddObjectRef(module, "GreenletTracer", (PyObject *)&GreenletTracerType);

@@ -31,6 +31,8 @@ from .where import Where
 CO_GENERATOR = 0x20
 _SHORT_TYPES = (int, float, str, bytes, bool, type(None))
 _MAX_VALUE = 40
+_MAX_LOCALS = 5  # a suspended generator's saved locals shown with its yield: the first five
+_MAX_INT_BITS = 128  # a bigger int is shown by its size: its repr costs (and 3.11 refuses past 4300 digits)
 
 # Per generator: lane, name, the lane that drives it now, where the driver is suspended,
 # and the driver's last wait reason ("send → consumer"), kept to build it once.
@@ -38,13 +40,41 @@ LANE, NAME, DRIVER, DRIVER_WHERE, DRIVER_REASON = range(5)
 
 
 def _short(value) -> str:
-    """A yielded value, briefly; only builtin scalars (and tuples of them) are shown: repr() of
-    anything else could run the program's own code inside the tracer."""
-    if isinstance(value, _SHORT_TYPES) or (
-            type(value) is tuple and len(value) <= 4 and all(isinstance(v, _SHORT_TYPES) for v in value)):
-        text = repr(value)
-        return text if len(text) <= _MAX_VALUE else text[:_MAX_VALUE - 1] + "…"
-    return "<" + type(value).__name__ + ">"
+    """A value, briefly (at most _MAX_VALUE characters); only the builtins' own reprs: exactly int, float,
+    str, bytes, bool, None, and small tuples and lists of those. Anything else (a subclass too) is
+    `<TypeName>`: its repr() could run the program's own code inside the tracer, raise, or take long."""
+    text = _repr(value, True)
+    return text if len(text) <= _MAX_VALUE else text[:_MAX_VALUE - 1] + "…"
+
+
+def _repr(value, nest: bool) -> str:
+    t = type(value)
+    if t is str or t is bytes:
+        return repr(value[:_MAX_VALUE]) + ("…" if len(value) > _MAX_VALUE else "")
+    if t is int:
+        return repr(value) if value.bit_length() <= _MAX_INT_BITS else f"<int of {value.bit_length()} bits>"
+    if t is float or t is bool or value is None:
+        return repr(value)
+    if nest and (t is tuple or t is list) and len(value) <= 4:
+        inner = ", ".join(_repr(v, False) for v in value)
+        if t is list:
+            return "[" + inner + "]"
+        return "(" + inner + ("," if len(value) == 1 else "") + ")"
+    return "<" + t.__name__ + ">"
+
+
+def saved_locals(frame: FrameType) -> str:
+    """What a suspended generator keeps (the "save state" of save state + switch): its first locals,
+    `r='200 OK', n=1`, each value as _short shows it; "" when it has none."""
+    parts = []
+    for name, value in frame.f_locals.items():
+        if name[:1] == ".":
+            continue  # an implicit local (a comprehension's iterator)
+        if len(parts) == _MAX_LOCALS:
+            parts.append("…")
+            break
+        parts.append(f"{name}={_short(value)}")
+    return ", ".join(parts)
 
 
 def uses_generator_coroutines(code: CodeType) -> bool:
@@ -195,7 +225,11 @@ class GeneratorEngine:
             return
         rec = self.rec
         lane, driver = state[LANE], state[DRIVER]
-        rec.record(lane, WAIT, "yield " + _short(value), self._where(frame))
+        reason = "yield " + _short(value)
+        saved = saved_locals(frame)
+        if saved:
+            reason += " · saved " + saved  # the state it resumes with (trace-format.md, "wait")
+        rec.record(lane, WAIT, reason, self._where(frame))
         rec.record(driver, RUN, None, state[DRIVER_WHERE], lane)
         rec.set_lane(driver)
 

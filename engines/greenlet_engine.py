@@ -96,8 +96,62 @@ class GreenletEngine:
         self._main_thread = _get_ident()
         self.arm_thread()
         if process_wide:
+            self._hook_creation()  # process-wide by nature: one greenlet type
             self._arm_new_threads()
             self._stop_at_interpreter_exit()
+
+    def _hook_creation(self) -> None:
+        """Declare each plain greenlet's lane when it is created (`p = greenlet(play)`), not at its
+        first switch: one never switched to still gets its lane, `open` at the program's line.
+        Needs the C extension (engines/_speedups_greenlet.c hook_greenlet_init); without it, lanes
+        are declared at the first switch as before."""
+        native = speedups.native
+        hook = getattr(native, "hook_greenlet_init", None) if native is not None else None
+        if hook is None:
+            return
+        self._skip_types: dict[type, bool] = {}
+        try:
+            self.creation_hooked = bool(hook(self._greenlet.greenlet, self._created))
+        except Exception as exc:  # noqa: BLE001
+            self._failed(exc)
+
+    def unhook_creation(self) -> None:
+        """Stop declaring greenlets at creation (tests that trace inside their own process)."""
+        native = speedups.native
+        if getattr(self, "creation_hooked", False) and native is not None:
+            native.hook_greenlet_init(self._greenlet.greenlet, None)
+            self.creation_hooked = False
+
+    def _created(self, g) -> None:
+        """greenlet g was just made: its lane, named after its function, created where the program
+        called greenlet(...). gevent's greenlets and hub are left to the tracer (their function is
+        set after greenlet.__init__; gevent records where they were spawned)."""
+        try:
+            t = type(g)
+            skip = self._skip_types.get(t)
+            if skip is None:
+                skip = self._skip_types[t] = any(c.__module__.startswith("gevent") for c in t.__mro__)
+            if skip or getattr(g, ATTR, None) is not None:
+                return
+            try:
+                run = g.run
+            except AttributeError:
+                return  # no function yet: named at its first switch
+            base = getattr(run, "__name__", None) or type(run).__name__
+            if base in ("run", "_run"):
+                base = t.__name__
+            code = getattr(run, "__code__", None)
+            start = self.where.of_code(code) if code is not None else None
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is g:
+                frame = frame.f_back  # a subclass's __init__: where the program made the greenlet
+            frame = self.where.user_frame(frame)
+            made = self.where.of_frame(frame) if frame is not None else None
+            info = _info(g, None, start, None, None, False)
+            self._declare(g, info, "greenlet", base, start, self._greenlet.getcurrent(), where=made or start)
+            setattr(g, ATTR, info)
+        except BaseException as exc:  # noqa: BLE001 - never fail the program's greenlet(...) call
+            self._failed(exc)
 
     def stop(self) -> None:
         """Stop tracing the calling thread (its previous tracer, if any, is put back)."""
@@ -338,7 +392,8 @@ class GreenletEngine:
             self._stop_at_interpreter_exit()
         return info
 
-    def _declare(self, g, info: list, kind: str, base: str, start: str | None, origin=None) -> int:
+    def _declare(self, g, info: list, kind: str, base: str, start: str | None, origin=None,
+                 where: str | None = None) -> int:
         """Name the lane (`eat`, `eat-2`, ...), find who created it, declare it: its `open` event."""
         n = self._names[base] = self._names[base] + 1
         name = base if n == 1 else f"{base}-{n}"
@@ -352,7 +407,7 @@ class GreenletEngine:
         if creator is None and origin is not None:
             creator = getattr(origin, ATTR, None)
         parent = None if creator is None else creator[LANE]
-        where = self._spawn_where(g) or start
+        where = where or self._spawn_where(g) or start
         lane = self.rec.new_lane(kind, name, parent=parent, tid=_get_ident(), cause=parent, where=where)
         info[LANE], info[TO_ME], info[NAME] = lane, "switch → " + name, name
         return lane
@@ -579,6 +634,7 @@ def install(rec: Recorder, where: Where) -> GreenletEngine | None:
     engine = GreenletEngine(rec, where)
     # What the tracers call (the C one too): a KeyboardInterrupt is never raised inside them (recorder.postpone).
     NO_SIGNALS_IN.update(f.__code__ for f in (GreenletEngine._adopt, GreenletEngine._site, GreenletEngine._slow,
+                                              GreenletEngine._created,
                                               GreenletEngine._caller_where, GreenletEngine._name_on_call,
                                               GreenletEngine._declare, GreenletEngine._failed))
     NO_SIGNALS_IN.add(_NAME_HOOK)

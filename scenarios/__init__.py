@@ -7,6 +7,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -77,7 +78,8 @@ class Scenario:
     gevent: bool = False
     # Platform facts the program needs (REQUIREMENTS); see `unavailable`.
     requires: tuple[str, ...] = ()
-    # A variant that shares its file's description: the listing leads with its own title.
+    # A variant without a description in its header (the base's, or VARIANT_LEADS' opening and the base's rest):
+    # the listing leads with its own title.
     variant_of: str | None = None
     # What each parameter may be, beyond its type (the header's "limits"): numbers a (low, high)
     # range, either end None for open; strings a tuple of choices or a regular expression. Numbers
@@ -101,6 +103,15 @@ class Scenario:
             first = f"{self.title} - {first}"
         return first if len(first) <= 100 else first[:97] + "..."
 
+    def changed(self, params: Mapping[str, object] | None) -> str:
+        """The parameters that differ from this scenario's defaults, as `--set` would take them:
+        `patch=false · eat_sleep=0.5` ("" when all are the defaults)."""
+        out = []
+        for key, value in (params or {}).items():
+            if key in self.params and value != self.params[key]:
+                out.append(f"{key}={format_value(value)}")
+        return " · ".join(out)
+
     def coerce(self, overrides: dict[str, str]) -> dict[str, object]:
         """Turn `--set key=value` strings into typed parameters (the type of each default)."""
         out = dict(self.params)
@@ -111,6 +122,15 @@ class Scenario:
             out[key] = _coerce_value(self.name, key, self.params[key], raw)
             _check_limit(self.name, key, out[key], self.limits.get(key), self.params[key])
         return out
+
+
+def format_value(value: object) -> str:
+    """A parameter's value as it is typed: `false`, `0.5`, `20`, `poll`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def _check_limit(scenario: str, key: str, value: object, limit: object, example: object) -> None:
@@ -183,6 +203,35 @@ def _header(tree: ast.Module, path: Path) -> dict:
     raise ScenarioError(f"{path.name}: no SCENARIO header")
 
 
+# A variant's own opening paragraph, for the variants whose file gives them none: it replaces the
+# base scenario's (which describes the defaults: "shutdown(wait=True) waits ..."); the rest of the
+# base's description follows (what to watch for, what the lesson's code got wrong).
+VARIANT_LEADS = {
+    "threadpool-shutdown-nowait":
+        "Twenty tasks on a pool of three threads: shutdown(wait=False) returns at once, so '主' is printed "
+        "while tasks still run - yet every queued task still runs before the program exits, and the closed "
+        "pool refuses new work.",
+    "timer-cancel":
+        "threading.Timer cancelled before it fires: MainThread calls t.cancel() halfway through the delay; "
+        "the timer thread wakes early, sees it was cancelled and ends without running the task.",
+    "io-poll":
+        "IO multiplexing with poll(): one call waits until any of many sockets is readable; then recv() copies. "
+        "No 1024-descriptor limit as with select(), but the whole list is still handed to the kernel on every call.",
+    "io-epoll":
+        "IO multiplexing with epoll: the kernel keeps the watched list (epoll_ctl once) and epoll_wait waits "
+        "until any socket is readable; then recv() copies. Its cost stays flat with thousands of idle sockets.",
+    "socket-echo-gevent":
+        "Single-threaded socket concurrency with gevent: StreamServer starts a greenlet per connection, and "
+        "every recv()/sendall() that would block switches to the hub - N clients, one OS thread.",
+    "socket-echo-asyncio":
+        "Single-threaded socket concurrency with asyncio streams: a task per connection; each "
+        "`await reader.read()` hands the thread back to the event loop - N clients, one OS thread.",
+    "socket-echo-threads":
+        "Socket concurrency with a thread per client: each connection's thread blocks in its own recv() and "
+        "the kernel does the multiplexing, at the price of a thread (stack, memory, scheduling) per connection.",
+}
+
+
 def load(path: str | os.PathLike[str], order: int = 0) -> Scenario:
     """The scenario a file defines (its variants are in load_all)."""
     return load_all(path, order)[0]
@@ -213,9 +262,15 @@ def load_all(path: str | os.PathLike[str], order: int = 0) -> list[Scenario]:
         unknown = set(v.get("params", {})) - set(base.params)
         if "name" not in v or unknown:
             raise ScenarioError(f"{path.name}: variant {i + 1} needs a name and known params (unknown: {unknown})")
+        if "description" in v:
+            description = _reflow(v["description"])
+        elif v["name"] in VARIANT_LEADS:
+            description = "\n\n".join([VARIANT_LEADS[v["name"]], *base.description.split("\n\n")[1:]])
+        else:
+            description = base.description
         out.append(Scenario(
             name=v["name"], title=v.get("title", v["name"]), topic=base.topic,
-            description=_reflow(v["description"]) if "description" in v else base.description, path=path,
+            description=description, path=path,
             params={**base.params, **v.get("params", {})}, facts=tuple(v.get("facts", base.facts)),
             order=int(v.get("order", base.order)), gevent=base.gevent,
             requires=_requires(v["requires"], path) if "requires" in v else base.requires,

@@ -25,7 +25,7 @@ SCENARIO = {
     "facts": [
         "one generator lane (consumer) next to MainThread, where the producer runs",
         "control alternates strictly: every send() runs the consumer, every yield runs the producer",
-        "the consumer resumes after its yield with its locals intact (save state + switch)",
+        "each yield saves the consumer's locals (the step says `saved r='200 OK', n=1`); it resumes with them",
     ],
     "order": 1,
 }

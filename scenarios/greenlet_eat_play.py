@@ -26,7 +26,7 @@ SCENARIO = {
     "topic": "greenlet",
     "params": {"switches": False, "sleep": 1.0},
     "facts": [
-        "with switches=False, play never runs: its lines never appear",
+        "with switches=False, play never runs: its lane stays ┄ (never), its lines never appear",
         "time.sleep inside eat blocks the whole thread: nothing else runs meanwhile",
         "with switches=True, control alternates eat -> play -> eat -> play at each switch()",
         "every greenlet runs on MainThread",

@@ -118,8 +118,37 @@ def shared_gil(tl: Timeline) -> list[Lint]:
     return out
 
 
+def never_switched_to(tl: Timeline) -> list[Lint]:
+    """A greenlet created and never switched to (the lesson's `p = greenlet(play)` with the switches
+    commented out): `play was never switched to: created at x.py:58, it never ran`. Only once the run
+    has ended: while it streams in, a switch may still come."""
+    if tl.footer is None:
+        return []
+    import numpy as np
+
+    codes, kinds = tl.lanes.kind_codes()
+    if "greenlet" not in kinds:
+        return []
+    greenlets = np.flatnonzero(codes == kinds.index("greenlet")).tolist()
+
+    ran = set(np.unique(tl.switch_lanes()).tolist())
+    opens = {}
+    for i in tl.events_of_kind("open").tolist():
+        opens.setdefault(tl.event_lane(i), i)
+    out = []
+    for lane in greenlets:
+        if lane in ran or lane not in opens:
+            continue
+        e = tl.event(opens[lane])
+        name = tl.lanes[lane].name
+        at = f"created at {e.where}" if e.where else "created"
+        text = f"{name} was never switched to: {at}, it never ran (a greenlet runs only when something calls its switch())"
+        out.append(Lint("never-switched-to", text, lane, e.t, opens[lane]))
+    return out
+
+
 # The rules, in the order their lints are listed. Adding one is adding a function here.
-RULES: list[Rule] = [blocked_loop, shared_gil]
+RULES: list[Rule] = [blocked_loop, shared_gil, never_switched_to]
 
 
 def lints(tl: Timeline) -> list[Lint]:

@@ -91,7 +91,7 @@ class _Track:
     """
 
     __slots__ = ("ev", "t", "state", "_prefix", "_prefix_n", "_rows", "extra", "evc", "_synced", "_extra_n",
-                 "hook", "sub")
+                 "hook", "sub", "states")
 
     def __init__(self) -> None:
         self.ev = _Column(np.int32, 16)
@@ -108,6 +108,7 @@ class _Track:
         # sampled sub-state that refined it (SUB_*; 0: none, the hooks' state as it is).
         self.hook = _Column(np.uint8, 0)
         self.sub = _Column(np.uint8, 0)
+        self.states = _KIND_TO_STATE  # event kind -> state; a greenlet's (_GREENLET_STATES) keeps `open` not started
 
     def sync(self, times: np.ndarray, kinds: np.ndarray, sampled=None) -> _Track:
         """Bring the cached times and states up to the events recorded so far.
@@ -136,7 +137,7 @@ class _Track:
                 self._prefix_n = min(self._prefix_n, start)
                 tail, tt = ev, times[ev]
             self.t.extend(tt)
-            self.state.extend(_KIND_TO_STATE[kinds[tail]])
+            self.state.extend(self.states[kinds[tail]])
             if self.evc is not None:
                 self.evc.extend(tail)
             if sampled is not None:
@@ -148,7 +149,7 @@ class _Track:
         """The whole cache again: the events in time order (file order among equal times), the extras merged in."""
         ev = self.ev.view()
         ev[:] = ev[np.lexsort((ev, times[ev]))]
-        t, st, owner = times[ev], _KIND_TO_STATE[kinds[ev]], ev
+        t, st, owner = times[ev], self.states[kinds[ev]], ev
         if self.extra:
             x = np.array(self.extra, dtype=np.int64).reshape(-1, 3)
             t = np.concatenate((t, x[:, 0]))
@@ -740,6 +741,8 @@ class Timeline:
             since = (self._lane.a[upto:n] == lane) & _CHANGES[self._kind.a[upto:n]]
             parts.append(np.flatnonzero(since).astype(np.int32) + upto)
         tr = _Track()
+        if lane < len(self.lanes) and self.lanes[lane].kind == "greenlet":
+            tr.states = _GREENLET_STATES
         for part in parts:
             tr.ev.extend(part)
         self._tracks[lane] = tr
@@ -880,9 +883,11 @@ class Timeline:
             cum = np.zeros((_N_STATES, len(e)), dtype=np.int64)
             for r, s in enumerate(_COUNTED):
                 cum[s] = np.where(valid, pre[r, ic] + np.where(cur == s, since, 0), 0)
-            # A track only holds ready, running, waiting, blocking and done: done is the rest of its time.
-            cum[DONE] = np.where(valid, e - t[0], 0) - cum[list(_COUNTED)].sum(axis=0)
-            cum[NONE] = np.clip(np.minimum(e, t[0]) - t0, 0, None)  # before the lane existed
+            # A track holds ready, running, waiting, blocking and done, after a greenlet's `not started`
+            # (open, then its first run): done is the rest of its time from its first other state.
+            started = _started(t, st)
+            cum[DONE] = np.where(valid, np.clip(e - started, 0, None), 0) - cum[list(_COUNTED)].sum(axis=0)
+            cum[NONE] = np.clip(np.minimum(e, started) - t0, 0, None)  # before the lane existed or started
             spent = np.diff(cum, axis=1)
             dominant = spent.argmax(axis=0).astype(np.uint8)
             # A cell where no time passes (past the end) shows the state it would be in.
@@ -1259,6 +1264,8 @@ class Timeline:
         ev_all, start_all = self._index_ev, self._index_start
         n_lanes = len(self.lanes)
         size = size or _CHUNK_EVENTS
+        codes, names = self.lanes.kind_codes()
+        greenlets = codes == names.index("greenlet") if "greenlet" in names else None
         l0 = 0
         while l0 < n_lanes:
             l1 = int(np.searchsorted(start_all, start_all[l0] + size, side="right")) - 1
@@ -1274,7 +1281,11 @@ class Timeline:
                 order = np.lexsort((ev, t, lane))
                 ev, t = ev[order], t[order]
             del back
-            yield lane, t, _KIND_TO_STATE[self._kind.a[ev]], start, ev, l0
+            kinds = self._kind.a[ev]
+            states = _KIND_TO_STATE[kinds]
+            if greenlets is not None:
+                states[greenlets[lane] & (kinds == OPEN)] = NONE  # a greenlet is not started until it runs
+            yield lane, t, states, start, ev, l0
             l0 = l1
 
     def incomplete_reason(self) -> str | None:
@@ -1704,6 +1715,10 @@ _CHANGES[[OPEN, RUN, WAIT, READY, CLOSE, BLOCK, SAMPLE]] = True
 _KIND_TO_STATE = np.full(len(EVENT_KINDS), NONE, dtype=np.uint8)
 for _k, _s in _STATE_OF_KIND.items():
     _KIND_TO_STATE[_k] = _s
+# A greenlet runs only when something switches to it: created, it is not started (not ready), until
+# its first run. (gevent's are scheduled by the hub at spawn: the engine declares them at their first run.)
+_GREENLET_STATES = _KIND_TO_STATE.copy()
+_GREENLET_STATES[OPEN] = NONE
 
 
 _IDLE_REASONS = frozenset({"waiting for work"})  # a pool worker between jobs (threads, processes)
@@ -1801,6 +1816,14 @@ def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Timeline
 # -- queries for the lane diagram (added by the UI; read-only) -------------------------------
 
 
+def _started(t: np.ndarray, st: np.ndarray) -> int:
+    """When a track's lane leaves `not started` (its first change, but a greenlet's open); never: past all time."""
+    if st[0] != NONE:
+        return int(t[0])
+    k = int(np.argmax(st != NONE))
+    return int(t[k]) if st[k] != NONE else np.iinfo(np.int64).max // 2
+
+
 def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width: int,
                      t_now: int | None = None) -> np.ndarray:
     """Timeline.lane_states, the same answer, with the arithmetic done once for all the lanes.
@@ -1833,13 +1856,13 @@ def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width
         ic = np.maximum(i, 0)
         e_all[row], idx[row], cur[row], t_at[row] = e, i, st[ic], t[ic]
         pre[:, row] = tr.prefix()[:len(counted), ic]
-        first[row], last[row], has[row] = t[0], st[-1], True
+        first[row], last[row], has[row] = _started(t, st), st[-1], True
     valid = idx >= 0
     since = np.where(valid, e_all - t_at, 0)
     cum = np.zeros((n_states, n, width + 1), dtype=np.int64)
     for r, s in enumerate(counted):
         cum[s] = np.where(valid, pre[r] + np.where(cur == s, since, 0), 0)
-    cum[DONE] = np.where(valid, e_all - first[:, None], 0) - cum[list(counted)].sum(axis=0)
+    cum[DONE] = np.where(valid, np.clip(e_all - first[:, None], 0, None), 0) - cum[list(counted)].sum(axis=0)
     cum[NONE] = np.clip(np.minimum(e_all, first[:, None]) - t0, 0, None)
     spent = np.diff(cum, axis=2)
     dominant = spent.argmax(axis=0).astype(np.uint8)

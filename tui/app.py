@@ -68,7 +68,8 @@ KEYS = (
     ("e", "export the trace (JSON Lines) and a screenshot (SVG)"),
     ("/", "find a lane, a switch or a log line"),
     ("w", "warnings: what to notice (a task or greenlet that blocked its loop, hub or thread; threads that shared the GIL)"),
-    ("p", "show / hide the scenario picker"),
+    ("p", "the scenario picker: show it and go to it; p again hides it"),
+    ("tab", "move between the picker, its parameters and the diagram"),
     ("?", "this help"),
     ("q", "quit"),
     ("ctrl+p", "command palette: scenarios, parameters, view commands"),
@@ -109,7 +110,7 @@ class ConcurviewApp(RunControl, App[int]):
         Binding("e", "export", "export"),
         Binding("slash", "find", "find", key_display="/"),
         Binding("w", "warnings", "warnings", show=False),  # the status line says "N warnings (w)" when there are
-        Binding("p", "toggle_picker", "picker", show=False),
+        Binding("p", "toggle_picker", "picker"),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
     ]
@@ -230,7 +231,9 @@ class ConcurviewApp(RunControl, App[int]):
             self.run_scenario(name)
 
     def action_toggle_picker(self) -> None:
-        self._show_picker(not self.query_one(ScenarioPicker).display)
+        picker = self.query_one(ScenarioPicker)
+        inside = self.focused is not None and picker in self.focused.ancestors_with_self
+        self._show_picker(not picker.display or not inside)  # shown but not focused: go to it
 
     def _show_picker(self, show: bool = True) -> None:
         picker = self.query_one(ScenarioPicker)
@@ -536,6 +539,9 @@ class ConcurviewApp(RunControl, App[int]):
                      one_line=True)
         # Most important first: a narrow terminal cuts the end of the line.
         parts: list = [(name, "bold"), " · ", state]
+        changed = self.changed_params()  # a `patch=false` run must not look like the default one
+        if changed:
+            parts[1:1] = [" · ", (clean(changed, one_line=True), "bold")]
         n_warn = self._warning_count(tl)
         if n_warn:
             parts += [" · ", (f"{n_warn} warning{'s' if n_warn != 1 else ''} (w)", "bold $text-warning")]
@@ -564,8 +570,10 @@ class ConcurviewApp(RunControl, App[int]):
         return Content.assemble(*parts)
 
     def _warning_count(self, tl: Timeline) -> int:
-        """How many lints the trace has so far (none without a block or the GIL view: nothing to compute)."""
-        if not tl.block_spans() and not tl.has_samples:
+        """How many lints the trace has so far (none without a block, the GIL view or a finished run's
+        greenlets: nothing to compute)."""
+        if not tl.block_spans() and not tl.has_samples and (
+                tl.footer is None or "greenlet" not in tl.lanes.kind_codes()[1]):
             return 0
         from ..trace.lints import lints
 

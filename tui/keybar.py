@@ -13,6 +13,20 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 
+# When the keys do not fit, these go first (first listed, first dropped); keys not named here go before
+# them all, and KEEP never goes: help, quit and the way back to the picker are what a newcomer looks for.
+DROP_ORDER = ("lane_switch", "event", "jump", "export", "zoom", "fit", "stop", "find", "rerun", "lane", "play",
+              "run_selected", "axis", "step")
+KEEP = ("help", "quit", "toggle_picker")
+
+
+def _rank(action: str) -> int:
+    name = action.split("(", 1)[0]
+    if name in KEEP:
+        return len(DROP_ORDER) + 1
+    return DROP_ORDER.index(name) + 1 if name in DROP_ORDER else 0
+
+
 class KeyBar(Widget):
     """Like Textual's Footer, drawn as one line of text: cheap to update on every focus or screen change."""
 
@@ -72,11 +86,40 @@ class KeyBar(Widget):
                 items += [([run[0]], run[0][0].description, True) for run in runs]
         return items
 
+    def _fitting(self, items: list, room: int) -> list:
+        """The items that fit in `room` cells, in their order: the lowest ranked dropped first."""
+        def width(item) -> int:
+            keys, description, compact = item
+            shown = sum(cell_len(self.app.get_key_display(b)) for b, _ in keys)
+            return shown + (0 if compact else len(keys) - 1) + 1 + cell_len(description)
+
+        widths = [width(item) for item in items]
+        kept = set(range(len(items)))
+        total = sum(widths) + max(len(items) - 1, 0)
+        # Lowest rank first; among equals, the rightmost.
+        for i in sorted(kept, key=lambda i: (_rank(items[i][0][0][0].action), -i)):
+            if total <= room or _rank(items[i][0][0][0].action) > len(DROP_ORDER):
+                break
+            kept.discard(i)
+            total -= widths[i] + 1
+        return [item for i, item in enumerate(items) if i in kept]
+
     def render(self) -> Content:
         parts: list[tuple[str, str] | str] = []
         spans = []
         x = 0
-        for keys, description, compact in self._items():
+        palette = self.palette_key and self.app.ENABLE_COMMAND_PALETTE
+        key = self.app.COMMAND_PALETTE_BINDING
+        shown_palette = self.app.get_key_display(Binding(key, "")) if palette else ""
+        label = " palette"
+        room = self.size.width - (cell_len(shown_palette) + len(label) + 1 if palette else 0)
+        items = self._items()
+        fitting = self._fitting(items, room)
+        if palette and len(fitting) < len(items):
+            more = self._fitting(items, self.size.width - cell_len(shown_palette) - 1)
+            if len(more) > len(fitting):
+                label, fitting = "", more  # short of room: the key alone (^p), and another key in its place
+        for keys, description, compact in fitting:
             if parts:
                 parts.append(" ")
                 x += 1
@@ -91,12 +134,12 @@ class KeyBar(Widget):
             enabled = any(e for _, e in keys)
             parts.append((f" {description}", ".keybar--description" if enabled else ".keybar--description-disabled"))
             x += 1 + cell_len(description)
-        if self.palette_key and self.app.ENABLE_COMMAND_PALETTE:
-            key = self.app.COMMAND_PALETTE_BINDING
-            shown = self.app.get_key_display(Binding(key, ""))
-            pad = self.size.width - x - cell_len(shown) - len(" palette") - 1
-            if pad >= 1:
-                parts += [" " * pad, (shown, ".keybar--key"), (" palette", ".keybar--description")]
-                spans.append((x + pad, x + pad + cell_len(shown) + len(" palette"), key))
+        if palette:
+            shown = shown_palette
+            pad = max(self.size.width - x - cell_len(shown) - len(label), 1)
+            parts += [" " * pad, (shown, ".keybar--key")]
+            if label:
+                parts.append((label, ".keybar--description"))
+            spans.append((x + pad, x + pad + cell_len(shown) + len(label), key))
         self._spans = spans
         return Content.assemble(*parts)

@@ -36,8 +36,12 @@ BRIEF = 7  # a cell where the lane started running but spent most of it otherwis
 # microseconds, so its band is drawn at least one column wide: magnified wherever it is shorter.
 PHASE1 = 8  # waiting for the data to reach the kernel buffer
 PHASE2 = 9  # copying it from the kernel buffer to the program's buffer
+# A greenlet created and not started yet (`p = greenlet(play)`, nothing switched to it): from its open
+# to its first run, `┄`; its label says `new`, or `never` when nothing ever switches to it.
+UNSTARTED = 10
+NEVER = 11  # a label's state only: the lane never runs in the whole trace
 # By state (store.py's codes), then ERROR, BRIEF and the phases. Blocking the thread is a heavy wait: `━`.
-GLYPHS = (" ", "█", "▒", "─", " ", "━", "✗", "▌", "░", "▓")
+GLYPHS = (" ", "█", "▒", "─", " ", "━", "✗", "▌", "░", "▓", "┄")
 STATE_WORDS = ("", "run", "ready", "wait", "done", "block")
 STATE_WIDTH = max(map(len, STATE_WORDS))
 KIND_ICONS = {
@@ -45,7 +49,7 @@ KIND_ICONS = {
     "generator": "↻", "timer": "◷", "loop": "⟳", "kernel": "⌁", "peer": "⇄",
 }
 # Where the cursor crosses a cell it leaves a mark that reads without colour (the label says the state).
-CURSOR_GLYPHS = {" ": "│", "─": "┼", "█": "╋", "▒": "╂", "▌": "╋", "━": "┿", "░": "┼", "▓": "▓"}
+CURSOR_GLYPHS = {" ": "│", "─": "┼", "█": "╋", "▒": "╂", "▌": "╋", "━": "┿", "░": "┼", "▓": "▓", "┄": "┼"}
 SAMPLES = 8  # switches looked at per cell when a cell covers many (switch axis)
 
 
@@ -448,7 +452,10 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
 
     def _label_shows(self, tl: Timeline, lane: int) -> tuple:
         """What a label shows besides the lane's name: its state at the cursor, and whether it is selected."""
-        state = NONE if self.cursor is None else tl.state_at(lane, self.cursor.t)[0]
+        state, ev = (NONE, None) if self.cursor is None else tl.state_at(lane, self.cursor.t)
+        if state == NONE and ev is not None and tl.lanes[lane].kind == "greenlet":
+            span = self._unstarted(tl, lane)  # created, not switched to yet: or ever
+            state = NEVER if span is not None and span[1] is None and tl.footer is not None else UNSTARTED
         return lane, state, lane == self.selected
 
     def _label(self, tl: Timeline, lane: int, depth: int, width: int, shows: tuple) -> list[Segment]:
@@ -458,7 +465,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         _, state, selected = shows
         pal = self._palette()
         style = pal["label-selected" if selected else "label"]
-        word = STATE_WORDS[state]
+        word = "new" if state == UNSTARTED else "never" if state == NEVER else STATE_WORDS[state]
         room = width - STATE_WIDTH - 1
         if room < 4:  # too narrow for a state word: all of it for the name
             room, word = width, ""
@@ -468,12 +475,13 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         if not word:
             return [Segment(set_cell_size(text, width), style)]
         rest = width - room - 1
-        return [Segment(text + " ", style), Segment(word.ljust(rest)[:rest], style + pal["states"][state])]
+        look = pal["states"][UNSTARTED if state == NEVER else state]
+        return [Segment(text + " ", style), Segment(word.ljust(rest)[:rest], style + look)]
 
     def _state_style(self, state: int) -> Style:
         name = {RUNNING: "lanes--running", READY_S: "lanes--ready", WAITING: "lanes--waiting",
                 BLOCKING: "lanes--blocking", ERROR: "lanes--error", BRIEF: "lanes--running",
-                PHASE1: "lanes--phase1", PHASE2: "lanes--phase2"}.get(state)
+                PHASE1: "lanes--phase1", PHASE2: "lanes--phase2", UNSTARTED: "lanes--ruler"}.get(state)
         return self.cached_style(name) if name else Style()
 
     def _plot(self, tl: Timeline, row: int, lane: int, plot_width: int) -> tuple[list[int], list[Segment]]:
@@ -496,6 +504,11 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
             states = states.copy()
             for c0, c1, code in bands:
                 states[c0:c1] = code
+        unstarted = self._unstarted_columns(tl, lane, plot_width)
+        if unstarted is not None:
+            c0, c1 = unstarted
+            states = states.copy()
+            states[c0:c1] = np.where(states[c0:c1] == NONE, UNSTARTED, states[c0:c1])
         errors = self._error_columns(tl, lane, plot_width)
         if errors is not None and len(errors):
             states = states.copy()
@@ -580,6 +593,38 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
                 counts = np.stack([(st == s).sum(axis=1) for s in range(5)])
                 out[i] = counts.argmax(axis=0)
         return out
+
+    def _unstarted(self, tl: Timeline, lane: int) -> tuple[int, int | None] | None:
+        """(open time, first run's time or None) of a greenlet lane; None for any other lane."""
+        if tl.lanes[lane].kind != "greenlet":
+            return None
+        start, _end, state, _ev = tl.lane_intervals(lane)
+        if not len(start):
+            return None
+        t_open = int(start[0])
+        if state[0] != NONE:
+            return None
+        ran = np.flatnonzero(state != NONE)
+        return t_open, (int(start[ran[0]]) if len(ran) else None)
+
+    def _unstarted_columns(self, tl: Timeline, lane: int, plot_width: int) -> tuple[int, int] | None:
+        """The columns from a greenlet's creation to its first run (or the end): created, not started."""
+        span = self._unstarted(tl, lane)
+        w = self.window
+        if span is None or plot_width <= 0 or w.span <= 0:
+            return None
+        t0, t1 = span
+        if self.axis == SWITCH:
+            times = tl.switch_times()
+            # The switches made after its creation and before its own first one (none: no band).
+            x0 = float(np.searchsorted(times, t0))
+            x1 = float(np.searchsorted(times, t1)) if t1 is not None else w.end
+        else:
+            x0, x1 = float(t0), float(t1) if t1 is not None else float(min(w.end, tl.t_end))
+        scale = plot_width / w.span
+        c0 = min(max(int(np.ceil((x0 - w.start) * scale)), 0), plot_width)  # the cells it spent whole: not started
+        c1 = min(max(int((x1 - w.start) * scale), c0), plot_width)
+        return (c0, c1) if c0 < c1 else None
 
     def _error_columns(self, tl: Timeline, lane: int, plot_width: int) -> np.ndarray | None:
         """Columns holding one of `lane`'s `error` events (collected as events arrive)."""

@@ -34,6 +34,8 @@ class Navigator:
     def __init__(self, live: Callable[[], bool] = lambda: False) -> None:
         self.live = live  # whether the trace on screen is a run still streaming in
         self.axis = TIME
+        # The user picked the axis (t): from then on, a trace opens and a run ends on theirs.
+        self.axis_chosen = False
         self.reset(None)
 
     def reset(self, timeline: Timeline | None) -> None:
@@ -245,8 +247,21 @@ class Navigator:
     def fit(self) -> None:
         self.windows[self.axis] = None
 
+    def initial_axis(self, *, live: bool = False) -> str:
+        """The axis a trace starts on, or a run settles on once it has ended: the user's if they picked
+        one (t), else the switch axis when the switches are bunched into a sliver of the run (on a time
+        axis they would fall in a column or two: a ping-pong after a slow start-up), else time. A run
+        still streaming in starts on time: its switches are not all there yet."""
+        tl = self.timeline
+        if self.axis_chosen:
+            return self.axis
+        if live or tl is None:
+            return TIME
+        return SWITCH if tl.switches_clustered() else TIME
+
     def toggle_axis(self, plot_width: int) -> None:
         """t: time axis <-> switch axis; the switch axis opens one column a switch around the cursor."""
+        self.axis_chosen = True
         self.axis = SWITCH if self.axis == TIME else TIME
         tl = self.timeline
         if self.axis == SWITCH and self.windows[SWITCH] is None and tl is not None:

@@ -32,13 +32,26 @@ class ParamValidator(Validator):
         return self.success()
 
 
+WRONG = "What the lesson"  # the paragraph that says what the lesson's code (or text) got wrong or left out
+
+
 def describe(scenario: Scenario) -> Content:
     """The description panel: title, why it cannot run here (if so), what it shows, what to watch for."""
     parts = [Content.styled(scenario.title, "bold"), Content("\n\n")]
     why = getattr(scenario, "unavailable", None)
     if why:
         parts.append(Content.styled(f"✗ Unavailable here: {why}\n\n", "bold $text-warning"))
-    parts.append(Content(scenario.description.strip()))
+    paragraphs = scenario.description.strip().split("\n\n")
+    # What the lesson's code got wrong comes right after the opening paragraph: at the bottom of a
+    # narrow panel nobody scrolls to it.
+    wrong = [p for p in paragraphs if p.startswith(WRONG)]
+    rest = [p for p in paragraphs if not p.startswith(WRONG)]
+    parts.append(Content(rest[0] if rest else ""))
+    for p in wrong:
+        head, _, tail = p.partition(":")
+        parts += [Content("\n\n"), Content.styled(head + ":", "bold $text-warning"), Content(tail)]
+    if rest[1:]:
+        parts += [Content("\n\n"), Content("\n\n".join(rest[1:]))]
     if scenario.facts:
         parts.append(Content.styled("\n\nYou should see:", "bold"))
         for fact in scenario.facts:

@@ -23,7 +23,6 @@ from ..trace.outfile import write_output
 from ..engines.compare import run_model
 from ..engines.runner import Run, Target
 from ..trace import compare
-from .axis import SWITCH, TIME
 from .lanes import LaneDiagram
 from .panes import InfoLine
 from .picker import ScenarioPicker
@@ -109,6 +108,7 @@ class RunControl:
             self.run_compare(params)
             return
         self.scenario = scenario
+        self._in_step(name)
         self.run_target(Target(str(scenario.path), scenario.name, params))
 
     def run_target(self, target: Target) -> None:
@@ -125,10 +125,38 @@ class RunControl:
         from ..trace.store import Timeline
 
         self._reset(Timeline(run.header))
-        self.sub_title = clean(self.source_name, one_line=True) + " · live"
+        self.axis = self.nav.initial_axis(live=True)
+        self.sub_title = self._title("live")
         self._start_view()
         self._feed(run)
         self._refresh_view()
+
+    def _title(self, state: str) -> str:
+        """The header's sub-title: what is on screen, its parameters that are not the defaults, its state
+        (`gevent-eat-play · patch=false · recorded`)."""
+        params = self.changed_params()
+        return clean(self.source_name, one_line=True) + (f" · {clean(params, one_line=True)}" if params else "") \
+            + f" · {state}"
+
+    def changed_params(self) -> str:
+        """The parameters of the scenario on screen that differ from its defaults (`patch=false`), or ""."""
+        tl = self.timeline
+        if tl is not None:
+            name, params = tl.header.scenario, tl.header.params
+        elif self._target is not None:
+            name, params = self._target.scenario, self._target.params
+        else:
+            return ""
+        scenario = self.scenarios.get(name or "")
+        if scenario is None or not isinstance(params, Mapping):
+            return ""
+        return scenario.changed(params)
+
+    def _in_step(self, name: str | None) -> None:
+        """The picker shows the scenario on screen (its description and parameters), however it started:
+        the picker, the command palette, `r`, the command line, an opened trace."""
+        if name is not None and name in self.scenarios:
+            self.query_one(ScenarioPicker).highlight(name)
 
     @staticmethod
     def _target_name(target: Target) -> str:
@@ -146,6 +174,7 @@ class RunControl:
         self.action_stop()
         self._pause()
         self.scenario = self.scenarios.get(compare.ALL)
+        self._in_step(compare.ALL)
         self._target = None
         token = self._compare_token = object()
         self.timeline = None
@@ -267,7 +296,11 @@ class RunControl:
             code = footer.exit_code
             self.program_exit = 128 - code if code < 0 else code
         state = "recorded" if footer.complete else "incomplete"
-        self.sub_title = clean(self.source_name, one_line=True) + f" · {state}"
+        self.sub_title = self._title(state)
+        axis = self.nav.initial_axis()  # all its switches are in: bunched ones read on the switch axis
+        if axis != self.axis:
+            self.axis = axis
+            self.nav.fit()
         self._refresh_view()
         if run.stop_reason == "stopped by user":
             self.notify("Stopped: the trace so far is kept, marked incomplete.", title="run stopped")
@@ -289,14 +322,15 @@ class RunControl:
                                          "Pick a scenario instead, or open another file: concurview open TRACE"))
             return
         self.scenario = self.scenarios.get(tl.header.scenario or "")
+        self._in_step(tl.header.scenario)
         self.source_name = Path(path).name
         self._reset(tl)
         self._opened_trace = path
         self.follow = False
         # Switches bunched into a moment of a longer run are invisible on a time axis: start on
-        # the switch axis then (`t` goes back), else on time.
-        self.axis = SWITCH if tl.switches_clustered() else TIME
-        self.sub_title = clean(self.source_name, one_line=True) + f" · {'recorded' if tl.complete else 'incomplete'}"
+        # the switch axis then (`t` goes back), else on time (or on the axis the user picked).
+        self.axis = self.nav.initial_axis()
+        self.sub_title = self._title("recorded" if tl.complete else "incomplete")
         if tl.n_switches:
             self.nav.move(self.nav.switch_cursor(0))
         self._refresh_view()

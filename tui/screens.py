@@ -26,6 +26,7 @@ GLYPH_LEGEND = (
     ("", "(time.sleep, a blocking recv, a lock) instead of handing it to its event loop or hub: the"),
     ("", "lanes it shares the thread with cannot run, and are drawn ready (▒) when they could have"),
     ("' '", "not started yet, or done"),
+    (GLYPHS[10], "a greenlet created but not started: nothing has switched to it yet (`never`: nothing ever did)"),
     (GLYPHS[6], "an exception escaped the lane"),
     (GLYPHS[8], "IO phase 1: a read waits for its data to reach the kernel buffer (IO scenarios)"),
     (GLYPHS[9], "IO phase 2: the data is copied into the program's buffer; at least one column wide,"),

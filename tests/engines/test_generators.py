@@ -26,9 +26,11 @@ def test_pingpong_alternates_strictly_between_consumer_and_its_driver(record):
     for a, b in zip(seq, seq[1:]):
         assert b.cause == a.lane, "each run is caused by the lane that ran just before"
 
-    # The consumer waits at its yield with the value it hands back; the producer waits in send().
+    # The consumer waits at its yield with the value it hands back, and what it keeps while suspended
+    # (its locals: the "save state" of save state + switch); the producer waits in send().
     waits = events(tl, "wait")
-    assert [e.reason for e in waits if e.lane == consumer.id][:2] == ["yield ''", "yield '200 OK'"]
+    assert [e.reason for e in waits if e.lane == consumer.id][:3] == [
+        "yield '' · saved r=''", "yield '200 OK' · saved r='200 OK', n=1", "yield '200 OK' · saved r='200 OK', n=2"]
     assert all(e.where.startswith("generator_pingpong.py:") for e in waits)
     assert [e.reason for e in waits if e.lane == main.id].count("send → consumer") == n + 1
     close = [e.reason for e in events(tl, "close") if e.lane == consumer.id]
@@ -36,7 +38,8 @@ def test_pingpong_alternates_strictly_between_consumer_and_its_driver(record):
 
     k = next(k for k in range(tl.n_switches) if tl.switch(k).lane == consumer.id)
     assert "MainThread -> consumer: MainThread waits (send → consumer at generator_pingpong.py:" in explain(tl, k)
-    assert "consumer -> MainThread: consumer waits (yield ''" in explain(tl, k + 1)
+    assert "consumer -> MainThread: consumer waits (yield '' · saved r=''" in explain(tl, k + 1)
+    assert "saved r='200 OK', n=1 at generator_pingpong.py:" in explain(tl, k + 3)
 
     # Printed lines belong to whoever printed them.
     by_lane = {(tl.lanes[e.lane].name, e.text.split(" ")[0]) for e in tl.logs()}
@@ -61,6 +64,48 @@ def test_yield_from_loop_total_is_the_longest_sleep(record):
     done = {name: [e.t for e in events(tl, "close") if e.lane == lane.id][0] for name, lane in gens.items()}
     assert t["task2"] < done["task"]
     assert [tl.lanes[e.lane].name for e in tl.logs()[:4]] == ["task", "task2", "task", "task2"]
+
+
+def test_saved_locals_are_bounded_and_never_run_the_programs_repr(tmp_path):
+    # Only the builtins' reprs, each cut at 40 characters, five locals at most: a repr that raises or
+    # never returns is the program's business, not the tracer's (it is shown as <TypeName>).
+    tl = record_program(tmp_path, """
+        class Hostile:
+            def __repr__(self):
+                raise RuntimeError("repr called")
+
+        class Mine(int):
+            def __repr__(self):
+                while True:
+                    pass
+
+        def worker():
+            h = Hostile()
+            m = Mine(3)
+            s = 'x' * 1000
+            big = 10 ** 100000
+            pair = (1, 'a', None)
+            more = 6
+            x = yield 'ready'
+            print('got', x)
+            yield 'done'
+
+        w = worker()
+        next(w)
+        w.send(5)
+        print('ok')
+    """)
+    assert tl.complete and tl.footer.exit_code == 0
+    assert [e.text for e in tl.logs()] == ["got 5", "ok"]
+    (lane,) = [lane for lane in tl.lanes if lane.kind == "generator"]
+    first = [e.reason for e in events(tl, "wait") if e.lane == lane.id][0]
+    head, saved = first.split(" · saved ")
+    assert head == "yield 'ready'"
+    items = saved.split(", ")
+    assert items[:2] == ["h=<Hostile>", "m=<Mine>"]
+    assert items[2].startswith("s='xxxx") and len(items[2]) <= 2 + 40
+    assert items[3] == "big=<int of 332193 bits>"
+    assert items[4:] == ["pair=(1", "'a'", "None)", "…"], "five locals, then an ellipsis"
 
 
 def test_programs_without_generator_coroutines_are_left_alone(tmp_path):

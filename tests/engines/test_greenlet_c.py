@@ -157,9 +157,11 @@ def test_a_tracer_failure_is_counted_and_the_program_goes_on(tmp_path):
     failure = [e.text for e in logs if e.reason == "concurview"]
     assert len(failure) == 1 and "greenlet tracer failed" in failure[0] and "TypeError" in failure[0]
     assert logs[-1].text == "still running True"
-    child = [lane for lane in tl.lanes if lane.name == "child"]
-    assert len(child) == 1, "the greenlet with a foreign attribute has no lane; the next one has"
-    assert sum(1 for e in events(tl, "run") if e.lane == child[0].id) == 2
+    # Both are declared when created; the one whose attribute the program replaced is not followed.
+    child = [lane for lane in tl.lanes if lane.name.startswith("child")]
+    assert [lane.name for lane in child] == ["child", "child-2"]
+    assert sum(1 for e in events(tl, "run") if e.lane == child[0].id) == 0
+    assert sum(1 for e in events(tl, "run") if e.lane == child[1].id) == 2
 
 
 def test_past_the_lane_cap_greenlets_record_nothing_and_stay_in_c(tmp_path):
@@ -235,3 +237,55 @@ def test_an_exception_of_the_previous_tracer_is_theirs_to_raise(engine):
     with pytest.raises(LookupError):
         g.switch()
     assert engine.errors == 0, "our part of the switch did not fail"
+
+
+def test_play_gets_its_lane_where_the_lesson_creates_it(record):
+    """greenlet-eat-play as the lesson has it: play is created and never switched to; its lane is opened
+    at `p = greenlet(play)` (not at its def), and it never runs."""
+    tl = record("greenlet-eat-play", sleep=0.05)
+    assert tl.complete and tl.footer.exit_code == 0
+    lanes = {lane.name: lane for lane in tl.lanes}
+    opens = {tl.lanes[e.lane].name: e for e in events(tl, "open")}
+    assert opens["eat"].where == "greenlet_eat_play.py:57" and opens["play"].where == "greenlet_eat_play.py:58"
+    assert opens["play"].cause == tl.lanes[0].id, "created by the main greenlet"
+    assert lanes["play"].kind == "greenlet" and lanes["play"].tid == tl.lanes[0].tid
+    assert not [e for e in events(tl, "run") if e.lane == lanes["play"].id]
+    assert tl.state_at(lanes["play"].id, tl.t_end)[0] == 0, "not started, to the end"
+    from concurview.trace.lints import lints
+
+    assert [lint.lane for lint in lints(tl) if lint.rule == "never-switched-to"] == [lanes["play"].id]
+
+
+def test_the_creation_hook_is_invisible_to_the_program(tmp_path):
+    """The type, its __init__, isinstance, getcurrent(), subclasses and gevent are what they are untraced;
+    a greenlet made by a subclass's own __init__ gets its lane too."""
+    tl = record_program(tmp_path, """
+        import greenlet
+        from greenlet import greenlet as G, getcurrent
+
+        def work():
+            return 1
+
+        g = G(work)
+        print(type(g) is G, isinstance(getcurrent(), G), type(getcurrent()) is G)
+        print(G.__init__ is greenlet.greenlet.__dict__["__init__"], type(G.__init__).__name__)
+
+        class Mine(G):
+            def __init__(self):
+                super().__init__(work)
+
+        class Plain(G):
+            pass
+
+        m, p = Mine(), Plain(work)
+        print(type(m) is Mine, isinstance(m, G), m.switch(), p.switch(), g.switch())
+
+        import gevent
+        print(gevent.spawn(work).get())
+    """)
+    assert tl.complete and tl.footer.exit_code == 0
+    assert [e.text for e in tl.logs()] == ["True True True", "True wrapper_descriptor", "True True 1 1 1", "1"]
+    names = [lane.name for lane in tl.lanes if lane.kind == "greenlet"]
+    assert names[:3] == ["work", "work-2", "work-3"], names
+    opens = [e.where for e in events(tl, "open") if tl.lanes[e.lane].name in ("work", "work-2", "work-3")]
+    assert opens == ["prog.py:8", "prog.py:19", "prog.py:19"]
