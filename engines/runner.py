@@ -336,11 +336,13 @@ class Batch:
         return self.columns.events(self.seq0)
 
     @classmethod
-    def from_events(cls, lanes: list[Lane], events: list[Event], dropped: int = 0) -> Batch:
-        """A batch of Event records (runs made up by tests and tools)."""
+    def from_events(cls, lanes: list[Lane], events: list[Event], dropped: int = 0, strings=None) -> Batch:
+        """A batch of Event records (runs made up by tests and tools). Batches of one run share `strings`
+        (a StringTable), as a real run's do: the app joins batches that queued up into one."""
         from ..trace.columns import Columns, StringTable
 
-        return cls(lanes, Columns.from_events(events, StringTable()), dropped, events[0].seq if events else 0)
+        table = StringTable() if strings is None else strings
+        return cls(lanes, Columns.from_events(events, table), dropped, events[0].seq if events else 0)
 
 
 class Run:

@@ -547,3 +547,19 @@ async def test_arrows_edit_a_parameter_field_and_step_everywhere_else(replays):
         app.query_one("#source").focus()  # a pane has the focus: the arrows still step
         await pilot.press("right")
         assert app.cursor.switch == 2
+
+
+async def test_batches_that_queue_up_are_taken_together_with_their_strings(replays):
+    """A flood queues batches faster than the app takes them: joined into one, their texts stay right."""
+    runner = replays("socket-echo-gevent", parts=6)
+    app = make_app(scenario="socket-echo-gevent", runner=runner)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: runner.runs)
+        run = runner.runs[0]
+        run.release(len(run.batches))  # all at once: the feed thread queues them before the app looks
+        await wait_for(pilot, lambda: app.current_run is None)
+        tl = app.timeline
+        expected = [e for batch in run.batches for e in batch]
+        assert tl.n_events == len(expected)
+        assert [tl.event(i).text for i in range(tl.n_events)] == [e.text for e in expected]
+        assert [tl.event(i).reason for i in range(tl.n_events)] == [e.reason for e in expected]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from concurview.trace.events import Footer
 from concurview.engines.runner import Batch, Target
+from concurview.trace.columns import StringTable
 from concurview.trace.tracefile import TraceReader
 
 TRACES = Path(__file__).resolve().parent.parent / "traces"
@@ -48,6 +49,7 @@ class ReplayRun:
         self.lanes = lanes
         self.stop_reason: str | None = None
         self._gate = threading.Semaphore(0)
+        self._strings = StringTable()  # one for the run, as a real run's merger keeps
         self.sent = 0
 
     def release(self, n: int = 1) -> None:
@@ -63,7 +65,8 @@ class ReplayRun:
             self._gate.acquire()
             if self.stop_reason is not None:
                 return
-            yield Batch.from_events(self.lanes if i == 0 else [], events, 0)  # every lane up front: ids stay dense
+            # every lane up front: ids stay dense
+            yield Batch.from_events(self.lanes if i == 0 else [], events, 0, self._strings)
             self.sent = i + 1
 
     def footer(self) -> Footer:
