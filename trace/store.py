@@ -1796,3 +1796,245 @@ def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width
         dominant[:, past] = np.where(last == DONE, DONE, NONE).astype(np.uint8)[:, None]
     dominant[~has] = NONE
     return dominant
+
+
+# -- families and filters: queries for folding the diagram (read-only; each a few numpy passes) --------
+
+# One family: the same kind and the same name but for its numbers (handle, handle-2, conn-7): the rule
+# the recorder's lane cap (CONCURVIEW_MAX_LANES, engines/recorder.py) uses.
+_NUMBERED = re.compile(r"-\d+$|\d+")
+_DIGITS = re.compile(r"\d+")
+DENSITY_SAMPLES = 4096  # a family's counts are kept at this many instants over the trace (coarse windows)
+EXACT_MEMBERS = 400  # a zoomed window asks each member present in it, up to this many; past it: the samples
+_ALIVE_FOREVER = np.iinfo(np.int64).max
+
+
+class _Families:
+    """Family codes of the lanes seen so far (grown as lanes arrive: a name is read once)."""
+
+    __slots__ = ("upto", "codes", "keys", "code_of", "labels")
+
+    def __init__(self) -> None:
+        self.upto = 0
+        self.codes = np.zeros(0, dtype=np.int32)
+        self.keys: list[tuple[str, str]] = []
+        self.code_of: dict[tuple[str, str], int] = {}
+        self.labels: list[str] = []
+
+
+def lane_families(tl: Timeline) -> tuple[np.ndarray, list[str]]:
+    """(family code of each lane, each family's label): lanes of one kind whose names differ only in
+    their numbers share a code; the label is the first member's name with its numbers as `N`."""
+    fam = tl._view_cache.get("families")
+    if fam is None:
+        fam = _Families()
+        tl._view_cache["families"] = (0, fam)
+    else:
+        fam = fam[1]
+    n = len(tl.lanes)
+    if fam.upto < n:
+        codes_k, kinds = tl.lanes.kind_codes()
+        new = np.empty(n - fam.upto, dtype=np.int32)
+        code_of, keys = fam.code_of, fam.keys
+        for j, i in enumerate(range(fam.upto, n)):
+            name = tl.lanes.name(i)
+            key = (kinds[int(codes_k[i])], _NUMBERED.sub("", name))
+            code = code_of.get(key)
+            if code is None:
+                code = code_of[key] = len(keys)
+                keys.append(key)
+                fam.labels.append(_DIGITS.sub("N", name))
+            new[j] = code
+        fam.codes = np.concatenate([fam.codes, new])
+        fam.upto = n
+    return fam.codes, fam.labels
+
+
+def lane_lifetimes(tl: Timeline) -> tuple[np.ndarray, np.ndarray]:
+    """(first change, end) of each lane as times: the end is its `close` (a lane not closed yet, or with
+    no change at all: never ends; one without a change starts never). From the change index."""
+    def build():
+        if tl._index_upto != tl._t.n or len(tl._index_start) != len(tl.lanes) + 1:
+            tl._build_index()
+        start, ev = tl._index_start, tl._index_ev
+        n = len(tl.lanes)
+        first = np.full(n, _ALIVE_FOREVER, dtype=np.int64)
+        end = np.full(n, _ALIVE_FOREVER, dtype=np.int64)
+        has = start[1:] > start[:-1]
+        if has.any():
+            lo, hi = ev[start[:-1][has]], ev[start[1:][has] - 1]
+            first[has] = tl._t.a[lo]
+            done = _KIND_TO_STATE[tl._kind.a[hi]] == DONE
+            end[np.flatnonzero(has)[done]] = tl._t.a[hi][done]
+        return first, end
+    return tl._cached("lane_lifetimes", tl._t.n, build)
+
+
+class FamilyDensity:
+    """How many members of each big family are in each state at DENSITY_SAMPLES instants over the trace
+    (counts: families x states x samples, int32; ~100 KB a family), built in one pass over the change
+    index a chunk of lanes at a time."""
+
+    def __init__(self, tl: Timeline, families: np.ndarray) -> None:
+        codes, _labels = lane_families(tl)
+        self.families = families
+        row_of = np.full(len(_labels) + 1, -1, dtype=np.int64)
+        row_of[families] = np.arange(len(families))
+        lo, hi = tl.t_first, max(tl.t_end, tl.t_first + 1)
+        self.times = np.linspace(lo, hi, DENSITY_SAMPLES).astype(np.int64)
+        b = DENSITY_SAMPLES + 1
+        size = len(families) * _N_STATES * b
+        diff = np.zeros(size, dtype=np.int64)
+        t_end = max(tl.t_end, hi)
+        for lane, t, state, _start, _ev, _l0 in tl.change_chunks():
+            rows = row_of[codes[lane]]
+            keep = rows >= 0
+            if not keep.any():
+                continue
+            # Each change holds until the lane's next one (its last: until the end of the trace).
+            nxt = np.empty_like(t)
+            nxt[:-1] = t[1:]
+            last = np.ones(len(t), dtype=bool)
+            last[:-1] = lane[1:] != lane[:-1]
+            nxt[last] = t_end
+            keep &= state != DONE
+            rows, t, nxt, state = rows[keep], t[keep], nxt[keep], state[keep].astype(np.int64)
+            base = (rows * _N_STATES + state) * b
+            a = np.searchsorted(self.times, t, side="left")
+            z = np.searchsorted(self.times, nxt, side="left")
+            diff += np.bincount(base + a, minlength=size)
+            diff -= np.bincount(base + z, minlength=size)
+        self.counts = np.cumsum(diff.reshape(len(families), _N_STATES, b), axis=2)[:, :, :-1].astype(np.int32)
+
+    def row(self, family: int) -> int | None:
+        hits = np.flatnonzero(self.families == family)
+        return int(hits[0]) if len(hits) else None
+
+
+def family_density(tl: Timeline, families: Sequence[int]) -> FamilyDensity:
+    """The densities of these families, cached while the trace holds the same events (a live run's
+    is rebuilt at most when it has grown a quarter, or 64k events, since)."""
+    want = np.unique(np.asarray(list(families), dtype=np.int64))
+    hit = tl._view_cache.get("family_density")
+    n = tl._t.n
+    if hit is not None:
+        built_n, dens = hit
+        fresh = built_n == n or (n - built_n <= max(1 << 16, built_n // 4) and not tl.complete)
+        if fresh and np.isin(want, dens.families).all():
+            return dens
+        want = np.union1d(want, dens.families) if fresh else want
+    dens = FamilyDensity(tl, want)
+    tl._view_cache["family_density"] = (n, dens)
+    return dens
+
+
+def family_states(tl: Timeline, family: int, members: np.ndarray, t0: int, t1: int,
+                  width: int) -> np.ndarray:
+    """(states x width) how many of `members` (one family's lanes) are in each state in each of `width`
+    equal cells of [t0, t1): the mean over the family's samples in a cell; a window too narrow for
+    them asks each member present at the cells' middles (up to EXACT_MEMBERS of them)."""
+    out = np.zeros((_N_STATES, max(width, 0)), dtype=np.float64)
+    if width <= 0 or t1 <= t0 or not len(members):
+        return out
+    edges = np.linspace(t0, t1, width + 1)
+    first, end = lane_lifetimes(tl)
+    dens = family_density(tl, [family])
+    times = dens.times
+    cuts = np.searchsorted(times, edges, side="left")
+    per_cell = np.diff(cuts)
+    if per_cell.min() >= 1:
+        counts = dens.counts[dens.row(family)]
+        sums = np.add.reduceat(counts, cuts[:-1], axis=1) if cuts[-2] < len(times) else None
+        if sums is not None:
+            out[:] = sums / per_cell
+            return _without(out, tl, members, family, dens)
+    alive = members[(first[members] < t1) & (end[members] > t0)]
+    mids = ((edges[:-1] + edges[1:]) / 2).astype(np.int64)
+    if len(alive) <= EXACT_MEMBERS:
+        for lane in alive.tolist():
+            st = tl.states_at(lane, mids)
+            out[st, np.arange(width)] += 1
+        out[NONE] = 0
+        return out
+    near = np.clip(np.searchsorted(times, mids, side="left"), 0, len(times) - 1)
+    out[:] = dens.counts[dens.row(family)][:, near]
+    return _without(out, tl, members, family, dens)
+
+
+def _without(out: np.ndarray, tl: Timeline, members: np.ndarray, family: int, dens: FamilyDensity) -> np.ndarray:
+    """The density counts every lane of the family; a filter may have left some out: scale to those shown."""
+    codes, _ = lane_families(tl)
+    total = int(np.count_nonzero(codes == family))
+    if total and len(members) < total:
+        out *= len(members) / total
+    return out
+
+
+def family_counts_at(tl: Timeline, members: np.ndarray, t: int) -> np.ndarray:
+    """How many of `members` are in each state at time t (exact: each member present then is asked;
+    past EXACT_MEMBERS * 10 of them, the nearest density sample, scaled)."""
+    out = np.zeros(_N_STATES, dtype=np.int64)
+    if not len(members):
+        return out
+    first, end = lane_lifetimes(tl)
+    alive = members[(first[members] <= t) & (end[members] > t)]
+    out[DONE] = int(np.count_nonzero(end[members] <= t))
+    if len(alive) <= EXACT_MEMBERS * 10:
+        for lane in alive.tolist():
+            out[tl.state_at(lane, t)[0]] += 1
+        return out
+    codes, _ = lane_families(tl)
+    family = int(codes[members[0]])
+    dens = family_density(tl, [family])
+    k = min(int(np.searchsorted(dens.times, t, side="left")), len(dens.times) - 1)
+    share = dens.counts[dens.row(family)][:, k].astype(np.float64)
+    if share.sum():
+        out[:] = np.rint(share * len(alive) / share.sum()).astype(np.int64)
+    out[DONE] = int(np.count_nonzero(end[members] <= t))
+    return out
+
+
+def lanes_in_state(tl: Timeline, candidates: np.ndarray, t: int, states: Sequence[int]) -> np.ndarray:
+    """Per lane (bool, all lanes): among `candidates` (bool), those in one of `states` at time t. Only the
+    lanes present at t are asked (a lane not started is NONE, a closed one DONE)."""
+    first, end = lane_lifetimes(tl)
+    out = np.zeros(len(tl.lanes), dtype=bool)
+    want = set(states)
+    if NONE in want:
+        out |= candidates & (first > t)
+    if DONE in want:
+        out |= candidates & (end <= t)
+    alive = np.flatnonzero(candidates & (first <= t) & (end > t))
+    for lane in alive.tolist():
+        if tl.state_at(lane, t)[0] in want:
+            out[lane] = True
+    return out
+
+
+def lanes_that_waited(tl: Timeline, query: str) -> np.ndarray:
+    """Per lane (bool): whether it ever waited (or blocked) on a reason holding `query` (any case). The
+    distinct reasons are matched once each, then the events by their interned detail, a chunk at a time."""
+    q = query.lower()
+    out = np.zeros(len(tl.lanes), dtype=bool)
+    hit = {i for i in {r for r, _w, _c in tl._details} if (text := tl._str(i)) and q in text.lower()}
+    if not hit:
+        return out
+    wanted = np.zeros(len(tl._details), dtype=bool)
+    wanted[[d for d, (reason, _w, _c) in enumerate(tl._details) if reason in hit]] = True
+    kind_ok = np.zeros(256, dtype=bool)
+    kind_ok[[KIND_CODE["wait"], KIND_CODE["block"]]] = True
+    n = tl._t.n
+    for lo in range(0, n, _CHUNK_EVENTS):
+        hi = min(n, lo + _CHUNK_EVENTS)
+        mask = wanted[tl._detail.a[lo:hi]] & kind_ok[tl._kind.a[lo:hi]]
+        out[tl._lane.a[lo:hi][mask]] = True
+    return out
+
+
+def lane_tree_arrays(tl: Timeline) -> tuple[np.ndarray, np.ndarray]:
+    """lane_tree() as two int32 arrays (lane, depth), made once per lane count."""
+    def build():
+        tree = tl.lane_tree()
+        arr = np.array(tree, dtype=np.int32).reshape(-1, 2)
+        return arr[:, 0].copy(), arr[:, 1].copy()
+    return tl._cached("lane_tree_arrays", len(tl.lanes), build)
