@@ -428,6 +428,14 @@ class LaneTable(Sequence):
             out[i] = odd.parent
         return out
 
+    def name_lengths(self) -> np.ndarray:
+        """Each name's length in UTF-8 bytes (a label's width, without reading a name)."""
+        ends = self._name_end.view()
+        out = np.diff(ends, prepend=0)
+        for i, odd in self._odd.items():
+            out[i] = len(odd.name.encode("utf-8", "surrogatepass"))
+        return out
+
     def nbytes(self) -> int:
         return (self._kind.nbytes() + self._parent.nbytes() + self._place.nbytes() + self._name_end.nbytes()
                 + len(self._names))
@@ -1948,15 +1956,25 @@ def family_states(tl: Timeline, family: int, members: np.ndarray, t0: int, t1: i
         if sums is not None:
             out[:] = sums / per_cell
             return _without(out, tl, members, family, dens)
-    alive = members[(first[members] < t1) & (end[members] > t0)]
-    mids = ((edges[:-1] + edges[1:]) / 2).astype(np.int64)
+    return family_states_at(tl, family, members, ((edges[:-1] + edges[1:]) / 2).astype(np.int64))
+
+
+def family_states_at(tl: Timeline, family: int, members: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """(states x len(times)) how many of `members` are in each state at each of `times` (sorted): each
+    member present in their span asked, up to EXACT_MEMBERS; past that, the family's nearest samples."""
+    out = np.zeros((_N_STATES, len(times)), dtype=np.float64)
+    if not len(times) or not len(members):
+        return out
+    first, end = lane_lifetimes(tl)
+    alive = members[(first[members] <= times[-1]) & (end[members] > times[0])]
     if len(alive) <= EXACT_MEMBERS:
+        cols = np.arange(len(times))
         for lane in alive.tolist():
-            st = tl.states_at(lane, mids)
-            out[st, np.arange(width)] += 1
+            out[tl.states_at(lane, times), cols] += 1
         out[NONE] = 0
         return out
-    near = np.clip(np.searchsorted(times, mids, side="left"), 0, len(times) - 1)
+    dens = family_density(tl, [family])
+    near = np.clip(np.searchsorted(dens.times, times, side="left"), 0, len(dens.times) - 1)
     out[:] = dens.counts[dens.row(family)][:, near]
     return _without(out, tl, members, family, dens)
 
