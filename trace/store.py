@@ -429,11 +429,15 @@ class LaneTable(Sequence):
         return out
 
     def name_lengths(self) -> np.ndarray:
-        """Each name's length in UTF-8 bytes (a label's width, without reading a name)."""
+        """Each name's length in characters (len(name), without reading a name: its UTF-8 bytes less the
+        continuation bytes)."""
         ends = self._name_end.view()
-        out = np.diff(ends, prepend=0)
+        blob = np.frombuffer(self._names, dtype=np.uint8)
+        starts = np.concatenate(([0], ends[:-1])) if len(ends) else ends
+        lead = np.concatenate(([0], np.cumsum((blob & 0xC0) != 0x80)))
+        out = lead[ends] - lead[starts]
         for i, odd in self._odd.items():
-            out[i] = len(odd.name.encode("utf-8", "surrogatepass"))
+            out[i] = len(odd.name)
         return out
 
     def nbytes(self) -> int:
@@ -1860,12 +1864,11 @@ def lane_families(tl: Timeline) -> tuple[np.ndarray, list[str]]:
 
 def lane_lifetimes(tl: Timeline) -> tuple[np.ndarray, np.ndarray]:
     """(first change, end) of each lane as times: the end is its `close` (a lane not closed yet, or with
-    no change at all: never ends; one without a change starts never). From the change index."""
-    def build():
-        if tl._index_upto != tl._t.n or len(tl._index_start) != len(tl.lanes) + 1:
-            tl._build_index()
+    no change at all: never ends; one without a change starts never). From the change index, plus the
+    few events that came since it was built (a live run does not rebuild it per batch)."""
+    def base():
         start, ev = tl._index_start, tl._index_ev
-        n = len(tl.lanes)
+        n = len(start) - 1
         first = np.full(n, _ALIVE_FOREVER, dtype=np.int64)
         end = np.full(n, _ALIVE_FOREVER, dtype=np.int64)
         has = start[1:] > start[:-1]
@@ -1874,6 +1877,27 @@ def lane_lifetimes(tl: Timeline) -> tuple[np.ndarray, np.ndarray]:
             first[has] = tl._t.a[lo]
             done = _KIND_TO_STATE[tl._kind.a[hi]] == DONE
             end[np.flatnonzero(has)[done]] = tl._t.a[hi][done]
+        return first, end
+
+    def build():
+        n = tl._t.n
+        if n - tl._index_upto > max(1 << 16, tl._index_upto // 4) or not tl._index_upto and n:
+            tl._build_index()
+        first0, end0 = tl._cached("lane_lifetimes_base", tl._index_upto, base)
+        m = len(tl.lanes)
+        first = np.full(m, _ALIVE_FOREVER, dtype=np.int64)
+        end = np.full(m, _ALIVE_FOREVER, dtype=np.int64)
+        first[:len(first0)], end[:len(end0)] = first0[:m], end0[:m]
+        upto = tl._index_upto
+        if upto < n:
+            kinds = tl._kind.a[upto:n]
+            at = np.flatnonzero(_CHANGES[kinds])
+            lanes, times = tl._lane.a[upto:n][at].astype(np.int64), tl._t.a[upto:n][at]
+            if len(at):
+                new, idx = np.unique(lanes, return_index=True)
+                first[new] = np.minimum(first[new], times[idx])
+                closed = _KIND_TO_STATE[kinds[at]] == DONE
+                end[lanes[closed]] = times[closed]
         return first, end
     return tl._cached("lane_lifetimes", tl._t.n, build)
 

@@ -111,8 +111,8 @@ class ConcurviewApp(RunControl, App[int]):
         Binding("s", "stop", "stop"),
         Binding("e", "export", "export"),
         Binding("slash", "find", "find", key_display="/"),
-        Binding("f", "fold", "fold"),
-        Binding("l", "filter", "filter"),
+        Binding("f", "fold", "fold", show=False),  # in the ? help and the palette; the footer is full
+        Binding("l", "filter", "filter", show=False),
         Binding("escape", "clear_filter", "clear filter", show=False),
         Binding("w", "warnings", "warnings", show=False),  # the status line says "N warnings (w)" when there are
         Binding("p", "toggle_picker", "picker", show=False),

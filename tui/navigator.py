@@ -336,7 +336,8 @@ class Navigator:
             self._shown_key, self._shown = None, None
             return None
         t = None if self.cursor is None else self.cursor.t
-        key = (id(tl), len(tl.lanes), tl.n_events, f, t if f.needs_cursor else None)
+        grows = bool(f.waited or f.states)  # a name or kind does not change as events arrive
+        key = (id(tl), len(tl.lanes), tl.n_events if grows else 0, f, t if f.needs_cursor else None)
         if key != self._shown_key:
             self._shown = f.mask(tl, t)
             self._shown_key = key
