@@ -266,7 +266,9 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
                 folded = rows.family >= 0
                 if folded.any():
                     fam = rows.family[folded]
-                    lengths[folded] = [len(rows.labels[f]) + len(str(int(rows.sizes[f]))) + 4 for f in fam.tolist()]
+                    depth = rows.depth[folded].tolist()
+                    lengths[folded] = [len(rows.labels[f]) + len(str(int(rows.sizes[f]))) + 5 + 2 * d
+                                       for f, d in zip(fam.tolist(), depth)]
                 need = int(lengths.max())
             need += 1 + STATE_WIDTH
             self._label_width = max(min(need, 40, width // 3), min(8, width))
