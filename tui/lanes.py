@@ -194,6 +194,8 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         self._frame_key = None  # rows are cached by number: another list, other numbers
         self._drawn_labels.clear()
         self._update_virtual_size()
+        # Unfolding, folding or filtering moves the selected lane's row: keep it in view once laid out.
+        self.call_after_refresh(self.scroll_to_lane, self.selected)
 
     def watch_selected(self, old: int | None, new: int | None) -> None:
         self._refresh_lane_rows(old, new)

@@ -305,7 +305,7 @@ class Navigator:
 
     def lane_on_row(self, row: int) -> int:
         """The lane selecting row `row` selects: a lane row's lane; on a folded family's row, the member that
-        ran at the cursor's switch if one did, else the first member."""
+        ran at the cursor's switch if one did, else the first member present at the cursor, else the first."""
         rows = self.rows()
         if not rows.is_family(row):
             return int(rows.lane[row])
@@ -314,6 +314,14 @@ class Navigator:
             ran = int(tl.switch_lanes()[c.switch])
             if rows.row_of(ran) == row:
                 return ran
+        if tl is not None and c is not None:
+            from ..trace.store import lane_lifetimes
+
+            first, end = lane_lifetimes(tl)
+            members = rows.members(int(rows.family[row]))
+            alive = members[(first[members] <= c.t) & (end[members] > c.t)]
+            if len(alive):
+                return int(alive[0])  # one that is there at the cursor: its line says something
         return int(rows.lane[row])
 
     # -- rows: folding and the filter ---------------------------------------------------------------

@@ -140,9 +140,9 @@ class FilterScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Label("Show only the lanes that match", classes="dialog-title")
             yield Input(self.current, placeholder="handle  kind:task  state:wait  waited:Lock", id="filter-text")
-            yield Label("every term must match: a name substring · kind:K · state:run|ready|wait|block|done "
-                        "(at the cursor) · waited:X (waited on a reason holding X) · enter applies · "
-                        "esc or empty clears", classes="dialog-hint")
+            yield Label("every term must match: a name substring · kind:K\n"
+                        "state:run|ready|wait|block|done (at the cursor) · waited:X (waited on X)\n"
+                        "enter applies · esc or an empty pattern clears", classes="dialog-hint")
 
     @on(Input.Submitted, "#filter-text")
     def _submitted(self, event: Input.Submitted) -> None:
