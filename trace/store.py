@@ -1816,8 +1816,10 @@ def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width
 # the recorder's lane cap (CONCURVIEW_MAX_LANES, engines/recorder.py) uses.
 _NUMBERED = re.compile(r"-\d+$|\d+")
 _DIGITS = re.compile(r"\d+")
-DENSITY_SAMPLES = 4096  # a family's counts are kept at this many instants over the trace (coarse windows)
-EXACT_MEMBERS = 400  # a zoomed window asks each member present in it, up to this many; past it: the samples
+DENSITY_SAMPLES = 1 << 15  # a family's counts are kept at this many instants over the trace (~800 KB a family)
+# A window narrower than the samples asks each member present in it, up to this many (a state lookup each);
+# past it the nearest samples answer (a key press must not cost a lookup per lane of a 10k-lane family).
+EXACT_MEMBERS = 64
 _ALIVE_FOREVER = np.iinfo(np.int64).max
 
 
@@ -2012,19 +2014,19 @@ def _without(out: np.ndarray, tl: Timeline, members: np.ndarray, family: int, de
     return out
 
 
-def family_counts_at(tl: Timeline, members: np.ndarray, t: int) -> np.ndarray:
-    """How many of `members` are in each state at time t (exact: each member present then is asked;
-    past EXACT_MEMBERS * 10 of them, the nearest density sample, scaled)."""
+def family_counts_at(tl: Timeline, members: np.ndarray, t: int) -> tuple[np.ndarray, bool]:
+    """(how many of `members` are in each state at time t, exact): each member present then is asked, up to
+    EXACT_MEMBERS * 4 of them; past that the nearest density sample, scaled to those present (not exact)."""
     out = np.zeros(_N_STATES, dtype=np.int64)
     if not len(members):
-        return out
+        return out, True
     first, end = lane_lifetimes(tl)
     alive = members[(first[members] <= t) & (end[members] > t)]
     out[DONE] = int(np.count_nonzero(end[members] <= t))
-    if len(alive) <= EXACT_MEMBERS * 10:
+    if len(alive) <= EXACT_MEMBERS * 4:
         for lane in alive.tolist():
             out[tl.state_at(lane, t)[0]] += 1
-        return out
+        return out, True
     codes, _ = lane_families(tl)
     family = int(codes[members[0]])
     dens = family_density(tl, [family])
@@ -2033,7 +2035,7 @@ def family_counts_at(tl: Timeline, members: np.ndarray, t: int) -> np.ndarray:
     if share.sum():
         out[:] = np.rint(share * len(alive) / share.sum()).astype(np.int64)
     out[DONE] = int(np.count_nonzero(end[members] <= t))
-    return out
+    return out, False
 
 
 def lanes_in_state(tl: Timeline, candidates: np.ndarray, t: int, states: Sequence[int]) -> np.ndarray:

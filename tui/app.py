@@ -637,11 +637,12 @@ class ConcurviewApp(RunControl, App[int]):
             from ..trace.store import family_counts_at
 
             family = int(rows.family[row])
-            counts = family_counts_at(tl, rows.members(family), self.cursor.t)
+            counts, exact = family_counts_at(tl, rows.members(family), self.cursor.t)
             busy = int(counts[RUNNING] + counts[READY_S])
             kind = tl.lanes[int(rows.lane[row])].kind
+            about = "" if exact else "≈"  # many present at once: the family's nearest sample, scaled
             text += (f" · {int(rows.sizes[family])} {clean(rows.labels[family], one_line=True)} {kind}s: "
-                     f"{busy} running-ready, {int(counts[WAITING])} waiting")
+                     f"{about}{busy} running-ready, {about}{int(counts[WAITING])} waiting")
             if counts[BLOCKING]:
                 text += f", {int(counts[BLOCKING])} blocking"
         return text

@@ -594,20 +594,20 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         A run far shorter than a cell (a task that starts, then sleeps) would vanish
         under the dominant state; `▌` keeps it visible.
         """
-        cells = self._runs_in_cells(tl, plot_width)
-        if cells is None:
+        ran = self._runs_in_cells(tl, plot_width)
+        if ran is None:
             return None
-        lo, hi = np.searchsorted(cells, [lane * plot_width, (lane + 1) * plot_width])
-        if lo == hi:
+        row = ran[0].get(lane)
+        if row is None or not ran[1][row].any():
             return None
-        out = np.zeros(plot_width, dtype=bool)
-        out[cells[lo:hi] - lane * plot_width] = True
-        return out
+        return ran[1][row]
 
-    def _runs_in_cells(self, tl: Timeline, plot_width: int) -> np.ndarray | None:
-        """The cells (lane * width + column, sorted, unique) where a lane was switched in (time axis; once
-        per frame): the switches in the window, not lanes x columns (a real trace has thousands of lanes)."""
-        if self._ran is not None:
+    def _runs_in_cells(self, tl: Timeline, plot_width: int) -> tuple[dict[int, int], np.ndarray] | None:
+        """({lane: row}, rows x columns True where that lane was switched in during the cell) for the lanes on
+        screen (time axis; once per frame and scroll position): a gather over the window's switches, never
+        an array a lane of the trace (a real trace has thousands of lanes)."""
+        top = int(self.scroll_offset.y)
+        if self._ran is not None and self._ran_key == top:
             return self._ran
         n = tl.n_switches
         if n == 0 or plot_width <= 0:
@@ -619,9 +619,23 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         w = self.window
         t0, t1 = int(w.start), max(int(w.end), int(w.start) + 1)
         a, b = np.searchsorted(times, [t0, t1], side="left")
-        cols = ((times[a:b] - t0) * plot_width) // (t1 - t0)
-        cells = tl.switch_lanes()[a:b].astype(np.int64) * plot_width + cols
-        self._ran = np.unique(cells)
+        rows = self._rows()
+        visible = range(top, min(top + self.scrollable_content_region.height, len(rows)))
+        lanes = [int(rows.lane[r]) for r in visible if not rows.is_family(r)]
+        slot = {lane: i for i, lane in enumerate(lanes)}
+        ran = np.zeros((max(len(lanes), 1), plot_width), dtype=bool)
+        if lanes:
+            # The window's switches whose lane is on screen: a bisection per lane of the screen would need a
+            # per-lane switch index; a lookup table over the lanes shown, gathered, costs one pass.
+            lookup = np.full(max(lanes) + 1, -1, dtype=np.int64)
+            lookup[lanes] = np.arange(len(lanes))
+            sl = tl.switch_lanes()[a:b].astype(np.int64)
+            inside = sl < len(lookup)
+            which = np.where(inside, lookup[np.minimum(sl, len(lookup) - 1)], -1)
+            hit = which >= 0
+            cols = ((times[a:b][hit] - t0) * plot_width) // (t1 - t0)
+            ran[which[hit], np.clip(cols, 0, plot_width - 1)] = True
+        self._ran, self._ran_key = (slot, ran), top
         return self._ran
 
     def _switch_states(self, tl: Timeline, lanes: list[int], plot_width: int) -> np.ndarray:
