@@ -2016,14 +2016,14 @@ def _without(out: np.ndarray, tl: Timeline, members: np.ndarray, family: int, de
 
 def family_counts_at(tl: Timeline, members: np.ndarray, t: int) -> tuple[np.ndarray, bool]:
     """(how many of `members` are in each state at time t, exact): each member present then is asked, up to
-    EXACT_MEMBERS * 4 of them; past that the nearest density sample, scaled to those present (not exact)."""
+    EXACT_MEMBERS of them; past that the nearest density sample, scaled to those present (not exact)."""
     out = np.zeros(_N_STATES, dtype=np.int64)
     if not len(members):
         return out, True
     first, end = lane_lifetimes(tl)
     alive = members[(first[members] <= t) & (end[members] > t)]
     out[DONE] = int(np.count_nonzero(end[members] <= t))
-    if len(alive) <= EXACT_MEMBERS * 4:
+    if len(alive) <= EXACT_MEMBERS:
         for lane in alive.tolist():
             out[tl.state_at(lane, t)[0]] += 1
         return out, True

@@ -190,12 +190,14 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         self.refresh(ruler, *self._changed_labels())  # one call: each costs a walk of the widget's geometry
         self._place_cursor()
 
-    def watch_rows(self) -> None:
+    def watch_rows(self, old: Rows | None, new: Rows | None) -> None:
         self._frame_key = None  # rows are cached by number: another list, other numbers
         self._drawn_labels.clear()
         self._update_virtual_size()
-        # Unfolding, folding or filtering moves the selected lane's row: keep it in view once laid out.
-        self.call_after_refresh(self.scroll_to_lane, self.selected)
+        # Unfolding, folding or filtering moves the selected lane's row: keep it in view once laid out (not
+        # when lanes only arrive: a live run must not pull the view back while the user scrolls).
+        if old is None or new is None or old.row_of(self.selected) != new.row_of(self.selected):
+            self.call_after_refresh(self.scroll_to_lane, self.selected)
 
     def watch_selected(self, old: int | None, new: int | None) -> None:
         self._refresh_lane_rows(old, new)
