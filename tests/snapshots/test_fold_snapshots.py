@@ -40,8 +40,8 @@ def test_folded_families(snap_compare):
 
 def test_folded_family_selected(snap_compare):
     """The requests' family row selected (▸, highlighted); the status line counts its members at the cursor:
-    "46 handle_request-N tasks: N running-ready, N waiting"."""
-    assert snap_compare(app(), terminal_size=SIZE, run_before=middle_then("down", "down", "down"))
+    "46 handle_request-N tasks: N running-ready, N waiting" (200 columns: the status line's end shows)."""
+    assert snap_compare(app(), terminal_size=(200, 34), run_before=middle_then("down", "down", "down"))
 
 
 def test_unfolded_family(snap_compare):

@@ -117,3 +117,23 @@ async def test_a_bad_filter_term_says_so_and_keeps_the_lanes():
 def test_the_help_lists_the_new_keys():
     keys = dict(KEYS)
     assert "f" in keys and "l" in keys and "fold" in keys["f"] and "filter" in keys["l"]
+
+
+async def test_a_step_reads_the_lanes_on_screen_not_every_lane(monkeypatch):
+    """Work per key depends on what is on screen: ten steps over a trace of 113 lanes folded into 4 rows build
+    a few Lane records per step (labels, the explanation), never one per lane of the trace."""
+    from concurview.trace.store import LaneTable
+
+    app = make_app(trace=trace("many-tasks"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.goto_switch(app.timeline.n_switches // 2)
+        await pilot.pause()
+        built = []
+        original = LaneTable._get
+        monkeypatch.setattr(LaneTable, "_get", lambda self, i: built.append(i) or original(self, i))
+        for _ in range(10):
+            await pilot.press("right")
+            await pilot.pause()
+        assert len(app.timeline.lanes) == 113 and len(app.nav.rows()) == 4
+        assert len(built) < 10 * 30, f"{len(built)} Lane records for 10 steps"
