@@ -933,11 +933,11 @@ class Timeline:
 
     def switch_index_at(self, t: int) -> int:
         """The last switch at or before t (-1 if none)."""
-        sw = self._switches.view()
-        return int(np.searchsorted(self._t.a[sw], t, side="right")) - 1
+        return int(np.searchsorted(self.switch_times(), t, side="right")) - 1
 
     def switch_times(self) -> np.ndarray:
-        return self._t.a[self._switches.view()]
+        """The time of each switch, in switch order (gathered once per switch count: a step asks it twice)."""
+        return self._cached("switch_times", self._switches.n, lambda: self._t.a[self._switches.view()])
 
     def switches_clustered(self, share: float = 0.02) -> bool:
         """Whether the middle 80% of the switches happen within `share` of the trace's duration:
@@ -1032,7 +1032,7 @@ class Timeline:
     def switch_position(self, i: int) -> int:
         """How many switches come at or before event i, in time order (equal times: event order)."""
         sw = self._switches.view()
-        times = self._t.a[sw]
+        times = self.switch_times()
         t = self._t.a[i]
         lo = int(np.searchsorted(times, t, side="left"))
         hi = int(np.searchsorted(times, t, side="right"))
@@ -1147,7 +1147,9 @@ class Timeline:
 
     def event_text(self, i: int) -> str | None:
         at = self._text_at.view()
-        j = int(np.searchsorted(at, i))
+        # The key in the column's own type: a Python int makes numpy convert the whole column first (40 us a
+        # call at 100k texts: the output pane's index of a 1M-event trace took seconds).
+        j = int(at.searchsorted(at.dtype.type(i))) if 0 <= i <= np.iinfo(at.dtype).max else len(at)
         return self._texts[int(self._text_id.a[j])] if j < len(at) and at[j] == i else None
 
     # -- summary -------------------------------------------------------------------------
@@ -1816,7 +1818,9 @@ def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width
 # the recorder's lane cap (CONCURVIEW_MAX_LANES, engines/recorder.py) uses.
 _NUMBERED = re.compile(r"-\d+$|\d+")
 _DIGITS = re.compile(r"\d+")
-DENSITY_SAMPLES = 1 << 15  # a family's counts are kept at this many instants over the trace (~800 KB a family)
+DENSITY_SAMPLES = 1 << 14  # a family's counts are kept at this many instants over the trace (~400 KB a family)
+DENSITY_FAMILIES = 32  # built together in one pass: the largest families of DENSITY_MIN lanes or more
+DENSITY_MIN = 8
 # A window narrower than the samples asks each member present in it, up to this many (a state lookup each);
 # past it the nearest samples answer (a key press must not cost a lookup per lane of a 10k-lane family).
 EXACT_MEMBERS = 64
@@ -1949,6 +1953,11 @@ def family_density(tl: Timeline, families: Sequence[int]) -> FamilyDensity:
     """The densities of these families, cached while the trace holds the same events (a live run's
     is rebuilt at most when it has grown a quarter, or 64k events, since)."""
     want = np.unique(np.asarray(list(families), dtype=np.int64))
+    codes, _labels = lane_families(tl)
+    sizes = np.bincount(codes, minlength=len(_labels))
+    big = np.flatnonzero(sizes >= DENSITY_MIN)
+    big = big[np.argsort(-sizes[big], kind="stable")[:DENSITY_FAMILIES]]
+    want = np.union1d(want, big)  # one pass for every family a screen is likely to fold
     hit = tl._view_cache.get("family_density")
     n = tl._t.n
     if hit is not None:
