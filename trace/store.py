@@ -1994,15 +1994,16 @@ def family_states(tl: Timeline, family: int, members: np.ndarray, t0: int, t1: i
     return family_states_at(tl, family, members, ((edges[:-1] + edges[1:]) / 2).astype(np.int64))
 
 
-def family_states_at(tl: Timeline, family: int, members: np.ndarray, times: np.ndarray) -> np.ndarray:
+def family_states_at(tl: Timeline, family: int, members: np.ndarray, times: np.ndarray,
+                     exact_up_to: int = EXACT_MEMBERS) -> np.ndarray:
     """(states x len(times)) how many of `members` are in each state at each of `times` (sorted): each
-    member present in their span asked, up to EXACT_MEMBERS; past that, the family's nearest samples."""
+    member present in their span asked, up to `exact_up_to`; past that, the family's nearest samples."""
     out = np.zeros((_N_STATES, len(times)), dtype=np.float64)
     if not len(times) or not len(members):
         return out
     first, end = lane_lifetimes(tl)
     alive = members[(first[members] <= times[-1]) & (end[members] > times[0])]
-    if len(alive) <= EXACT_MEMBERS:
+    if len(alive) <= exact_up_to:
         cols = np.arange(len(times))
         for lane in alive.tolist():
             out[tl.states_at(lane, times), cols] += 1

@@ -694,7 +694,8 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         """The state most of a folded family's members present at t are in (done: none present)."""
         from ..trace.store import family_states_at  # loaded: a timeline exists
 
-        counts = family_states_at(tl, family, rows.members(family), np.array([t], dtype=np.int64))[:, 0]
+        # A label is redrawn at every step: past a few members present, the family's nearest sample answers.
+        counts = family_states_at(tl, family, rows.members(family), np.array([t], dtype=np.int64), 16)[:, 0]
         live = counts[[RUNNING, READY_S, WAITING, BLOCKING]]
         if live.sum() < 0.5:
             return DONE if counts[DONE] >= 0.5 else NONE
