@@ -611,32 +611,28 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         top = int(self.scroll_offset.y)
         if self._ran is not None and self._ran_key == top:
             return self._ran
-        n = tl.n_switches
-        if n == 0 or plot_width <= 0:
+        if tl.n_switches == 0 or plot_width <= 0:
             return None
-        key = (id(tl), n)
-        if self._switch_times_key != key:
-            self._switch_times, self._switch_times_key = tl.switch_times(), key
-        times = self._switch_times
+        from ..trace.events import RUN
+
         w = self.window
         t0, t1 = int(w.start), max(int(w.end), int(w.start) + 1)
-        a, b = np.searchsorted(times, [t0, t1], side="left")
         rows = self._rows()
         visible = range(top, min(top + self.scrollable_content_region.height, len(rows)))
         lanes = [int(rows.lane[r]) for r in visible if not rows.is_family(r)]
         slot = {lane: i for i, lane in enumerate(lanes)}
         ran = np.zeros((max(len(lanes), 1), plot_width), dtype=bool)
-        if lanes:
-            # The window's switches whose lane is on screen: a bisection per lane of the screen would need a
-            # per-lane switch index; a lookup table over the lanes shown, gathered, costs one pass.
-            lookup = np.full(max(lanes) + 1, -1, dtype=np.int64)
-            lookup[lanes] = np.arange(len(lanes))
-            sl = tl.switch_lanes()[a:b].astype(np.int64)
-            inside = sl < len(lookup)
-            which = np.where(inside, lookup[np.minimum(sl, len(lookup) - 1)], -1)
-            hit = which >= 0
-            cols = ((times[a:b][hit] - t0) * plot_width) // (t1 - t0)
-            ran[which[hit], np.clip(cols, 0, plot_width - 1)] = True
+        kinds = tl._kind.a
+        for i, lane in enumerate(lanes):
+            # Each lane's own changes in the window (its track, made for drawing it anyway): not the window's
+            # switches of every lane, millions at 10M events.
+            tr = tl._track(lane)
+            t = tr.t.view()
+            a, b = np.searchsorted(t, [t0, t1], side="left")
+            if a == b:
+                continue
+            at = t[a:b][kinds[tr.events()[a:b]] == RUN]
+            ran[i, ((at - t0) * plot_width) // (t1 - t0)] = True
         self._ran, self._ran_key = (slot, ran), top
         return self._ran
 

@@ -412,11 +412,25 @@ class Navigator:
         assert tl is not None
         lanes = tl.switch_lanes()
         ok = rows.shown & (rows.codes == family)
+        # Windows growing from the cursor: the next member's switch is usually near, the trace long.
+        window, n = 1024, len(lanes)
         if step > 0:
-            hits = np.flatnonzero(ok[lanes[k + 1:]])
-            return k + 1 + int(hits[0]) if len(hits) else None
-        hits = np.flatnonzero(ok[lanes[:max(k, 0)]])
-        return int(hits[-1]) if len(hits) else None
+            lo = k + 1
+            while lo < n:
+                hi = min(n, lo + window)
+                hits = np.flatnonzero(ok[lanes[lo:hi]])
+                if len(hits):
+                    return lo + int(hits[0])
+                lo, window = hi, window * 4
+            return None
+        hi = max(k, 0)
+        while hi > 0:
+            lo = max(0, hi - window)
+            hits = np.flatnonzero(ok[lanes[lo:hi]])
+            if len(hits):
+                return lo + int(hits[-1])
+            hi, window = lo, window * 4
+        return None
 
     def jump(self, where: str) -> bool:
         """home end: the first / last switch; `last` during a live run follows it again."""
