@@ -1908,6 +1908,31 @@ def lane_lifetimes(tl: Timeline) -> tuple[np.ndarray, np.ndarray]:
     return tl._cached("lane_lifetimes", tl._t.n, build)
 
 
+def _family_spans(tl: Timeline) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(sizes, segment starts, first times, end times): each family's members' lifetimes sorted, family by
+    family (once per trace version), so how many are present in a span is two bisections, not a pass."""
+    def build():
+        codes, labels = lane_families(tl)
+        first, end = lane_lifetimes(tl)
+        sizes = np.bincount(codes, minlength=len(labels))
+        starts = np.concatenate(([0], np.cumsum(sizes)))
+        by_first = np.lexsort((first, codes))
+        by_end = np.lexsort((end, codes))
+        return sizes, starts, first[by_first], end[by_end]
+    return tl._cached("family_spans", (len(tl.lanes), tl._t.n), build)
+
+
+def family_present(tl: Timeline, family: int, t0: int, t1: int) -> int:
+    """How many lanes of `family` are present at some time in [t0, t1] (started by t1, not closed by t0)."""
+    sizes, starts, firsts, ends = _family_spans(tl)
+    if family >= len(sizes):
+        return 0
+    lo, hi = int(starts[family]), int(starts[family + 1])
+    started = int(np.searchsorted(firsts[lo:hi], t1, side="right"))
+    closed = int(np.searchsorted(ends[lo:hi], t0, side="right"))
+    return started - closed
+
+
 class FamilyDensity:
     """How many members of each big family are in each state at DENSITY_SAMPLES instants over the trace
     (counts: families x states x samples, int32; ~100 KB a family), built in one pass over the change
@@ -2005,9 +2030,11 @@ def family_states_at(tl: Timeline, family: int, members: np.ndarray, times: np.n
     out = np.zeros((_N_STATES, len(times)), dtype=np.float64)
     if not len(times) or not len(members):
         return out
-    first, end = lane_lifetimes(tl)
-    alive = members[(first[members] <= times[-1]) & (end[members] > times[0])]
-    if len(alive) <= exact_up_to:
+    alive = None
+    if family_present(tl, family, int(times[0]), int(times[-1])) <= exact_up_to:
+        first, end = lane_lifetimes(tl)
+        alive = members[(first[members] <= times[-1]) & (end[members] > times[0])]
+    if alive is not None:
         cols = np.arange(len(times))
         for lane in alive.tolist():
             out[tl.states_at(lane, times), cols] += 1
@@ -2021,8 +2048,7 @@ def family_states_at(tl: Timeline, family: int, members: np.ndarray, times: np.n
 
 def _without(out: np.ndarray, tl: Timeline, members: np.ndarray, family: int, dens: FamilyDensity) -> np.ndarray:
     """The density counts every lane of the family; a filter may have left some out: scale to those shown."""
-    codes, _ = lane_families(tl)
-    total = int(np.count_nonzero(codes == family))
+    total = int(_family_spans(tl)[0][family])
     if total and len(members) < total:
         out *= len(members) / total
     return out
@@ -2035,21 +2061,31 @@ def family_counts_at(tl: Timeline, members: np.ndarray, t: int) -> tuple[np.ndar
     if not len(members):
         return out, True
     first, end = lane_lifetimes(tl)
+    codes, _ = lane_families(tl)
+    family = int(codes[members[0]])
+    present = family_present(tl, family, t, t)
+    if present > EXACT_MEMBERS:
+        return _counts_from_density(tl, family, members, t, present), False
     alive = members[(first[members] <= t) & (end[members] > t)]
     out[DONE] = int(np.count_nonzero(end[members] <= t))
     if len(alive) <= EXACT_MEMBERS:
         for lane in alive.tolist():
             out[tl.state_at(lane, t)[0]] += 1
         return out, True
-    codes, _ = lane_families(tl)
-    family = int(codes[members[0]])
+    return _counts_from_density(tl, family, members, t, len(alive)), False
+
+
+def _counts_from_density(tl: Timeline, family: int, members: np.ndarray, t: int, present: int) -> np.ndarray:
+    """Members per state at t from the family's nearest sample, scaled to `present` of them (done: the rest
+    of those shown that started by t, estimated from the whole family's)."""
+    out = np.zeros(_N_STATES, dtype=np.int64)
     dens = family_density(tl, [family])
     k = min(int(np.searchsorted(dens.times, t, side="left")), len(dens.times) - 1)
     share = dens.counts[dens.row(family)][:, k].astype(np.float64)
+    scale = len(members) / max(int(_family_spans(tl)[0][family]), 1)
     if share.sum():
-        out[:] = np.rint(share * len(alive) / share.sum()).astype(np.int64)
-    out[DONE] = int(np.count_nonzero(end[members] <= t))
-    return out, False
+        out[:] = np.rint(share * present * scale / share.sum()).astype(np.int64)
+    return out
 
 
 def lanes_in_state(tl: Timeline, candidates: np.ndarray, t: int, states: Sequence[int]) -> np.ndarray:
