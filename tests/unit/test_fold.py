@@ -162,3 +162,18 @@ def test_a_state_filter_follows_the_cursor(tl):
     assert shown[int(tl.switch_lanes()[400])] and (shown != before).any()
     t = nav.cursor.t
     assert shown.tolist() == [tl.state_at(lane, t)[0] == RUNNING for lane in range(len(tl.lanes))]
+
+
+def test_the_members_present_in_a_span_are_found_without_a_pass(tl):
+    from concurview.trace.store import family_alive, family_present
+
+    req = family_of(tl, "handle_request-N")
+    codes, _ = lane_families(tl)
+    members = np.flatnonzero(codes == req)
+    first, end = lane_lifetimes(tl)
+    for frac in (0.0, 0.1, 0.5, 0.9, 1.0):
+        t0 = int(tl.t_first + (tl.t_end - tl.t_first) * frac)
+        t1 = t0 + (tl.t_end - tl.t_first) // 50
+        want = members[(first[members] <= t1) & (end[members] > t0)]
+        assert family_present(tl, req, t0, t1) == len(want)
+        assert family_alive(tl, req, t0, t1).tolist() == want.tolist()
