@@ -41,7 +41,7 @@ QUICK = False  # set by `python -m benchmarks --quick`; recorded in every result
 
 # The modules `python -m benchmarks` runs, in order.
 MODULES = ("asyncio_storm", "asyncio_ready", "transport", "startup", "greenlet_pingpong", "gevent_storm",
-           "threadpool", "gil_view", "store_open", "store_real", "cpython_suites")
+           "threadpool", "gil_view", "store_open", "store_real", "cpython_suites", "ui_real")
 
 
 @dataclass

@@ -429,6 +429,18 @@ class LaneTable(Sequence):
             out[i] = odd.parent
         return out
 
+    def name_lengths(self) -> np.ndarray:
+        """Each name's length in characters (len(name), without reading a name: its UTF-8 bytes less the
+        continuation bytes)."""
+        ends = self._name_end.view()
+        blob = np.frombuffer(self._names, dtype=np.uint8)
+        starts = np.concatenate(([0], ends[:-1])) if len(ends) else ends
+        lead = np.concatenate(([0], np.cumsum((blob & 0xC0) != 0x80)))
+        out = lead[ends] - lead[starts]
+        for i, odd in self._odd.items():
+            out[i] = len(odd.name)
+        return out
+
     def nbytes(self) -> int:
         return (self._kind.nbytes() + self._parent.nbytes() + self._place.nbytes() + self._name_end.nbytes()
                 + len(self._names))
@@ -926,11 +938,11 @@ class Timeline:
 
     def switch_index_at(self, t: int) -> int:
         """The last switch at or before t (-1 if none)."""
-        sw = self._switches.view()
-        return int(np.searchsorted(self._t.a[sw], t, side="right")) - 1
+        return int(np.searchsorted(self.switch_times(), t, side="right")) - 1
 
     def switch_times(self) -> np.ndarray:
-        return self._t.a[self._switches.view()]
+        """The time of each switch, in switch order (gathered once per switch count: a step asks it twice)."""
+        return self._cached("switch_times", self._switches.n, lambda: self._t.a[self._switches.view()])
 
     def switches_clustered(self, share: float = 0.02) -> bool:
         """Whether the middle 80% of the switches happen within `share` of the trace's duration:
@@ -1079,7 +1091,7 @@ class Timeline:
     def switch_position(self, i: int) -> int:
         """How many switches come at or before event i, in time order (equal times: event order)."""
         sw = self._switches.view()
-        times = self._t.a[sw]
+        times = self.switch_times()
         t = self._t.a[i]
         lo = int(np.searchsorted(times, t, side="left"))
         hi = int(np.searchsorted(times, t, side="right"))
@@ -1194,7 +1206,9 @@ class Timeline:
 
     def event_text(self, i: int) -> str | None:
         at = self._text_at.view()
-        j = int(np.searchsorted(at, i))
+        # The key in the column's own type: a Python int makes numpy convert the whole column first (40 us a
+        # call at 100k texts: the output pane's index of a 1M-event trace took seconds).
+        j = int(at.searchsorted(at.dtype.type(i))) if 0 <= i <= np.iinfo(at.dtype).max else len(at)
         return self._texts[int(self._text_id.a[j])] if j < len(at) and at[j] == i else None
 
     # -- summary -------------------------------------------------------------------------
@@ -1873,3 +1887,351 @@ def lane_states_many(tl: Timeline, lanes: Sequence[int], t0: int, t1: int, width
         dominant[:, past] = np.where(last == DONE, DONE, NONE).astype(np.uint8)[:, None]
     dominant[~has] = NONE
     return dominant
+
+
+# -- families and filters: queries for folding the diagram (read-only; each a few numpy passes) --------
+
+# One family: the same kind and the same name but for its numbers (handle, handle-2, conn-7): the rule
+# the recorder's lane cap (CONCURVIEW_MAX_LANES, engines/recorder.py) uses.
+_NUMBERED = re.compile(r"-\d+$|\d+")
+_DIGITS = re.compile(r"\d+")
+DENSITY_SAMPLES = 1 << 14  # a family's counts are kept at this many instants over the trace (~400 KB a family)
+DENSITY_FAMILIES = 32  # built together in one pass: the largest families of DENSITY_MIN lanes or more
+DENSITY_MIN = 8
+# A window narrower than the samples asks each member present in it, up to this many (a state lookup each);
+# past it the nearest samples answer (a key press must not cost a lookup per lane of a 10k-lane family).
+EXACT_MEMBERS = 64
+_ALIVE_FOREVER = np.iinfo(np.int64).max
+
+
+class _Families:
+    """Family codes of the lanes seen so far (grown as lanes arrive: a name is read once)."""
+
+    __slots__ = ("upto", "codes", "keys", "code_of", "labels")
+
+    def __init__(self) -> None:
+        self.upto = 0
+        self.codes = np.zeros(0, dtype=np.int32)
+        self.keys: list[tuple[str, str]] = []
+        self.code_of: dict[tuple[str, str], int] = {}
+        self.labels: list[str] = []
+
+
+def lane_families(tl: Timeline) -> tuple[np.ndarray, list[str]]:
+    """(family code of each lane, each family's label): lanes of one kind whose names differ only in
+    their numbers share a code; the label is the first member's name with its numbers as `N`."""
+    fam = tl._view_cache.get("families")
+    if fam is None:
+        fam = _Families()
+        tl._view_cache["families"] = (0, fam)
+    else:
+        fam = fam[1]
+    n = len(tl.lanes)
+    if fam.upto < n:
+        codes_k, kinds = tl.lanes.kind_codes()
+        new = np.empty(n - fam.upto, dtype=np.int32)
+        code_of, keys = fam.code_of, fam.keys
+        for j, i in enumerate(range(fam.upto, n)):
+            name = tl.lanes.name(i)
+            key = (kinds[int(codes_k[i])], _NUMBERED.sub("", name))
+            code = code_of.get(key)
+            if code is None:
+                code = code_of[key] = len(keys)
+                keys.append(key)
+                fam.labels.append(_DIGITS.sub("N", name))
+            new[j] = code
+        fam.codes = np.concatenate([fam.codes, new])
+        fam.upto = n
+    return fam.codes, fam.labels
+
+
+def lane_lifetimes(tl: Timeline) -> tuple[np.ndarray, np.ndarray]:
+    """(first change, end) of each lane as times: the end is its `close` (a lane not closed yet, or with
+    no change at all: never ends; one without a change starts never). From the change index, plus the
+    few events that came since it was built (a live run does not rebuild it per batch)."""
+    def base():
+        start, ev = tl._index_start, tl._index_ev
+        n = len(start) - 1
+        first = np.full(n, _ALIVE_FOREVER, dtype=np.int64)
+        end = np.full(n, _ALIVE_FOREVER, dtype=np.int64)
+        has = start[1:] > start[:-1]
+        if has.any():
+            lo, hi = ev[start[:-1][has]], ev[start[1:][has] - 1]
+            first[has] = tl._t.a[lo]
+            done = _KIND_TO_STATE[tl._kind.a[hi]] == DONE
+            end[np.flatnonzero(has)[done]] = tl._t.a[hi][done]
+        return first, end
+
+    def build():
+        n = tl._t.n
+        if n - tl._index_upto > max(1 << 16, tl._index_upto // 4) or not tl._index_upto and n:
+            tl._build_index()
+        first0, end0 = tl._cached("lane_lifetimes_base", tl._index_upto, base)
+        m = len(tl.lanes)
+        first = np.full(m, _ALIVE_FOREVER, dtype=np.int64)
+        end = np.full(m, _ALIVE_FOREVER, dtype=np.int64)
+        first[:len(first0)], end[:len(end0)] = first0[:m], end0[:m]
+        upto = tl._index_upto
+        if upto < n:
+            kinds = tl._kind.a[upto:n]
+            at = np.flatnonzero(_CHANGES[kinds])
+            lanes, times = tl._lane.a[upto:n][at].astype(np.int64), tl._t.a[upto:n][at]
+            if len(at):
+                new, idx = np.unique(lanes, return_index=True)
+                first[new] = np.minimum(first[new], times[idx])
+                closed = _KIND_TO_STATE[kinds[at]] == DONE
+                end[lanes[closed]] = times[closed]
+        return first, end
+    return tl._cached("lane_lifetimes", tl._t.n, build)
+
+
+def _family_spans(tl: Timeline) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(sizes, segment starts, first times, end times): each family's members' lifetimes sorted, family by
+    family (once per trace version), so how many are present in a span is two bisections, not a pass."""
+    def build():
+        codes, labels = lane_families(tl)
+        first, end = lane_lifetimes(tl)
+        sizes = np.bincount(codes, minlength=len(labels))
+        starts = np.concatenate(([0], np.cumsum(sizes)))
+        by_first = np.lexsort((first, codes))
+        by_end = np.lexsort((end, codes))
+        return sizes, starts, first[by_first], end[by_end], by_first
+    return tl._cached("family_spans", (len(tl.lanes), tl._t.n), build)
+
+
+def family_alive(tl: Timeline, family: int, t0: int, t1: int) -> np.ndarray:
+    """The lanes of `family` present at some time in [t0, t1]: those started by t1, walked back from the
+    latest started in growing chunks until all family_present() counts are found (short-lived members:
+    one chunk; never a pass over a family of 100k greenlets to find the 5 alive)."""
+    sizes, starts, firsts, _ends, order = _family_spans(tl)
+    want = family_present(tl, family, t0, t1)
+    if want <= 0:
+        return np.zeros(0, dtype=np.int64)
+    _first, end = lane_lifetimes(tl)
+    lo = int(starts[family])
+    hi = lo + int(np.searchsorted(firsts[lo:int(starts[family + 1])], t1, side="right"))
+    found, chunk = [], 64
+    count = 0
+    while hi > lo and count < want:
+        a = max(lo, hi - chunk)
+        lanes = order[a:hi]
+        hit = lanes[end[lanes] > t0]
+        found.append(hit)
+        count += len(hit)
+        hi, chunk = a, chunk * 4
+    return np.sort(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+
+
+def family_present(tl: Timeline, family: int, t0: int, t1: int) -> int:
+    """How many lanes of `family` are present at some time in [t0, t1] (started by t1, not closed by t0)."""
+    sizes, starts, firsts, ends, _order = _family_spans(tl)
+    if family >= len(sizes):
+        return 0
+    lo, hi = int(starts[family]), int(starts[family + 1])
+    started = int(np.searchsorted(firsts[lo:hi], t1, side="right"))
+    closed = int(np.searchsorted(ends[lo:hi], t0, side="right"))
+    return started - closed
+
+
+class FamilyDensity:
+    """How many members of each big family are in each state at DENSITY_SAMPLES instants over the trace
+    (counts: families x states x samples, int32; ~100 KB a family), built in one pass over the change
+    index a chunk of lanes at a time."""
+
+    def __init__(self, tl: Timeline, families: np.ndarray) -> None:
+        codes, _labels = lane_families(tl)
+        self.families = families
+        row_of = np.full(len(_labels) + 1, -1, dtype=np.int64)
+        row_of[families] = np.arange(len(families))
+        lo, hi = tl.t_first, max(tl.t_end, tl.t_first + 1)
+        self.times = np.linspace(lo, hi, DENSITY_SAMPLES).astype(np.int64)
+        b = DENSITY_SAMPLES + 1
+        size = len(families) * _N_STATES * b
+        diff = np.zeros(size, dtype=np.int64)
+        t_end = max(tl.t_end, hi)
+        for lane, t, state, _start, _ev, _l0 in tl.change_chunks():
+            rows = row_of[codes[lane]]
+            keep = rows >= 0
+            if not keep.any():
+                continue
+            # Each change holds until the lane's next one (its last: until the end of the trace).
+            nxt = np.empty_like(t)
+            nxt[:-1] = t[1:]
+            last = np.ones(len(t), dtype=bool)
+            last[:-1] = lane[1:] != lane[:-1]
+            nxt[last] = t_end
+            keep &= state != DONE
+            rows, t, nxt, state = rows[keep], t[keep], nxt[keep], state[keep].astype(np.int64)
+            base = (rows * _N_STATES + state) * b
+            a = np.searchsorted(self.times, t, side="left")
+            z = np.searchsorted(self.times, nxt, side="left")
+            diff += np.bincount(base + a, minlength=size)
+            diff -= np.bincount(base + z, minlength=size)
+        self.counts = np.cumsum(diff.reshape(len(families), _N_STATES, b), axis=2)[:, :, :-1].astype(np.int32)
+
+        self.rows = {int(f): i for i, f in enumerate(families.tolist())}
+
+    def row(self, family: int) -> int | None:
+        return self.rows.get(int(family))
+
+
+def family_density(tl: Timeline, families: Sequence[int]) -> FamilyDensity:
+    """The densities of these families, cached while the trace holds the same events (a live run's
+    is rebuilt at most when it has grown a quarter, or 64k events, since)."""
+    hit = tl._view_cache.get("family_density")
+    if hit is not None and hit[0] == tl._t.n and all(int(f) in hit[1].rows for f in families):
+        return hit[1]  # the common case, every frame: no pass over the lanes
+    want = np.unique(np.asarray(list(families), dtype=np.int64))
+    codes, _labels = lane_families(tl)
+    sizes = np.bincount(codes, minlength=len(_labels))
+    big = np.flatnonzero(sizes >= DENSITY_MIN)
+    big = big[np.argsort(-sizes[big], kind="stable")[:DENSITY_FAMILIES]]
+    want = np.union1d(want, big)  # one pass for every family a screen is likely to fold
+    hit = tl._view_cache.get("family_density")
+    n = tl._t.n
+    if hit is not None:
+        built_n, dens = hit
+        fresh = built_n == n or (n - built_n <= max(1 << 16, built_n // 4) and not tl.complete)
+        if fresh and np.isin(want, dens.families).all():
+            return dens
+        want = np.union1d(want, dens.families) if fresh else want
+    dens = FamilyDensity(tl, want)
+    tl._view_cache["family_density"] = (n, dens)
+    return dens
+
+
+def family_states(tl: Timeline, family: int, members: np.ndarray, t0: int, t1: int,
+                  width: int) -> np.ndarray:
+    """(states x width) how many of `members` (one family's lanes) are in each state in each of `width`
+    equal cells of [t0, t1): the mean over the family's samples in a cell; a window too narrow for
+    them asks each member present at the cells' middles (up to EXACT_MEMBERS of them)."""
+    out = np.zeros((_N_STATES, max(width, 0)), dtype=np.float64)
+    if width <= 0 or t1 <= t0 or not len(members):
+        return out
+    edges = np.linspace(t0, t1, width + 1)
+    first, end = lane_lifetimes(tl)
+    dens = family_density(tl, [family])
+    times = dens.times
+    cuts = np.searchsorted(times, edges, side="left")
+    per_cell = np.diff(cuts)
+    if per_cell.min() >= 1:
+        counts = dens.counts[dens.row(family)]
+        sums = np.add.reduceat(counts, cuts[:-1], axis=1) if cuts[-2] < len(times) else None
+        if sums is not None:
+            out[:] = sums / per_cell
+            return _without(out, tl, members, family, dens)
+    return family_states_at(tl, family, members, ((edges[:-1] + edges[1:]) / 2).astype(np.int64))
+
+
+def family_states_at(tl: Timeline, family: int, members: np.ndarray, times: np.ndarray,
+                     exact_up_to: int = EXACT_MEMBERS) -> np.ndarray:
+    """(states x len(times)) how many of `members` are in each state at each of `times` (sorted): each
+    member present in their span asked, up to `exact_up_to`; past that, the family's nearest samples."""
+    out = np.zeros((_N_STATES, len(times)), dtype=np.float64)
+    if not len(times) or not len(members):
+        return out
+    alive = None
+    if family_present(tl, family, int(times[0]), int(times[-1])) <= exact_up_to:
+        if len(members) == _family_spans(tl)[0][family]:
+            alive = family_alive(tl, family, int(times[0]), int(times[-1]))
+        else:  # a filter left some out: ask those shown
+            first, end = lane_lifetimes(tl)
+            alive = members[(first[members] <= times[-1]) & (end[members] > times[0])]
+    if alive is not None:
+        cols = np.arange(len(times))
+        for lane in alive.tolist():
+            out[tl.states_at(lane, times), cols] += 1
+        out[NONE] = 0
+        return out
+    dens = family_density(tl, [family])
+    near = np.clip(np.searchsorted(dens.times, times, side="left"), 0, len(dens.times) - 1)
+    out[:] = dens.counts[dens.row(family)][:, near]
+    return _without(out, tl, members, family, dens)
+
+
+def _without(out: np.ndarray, tl: Timeline, members: np.ndarray, family: int, dens: FamilyDensity) -> np.ndarray:
+    """The density counts every lane of the family; a filter may have left some out: scale to those shown."""
+    total = int(_family_spans(tl)[0][family])
+    if total and len(members) < total:
+        out *= len(members) / total
+    return out
+
+
+def family_counts_at(tl: Timeline, members: np.ndarray, t: int) -> tuple[np.ndarray, bool]:
+    """(how many of `members` are in each state at time t, exact): each member present then is asked, up to
+    EXACT_MEMBERS of them; past that the nearest density sample, scaled to those present (not exact)."""
+    out = np.zeros(_N_STATES, dtype=np.int64)
+    if not len(members):
+        return out, True
+    first, end = lane_lifetimes(tl)
+    codes, _ = lane_families(tl)
+    family = int(codes[members[0]])
+    present = family_present(tl, family, t, t)
+    if present > EXACT_MEMBERS:
+        return _counts_from_density(tl, family, members, t, present), False
+    alive = members[(first[members] <= t) & (end[members] > t)]
+    out[DONE] = int(np.count_nonzero(end[members] <= t))
+    if len(alive) <= EXACT_MEMBERS:
+        for lane in alive.tolist():
+            out[tl.state_at(lane, t)[0]] += 1
+        return out, True
+    return _counts_from_density(tl, family, members, t, len(alive)), False
+
+
+def _counts_from_density(tl: Timeline, family: int, members: np.ndarray, t: int, present: int) -> np.ndarray:
+    """Members per state at t from the family's nearest sample, scaled to `present` of them (done: the rest
+    of those shown that started by t, estimated from the whole family's)."""
+    out = np.zeros(_N_STATES, dtype=np.int64)
+    dens = family_density(tl, [family])
+    k = min(int(np.searchsorted(dens.times, t, side="left")), len(dens.times) - 1)
+    share = dens.counts[dens.row(family)][:, k].astype(np.float64)
+    scale = len(members) / max(int(_family_spans(tl)[0][family]), 1)
+    if share.sum():
+        out[:] = np.rint(share * present * scale / share.sum()).astype(np.int64)
+    return out
+
+
+def lanes_in_state(tl: Timeline, candidates: np.ndarray, t: int, states: Sequence[int]) -> np.ndarray:
+    """Per lane (bool, all lanes): among `candidates` (bool), those in one of `states` at time t. Only the
+    lanes present at t are asked (a lane not started is NONE, a closed one DONE)."""
+    first, end = lane_lifetimes(tl)
+    out = np.zeros(len(tl.lanes), dtype=bool)
+    want = set(states)
+    if NONE in want:
+        out |= candidates & (first > t)
+    if DONE in want:
+        out |= candidates & (end <= t)
+    alive = np.flatnonzero(candidates & (first <= t) & (end > t))
+    for lane in alive.tolist():
+        if tl.state_at(lane, t)[0] in want:
+            out[lane] = True
+    return out
+
+
+def lanes_that_waited(tl: Timeline, query: str) -> np.ndarray:
+    """Per lane (bool): whether it ever waited (or blocked) on a reason holding `query` (any case). The
+    distinct reasons are matched once each, then the events by their interned detail, a chunk at a time."""
+    q = query.lower()
+    out = np.zeros(len(tl.lanes), dtype=bool)
+    hit = {i for i in {r for r, _w, _c in tl._details} if (text := tl._str(i)) and q in text.lower()}
+    if not hit:
+        return out
+    wanted = np.zeros(len(tl._details), dtype=bool)
+    wanted[[d for d, (reason, _w, _c) in enumerate(tl._details) if reason in hit]] = True
+    kind_ok = np.zeros(256, dtype=bool)
+    kind_ok[[KIND_CODE["wait"], KIND_CODE["block"]]] = True
+    n = tl._t.n
+    for lo in range(0, n, _CHUNK_EVENTS):
+        hi = min(n, lo + _CHUNK_EVENTS)
+        mask = wanted[tl._detail.a[lo:hi]] & kind_ok[tl._kind.a[lo:hi]]
+        out[tl._lane.a[lo:hi][mask]] = True
+    return out
+
+
+def lane_tree_arrays(tl: Timeline) -> tuple[np.ndarray, np.ndarray]:
+    """lane_tree() as two int32 arrays (lane, depth), made once per lane count."""
+    def build():
+        tree = tl.lane_tree()
+        arr = np.array(tree, dtype=np.int32).reshape(-1, 2)
+        return arr[:, 0].copy(), arr[:, 1].copy()
+    return tl._cached("lane_tree_arrays", len(tl.lanes), build)

@@ -36,8 +36,8 @@ from .panes import InfoLine, LogView, Source, SourceMark, SourceView
 from .picker import ScenarioPicker
 from .compositor import CroppedScreen
 from .runs import NARROW, RunControl
-from .screens import FindScreen, Found, HelpScreen, WarningsScreen
-from ..trace.states import DONE, NONE, RUNNING
+from .screens import FilterScreen, FindScreen, Found, HelpScreen, WarningsScreen
+from ..trace.states import BLOCKING, DONE, NONE, READY_S, RUNNING, WAITING
 from ..trace.text import clean
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ KEYS = (
     ("s", "stop the running scenario (the trace so far is kept)"),
     ("e", "export the trace (JSON Lines) and a screenshot (SVG)"),
     ("/", "find a lane, a switch or a log line"),
+    ("f", "fold / unfold every family (lanes named alike but for their numbers: 8 or more fold into one row)"),
+    ("enter", "on the diagram: unfold the selected family's row, or fold the selected lane's family back"),
+    ("l", "filter the lanes: name, kind:task, state:wait (at the cursor), waited:Lock; esc clears it"),
     ("w", "warnings: what to notice (a task or greenlet that blocked its loop, hub or thread; threads that shared the GIL)"),
     ("p", "the scenario picker: show it and go to it; p again hides it"),
     ("tab", "move between the picker, its parameters and the diagram"),
@@ -109,6 +112,9 @@ class ConcurviewApp(RunControl, App[int]):
         Binding("s", "stop", "stop"),
         Binding("e", "export", "export"),
         Binding("slash", "find", "find", key_display="/"),
+        Binding("f", "fold", "fold", show=False),  # in the ? help and the palette; the footer is full
+        Binding("l", "filter", "filter", show=False),
+        Binding("escape", "clear_filter", "clear filter", show=False),
         Binding("w", "warnings", "warnings", show=False),  # the status line says "N warnings (w)" when there are
         Binding("p", "toggle_picker", "picker"),
         Binding("question_mark", "help", "help", key_display="?"),
@@ -138,6 +144,7 @@ class ConcurviewApp(RunControl, App[int]):
         self._play_timer: Timer | None = None
         self._find_query = ""
         self._bindings_key: tuple | None = None
+        self._lint_count: tuple | None = None
 
     def get_default_screen(self) -> Screen:
         return CroppedScreen(id="_default")
@@ -213,6 +220,12 @@ class ConcurviewApp(RunControl, App[int]):
         yield SystemCommand("First switch", "move the cursor to switch #1", lambda: self.action_jump("first"))
         yield SystemCommand("Last switch", "move the cursor to the newest switch", lambda: self.action_jump("last"))
         yield SystemCommand("Find", "a lane by name or a log line by text", self.action_find)
+        if self.timeline is not None:
+            yield SystemCommand("Fold / unfold families", "lanes named alike but for their numbers, 8 or more: "
+                                "one row each (f)", self.action_fold)
+            yield SystemCommand("Filter lanes", "name, kind:task, state:wait, waited:Lock (l)", self.action_filter)
+            if self.nav.lane_filter is not None:
+                yield SystemCommand("Clear the lane filter", "show every lane again (esc)", self.action_clear_filter)
         yield SystemCommand("Export", "the trace (JSON Lines) and a screenshot (SVG)", self.action_export)
         yield SystemCommand("Toggle picker", "show or hide the scenario picker", self.action_toggle_picker)
         yield SystemCommand("Help", "keys and glyphs", self.action_help)
@@ -226,6 +239,8 @@ class ConcurviewApp(RunControl, App[int]):
             yield SystemCommand("Stop", "stop the running scenario", self.action_stop)
 
     def action_run_selected(self) -> None:
+        if self._toggle_selected_family():
+            return
         name = self.query_one(ScenarioPicker).highlighted
         if name is not None:
             self.run_scenario(name)
@@ -260,8 +275,10 @@ class ConcurviewApp(RunControl, App[int]):
         if action in ("step", "event") and isinstance(self.focused, Input):
             return False  # its cursor's keys (the priority bindings above defer to it)
         needs_timeline = {"step", "event", "lane", "lane_switch", "jump", "play", "zoom", "fit", "axis",
-                          "export", "find", "warnings"}
+                          "export", "find", "warnings", "fold", "filter"}
         if action in needs_timeline and (self.timeline is None or self.timeline.n_events == 0):
+            return None
+        if action == "clear_filter" and self.nav.lane_filter is None:
             return None
         if action == "stop" and self.current_run is None and self._compare_token is None:
             return None
@@ -305,7 +322,48 @@ class ConcurviewApp(RunControl, App[int]):
 
     @on(LaneDiagram.CellClicked)
     def _cell_clicked(self, message: LaneDiagram.CellClicked) -> None:
-        self._moved(self.nav.click(message.lane, message.start, message.end))
+        self._moved(self.nav.click(message.lane, message.start, message.end, message.family))
+
+    @on(LaneDiagram.FamilyToggled)
+    def _family_toggled(self, message: LaneDiagram.FamilyToggled) -> None:
+        self.selected = message.lane
+        self._moved(self.nav.toggle_family(message.family))
+
+    # -- folding and the lane filter ------------------------------------------------------------------
+
+    def action_fold(self) -> None:
+        self.nav.toggle_folding()
+        self.notify("families folded (8 lanes or more)" if self.nav.folding else "every lane on its own row",
+                    timeout=2)
+        self._refresh_view()
+
+    def action_filter(self) -> None:
+        current = self.nav.lane_filter.text if self.nav.lane_filter is not None else ""
+        self.push_screen(FilterScreen(current), self._filter_typed)
+
+    def _filter_typed(self, text: str | None) -> None:
+        if text is None:
+            return
+        try:
+            self.nav.set_filter(text)
+        except ValueError as e:
+            self.notify(str(e), severity="error", timeout=4, markup=False)
+            return
+        self.query_one(LaneDiagram).scroll_to(y=0, animate=False, immediate=True)
+        self._refresh_view()
+
+    def action_clear_filter(self) -> None:
+        self._filter_typed("")
+
+    def _toggle_selected_family(self) -> bool:
+        """Enter on the diagram: unfold the selected family's row, or fold the selected lane's family."""
+        if self.timeline is None or self.focused is not self.query_one(LaneDiagram):
+            return False
+        family = self.nav.family_of_selected()
+        if family is None:
+            return False
+        self._moved(self.nav.toggle_family(family))
+        return True
 
     @on(LogView.LineClicked)
     def _log_clicked(self, message: LogView.LineClicked) -> None:
@@ -474,6 +532,7 @@ class ConcurviewApp(RunControl, App[int]):
             return
         self.nav.catch_up()
         diagram = self.query_one(LaneDiagram)
+        diagram.rows = self.nav.rows()  # first: the watchers below lay out these rows
         diagram.version = tl.n_events
         diagram.axis = self.axis
         diagram.window = self.window()
@@ -564,20 +623,49 @@ class ConcurviewApp(RunControl, App[int]):
         if window is not None:
             lo, hi = self.nav.domain()
             parts.append(f" ×{(hi - lo) / window.span:.3g}")
-        parts.append(f" · {tl.n_switches} switches · {len(tl.lanes)} lanes · {tl.n_events} events")
+        parts.append(f" · {tl.n_switches} switches · {self._lanes_shown(tl)} · {tl.n_events} events")
         if not tl.dropped:
             parts.append(" · 0 dropped")
         return Content.assemble(*parts)
 
+    def _lanes_shown(self, tl: Timeline) -> str:
+        """`M lanes`; with a filter `N of M lanes (filter: ...)`; with folded families how many rows they
+        took; a folded family selected: how many of its members are in each state at the cursor."""
+        rows = self.nav.rows()
+        text = f"{len(tl.lanes)} lanes"
+        if self.nav.lane_filter is not None:
+            text = f"{rows.n_shown} of {len(tl.lanes)} lanes (filter: {clean(self.nav.lane_filter.text, one_line=True)})"
+        n_folded = int((rows.family >= 0).sum())
+        if n_folded:
+            text += f" · {n_folded} famil{'y' if n_folded == 1 else 'ies'} folded"
+        row = rows.row_of(self.selected)
+        if row is not None and rows.is_family(row) and self.cursor is not None:
+            from ..trace.store import family_counts_at
+
+            family = int(rows.family[row])
+            counts, exact = family_counts_at(tl, rows.members(family), self.cursor.t)
+            busy = int(counts[RUNNING] + counts[READY_S])
+            kind = tl.lanes[int(rows.lane[row])].kind
+            about = "" if exact else "≈"  # many present at once: the family's nearest sample, scaled
+            text += (f" · {int(rows.sizes[family])} {clean(rows.labels[family], one_line=True)} {kind}s: "
+                     f"{about}{busy} running-ready, {about}{int(counts[WAITING])} waiting")
+            if counts[BLOCKING]:
+                text += f", {int(counts[BLOCKING])} blocking"
+        return text
+
     def _warning_count(self, tl: Timeline) -> int:
         """How many lints the trace has so far (none without a block, the GIL view or a finished run's
-        greenlets: nothing to compute)."""
+        greenlets: nothing to compute); counted once per trace version (lints walk the lanes: a key press
+        must not)."""
         if not tl.block_spans() and not tl.has_samples and (
                 tl.footer is None or "greenlet" not in tl.lanes.kind_codes()[1]):
             return 0
-        from ..trace.lints import lints
+        key = (id(tl), tl.n_events)
+        if self._lint_count is None or self._lint_count[0] != key:
+            from ..trace.lints import lints
 
-        return len(lints(tl))
+            self._lint_count = (key, len(lints(tl)))
+        return self._lint_count[1]
 
     def _source_marks(self, tl: Timeline) -> tuple[SourceMark, ...]:
         """Where each lane is at the cursor, for the source pane: the lane that runs now first."""

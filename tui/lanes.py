@@ -18,7 +18,7 @@ from textual.widget import Widget
 
 from .axis import SWITCH, TIME, Window, switch_ticks, time_ticks
 from .compositor import CroppedScreen
-from .navigator import Cursor
+from .navigator import Cursor, Rows, build_rows
 from ..trace.states import BLOCKING, DONE, NONE, READY_S, RUNNING, WAITING, LazyNumpy
 from ..trace.text import clean, shorten
 
@@ -51,6 +51,10 @@ KIND_ICONS = {
 # Where the cursor crosses a cell it leaves a mark that reads without colour (the label says the state).
 CURSOR_GLYPHS = {" ": "│", "─": "┼", "█": "╋", "▒": "╂", "▌": "╋", "━": "┿", "░": "┼", "▓": "▓", "┄": "┼"}
 SAMPLES = 8  # switches looked at per cell when a cell covers many (switch axis)
+# A folded family's cell: the share of its members present then that are busy (running, ready or
+# blocking), in eighths; `─` all of them waiting; blank none present. Coloured by the busiest state.
+LEVELS = "▁▂▃▄▅▆▇█"
+FOLDED = "⊞"  # before a folded family's name
 
 
 class CachedStyles:
@@ -127,7 +131,12 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
     state changes and the cursor's column, not every row)."""
 
     selected: reactive[int | None] = reactive(None, repaint=False)
-    """The selected lane's id (a change repaints the rows it leaves and enters)."""
+    """The selected lane's id (a change repaints the rows it leaves and enters; a folded lane's row is its
+    family's)."""
+
+    rows: reactive[Rows | None] = reactive(None, repaint=False)
+    """The rows drawn: lanes in tree order, folded families as one row, the filter's misses left out (the
+    app's navigator makes them; None: every lane, families of 8 or more folded)."""
 
     class CellClicked(Message):
         """The user clicked a cell: `lane` is None on the ruler; `start`/`end` is None on a label."""
@@ -135,6 +144,14 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         def __init__(self, lane: int | None, start: float | None, end: float | None) -> None:
             super().__init__()
             self.lane, self.start, self.end = lane, start, end
+            self.family: int | None = None  # set on a folded family's row (lane: the member drawn)
+
+    class FamilyToggled(Message):
+        """The user clicked a folded family's label, or an unfolded member's: fold or unfold the family."""
+
+        def __init__(self, family: int, lane: int) -> None:
+            super().__init__()
+            self.family, self.lane = family, lane
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -155,6 +172,9 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         self._drawn_labels: dict[int, tuple] = {}  # row -> (lane, state, selected) as last drawn
         self._cursor_column = CursorColumn(self)
         self._cursor_placed: tuple[int, int, int] | None = None  # (x, y, rows) in the parent; None: hidden
+        self._default_rows: tuple[tuple, Rows] | None = None
+        self._ran_key: tuple | None = None
+        self._family_runs: dict[tuple, Segment] = {}
 
     def on_mount(self) -> None:
         # A ScrollView draws its own lines and cannot hold children: the cursor's column is a sibling,
@@ -186,6 +206,15 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         self.refresh(ruler, *self._changed_labels())  # one call: each costs a walk of the widget's geometry
         self._place_cursor()
 
+    def watch_rows(self, old: Rows | None, new: Rows | None) -> None:
+        self._frame_key = None  # rows are cached by number: another list, other numbers
+        self._drawn_labels.clear()
+        self._update_virtual_size()
+        # Unfolding, folding or filtering moves the selected lane's row: keep it in view once laid out (not
+        # when lanes only arrive: a live run must not pull the view back while the user scrolls).
+        if old is None or new is None or old.row_of(self.selected) != new.row_of(self.selected):
+            self.call_after_refresh(self.scroll_to_lane, self.selected)
+
     def watch_selected(self, old: int | None, new: int | None) -> None:
         self._refresh_lane_rows(old, new)
         self.scroll_to_lane(self.selected)
@@ -201,6 +230,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._plots.clear()  # a theme change recolours the cached rows
+        self._family_runs.clear()
         self._styles = None
         self._cursor_column.refresh()
 
@@ -214,18 +244,24 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         tl = self.timeline
         if tl is None:
             return
-        lane = None
+        lane = family = None
         if y >= 1:
-            rows = tl.lane_tree()
+            rows = self._rows()
             row = y - 1 + int(self.scroll_offset.y)
             if row >= len(rows):
                 return
-            lane = rows[row][0]
+            lane = int(rows.lane[row])
+            if rows.is_family(row):
+                family = int(rows.family[row])
         label_width, plot_width = self.layout_widths()
         col = x - label_width - 1
         if 0 <= col < plot_width:
             start, end = self.window.cell(col, plot_width)
-            self.post_message(self.CellClicked(lane, start, end))
+            message = self.CellClicked(lane, start, end)
+            message.family = family
+            self.post_message(message)
+        elif family is not None and lane is not None:
+            self.post_message(self.FamilyToggled(family, lane))
         elif lane is not None:
             self.post_message(self.CellClicked(lane, None, None))
 
@@ -240,19 +276,27 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         """(label columns, plot columns) at the current size."""
         width = self.scrollable_content_region.width
         tl = self.timeline
-        key = (id(tl), 0 if tl is None else len(tl.lanes), width)
+        rows = None if tl is None else self._rows()
+        key = (id(tl), 0 if tl is None else len(tl.lanes), width, id(rows))
         if key != self._label_key:
             need = 0
-            if tl is not None:
-                need = max((2 * depth + 3 + len(tl.lanes[lane].name) for lane, depth in tl.lane_tree()),
-                           default=0)
+            if tl is not None and rows is not None and len(rows):
+                # Vectorised (a real trace has thousands of lanes): bytes of each name, not its cells.
+                lengths = tl.lanes.name_lengths()[rows.lane] + 2 * rows.depth.astype(np.int64) + 3
+                folded = rows.family >= 0
+                if folded.any():
+                    fam = rows.family[folded]
+                    depth = rows.depth[folded].tolist()
+                    lengths[folded] = [len(rows.labels[f]) + len(str(int(rows.sizes[f]))) + 5 + 2 * d
+                                       for f, d in zip(fam.tolist(), depth)]
+                need = int(lengths.max())
             need += 1 + STATE_WIDTH
             self._label_width = max(min(need, 40, width // 3), min(8, width))
             self._label_key = key
         return self._label_width, max(width - self._label_width - 1, 0)
 
     def _update_virtual_size(self) -> None:
-        n = 0 if self.timeline is None else len(self.timeline.lanes)
+        n = 0 if self.timeline is None else len(self._rows())
         self.virtual_size = Size(self.scrollable_content_region.width, n + 1)
         self.refresh()
         self._place_cursor()
@@ -263,20 +307,36 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         if tl is None:
             return range(0)
         top = int(self.scroll_offset.y)
-        return range(top, min(top + self.scrollable_content_region.height - 1, len(tl.lane_tree())))
+        return range(top, min(top + self.scrollable_content_region.height - 1, len(self._rows())))
+
+    def _rows(self) -> Rows:
+        """The rows to draw: the app's, or (a diagram given only a timeline) every lane, families folded."""
+        tl = self.timeline
+        assert tl is not None
+        rows = self.rows
+        if rows is not None and rows.n_lanes == len(tl.lanes):
+            return rows
+        key = (id(tl), len(tl.lanes))
+        if self._default_rows is None or self._default_rows[0] != key:
+            self._default_rows = (key, build_rows(tl, True, {}, None))
+        return self._default_rows[1]
 
     def _row_regions(self, width: int, wanted) -> list[Region]:
         """The first `width` cells of the rows on screen whose lane `wanted(row, lane)` picks."""
         tl = self.timeline
         if tl is None:
             return []
-        rows = tl.lane_tree()
+        rows = self._rows()
         top = int(self.scroll_offset.y)
-        return [Region(0, row - top + 1, width, 1) for row in self._visible_rows() if wanted(row, rows[row][0])]
+        return [Region(0, row - top + 1, width, 1) for row in self._visible_rows() if wanted(row, int(rows.lane[row]))]
 
     def _refresh_lane_rows(self, *lanes: int | None) -> None:
-        """Repaint the rows of these lanes (those on screen)."""
-        regions = self._row_regions(self.scrollable_content_region.width, lambda row, lane: lane in lanes)
+        """Repaint the rows of these lanes (those on screen; a folded lane's is its family's)."""
+        if self.timeline is None:
+            return
+        rows = self._rows()
+        wanted = {rows.row_of(lane) for lane in lanes}
+        regions = self._row_regions(self.scrollable_content_region.width, lambda row, lane: row in wanted)
         if regions:
             self.refresh(*regions)
 
@@ -284,7 +344,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         """The labels that say another state at the cursor (a step changes a few); the rows' cells stay
         as they are, the cursor's column is drawn over them."""
         tl, drawn = self.timeline, self._drawn_labels
-        return self._row_regions(self.layout_widths()[0], lambda row, lane: drawn.get(row) != self._label_shows(tl, lane))
+        return self._row_regions(self.layout_widths()[0], lambda row, lane: drawn.get(row) != self._label_shows(tl, row))
 
     def _place_cursor(self) -> None:
         """Put the cursor's column over the rows at the cursor, or hide it (no cursor in the window)."""
@@ -317,7 +377,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         tl = self.timeline
         if tl is None or lane is None:
             return
-        row = next((i for i, (l, _) in enumerate(tl.lane_tree()) if l == lane), None)
+        row = self._rows().row_of(lane)
         if row is None:
             return
         visible = max(self.scrollable_content_region.height - 1, 1)
@@ -342,13 +402,16 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         self._check_frame(tl, plot_width)
         if y == 0:
             return self._ruler(tl, label_width, plot_width)
-        rows = tl.lane_tree()
+        rows = self._rows()
         row = y - 1 + int(self.scroll_offset.y)
         if row >= len(rows):
             return Strip.blank(width, self.cached_style())
-        lane, depth = rows[row]
-        shows = self._drawn_labels[row] = self._label_shows(tl, lane)
-        segments = self._label(tl, lane, depth, label_width, shows)
+        lane, depth = int(rows.lane[row]), int(rows.depth[row])
+        shows = self._drawn_labels[row] = self._label_shows(tl, row)
+        if rows.is_family(row):
+            segments = self._family_label(tl, rows, row, label_width, shows)
+        else:
+            segments = self._label(tl, lane, depth, label_width, shows)
         segments.append(Segment("│", self._palette()["ruler"]))
         segments += self._plot(tl, row, lane, plot_width)[1]  # the cursor's cell is drawn over it
         return Strip(segments, label_width + 1 + plot_width).crop(0, width)
@@ -365,7 +428,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         if tl is None or col is None:
             return [blank] * max(0, end - start)
         self._check_frame(tl, plot_width)
-        tree = tl.lane_tree()
+        tree = self._rows()
         mark = pal["cursor"]
         cells = pal["cursor-cells"]  # (glyph, style) -> its strip: the same few every step, their filtered forms cached
         strips = []
@@ -374,7 +437,7 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
                 strips.append(blank)
                 continue
             row = rows[y]
-            starts, segments = self._plot(tl, row, tree[row][0], plot_width)
+            starts, segments = self._plot(tl, row, int(tree.lane[row]), plot_width)
             if not segments:
                 strips.append(blank)
                 continue
@@ -450,19 +513,28 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
                          Segment("".join(chars[cursor + 1:]), style)]
         return Strip(segments, label_width + 1 + plot_width)
 
-    def _label_shows(self, tl: Timeline, lane: int) -> tuple:
-        """What a label shows besides the lane's name: its state at the cursor, and whether it is selected."""
+    def _label_shows(self, tl: Timeline, row: int) -> tuple:
+        """What a label shows besides the lane's name: its state at the cursor, and whether it is selected
+        (a folded family: the state most of its members present are in, the density's nearest sample; a
+        greenlet created and not switched to yet, or ever: UNSTARTED / NEVER)."""
+        rows = self._rows()
+        lane = int(rows.lane[row])
+        selected = self.selected is not None and rows.row_of(self.selected) == row
+        if rows.is_family(row):
+            family = int(rows.family[row])
+            state = NONE if self.cursor is None else self._family_state_at(tl, rows, family, self.cursor.t)
+            return lane, state, selected, family
         state, ev = (NONE, None) if self.cursor is None else tl.state_at(lane, self.cursor.t)
         if state == NONE and ev is not None and tl.lanes[lane].kind == "greenlet":
             span = self._unstarted(tl, lane)  # created, not switched to yet: or ever
             state = NEVER if span is not None and span[1] is None and tl.footer is not None else UNSTARTED
-        return lane, state, lane == self.selected
+        return lane, state, selected
 
     def _label(self, tl: Timeline, lane: int, depth: int, width: int, shows: tuple) -> list[Segment]:
         """The label's segments, exactly `width` cells: kind icon, name under its parent, and what
         `_label_shows` says: the state at the cursor, whether the lane is selected."""
         info = tl.lanes[lane]
-        _, state, selected = shows
+        _, state, selected = shows[:3]
         pal = self._palette()
         style = pal["label-selected" if selected else "label"]
         word = "new" if state == UNSTARTED else "never" if state == NEVER else STATE_WORDS[state]
@@ -486,17 +558,21 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
 
     def _plot(self, tl: Timeline, row: int, lane: int, plot_width: int) -> tuple[list[int], list[Segment]]:
         """The row's cells as (start column of each run, one segment per run of equal cells), cached per frame."""
-        selected = lane == self.selected
+        rows = self._rows()
+        selected = self.selected is not None and rows.row_of(self.selected) == row
         cached = self._plots.get((row, selected))
         if cached is not None:
             return cached
+        if rows.is_family(row):
+            cached = self._plots[(row, selected)] = self._family_plot(tl, rows, row, plot_width, selected)
+            return cached
         states = self._row_states(tl, row, lane, plot_width)
         if self.axis == TIME:
-            ran = self._runs_in_cells(tl, plot_width)
-            if ran is not None and lane < len(ran):
+            ran = self._ran_in_cells(tl, lane, plot_width)
+            if ran is not None:
                 # Only over quiet cells: where the lane mostly waited (or was not there); a ready-dominant
                 # cell already says the lane was busy being scheduled.
-                brief = ran[lane] & ((states == WAITING) | (states == NONE) | (states == DONE))
+                brief = ran & ((states == WAITING) | (states == NONE) | (states == DONE))
                 if brief.any():
                     states = np.where(brief, BRIEF, states).astype(np.uint8)
         bands = self._phase_columns(tl, lane, plot_width)
@@ -528,13 +604,13 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         if states is not None:
             return states
         # Rasterise every visible row that is missing in one go.
-        rows = tl.lane_tree()
+        rows = self._rows()
         top = int(self.scroll_offset.y)
         visible = range(top, min(top + self.scrollable_content_region.height, len(rows)))
-        missing = [r for r in visible if r not in self._states] or [row]
+        missing = [r for r in visible if r not in self._states and not rows.is_family(r)] or [row]
         if row not in missing:
             missing.append(row)
-        lanes = [rows[r][0] for r in missing]
+        lanes = [int(rows.lane[r]) for r in missing]
         if self.axis == SWITCH:
             block = self._switch_states(tl, lanes, plot_width)
         else:
@@ -546,29 +622,50 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
             self._states[r] = states
         return self._states[row]
 
-    def _runs_in_cells(self, tl: Timeline, plot_width: int) -> np.ndarray | None:
-        """(lanes x columns) True where the lane was switched in during the cell (time axis; once per frame).
+    def _ran_in_cells(self, tl: Timeline, lane: int, plot_width: int) -> np.ndarray | None:
+        """Per column: True where `lane` was switched in during the cell (time axis), None if nowhere.
 
         A run far shorter than a cell (a task that starts, then sleeps) would vanish
         under the dominant state; `▌` keeps it visible.
         """
-        if self._ran is not None:
-            return self._ran
-        n = tl.n_switches
-        if n == 0 or plot_width <= 0:
+        ran = self._runs_in_cells(tl, plot_width)
+        if ran is None:
             return None
-        key = (id(tl), n)
-        if self._switch_times_key != key:
-            self._switch_times, self._switch_times_key = tl.switch_times(), key
-        times = self._switch_times
+        row = ran[0].get(lane)
+        if row is None or not ran[1][row].any():
+            return None
+        return ran[1][row]
+
+    def _runs_in_cells(self, tl: Timeline, plot_width: int) -> tuple[dict[int, int], np.ndarray] | None:
+        """({lane: row}, rows x columns True where that lane was switched in during the cell) for the lanes on
+        screen (time axis; once per frame and scroll position): a gather over the window's switches, never
+        an array a lane of the trace (a real trace has thousands of lanes)."""
+        top = int(self.scroll_offset.y)
+        if self._ran is not None and self._ran_key == top:
+            return self._ran
+        if tl.n_switches == 0 or plot_width <= 0:
+            return None
+        from ..trace.events import RUN
+
         w = self.window
         t0, t1 = int(w.start), max(int(w.end), int(w.start) + 1)
-        a, b = np.searchsorted(times, [t0, t1], side="left")
-        cols = ((times[a:b] - t0) * plot_width) // (t1 - t0)
-        cells = tl.switch_lanes()[a:b].astype(np.int64) * plot_width + cols
-        ran = np.zeros(len(tl.lanes) * plot_width, dtype=bool)
-        ran[cells] = True
-        self._ran = ran.reshape(len(tl.lanes), plot_width)
+        rows = self._rows()
+        visible = range(top, min(top + self.scrollable_content_region.height, len(rows)))
+        lanes = [int(rows.lane[r]) for r in visible if not rows.is_family(r)]
+        slot = {lane: i for i, lane in enumerate(lanes)}
+        ran = np.zeros((max(len(lanes), 1), plot_width), dtype=bool)
+        kinds = tl._kind.a
+        for i, lane in enumerate(lanes):
+            # Each lane's own changes in the window (its track, made for drawing it anyway): not the window's
+            # switches of every lane, millions at 10M events.
+            tr = tl._track(lane)
+            t = tr.t.view()
+            a, b = np.searchsorted(t, [t0, t1], side="left")
+            if a == b:
+                continue
+            at = t[a:b][kinds[tr.events()[a:b]] == RUN]
+            ran[i, ((at - t0) * plot_width) // (t1 - t0)] = True
+        self._ran, self._ran_key = (slot, ran), top
         return self._ran
 
     def _switch_states(self, tl: Timeline, lanes: list[int], plot_width: int) -> np.ndarray:
@@ -698,10 +795,89 @@ class LaneDiagram(CachedStyles, ScrollView, can_focus=True, inherit_bindings=Fal
         tl = self.timeline
         if tl is None:
             return None
-        for row, (l, _) in enumerate(tl.lane_tree()):
-            if l == lane:
-                return Region(0, row + 1, self.size.width, 1)
-        return None
+        row = self._rows().row_of(lane)
+        return None if row is None else Region(0, row + 1, self.size.width, 1)
+
+    # -- folded families -------------------------------------------------------------------
+
+    def _family_state_at(self, tl: Timeline, rows: Rows, family: int, t: int) -> int:
+        """The state most of a folded family's members present at t are in (done: none present)."""
+        from ..trace.store import family_states_at  # loaded: a timeline exists
+
+        # A label is redrawn at every step: past a few members present, the family's nearest sample answers.
+        counts = family_states_at(tl, family, rows.members(family), np.array([t], dtype=np.int64), 16)[:, 0]
+        live = counts[[RUNNING, READY_S, WAITING, BLOCKING]]
+        if live.sum() < 0.5:
+            return DONE if counts[DONE] >= 0.5 else NONE
+        return (RUNNING, READY_S, WAITING, BLOCKING)[int(live.argmax())]
+
+    def _family_label(self, tl: Timeline, rows: Rows, row: int, width: int, shows: tuple) -> list[Segment]:
+        """A folded family's label: `⊞`, kind icon, how many, the name with its numbers as N, and the state
+        most of them are in at the cursor."""
+        family = int(rows.family[row])
+        kind = tl.lanes[int(rows.lane[row])].kind
+        count = int(rows.sizes[family])
+        _, state, selected, _f = shows
+        pal = self._palette()
+        style = pal["label-selected" if selected else "label"]
+        word = STATE_WORDS[state]
+        room = width - STATE_WIDTH - 1
+        if room < 4:
+            room, word = width, ""
+        lead = f"{'▸' if selected else ' '}{'  ' * int(rows.depth[row])}{FOLDED}{KIND_ICONS.get(kind, '?')} {count} "
+        name = clean(rows.labels[family], one_line=True)
+        text = set_cell_size(lead + shorten(name, max(room - cell_len(lead), 0)), room)
+        if not word:
+            return [Segment(set_cell_size(text, width), style)]
+        rest = width - room - 1
+        return [Segment(text + " ", style), Segment(word.ljust(rest)[:rest], style + pal["states"][state])]
+
+    def _family_counts(self, tl: Timeline, rows: Rows, family: int, plot_width: int) -> np.ndarray:
+        """(states x columns) members in each state per column, on the axis drawn."""
+        from ..trace.store import family_states, family_states_at
+
+        members = rows.members(family)
+        w = self.window
+        if self.axis == SWITCH:
+            n = tl.n_switches
+            ks = np.floor(w.start + (np.arange(plot_width) + 0.5) * (w.span / max(plot_width, 1))).astype(np.int64)
+            valid = (ks >= 0) & (ks < n)
+            out = np.zeros((6, plot_width))
+            if n and valid.any():
+                times = tl.switch_times()[ks[valid]]
+                out[:, valid] = family_states_at(tl, family, members, times)
+            return out
+        return family_states(tl, family, members, int(w.start), max(int(w.end), int(w.start) + 1), plot_width)
+
+    def _family_plot(self, tl: Timeline, rows: Rows, row: int, plot_width: int,
+                     selected: bool) -> tuple[list[int], list[Segment]]:
+        """A folded family's row: per column the share of its members present that are busy (LEVELS),
+        `─` all waiting, blank none present; runs of equal cells as one segment each."""
+        counts = self._family_counts(tl, rows, int(rows.family[row]), plot_width)
+        busy = counts[RUNNING] + counts[READY_S] + counts[BLOCKING]
+        present = busy + counts[WAITING]
+        share = np.divide(busy, present, out=np.zeros_like(busy), where=present >= 0.5)
+        level = np.where(present < 0.5, -1, np.where(busy <= 0, 0, np.ceil(share * 8).clip(1, 8))).astype(np.int64)
+        # The colour: the busiest state (running over ready over blocking), or waiting.
+        hue = np.where(counts[RUNNING] > 0, RUNNING, np.where(counts[READY_S] > 0, READY_S,
+                       np.where(counts[BLOCKING] > 0, BLOCKING, WAITING)))
+        code = (level + 1) * 8 + hue
+        if not len(code):
+            return [], []
+        starts = [0, *(np.flatnonzero(np.diff(code)) + 1).tolist()]
+        lengths = np.diff(starts + [len(code)]).tolist()
+        pal = self._palette()
+        base = pal["base"] + (self.cached_style("lanes--selected-row") if selected else Style())
+        segments = []
+        for c, n in zip(code[starts].tolist(), lengths):
+            key = (c, n, selected)
+            seg = self._family_runs.get(key)
+            if seg is None:
+                lv, st = c // 8 - 1, c % 8
+                glyph = " " if lv < 0 else "─" if lv == 0 else LEVELS[lv - 1]
+                seg = self._family_runs[key] = Segment(glyph * n, base + pal["states"][st])
+            segments.append(seg)
+        return starts, segments
 
 
 class _Runs(dict):

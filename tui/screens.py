@@ -1,4 +1,4 @@
-"""Modal screens: help (keys and glyphs), errors, export, find and warnings."""
+"""Modal screens: help (keys and glyphs), errors, export, find, the lane filter and warnings."""
 
 from __future__ import annotations
 
@@ -128,6 +128,32 @@ class ExportScreen(ModalScreen[str | None]):
     @on(Input.Submitted, "#export-path")
     def _submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
+
+
+class FilterScreen(ModalScreen[str | None]):
+    """Type the lane filter: name substrings, `kind:task`, `state:wait` (at the cursor), `waited:Lock`;
+    enter applies it, an empty pattern or esc clears it (dismissed with "")."""
+
+    BINDINGS = [Binding("escape", "clear", "Clear")]
+
+    def __init__(self, current: str = "") -> None:
+        super().__init__(id="lane-filter")
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Show only the lanes that match", classes="dialog-title")
+            yield Input(self.current, placeholder="handle  kind:task  state:wait  waited:Lock", id="filter-text")
+            yield Label("every term must match: a name substring · kind:K\n"
+                        "state:run|ready|wait|block|done (at the cursor) · waited:X (waited on X)\n"
+                        "enter applies · esc or an empty pattern clears", classes="dialog-hint")
+
+    @on(Input.Submitted, "#filter-text")
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip())
+
+    def action_clear(self) -> None:
+        self.dismiss("")
 
 
 @dataclass(frozen=True)
