@@ -145,9 +145,9 @@ async def _key_latency(app, pilot, updates: ScreenUpdates, key: str, character: 
     return float("inf")
 
 
-async def _measure_app(path: Path, quick: bool) -> dict:
-    from concurview.tui.app import make_app
-    from concurview.tui.axis import TIME, Window
+def watch_diagram_lines() -> tuple[list[tuple[float, int]], object]:
+    """(renders, restore): every diagram line drawn with a trace on it, as (time, y), until restore() is called
+    (the first one is when a trace opened on screen)."""
     from concurview.tui.lanes import LaneDiagram
 
     rendered: list[tuple[float, int]] = []
@@ -160,6 +160,15 @@ async def _measure_app(path: Path, quick: bool) -> dict:
         return strip
 
     LaneDiagram.render_line = render_line
+    return rendered, lambda: setattr(LaneDiagram, "render_line", original)
+
+
+async def _measure_app(path: Path, quick: bool) -> dict:
+    from concurview.tui.app import make_app
+    from concurview.tui.axis import TIME, Window
+    from concurview.tui.lanes import LaneDiagram
+
+    rendered, restore = watch_diagram_lines()
     updates = ScreenUpdates()
     try:
         t0 = time.perf_counter()
@@ -222,7 +231,7 @@ async def _measure_app(path: Path, quick: bool) -> dict:
             await pilot.press("q")
         return result
     finally:
-        LaneDiagram.render_line = original
+        restore()
         updates.close()
 
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks import Result, median, publish
-from benchmarks.bench_ui import SIZE, ScreenUpdates, _key_latency, _p95
+from benchmarks.bench_ui import SIZE, ScreenUpdates, _key_latency, _p95, watch_diagram_lines
 from benchmarks.real_shapes import greenlet_storm, many_tasks
 
 NAME = "ui_real"
@@ -67,16 +67,7 @@ async def _measure(path: Path, quick: bool) -> dict:
     from concurview.tui.app import make_app
     from concurview.tui.lanes import LaneDiagram
 
-    rendered: list[float] = []
-    original = LaneDiagram.render_line
-
-    def render_line(self, y):
-        strip = original(self, y)
-        if self.timeline is not None and not rendered:
-            rendered.append(time.perf_counter())
-        return strip
-
-    LaneDiagram.render_line = render_line
+    rendered, restore = watch_diagram_lines()
     updates = ScreenUpdates()
     try:
         t0 = time.perf_counter()
@@ -84,7 +75,7 @@ async def _measure(path: Path, quick: bool) -> dict:
         async with app.run_test(size=SIZE) as pilot:
             while not rendered:
                 await asyncio.sleep(0.001)
-            open_s = rendered[0] - t0
+            open_s = rendered[0][0] - t0
             await pilot.pause()
             diagram = updates.diagram = app.query_one(LaneDiagram)
             diagram.focus()
@@ -102,7 +93,7 @@ async def _measure(path: Path, quick: bool) -> dict:
         return {"open_s": open_s, "by_key": by_key, "lanes": len(tl.lanes), "events": tl.n_events,
                 "switches": tl.n_switches, "rows_folded": rows}
     finally:
-        LaneDiagram.render_line = original
+        restore()
         updates.close()
 
 
