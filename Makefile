@@ -42,19 +42,24 @@ test: $(TEST_STAMP)
 # The engines, files, CLI and robustness tiers on every other supported Python this machine has
 # (python3.12, python3.13 on PATH or under pyenv), each in a venv of its own (.venv-3.12, ...);
 # the snapshots and pilot tests are drawn on the default Python only. A Python that is not here is
-# said, not failed.
+# said, not failed. Every venv is (re)built before any tests run: the extensions each build leaves in
+# engines/ must all be today's (the `run --python` tests load the other Python's).
 OTHER_PYTHONS := 3.12 3.13
 PYTHONS_TESTS := tests/unit tests/engines tests/cli tests/robust
 test-pythons:
-	@for v in $(OTHER_PYTHONS); do \
+	@found=""; for v in $(OTHER_PYTHONS); do \
 	  py=""; for c in $$(ls -d $$(pyenv root 2>/dev/null)/versions/$$v*/bin/python$$v 2>/dev/null) $$(command -v python$$v); do \
 	    if $$c -c pass 2>/dev/null; then py=$$c; break; fi; done; \
 	  if [ -z "$$py" ]; then echo "python$$v: not on this machine, skipped"; continue; fi; \
-	  echo "== Python $$v ($$py)"; \
+	  echo "== Python $$v ($$py): install"; \
 	  test -x .venv-$$v/bin/python || $$py -m venv .venv-$$v || exit 1; \
 	  .venv-$$v/bin/python -m pip --quiet --disable-pip-version-check install --upgrade pip || exit 1; \
 	  CONCURVIEW_STRIP=0 .venv-$$v/bin/python -m pip --quiet --disable-pip-version-check install \
 	    -c constraints/test.txt -e '.[test]' || exit 1; \
+	  found="$$found $$v"; \
+	done; \
+	for v in $$found; do \
+	  echo "== Python $$v: tests"; \
 	  .venv-$$v/bin/python -m pytest -q -p no:cacheprovider $(PYTHONS_TESTS) || exit 1; \
 	done
 
