@@ -6,11 +6,10 @@ import pytest
 from rich.cells import cell_len
 from textual._compositor import ChopsUpdate, LayoutUpdate
 from textual.app import App
-from uitraces import trace
+from uitraces import cursor_at, trace
 
 from concurview.tui.app import make_app
 from concurview.tui.compositor import CroppedCompositor
-from concurview.tui.lanes import CursorColumn, LaneDiagram
 from textual.screen import Screen
 
 SIZE = (160, 45)
@@ -85,15 +84,6 @@ async def test_partial_updates_paint_what_a_full_redraw_paints(monkeypatch, name
             full = [cells(strip) for strip in app.screen._compositor.render_strips()]
             assert terminal.lines() == full, f"after {key}"
     assert terminal.partial >= len(keys) // 2  # the keys were answered by partial updates, not full redraws
-
-
-def cursor_at(app) -> tuple[int, int] | None:
-    """Where the cursor's column is drawn on the screen (x, first row), None if hidden; and where it belongs."""
-    diagram, column = app.query_one(LaneDiagram), app.query_one(CursorColumn)
-    label_width, plot_width = diagram.layout_widths()
-    col = diagram._cursor_column_at(plot_width)
-    want = None if col is None else (diagram.content_region.x + label_width + 1 + col, diagram.content_region.y + 1)
-    return (tuple(column.region.offset) if column.display else None), want
 
 
 async def test_stepping_on_the_switch_axis_moves_the_cursor_without_a_layout(monkeypatch):

@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 from textual._compositor import Compositor
-from uitraces import trace
+from uitraces import cursor_at, trace
 
 from concurview.tui import compositor
 from concurview.tui.app import make_app
-from concurview.tui.lanes import CursorColumn, LaneDiagram
 
 SIZE = (120, 36)
 
@@ -45,15 +44,6 @@ def test_the_environment_variable_forces_textual_s_own_compositor():
     assert out.split() == ["False", "CONCURVIEW_COMPOSITOR=textual"]
 
 
-def _cursor(app) -> tuple:
-    """Where the cursor's column is drawn (x, first row), and where it belongs."""
-    diagram, column = app.query_one(LaneDiagram), app.query_one(CursorColumn)
-    label_width, plot_width = diagram.layout_widths()
-    col = diagram._cursor_column_at(plot_width)
-    want = None if col is None else (diagram.content_region.x + label_width + 1 + col, diagram.content_region.y + 1)
-    return (tuple(column.region.offset) if column.display else None), want
-
-
 async def test_the_app_on_textual_s_own_compositor(monkeypatch):
     monkeypatch.setattr(compositor, "CROPPED", False)
     app = make_app(trace=trace("threadpool-shutdown"))
@@ -67,7 +57,7 @@ async def test_the_app_on_textual_s_own_compositor(monkeypatch):
         for key in ["right"] * 6 + ["left"] * 2:
             await pilot.press(key)
             await pilot.pause()
-            drawn, want = _cursor(app)
+            drawn, want = cursor_at(app)
             assert drawn == want, f"after {key}"  # moved by its offset style: move_absolute said no
             seen.add(drawn)
         assert len(seen) >= 6

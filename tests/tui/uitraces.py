@@ -23,6 +23,17 @@ def diagram_rows(app) -> list[str]:
     return [line.crop(region.x, region.right).text for line in lines]
 
 
+def cursor_at(app) -> tuple[int, int] | None:
+    """Where the cursor's column is drawn on the screen (x, first row), None if hidden; and where it belongs."""
+    from concurview.tui.lanes import CursorColumn, LaneDiagram
+
+    diagram, column = app.query_one(LaneDiagram), app.query_one(CursorColumn)
+    label_width, plot_width = diagram.layout_widths()
+    col = diagram._cursor_column_at(plot_width)
+    want = None if col is None else (diagram.content_region.x + label_width + 1 + col, diagram.content_region.y + 1)
+    return (tuple(column.region.offset) if column.display else None), want
+
+
 def trace(name: str) -> str:
     """Path of a recorded fixture (tests/traces/regenerate.py writes them)."""
     return str(TRACES / f"{name}.jsonl")
